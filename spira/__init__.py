@@ -1,0 +1,1 @@
+"""SPIRA Platform operator CLI and local tooling (the `spira` command)."""
