@@ -1,0 +1,97 @@
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from spira_core.model import (
+    BundleError,
+    ModelBundle,
+    SpiraConvV2,
+    build_model,
+    count_parameters,
+    load_bundle,
+    save_bundle,
+    weights_digest,
+)
+from spira_core.params import FeatureParams
+
+# conv 256+2576+392+68, GroupNorm 64+32+16+8, fc1 4*43*40*100+100, fc2 101
+SPIRACONV_V2_PARAMETERS_4S = 691_613
+
+
+def test_spiraconv_v2_for_a_4_second_window_has_691613_parameters():
+    model = build_model(FeatureParams())
+    assert model.input_frames == 401
+    assert model.flatten_dim == 4 * 43 * 40
+    assert count_parameters(model) == SPIRACONV_V2_PARAMETERS_4S
+
+
+def test_the_flatten_size_follows_the_window_length():
+    short = build_model(FeatureParams(window_s=2.0))
+    padded = build_model(FeatureParams(temporal_mode="padding", max_len_s=8.0))
+    assert short.flatten_dim < SpiraConvV2(401).flatten_dim < padded.flatten_dim
+    x = torch.zeros(3, short.input_frames, 40)
+    assert short(x).shape == (3, 1)
+
+
+def test_the_network_maps_windows_to_probabilities():
+    torch.manual_seed(0)
+    model = build_model(FeatureParams()).eval()
+    out = model(torch.randn(5, 401, 40))
+    assert out.shape == (5, 1)
+    assert ((out > 0) & (out < 1)).all()
+
+
+def test_the_same_seed_builds_the_same_weights_and_another_seed_does_not():
+    digests = []
+    for seed in (1, 1, 2):
+        torch.manual_seed(seed)
+        digests.append(weights_digest(build_model(FeatureParams())))
+    assert digests[0] == digests[1] != digests[2]
+
+
+def test_a_bundle_round_trips_weights_params_threshold_and_metadata(tmp_path):
+    torch.manual_seed(3)
+    params = FeatureParams(window_s=3.0, step_s=0.5)
+    bundle = ModelBundle(build_model(params), params, threshold=0.42, metadata={"dataset": "abc"})
+    save_bundle(bundle, tmp_path / "a")
+    loaded = load_bundle(tmp_path / "a")
+    assert loaded.params == params
+    assert loaded.threshold == 0.42 and loaded.metadata == {"dataset": "abc"}
+    assert weights_digest(loaded.model) == weights_digest(bundle.model)
+    feats = np.random.default_rng(0).standard_normal((700, 40)).astype(np.float32)
+    assert loaded.predict_features(feats) == pytest.approx(bundle.predict_features(feats))
+    # writing the same bundle again gives byte-identical files
+    save_bundle(loaded, tmp_path / "b")
+    for name in ("weights.bin", "weights.json", "feature_params.json", "bundle.json"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+
+
+def test_a_bundle_with_tampered_weights_is_refused(tmp_path):
+    params = FeatureParams()
+    save_bundle(ModelBundle(build_model(params), params), tmp_path)
+    raw = bytearray((tmp_path / "weights.bin").read_bytes())
+    raw[0] ^= 0xFF
+    (tmp_path / "weights.bin").write_bytes(bytes(raw))
+    with pytest.raises(BundleError, match="hash"):
+        load_bundle(tmp_path)
+
+
+def test_a_bundle_whose_params_disagree_with_the_model_is_refused(tmp_path):
+    params = FeatureParams()
+    save_bundle(ModelBundle(build_model(params), params), tmp_path)
+    (tmp_path / "feature_params.json").write_text(FeatureParams(window_s=2.0).to_json())
+    with pytest.raises(BundleError, match="disagrees"):
+        load_bundle(tmp_path)
+
+
+def test_an_incomplete_bundle_names_the_missing_file(tmp_path):
+    params = FeatureParams()
+    save_bundle(ModelBundle(build_model(params), params), tmp_path)
+    (tmp_path / "weights.json").unlink()
+    with pytest.raises(BundleError, match=r"weights\.json"):
+        load_bundle(tmp_path)
+    assert json.loads((tmp_path / "bundle.json").read_text())["architecture"] == "SpiraConvV2"
