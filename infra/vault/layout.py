@@ -120,3 +120,28 @@ def jwt_role(env: str, service: str) -> dict[str, object]:
 
 def roles(env: str) -> dict[str, dict[str, object]]:
     return {role_name(env, s.name): jwt_role(env, s.name) for s in SERVICES.values() if s.workload}
+
+
+def operator_role_name(env: str) -> str:
+    _check(env)
+    return f"spira-{env}-operator"
+
+
+def operator_subject(env: str) -> str:
+    """Subject of an operator's JWT (in clusters an OIDC user; locally minted by the stack's signer)."""
+    _check(env)
+    return f"operator:{env}"
+
+
+def operator_roles(env: str) -> dict[str, dict[str, object]]:
+    return {
+        operator_role_name(env): {
+            "role_type": "jwt",
+            "bound_audiences": [AUDIENCE],
+            "user_claim": "sub",
+            "bound_subject": operator_subject(env),
+            "token_policies": [operator_policy_name(env)],
+            "token_ttl": TOKEN_TTL_S,
+            "token_max_ttl": TOKEN_MAX_TTL_S,
+        }
+    }

@@ -1,0 +1,1 @@
+"""Operator secrets: seed, status and rotation of each environment's Vault secrets."""

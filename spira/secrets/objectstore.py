@@ -1,0 +1,85 @@
+"""The object store's admin side: service users, bucket-scoped policies and access keys.
+
+One port, one adapter per store. SeaweedFS (local) speaks the AWS IAM API on its S3 port, so the adapter
+here is plain boto3 IAM; MinIO's admin API gets its own adapter behind the same port.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import botocore.exceptions
+
+
+@dataclass(frozen=True)
+class AccessKey:
+    access_key: str
+    secret_key: str
+
+
+class ObjectStoreAdmin(ABC):
+    """What seeding and rotation need from an object store."""
+
+    @abstractmethod
+    def ensure_bucket(self, bucket: str) -> None: ...
+
+    @abstractmethod
+    def ensure_user(self, user: str, buckets: list[str]) -> None:
+        """Create the user if needed and grant it read/write on exactly these buckets."""
+
+    @abstractmethod
+    def create_key(self, user: str) -> AccessKey: ...
+
+    @abstractmethod
+    def delete_key(self, user: str, access_key: str) -> None: ...
+
+    @abstractmethod
+    def list_keys(self, user: str) -> list[str]: ...
+
+
+def bucket_policy(buckets: list[str]) -> str:
+    resources = [f"arn:aws:s3:::{b}" for b in buckets] + [f"arn:aws:s3:::{b}/*" for b in buckets]
+    return json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": ["s3:*"], "Resource": resources}],
+    })
+
+
+class IamObjectStoreAdmin(ObjectStoreAdmin):
+    """AWS IAM API (SeaweedFS's embedded IAM on the S3 port)."""
+
+    def __init__(self, s3_client, iam_client) -> None:
+        self.s3 = s3_client
+        self.iam = iam_client
+
+    def ensure_bucket(self, bucket: str) -> None:
+        existing = {b["Name"] for b in self.s3.list_buckets().get("Buckets", [])}
+        if bucket not in existing:
+            self.s3.create_bucket(Bucket=bucket)
+
+    def ensure_user(self, user: str, buckets: list[str]) -> None:
+        try:
+            self.iam.get_user(UserName=user)
+        except botocore.exceptions.ClientError as exc:
+            if exc.response["Error"]["Code"] not in {"NoSuchEntity", "NoSuchEntityException", "404"}:
+                raise
+            self.iam.create_user(UserName=user)
+        self.iam.put_user_policy(UserName=user, PolicyName=f"{user}-buckets", PolicyDocument=bucket_policy(buckets))
+
+    def create_key(self, user: str) -> AccessKey:
+        key = self.iam.create_access_key(UserName=user)["AccessKey"]
+        return AccessKey(key["AccessKeyId"], key["SecretAccessKey"])
+
+    def delete_key(self, user: str, access_key: str) -> None:
+        self.iam.delete_access_key(UserName=user, AccessKeyId=access_key)
+
+    def list_keys(self, user: str) -> list[str]:
+        try:
+            meta = self.iam.list_access_keys(UserName=user)["AccessKeyMetadata"]
+        except botocore.exceptions.ClientError as exc:
+            if exc.response["Error"]["Code"] in {"NoSuchEntity", "NoSuchEntityException", "404"}:
+                return []
+            raise
+        return [m["AccessKeyId"] for m in meta]

@@ -1,0 +1,76 @@
+"""Seed an environment's secrets: one object-store user and key per workload, written to Vault.
+
+Values come from a generator (the object store mints keys), never from files in git. Idempotent: a
+secret that already exists is left alone (check-and-set version 0 makes a concurrent seed lose cleanly).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import hvac
+import hvac.exceptions
+
+from infra.vault import layout
+from spira.secrets.objectstore import ObjectStoreAdmin
+
+
+@dataclass(frozen=True)
+class EnvironmentEndpoints:
+    """Where workloads of an environment reach the shared services (not secret, but env-specific)."""
+
+    s3_endpoint: str
+    mlflow_tracking_uri: str
+
+
+def buckets(env: str) -> dict[str, str]:
+    return {
+        "features_bucket": f"spira-{env}-features",
+        "archive_bucket": f"spira-{env}-archive",
+        "artifacts_bucket": f"spira-{env}-mlflow",
+    }
+
+
+def object_store_user(env: str, service: str) -> str:
+    return f"spira-{env}-{service}"
+
+
+def read_secret(client: hvac.Client, env: str, service: str) -> dict[str, str] | None:
+    try:
+        resp = client.secrets.kv.v2.read_secret_version(
+            path=layout.secret_path(env, service), mount_point=layout.KV_MOUNT, raise_on_deleted_version=True
+        )
+    except hvac.exceptions.InvalidPath:
+        return None
+    return resp["data"]["data"]
+
+
+def service_values(env: str, service: str, endpoints: EnvironmentEndpoints) -> dict[str, str]:
+    """The non-key values of a service's secret, by the keys the layout declares."""
+    known = {"s3_endpoint": endpoints.s3_endpoint, "mlflow_tracking_uri": endpoints.mlflow_tracking_uri,
+             **buckets(env)}
+    return {k: known[k] for k in layout.SERVICES[service].keys if k in known}
+
+
+def seed(env: str, vault: hvac.Client, store: ObjectStoreAdmin, endpoints: EnvironmentEndpoints) -> dict[str, str]:
+    """Create what is missing; returns service -> 'created' | 'kept'."""
+    outcome: dict[str, str] = {}
+    for service in (s for s in layout.SERVICES.values() if s.workload):
+        if read_secret(vault, env, service.name) is not None:
+            outcome[service.name] = "kept"
+            continue
+        values = service_values(env, service.name, endpoints)
+        own_buckets = [v for k, v in values.items() if k.endswith("_bucket")]
+        for bucket in own_buckets:
+            store.ensure_bucket(bucket)
+        user = object_store_user(env, service.name)
+        store.ensure_user(user, own_buckets)
+        key = store.create_key(user)
+        vault.secrets.kv.v2.create_or_update_secret(
+            path=layout.secret_path(env, service.name),
+            secret={**values, "s3_access_key": key.access_key, "s3_secret_key": key.secret_key},
+            cas=0,
+            mount_point=layout.KV_MOUNT,
+        )
+        outcome[service.name] = "created"
+    return outcome

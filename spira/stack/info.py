@@ -1,0 +1,87 @@
+"""What a running local stack offers its users: addresses, credentials and helpers to reach it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from infra.vault import layout
+from spira.stack.signer import LocalJwtSigner
+
+
+@dataclass(frozen=True)
+class StackInfo:
+    home: Path
+    vault_addr: str
+    vault_root_token: str
+    s3_endpoint: str
+    s3_access_key: str  # the object store's admin identity
+    s3_secret_key: str
+    mlflow_uri: str
+    registry: str | None  # host:port of the loopback registry, when installed
+    env_name: str = "local"
+
+    @property
+    def signer(self) -> LocalJwtSigner:
+        return LocalJwtSigner(self.home / "jwt")
+
+    def mint_jwt(self, subject: str, audience: str = layout.AUDIENCE, ttl_s: int = 600, **claims: object) -> str:
+        return self.signer.mint(subject, audience=audience, ttl_s=ttl_s, **claims)
+
+    def service_jwt(self, service: str, ttl_s: int = 600) -> str:
+        """A token shaped like the service account token a cluster would project for `service`."""
+        return self.mint_jwt(layout.SERVICES[service].subject, ttl_s=ttl_s)
+
+    def vault_client(self, token: str | None = None):
+        import hvac
+
+        return hvac.Client(url=self.vault_addr, token=token or self.vault_root_token, timeout=10)
+
+    def operator_client(self):
+        """A Vault client logged in with the operator role (no root), as `spira secrets` uses."""
+        import hvac
+
+        client = hvac.Client(url=self.vault_addr, timeout=10)
+        client.auth.jwt.jwt_login(
+            role=layout.operator_role_name(self.env_name),
+            jwt=self.mint_jwt(layout.operator_subject(self.env_name)),
+            path=layout.JWT_MOUNT,
+        )
+        return client
+
+    def s3_client(self, access_key: str | None = None, secret_key: str | None = None):
+        import boto3
+
+        from spira.stack.seaweed import REGION, S3_CONFIG
+
+        return boto3.client(
+            "s3", endpoint_url=self.s3_endpoint, region_name=REGION, config=S3_CONFIG,
+            aws_access_key_id=access_key or self.s3_access_key,
+            aws_secret_access_key=secret_key or self.s3_secret_key,
+        )
+
+    def service_env(self, service: str) -> dict[str, str]:
+        """The only variables a workload receives, plus the local stand-in for its projected token."""
+        return {
+            "VAULT_ADDR": self.vault_addr,
+            "VAULT_ROLE": layout.role_name(self.env_name, service),
+            "VAULT_SECRET_PATH": f"{layout.KV_MOUNT}/{layout.secret_path(self.env_name, service)}",
+            # Local only: mint the service-account-like JWT with the stack's key instead of reading a
+            # projected token file (clusters set nothing here and use /var/run/secrets/vault/token).
+            "VAULT_JWT_SIGNER_KEY": str(self.signer.private_key_path),
+        }
+
+    def shell_env(self) -> dict[str, str]:
+        env = {
+            "SPIRA_HOME": str(self.home),
+            "VAULT_ADDR": self.vault_addr,
+            "VAULT_TOKEN": self.vault_root_token,
+            "AWS_ENDPOINT_URL": self.s3_endpoint,
+            "AWS_ACCESS_KEY_ID": self.s3_access_key,
+            "AWS_SECRET_ACCESS_KEY": self.s3_secret_key,
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "MLFLOW_TRACKING_URI": self.mlflow_uri,
+        }
+        if self.registry:
+            env["SPIRA_REGISTRY"] = self.registry
+        return env
