@@ -1,0 +1,1 @@
+"""Training side of SPIRA Platform: datasets, feature extraction, the stage pipeline and its adapters."""
