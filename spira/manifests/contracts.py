@@ -1,0 +1,88 @@
+"""The repository files the manifests are checked against, read where they live (never copied here):
+the GPU pool contract, the Vault layout, the Pulumi stack sizes, the allowlist and the environment table.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from infra.vault import layout
+from spira.manifests import drift
+from spira.manifests.render import ARGOCD_DIR, REPO_ROOT
+from spira.manifests.semantic import GpuPool, VaultExpectation
+
+PULUMI_PROJECT = "spira-platform"
+VAULT_SERVICE = "serving"
+
+
+def _yaml(path: Path) -> Any:
+    return yaml.safe_load(path.read_text())
+
+
+def gpu_pool(path: Path = REPO_ROOT / "infra" / "gpu_pool.yaml") -> GpuPool:
+    raw = _yaml(path)
+    return GpuPool(
+        taint_key=str(raw["taint"]["key"]),
+        taint_value=str(raw["taint"]["value"]),
+        taint_effect=str(raw["taint"]["effect"]),
+        label_key=str(raw["label"]["key"]),
+        label_value=str(raw["label"]["value"]),
+        resource=str(raw["resource"]),
+    )
+
+
+def vault(env: str) -> VaultExpectation:
+    service = layout.SERVICES[VAULT_SERVICE]
+    return VaultExpectation(
+        namespace=layout.NAMESPACE,
+        service_account=service.service_account,
+        audience=layout.AUDIENCE,
+        role=layout.role_name(env, VAULT_SERVICE),
+        secret_path=layout.secret_path(env, VAULT_SERVICE),
+    )
+
+
+def _pulumi_setting(key: str, env: str | None = None) -> Any:
+    """A Pulumi config value: the stack file's, else the project default (Pulumi.yaml declares each once)."""
+    if env is not None:
+        stack = (_yaml(REPO_ROOT / f"Pulumi.{env}.yaml") or {}).get("config", {})
+        if f"{PULUMI_PROJECT}:{key}" in stack:
+            return stack[f"{PULUMI_PROJECT}:{key}"]
+    declared = _yaml(REPO_ROOT / "Pulumi.yaml")["config"].get(key, {})
+    if "default" not in declared:
+        raise KeyError(f"Pulumi config {key!r} has no value for {env or 'the project'}")
+    return declared["default"]
+
+
+def kubernetes_version() -> str:
+    """The clusters' Kubernetes version, as the Pulumi program creates them."""
+    return str(_pulumi_setting("kubernetesVersion"))
+
+
+def stack_sizes(env: str) -> tuple[int, int]:
+    """(modelReplicas, gpusPerPod) of a cluster's Pulumi stack."""
+    return int(_pulumi_setting("modelReplicas", env)), int(_pulumi_setting("gpusPerPod", env))
+
+
+def allowlist(path: Path = ARGOCD_DIR / "allowlist.yaml") -> list[drift.Allowed]:
+    return drift.parse_allowlist(_yaml(path))
+
+
+def environments(path: Path = ARGOCD_DIR / "environments.yaml") -> dict[str, dict[str, str]]:
+    return _yaml(path)
+
+
+def bootstrap_templates() -> tuple[dict[str, Any], dict[str, Any]]:
+    bootstrap = ARGOCD_DIR / "bootstrap"
+    return _yaml(bootstrap / "appproject.yaml"), _yaml(bootstrap / "root-application.yaml")
+
+
+def repo_url() -> str:
+    return str(_pulumi_setting("repoUrl"))
+
+
+def base_kustomization() -> dict[str, Any]:
+    return _yaml(ARGOCD_DIR / "base" / "kustomization.yaml")

@@ -1,0 +1,418 @@
+"""Checks the schemas cannot express: what the controllers would refuse, or what would bite at runtime.
+
+Pure functions over parsed documents; the contracts they compare against (GPU pool, Vault layout, stack
+sizes) come in as arguments, read by the caller.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+Doc = dict[str, Any]
+
+DIGEST_REF = re.compile(r"^[a-z0-9]([a-z0-9._/:-]*[a-z0-9])?@sha256:[0-9a-f]{64}$")
+ARG_REF = re.compile(r"\{\{\s*args\.([A-Za-z0-9_.-]+)\s*\}\}")
+VAULT_ENV = frozenset({"VAULT_ADDR", "VAULT_ROLE", "VAULT_SECRET_PATH"})
+# BentoML writes its home (BENTOML_HOME) and Python/torch write /tmp; with a read-only root filesystem
+# both must be emptyDir mounts or the server cannot start.
+MODEL_WRITABLE_DIRS = ("/home/bentoml", "/tmp")
+MODEL_CONTAINER = "model"
+READINESS_PATH = "/readyz"
+LIVENESS_PATH = "/livez"
+
+
+@dataclass(frozen=True)
+class Finding:
+    check: str
+    where: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"[{self.check}] {self.where}: {self.message}"
+
+
+@dataclass(frozen=True)
+class GpuPool:
+    taint_key: str
+    taint_value: str
+    taint_effect: str
+    label_key: str
+    label_value: str
+    resource: str
+
+
+@dataclass(frozen=True)
+class VaultExpectation:
+    namespace: str
+    service_account: str
+    audience: str
+    role: str
+    secret_path: str
+
+
+def ref(doc: Doc) -> str:
+    return f"{doc.get('kind')}/{doc.get('metadata', {}).get('name')}"
+
+
+def of_kind(docs: list[Doc], kind: str) -> list[Doc]:
+    return [d for d in docs if d.get("kind") == kind]
+
+
+def pod_templates(docs: list[Doc]) -> Iterator[tuple[str, Doc]]:
+    """(where, pod template) of every pod the objects would create: Rollouts and the gate's Jobs."""
+    for doc in docs:
+        if doc.get("kind") == "Rollout":
+            yield f"{ref(doc)} spec.template", doc["spec"].get("template", {})
+        elif doc.get("kind") == "AnalysisTemplate":
+            for i, metric in enumerate(doc["spec"].get("metrics", [])):
+                job = metric.get("provider", {}).get("job")
+                if job:
+                    yield f"{ref(doc)} metrics[{i}] job", job.get("spec", {}).get("template", {})
+
+
+def containers(template: Doc) -> list[Doc]:
+    spec = template.get("spec", {})
+    return list(spec.get("initContainers", [])) + list(spec.get("containers", []))
+
+
+def _model(rollout: Doc) -> Doc | None:
+    for c in rollout["spec"].get("template", {}).get("spec", {}).get("containers", []):
+        if c.get("name") == MODEL_CONTAINER:
+            return c
+    return None
+
+
+def _rollouts(docs: list[Doc]) -> Iterator[tuple[Doc, Doc]]:
+    for rollout in of_kind(docs, "Rollout"):
+        model = _model(rollout)
+        if model is not None:
+            yield rollout, model
+
+
+def images_pinned(docs: list[Doc]) -> list[Finding]:
+    out = []
+    for where, template in pod_templates(docs):
+        for c in containers(template):
+            image = c.get("image", "")
+            if not DIGEST_REF.match(image):
+                out.append(Finding("image-digest", f"{where} container {c.get('name')}",
+                                   f"image {image!r} is not pinned as name@sha256:<64 hex>"))
+    return out
+
+
+def kustomization_images(kustomization: Doc) -> list[Finding]:
+    """The base's `images:` entries: a digest, never a tag (a tag would win over nothing and drift)."""
+    out = []
+    for entry in kustomization.get("images", []):
+        where = f"kustomization images {entry.get('name')}"
+        if "newTag" in entry:
+            out.append(Finding("image-digest", where, "uses newTag; images are referenced by digest only"))
+        if not re.fullmatch(r"sha256:[0-9a-f]{64}", str(entry.get("digest", ""))):
+            out.append(Finding("image-digest", where, f"digest {entry.get('digest')!r} is not sha256:<64 hex>"))
+    return out
+
+
+def _port_names(container: Doc) -> dict[str, int]:
+    return {p["name"]: p["containerPort"] for p in container.get("ports", []) if "name" in p}
+
+
+def _resolve_port(container: Doc, port: Any) -> int | None:
+    numbers = {p["containerPort"] for p in container.get("ports", [])}
+    if isinstance(port, int):
+        return port if port in numbers else None
+    return _port_names(container).get(str(port))
+
+
+def services_select_pods(docs: list[Doc]) -> list[Finding]:
+    out = []
+    templates = [t for _, t in pod_templates(docs)]
+    for svc in of_kind(docs, "Service"):
+        selector = svc["spec"].get("selector") or {}
+        if not selector:
+            out.append(Finding("service-selector", ref(svc), "has no selector"))
+            continue
+        selected = [t for t in templates if selector.items() <= (t.get("metadata", {}).get("labels") or {}).items()]
+        if not selected:
+            out.append(Finding("service-selector", ref(svc), f"selector {selector} matches no pod template"))
+            continue
+        for port in svc["spec"].get("ports", []):
+            target = port.get("targetPort", port.get("port"))
+            if not any(_resolve_port(c, target) for t in selected for c in containers(t)):
+                out.append(Finding("service-selector", ref(svc),
+                                   f"targetPort {target!r} is no container port of the selected pods"))
+    return out
+
+
+def blue_green(docs: list[Doc]) -> list[Finding]:
+    out = []
+    services = {s["metadata"]["name"] for s in of_kind(docs, "Service")}
+    for rollout in of_kind(docs, "Rollout"):
+        bg = rollout["spec"].get("strategy", {}).get("blueGreen")
+        if bg is None:
+            out.append(Finding("blue-green", ref(rollout), "is not a blueGreen rollout"))
+            continue
+        active, preview = bg.get("activeService"), bg.get("previewService")
+        if not preview:
+            out.append(Finding("blue-green", ref(rollout), "has no previewService: the gate would test nothing"))
+        if active == preview:
+            out.append(Finding("blue-green", ref(rollout), f"activeService and previewService are both {active!r}"))
+        for name in (active, preview):
+            if name and name not in services:
+                out.append(Finding("blue-green", ref(rollout), f"Service {name!r} is not rendered"))
+        if not bg.get("prePromotionAnalysis"):
+            out.append(Finding("blue-green", ref(rollout), "has no prePromotionAnalysis: nothing gates promotion"))
+    return out
+
+
+def _template_args(template: Doc) -> tuple[dict[str, Doc], set[str]]:
+    declared = {a["name"]: a for a in template["spec"].get("args", [])}
+    used = set(ARG_REF.findall(repr(template["spec"].get("metrics", []))))
+    return declared, used
+
+
+def analysis_references(docs: list[Doc]) -> list[Finding]:
+    out = []
+    templates = {t["metadata"]["name"]: t for t in of_kind(docs, "AnalysisTemplate")}
+    for name, template in templates.items():
+        declared, used = _template_args(template)
+        for arg in sorted(used - declared.keys()):
+            out.append(Finding("analysis-args", ref(template), f"uses {{{{args.{arg}}}}} but does not declare it"))
+    for rollout in of_kind(docs, "Rollout"):
+        bg = rollout["spec"].get("strategy", {}).get("blueGreen", {})
+        for phase in ("prePromotionAnalysis", "postPromotionAnalysis"):
+            analysis = bg.get(phase)
+            if not analysis:
+                continue
+            given = {a["name"] for a in analysis.get("args", [])}
+            for entry in analysis.get("templates", []):
+                tname = entry.get("templateName")
+                where = f"{ref(rollout)} {phase}"
+                if entry.get("clusterScope"):
+                    out.append(Finding("analysis-args", where, f"{tname!r} is a ClusterAnalysisTemplate, not rendered"))
+                    continue
+                if tname not in templates:
+                    out.append(Finding("analysis-args", where, f"AnalysisTemplate {tname!r} is not rendered"))
+                    continue
+                declared, _ = _template_args(templates[tname])
+                missing = sorted(n for n, a in declared.items() if n not in given and "value" not in a
+                                 and "valueFrom" not in a)
+                unknown = sorted(given - declared.keys())
+                if missing:
+                    out.append(Finding("analysis-args", where, f"{tname} needs args {missing} it is not given"))
+                if unknown:
+                    out.append(Finding("analysis-args", where, f"passes args {unknown} that {tname} does not declare"))
+    return out
+
+
+def probes(docs: list[Doc]) -> list[Finding]:
+    out = []
+    for rollout, model in _rollouts(docs):
+        where = f"{ref(rollout)} container {MODEL_CONTAINER}"
+        for field, path in (("readinessProbe", READINESS_PATH), ("livenessProbe", LIVENESS_PATH)):
+            http = (model.get(field) or {}).get("httpGet")
+            if not http:
+                out.append(Finding("probes", where, f"{field} is not an httpGet probe"))
+                continue
+            if http.get("path") != path:
+                out.append(Finding("probes", where, f"{field} hits {http.get('path')!r}, not {path}"))
+            if _resolve_port(model, http.get("port")) is None:
+                out.append(Finding("probes", where, f"{field} port {http.get('port')!r} is no container port"))
+    for rollout in of_kind(docs, "Rollout"):
+        if _model(rollout) is None:
+            out.append(Finding("probes", ref(rollout), f"has no container named {MODEL_CONTAINER!r}"))
+    return out
+
+
+def gpu_pool(docs: list[Doc], pool: GpuPool) -> list[Finding]:
+    out = []
+    for rollout, model in _rollouts(docs):
+        spec = rollout["spec"]["template"]["spec"]
+        where = ref(rollout)
+        tolerated = any(
+            t.get("key") == pool.taint_key and t.get("effect") == pool.taint_effect
+            and ((t.get("operator", "Equal") == "Equal" and t.get("value") == pool.taint_value)
+                 or t.get("operator") == "Exists")
+            for t in spec.get("tolerations", [])
+        )
+        if not tolerated:
+            out.append(Finding("gpu-pool", where, f"does not tolerate the GPU pool taint "
+                               f"{pool.taint_key}={pool.taint_value}:{pool.taint_effect}"))
+        if (spec.get("nodeSelector") or {}).get(pool.label_key) != pool.label_value:
+            out.append(Finding("gpu-pool", where, f"nodeSelector lacks {pool.label_key}: {pool.label_value}"))
+        resources = model.get("resources", {})
+        limit = str(resources.get("limits", {}).get(pool.resource, ""))
+        if not limit.isdigit() or int(limit) < 1:
+            out.append(Finding("gpu-pool", where, f"container {MODEL_CONTAINER} has no {pool.resource} limit"))
+        elif str(resources.get("requests", {}).get(pool.resource, limit)) != limit:
+            out.append(Finding("gpu-pool", where, f"{pool.resource} request and limit differ"))
+    return out
+
+
+def model_env(docs: list[Doc]) -> list[Finding]:
+    out = []
+    for rollout, model in _rollouts(docs):
+        where = f"{ref(rollout)} container {MODEL_CONTAINER}"
+        names = [e.get("name") for e in model.get("env", [])]
+        if set(names) != VAULT_ENV or len(names) != len(VAULT_ENV):
+            out.append(Finding("env", where, f"env is {names}; only {sorted(VAULT_ENV)} are allowed "
+                               "(every secret comes from Vault)"))
+        if model.get("envFrom"):
+            out.append(Finding("env", where, "envFrom would add variables beyond the Vault three"))
+        for e in model.get("env", []):
+            if "valueFrom" in e:
+                out.append(Finding("env", where, f"{e.get('name')} reads a valueFrom; only literal values"))
+    return out
+
+
+def _env_value(model: Doc, name: str) -> str | None:
+    return next((e.get("value") for e in model.get("env", []) if e.get("name") == name), None)
+
+
+def vault_identity(docs: list[Doc], expect: VaultExpectation) -> list[Finding]:
+    out = []
+    for rollout, model in _rollouts(docs):
+        where = ref(rollout)
+        spec = rollout["spec"]["template"]["spec"]
+        if rollout["metadata"].get("namespace") != expect.namespace:
+            out.append(Finding("vault", where, f"namespace is not {expect.namespace!r} (Vault binds the token subject)"))
+        if spec.get("serviceAccountName") != expect.service_account:
+            out.append(Finding("vault", where, f"serviceAccountName is not {expect.service_account!r}"))
+        for name, want in (("VAULT_ROLE", expect.role), ("VAULT_SECRET_PATH", expect.secret_path)):
+            got = _env_value(model, name)
+            if got != want:
+                out.append(Finding("vault", where, f"{name} is {got!r}; infra/vault/layout.py says {want!r}"))
+        audiences = [
+            s["serviceAccountToken"].get("audience")
+            for v in spec.get("volumes", []) for s in (v.get("projected") or {}).get("sources", [])
+            if "serviceAccountToken" in s
+        ]
+        if expect.audience not in audiences:
+            out.append(Finding("vault", where, f"no projected service-account token with audience {expect.audience!r}"))
+    sa_names = {s["metadata"]["name"] for s in of_kind(docs, "ServiceAccount")}
+    if expect.service_account not in sa_names:
+        out.append(Finding("vault", f"ServiceAccount/{expect.service_account}", "is not rendered"))
+    return out
+
+
+def _secure_container(c: Doc) -> list[str]:
+    sc = c.get("securityContext") or {}
+    problems = []
+    if sc.get("allowPrivilegeEscalation") is not False:
+        problems.append("allowPrivilegeEscalation is not false")
+    if sc.get("readOnlyRootFilesystem") is not True:
+        problems.append("readOnlyRootFilesystem is not true")
+    if "ALL" not in (sc.get("capabilities") or {}).get("drop", []):
+        problems.append("capabilities do not drop ALL")
+    if sc.get("privileged"):
+        problems.append("is privileged")
+    return problems
+
+
+def security(docs: list[Doc]) -> list[Finding]:
+    out = []
+    for where, template in pod_templates(docs):
+        spec = template.get("spec", {})
+        psc = spec.get("securityContext") or {}
+        if psc.get("runAsNonRoot") is not True:
+            out.append(Finding("security", where, "pod securityContext.runAsNonRoot is not true"))
+        if (psc.get("seccompProfile") or {}).get("type") != "RuntimeDefault":
+            out.append(Finding("security", where, "pod seccompProfile is not RuntimeDefault"))
+        if spec.get("automountServiceAccountToken") is not False:
+            out.append(Finding("security", where, "mounts a Kubernetes API token (automountServiceAccountToken)"))
+        for c in containers(template):
+            out += [Finding("security", f"{where} container {c.get('name')}", p) for p in _secure_container(c)]
+    for rollout, model in _rollouts(docs):
+        volumes = {v["name"]: v for v in rollout["spec"]["template"]["spec"].get("volumes", [])}
+        mounts = {m["mountPath"]: m["name"] for m in model.get("volumeMounts", [])}
+        for path in MODEL_WRITABLE_DIRS:
+            name = mounts.get(path)
+            if name is None or "emptyDir" not in volumes.get(name, {}):
+                out.append(Finding("security", f"{ref(rollout)} container {MODEL_CONTAINER}",
+                                   f"{path} is not an emptyDir mount (read-only root filesystem)"))
+    return out
+
+
+def gate_job(docs: list[Doc]) -> list[Finding]:
+    """The gate's Job: no retries (a second run could pass a flaky model), a deadline, the preview URL."""
+    out = []
+    services = {s["metadata"]["name"]: s for s in of_kind(docs, "Service")}
+    templates = {t["metadata"]["name"]: t for t in of_kind(docs, "AnalysisTemplate")}
+    for rollout in of_kind(docs, "Rollout"):
+        bg = rollout["spec"].get("strategy", {}).get("blueGreen", {})
+        pre = bg.get("prePromotionAnalysis") or {}
+        for entry in pre.get("templates", []):
+            template = templates.get(entry.get("templateName"))
+            if template is None:
+                continue  # analysis_references reports it
+            jobs = [m for m in template["spec"].get("metrics", []) if "job" in m.get("provider", {})]
+            if not jobs:
+                out.append(Finding("gate", ref(template), "runs no Job: the load test is a Job metric"))
+            for metric in jobs:
+                where = f"{ref(template)} metric {metric.get('name')}"
+                spec = metric["provider"]["job"]["spec"]
+                if spec.get("backoffLimit") != 0:
+                    out.append(Finding("gate", where, "backoffLimit is not 0: a failed gate must not be retried"))
+                if not isinstance(spec.get("activeDeadlineSeconds"), int) or spec["activeDeadlineSeconds"] <= 0:
+                    out.append(Finding("gate", where, "has no activeDeadlineSeconds: a hung gate blocks the rollout"))
+                if spec.get("template", {}).get("spec", {}).get("restartPolicy") != "Never":
+                    out.append(Finding("gate", where, "restartPolicy is not Never"))
+                if "{{args.preview-url}}" not in repr(spec):
+                    out.append(Finding("gate", where, "does not target {{args.preview-url}}"))
+        url = next((a.get("value") for a in pre.get("args", []) if a.get("name") == "preview-url"), None)
+        if url is None:
+            continue
+        parts = urlsplit(url)
+        preview = services.get(bg.get("previewService", ""), {})
+        want_host = f"{bg.get('previewService')}.{rollout['metadata'].get('namespace')}.svc.cluster.local"
+        ports = {p.get("port") for p in preview.get("spec", {}).get("ports", [])}
+        if parts.hostname != want_host or parts.port not in ports:
+            out.append(Finding("gate", ref(rollout), f"preview-url {url!r} is not the preview Service "
+                               f"({want_host} on one of ports {sorted(ports)})"))
+    return out
+
+
+def stack_sizes(docs: list[Doc], pool: GpuPool, replicas: int, gpus_per_pod: int) -> list[Finding]:
+    """The Rollout asks for what the Pulumi stack sized the GPU pool for (two colours at full replicas)."""
+    out = []
+    for rollout, model in _rollouts(docs):
+        if rollout["spec"].get("replicas") != replicas:
+            out.append(Finding("stack", ref(rollout), f"replicas {rollout['spec'].get('replicas')} differ from "
+                               f"the stack's modelReplicas {replicas}"))
+        limit = str(model.get("resources", {}).get("limits", {}).get(pool.resource, ""))
+        if limit != str(gpus_per_pod):
+            out.append(Finding("stack", ref(rollout), f"{pool.resource} {limit!r} differs from the stack's "
+                               f"gpusPerPod {gpus_per_pod}"))
+    return out
+
+
+def all_rendered(docs: list[Doc], pool: GpuPool, vault: VaultExpectation) -> list[Finding]:
+    """Every check that needs only the rendered objects and the contracts."""
+    return [
+        *images_pinned(docs),
+        *services_select_pods(docs),
+        *blue_green(docs),
+        *analysis_references(docs),
+        *metric_providers(docs),
+        *probes(docs),
+        *gpu_pool(docs, pool),
+        *model_env(docs),
+        *vault_identity(docs, vault),
+        *security(docs),
+        *gate_job(docs),
+    ]
+
+
+def metric_providers(docs: list[Doc]) -> list[Finding]:
+    """One provider per metric: Argo Rollouts refuses a metric with two (a transformer can add one)."""
+    out = []
+    for template in of_kind(docs, "AnalysisTemplate"):
+        for metric in template["spec"].get("metrics", []):
+            providers = sorted(metric.get("provider", {}))
+            if len(providers) != 1:
+                out.append(Finding("analysis-args", f"{ref(template)} metric {metric.get('name')}",
+                                   f"has {len(providers)} providers {providers}; exactly one is allowed"))
+    return out
