@@ -26,6 +26,7 @@ def rendered_findings(env: str, docs: list[Doc], version: str) -> list[Finding]:
     """Schemas and semantics of one rendered environment."""
     out = schema_findings(docs, env, version)
     out += semantic.all_rendered(docs, contracts.gpu_pool(), contracts.vault(env))
+    out += semantic.gate_thresholds(docs, env)
     if env in render.CLUSTER_ENVIRONMENTS:
         replicas, gpus = contracts.stack_sizes(env)
         out += semantic.stack_sizes(docs, contracts.gpu_pool(), replicas, gpus)

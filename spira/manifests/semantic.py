@@ -416,3 +416,14 @@ def metric_providers(docs: list[Doc]) -> list[Finding]:
                 out.append(Finding("analysis-args", f"{ref(template)} metric {metric.get('name')}",
                                    f"has {len(providers)} providers {providers}; exactly one is allowed"))
     return out
+
+
+def gate_thresholds(docs: list[Doc], env: str) -> list[Finding]:
+    """Each environment's gate judges with that environment's SLOs (a staging gate in production is drift
+    the allowlist would permit, so it is checked by value here)."""
+    out = []
+    for template in of_kind(docs, "AnalysisTemplate"):
+        for arg in template["spec"].get("args", []):
+            if arg.get("name") == "thresholds" and arg.get("value") != env:
+                out.append(Finding("gate", ref(template), f"thresholds {arg.get('value')!r} are not {env!r}'s"))
+    return out
