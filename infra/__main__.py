@@ -1,0 +1,75 @@
+"""The Pulumi program: read the stack's config, create the components, export what operators need."""
+
+import sys
+from pathlib import Path
+
+# The engine runs this directory as a script (Pulumi.yaml `main: infra/`); the components import the
+# `infra` package, so its parent (the repository root) must be importable.
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import pulumi
+
+from infra import config
+from infra.components import vault as vault_component
+from infra.components.argo import Argo, ArgoArgs
+from infra.components.aws import AwsPlatform, AwsPlatformArgs
+from infra.components.device_plugin import DevicePlugin, DevicePluginArgs
+from infra.components.mlflow import Mlflow, MlflowArgs
+from infra.components.object_store import ObjectStore, ObjectStoreArgs
+
+cfg = config.load()
+
+cloud = AwsPlatform(
+    "spira",
+    AwsPlatformArgs(
+        config=cfg,
+        vault_namespace=vault_component.NAMESPACE,
+        vault_service_account=vault_component.SERVICE_ACCOUNT,
+    ),
+)
+platform = cloud.platform
+on_cluster = pulumi.ResourceOptions(providers={"kubernetes": platform.kube_provider})
+
+DevicePlugin("nvidia-device-plugin", DevicePluginArgs(gpu_pool=platform.gpu_pool), on_cluster)
+vault = vault_component.Vault(
+    "vault",
+    vault_component.VaultArgs(
+        environment=cfg.environment,
+        settings=cfg.vault,
+        unseal=platform.unseal,
+        oidc_issuer=platform.oidc_issuer,
+        storage_class=platform.storage_class,
+    ),
+    on_cluster,
+)
+store = ObjectStore(
+    "objectstore",
+    ObjectStoreArgs(
+        environment=cfg.environment,
+        settings=cfg.object_store,
+        storage_class=platform.storage_class,
+        secrets=vault.secrets,
+    ),
+    on_cluster,
+)
+mlflow = Mlflow(
+    "mlflow",
+    MlflowArgs(
+        environment=cfg.environment,
+        settings=cfg.mlflow,
+        database=platform.database,
+        vault_ca_pem=vault.ca_cert_pem,
+    ),
+    on_cluster,
+)
+Argo("argo", ArgoArgs(cfg.environment, cfg.repo_url, cfg.domain), on_cluster)
+
+pulumi.export("clusterName", platform.cluster_name)
+pulumi.export("oidcIssuer", platform.oidc_issuer)
+pulumi.export("gpuMaxNodes", cloud.pools.gpu_max_nodes)
+pulumi.export("registryUrls", platform.registry_urls)
+pulumi.export("objectStoreEndpoint", store.endpoint)
+pulumi.export("mlflowTrackingUri", mlflow.tracking_uri)
+pulumi.export("vaultCaCertPem", vault.ca_cert_pem)
+pulumi.export("kubeconfig", pulumi.Output.secret(cloud.network.kubeconfig))

@@ -1,0 +1,182 @@
+"""MLflow tracking server: Postgres backend store (managed by the cloud), artifacts in the object store,
+S3 credentials read from Vault at run time by the Vault agent (the layout's `mlflow` role and path)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import quote
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from infra import contracts
+from infra.components import vault as vault_component
+from infra.components.platform import Database
+from infra.config import MlflowSettings
+from infra.vault import layout
+
+PORT = 5000
+SERVICE = layout.SERVICES["mlflow"]
+# Where the injected Vault agent expects the projected token (audience `vault`) for JWT auto-auth.
+TOKEN_DIR = "/var/run/secrets/vault.hashicorp.com/serviceaccount"
+VAULT_CA_SECRET = "vault-ca"
+S3_ENV_FILE = "s3.env"
+
+
+@dataclass(frozen=True)
+class MlflowArgs:
+    environment: str
+    settings: MlflowSettings
+    database: Database
+    vault_ca_pem: pulumi.Input[str]
+
+
+def agent_template(environment: str) -> str:
+    """Vault agent template: the layout's mlflow keys as shell exports (sourced before the server starts)."""
+    path = f"{layout.KV_MOUNT}/data/{layout.secret_path(environment, 'mlflow')}"
+    return (
+        f'{{{{- with secret "{path}" -}}}}\n'
+        'export AWS_ACCESS_KEY_ID="{{ .Data.data.s3_access_key }}"\n'
+        'export AWS_SECRET_ACCESS_KEY="{{ .Data.data.s3_secret_key }}"\n'
+        'export MLFLOW_S3_ENDPOINT_URL="{{ .Data.data.s3_endpoint }}"\n'
+        'export ARTIFACTS_BUCKET="{{ .Data.data.artifacts_bucket }}"\n'
+        "{{- end }}\n"
+    )
+
+
+def vault_agent_annotations(environment: str) -> dict[str, str]:
+    secret = f"{layout.KV_MOUNT}/data/{layout.secret_path(environment, 'mlflow')}"
+    return {
+        "vault.hashicorp.com/agent-inject": "true",
+        "vault.hashicorp.com/service": (
+            f"https://{vault_component.RELEASE}.{vault_component.NAMESPACE}.svc:8200"
+        ),
+        "vault.hashicorp.com/tls-secret": VAULT_CA_SECRET,
+        "vault.hashicorp.com/ca-cert": "/vault/tls/ca.crt",
+        "vault.hashicorp.com/auth-type": "jwt",
+        "vault.hashicorp.com/auth-path": f"auth/{layout.JWT_MOUNT}",
+        "vault.hashicorp.com/auth-config-path": f"{TOKEN_DIR}/token",
+        "vault.hashicorp.com/agent-service-account-token-volume-name": "vault-token",
+        "vault.hashicorp.com/role": layout.role_name(environment, "mlflow"),
+        f"vault.hashicorp.com/agent-inject-secret-{S3_ENV_FILE}": secret,
+        f"vault.hashicorp.com/agent-inject-template-{S3_ENV_FILE}": agent_template(environment),
+    }
+
+
+class Mlflow(pulumi.ComponentResource):
+    def __init__(self, name: str, args: MlflowArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("spira:platform:Mlflow", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        ns = k8s.core.v1.Namespace(f"{name}-ns", metadata={"name": layout.NAMESPACE}, opts=child)
+        namespace = ns.metadata.name
+        sa = k8s.core.v1.ServiceAccount(
+            f"{name}-sa",
+            metadata={"name": SERVICE.service_account, "namespace": namespace},
+            automount_service_account_token=False,
+            opts=child,
+        )
+        db = args.database
+        uri = pulumi.Output.all(db.host, db.port, db.password).apply(
+            lambda a: (
+                f"postgresql://{db.username}:{quote(a[2], safe='')}@{a[0]}:{a[1]}/{db.name}?sslmode=require"
+            )
+        )
+        # The backend-store URI carries the generated database password; the layout's mlflow secret has no
+        # database key, so it travels as a Kubernetes Secret (KMS-encrypted at rest by the cluster).
+        db_secret = k8s.core.v1.Secret(
+            f"{name}-db",
+            metadata={"name": "mlflow-backend-store", "namespace": namespace},
+            string_data={"uri": pulumi.Output.secret(uri)},
+            opts=child,
+        )
+        k8s.core.v1.Secret(
+            f"{name}-vault-ca",
+            metadata={"name": VAULT_CA_SECRET, "namespace": namespace},
+            string_data={"ca.crt": args.vault_ca_pem},
+            opts=child,
+        )
+        labels = {"app.kubernetes.io/name": "mlflow", "app.kubernetes.io/part-of": "spira"}
+        command = (
+            f". /vault/secrets/{S3_ENV_FILE} && exec mlflow server --host 0.0.0.0 --port {PORT}"
+            ' --backend-store-uri "$MLFLOW_BACKEND_STORE_URI"'
+            ' --artifacts-destination "s3://$ARTIFACTS_BUCKET" --serve-artifacts'
+        )
+        self.deployment = k8s.apps.v1.Deployment(
+            f"{name}-server",
+            metadata={"name": "mlflow", "namespace": namespace, "labels": labels},
+            spec={
+                "replicas": args.settings.replicas,
+                "selector": {"matchLabels": labels},
+                "template": {
+                    "metadata": {"labels": labels, "annotations": vault_agent_annotations(args.environment)},
+                    "spec": {
+                        "serviceAccountName": sa.metadata.name,
+                        "securityContext": {
+                            "runAsNonRoot": True,
+                            "runAsUser": 10001,
+                            "seccompProfile": {"type": "RuntimeDefault"},
+                        },
+                        "volumes": [
+                            {
+                                "name": "vault-token",
+                                "projected": {
+                                    "sources": [
+                                        {
+                                            "serviceAccountToken": {
+                                                "audience": layout.AUDIENCE,
+                                                "expirationSeconds": 600,
+                                                "path": "token",
+                                            }
+                                        }
+                                    ]
+                                },
+                            },
+                            {"name": "tmp", "emptyDir": {}},
+                        ],
+                        "containers": [
+                            {
+                                "name": "mlflow",
+                                "image": contracts.image("mlflow"),
+                                "command": ["/bin/sh", "-c", command],
+                                "env": [
+                                    {
+                                        "name": "MLFLOW_BACKEND_STORE_URI",
+                                        "valueFrom": {
+                                            "secretKeyRef": {"name": db_secret.metadata.name, "key": "uri"}
+                                        },
+                                    },
+                                    {"name": "HOME", "value": "/tmp"},
+                                ],
+                                "ports": [{"name": "http", "containerPort": PORT}],
+                                "readinessProbe": {"httpGet": {"path": "/health", "port": "http"}},
+                                "livenessProbe": {
+                                    "httpGet": {"path": "/health", "port": "http"},
+                                    "initialDelaySeconds": 30,
+                                },
+                                "resources": {"requests": {"cpu": "250m", "memory": "512Mi"}},
+                                "securityContext": {
+                                    "allowPrivilegeEscalation": False,
+                                    "readOnlyRootFilesystem": True,
+                                    "capabilities": {"drop": ["ALL"]},
+                                },
+                                "volumeMounts": [
+                                    {"name": "vault-token", "mountPath": TOKEN_DIR, "readOnly": True},
+                                    {"name": "tmp", "mountPath": "/tmp"},
+                                ],
+                            }
+                        ],
+                    },
+                },
+            },
+            opts=child,
+        )
+        service = k8s.core.v1.Service(
+            f"{name}-svc",
+            metadata={"name": "mlflow", "namespace": namespace, "labels": labels},
+            spec={"selector": labels, "ports": [{"name": "http", "port": PORT, "targetPort": "http"}]},
+            opts=child,
+        )
+        self.tracking_uri = pulumi.Output.concat(
+            "http://", service.metadata.name, ".", namespace, ".svc.cluster.local:", str(PORT)
+        )
+        self.register_outputs({"trackingUri": self.tracking_uri})

@@ -1,0 +1,137 @@
+"""The stack's settings, read once from Pulumi config into typed values.
+
+Every key and every default is declared in Pulumi.yaml; this module only requires them (no default is
+repeated here), so a key missing from both Pulumi.yaml and the stack file fails loudly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+
+PROJECT = "spira-platform"
+ENGINES = ("minio", "seaweedfs")
+
+
+@dataclass(frozen=True)
+class Pool:
+    instance_types: tuple[str, ...]
+    min_nodes: int
+    max_nodes: int
+
+
+@dataclass(frozen=True)
+class GpuPool:
+    instance_types: tuple[str, ...]
+    min_nodes: int
+    model_replicas: int
+    gpus_per_pod: int
+    disk_gb: int
+
+
+@dataclass(frozen=True)
+class ObjectStoreSettings:
+    engine: str
+    replicas: int
+    volume_size: str
+    cpu: str
+    memory: str
+    buckets: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class VaultSettings:
+    replicas: int
+    storage_size: str
+    address: str
+    configured: bool
+
+
+@dataclass(frozen=True)
+class MlflowSettings:
+    replicas: int
+    db_instance_class: str
+    db_storage_gb: int
+    db_multi_az: bool
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    environment: str
+    domain: str
+    repo_url: str
+    region: str
+    kubernetes_version: str
+    vpc_cidr: str
+    availability_zones: tuple[str, ...]
+    public_access_cidrs: tuple[str, ...]
+    system_pool: Pool
+    gpu_pool: GpuPool
+    object_store: ObjectStoreSettings
+    vault: VaultSettings
+    mlflow: MlflowSettings
+    registry_repositories: tuple[str, ...]
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment == "production"
+
+
+def _strings(cfg: pulumi.Config, key: str) -> tuple[str, ...]:
+    value = cfg.require_object(key)
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"config {PROJECT}:{key} must be a list of strings, got {value!r}")
+    return tuple(value)
+
+
+def load(cfg: pulumi.Config | None = None, aws_cfg: pulumi.Config | None = None) -> StackConfig:
+    """Read the stack's settings; raises on a missing key or an unknown object-store engine."""
+    cfg = cfg or pulumi.Config(PROJECT)
+    aws_cfg = aws_cfg or pulumi.Config("aws")
+    engine = cfg.require("objectStore")
+    if engine not in ENGINES:
+        raise ValueError(f"config {PROJECT}:objectStore must be one of {', '.join(ENGINES)}, got {engine!r}")
+    return StackConfig(
+        environment=cfg.require("environment"),
+        domain=cfg.require("domain"),
+        repo_url=cfg.require("repoUrl"),
+        region=aws_cfg.require("region"),
+        kubernetes_version=cfg.require("kubernetesVersion"),
+        vpc_cidr=cfg.require("vpcCidr"),
+        availability_zones=_strings(cfg, "availabilityZones"),
+        public_access_cidrs=_strings(cfg, "publicAccessCidrs"),
+        system_pool=Pool(
+            instance_types=_strings(cfg, "systemInstanceTypes"),
+            min_nodes=cfg.require_int("systemMinNodes"),
+            max_nodes=cfg.require_int("systemMaxNodes"),
+        ),
+        gpu_pool=GpuPool(
+            instance_types=_strings(cfg, "gpuInstanceTypes"),
+            min_nodes=cfg.require_int("gpuMinNodes"),
+            model_replicas=cfg.require_int("modelReplicas"),
+            gpus_per_pod=cfg.require_int("gpusPerPod"),
+            disk_gb=cfg.require_int("gpuDiskGb"),
+        ),
+        object_store=ObjectStoreSettings(
+            engine=engine,
+            replicas=cfg.require_int("objectStoreReplicas"),
+            volume_size=cfg.require("objectStoreVolumeSize"),
+            cpu=cfg.require("objectStoreCpu"),
+            memory=cfg.require("objectStoreMemory"),
+            buckets=_strings(cfg, "buckets"),
+        ),
+        vault=VaultSettings(
+            replicas=cfg.require_int("vaultReplicas"),
+            storage_size=cfg.require("vaultStorageSize"),
+            address=cfg.require("vaultAddress"),
+            configured=cfg.require_bool("vaultConfigured"),
+        ),
+        mlflow=MlflowSettings(
+            replicas=cfg.require_int("mlflowReplicas"),
+            db_instance_class=cfg.require("mlflowDbInstanceClass"),
+            db_storage_gb=cfg.require_int("mlflowDbStorageGb"),
+            db_multi_az=cfg.require_bool("mlflowDbMultiAz"),
+        ),
+        registry_repositories=_strings(cfg, "registryRepositories"),
+    )

@@ -1,0 +1,147 @@
+"""CrossGuard rules as plain functions: (resource type, properties, environment) -> violation messages.
+
+The pack (__main__.py) hands them what the engine sees; the unit tests call them directly with passing
+and failing properties, and run them over both stacks' offline plans. Properties use the engine's
+camelCase names.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from infra import contracts
+
+Props = dict[str, Any]
+Rule = Callable[[str, Props, str], list[str]]
+
+RELEASE = "kubernetes:helm.sh/v3:Release"
+NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
+# An exact chart version: no range, no "latest", no empty value that lets Helm pick the newest.
+EXACT_VERSION = re.compile(r"^v?\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$")
+CLOUD_SEALS = ('seal "awskms"', 'seal "gcpckms"', 'seal "azurekeyvault"')
+PUBLIC_ACLS = {"public-read", "public-read-write", "authenticated-read"}
+
+
+def _is_gpu_node_group(props: Props) -> bool:
+    ami = str(props.get("amiType", ""))
+    types = props.get("instanceTypes") or []
+    return "NVIDIA" in ami or "GPU" in ami or any(t in contracts.GPUS_PER_INSTANCE for t in types)
+
+
+def gpu_pools_tainted(typ: str, props: Props, environment: str) -> list[str]:
+    """A GPU node group carries the contract's taint and label, so only GPU workloads land there."""
+    if typ != NODE_GROUP or not _is_gpu_node_group(props):
+        return []
+    contract = contracts.gpu_pool()
+    out = []
+    if contract.eks_taint not in (props.get("taints") or []):
+        out.append(f"GPU node group lacks the taint {contract.eks_taint} (infra/gpu_pool.yaml)")
+    labels = props.get("labels") or {}
+    if labels.get(contract.label_key) != contract.label_value:
+        out.append(f"GPU node group lacks the label {contract.label_key}={contract.label_value}")
+    return out
+
+
+def chart_versions_pinned(typ: str, props: Props, environment: str) -> list[str]:
+    if typ != RELEASE:
+        return []
+    version = str(props.get("version") or "")
+    if not EXACT_VERSION.match(version):
+        return [
+            f"Helm release of chart {props.get('chart')!r} is not pinned to an exact version (got {version!r})"
+        ]
+    return []
+
+
+def no_public_buckets(typ: str, props: Props, environment: str) -> list[str]:
+    out = []
+    if typ.startswith("aws:s3/bucket") and str(props.get("acl", "")) in PUBLIC_ACLS:
+        out.append(f"S3 bucket has the public ACL {props['acl']!r}")
+    if typ == "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock":
+        for flag in ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets"):
+            if props.get(flag) is not True:
+                out.append(f"public access block leaves {flag} off")
+    if typ == RELEASE:
+        values = props.get("values") or {}
+        if props.get("chart") == "minio":
+            out += [
+                f"MinIO bucket {b.get('name')!r} has policy {b.get('policy')!r}; buckets must be private (none)"
+                for b in values.get("buckets") or []
+                if b.get("policy", "none") != "none"
+            ]
+        if props.get("chart") == "seaweedfs":
+            s3 = values.get("s3") or {}
+            if s3.get("enabled") and s3.get("enableAuth") is not True:
+                out.append("SeaweedFS S3 gateway runs without authentication: every bucket is public")
+            out += [
+                f"SeaweedFS bucket {b.get('name')!r} allows anonymous reads"
+                for b in s3.get("createBuckets") or []
+                if b.get("anonymousRead")
+            ]
+    return out
+
+
+def vault_ha_and_auto_unseal(typ: str, props: Props, environment: str) -> list[str]:
+    """Vault runs HA on raft with TLS and a cloud-KMS seal; production keeps a quorum through a loss."""
+    if typ != RELEASE or props.get("chart") != "vault":
+        return []
+    values = props.get("values") or {}
+    server = values.get("server") or {}
+    ha = server.get("ha") or {}
+    raft = ha.get("raft") or {}
+    out = []
+    if ha.get("enabled") is not True or raft.get("enabled") is not True:
+        out.append("Vault is not HA with integrated storage (server.ha.enabled and server.ha.raft.enabled)")
+    if not any(seal in str(raft.get("config", "")) for seal in CLOUD_SEALS):
+        out.append("Vault has no cloud-KMS auto-unseal stanza in its raft config")
+    if (values.get("global") or {}).get("tlsDisable") is not False:
+        out.append("Vault serves without TLS (global.tlsDisable must be false)")
+    if environment == "production" and int(ha.get("replicas") or 0) < 3:
+        out.append(
+            f"production Vault has {ha.get('replicas')} raft peers; a quorum that survives a loss needs 3+"
+        )
+    return out
+
+
+def encryption_at_rest(typ: str, props: Props, environment: str) -> list[str]:
+    if typ == "aws:rds/instance:Instance" and props.get("storageEncrypted") is not True:
+        return ["RDS instance storage is not encrypted"]
+    if typ == "aws:eks/cluster:Cluster":
+        resources = (props.get("encryptionConfig") or {}).get("resources") or []
+        if "secrets" not in resources:
+            return ["EKS cluster does not envelope-encrypt Kubernetes Secrets with a KMS key"]
+    if typ == "aws:ebs/volume:Volume" and props.get("encrypted") is not True:
+        return ["EBS volume is not encrypted"]
+    if (
+        typ == "kubernetes:storage.k8s.io/v1:StorageClass"
+        and props.get("provisioner") == "ebs.csi.aws.com"
+        and (props.get("parameters") or {}).get("encrypted") != "true"
+    ):
+        return ["EBS StorageClass does not encrypt its volumes"]
+    if typ == "aws:ecr/repository:Repository":
+        configs = props.get("encryptionConfigurations") or []
+        if configs and configs[0].get("encryptionType") not in ("KMS", "AES256"):
+            return ["ECR repository is not encrypted"]
+    return []
+
+
+RULES: dict[str, tuple[str, Rule]] = {
+    "gpu-pools-tainted": ("GPU node groups carry the GPU taint and label", gpu_pools_tainted),
+    "chart-versions-pinned": ("Every Helm release pins an exact chart version", chart_versions_pinned),
+    "no-public-buckets": ("No bucket is public", no_public_buckets),
+    "vault-ha-auto-unseal": (
+        "Vault is HA on raft, with TLS and cloud-KMS auto-unseal",
+        vault_ha_and_auto_unseal,
+    ),
+    "encryption-at-rest": (
+        "Databases, volumes, secrets and images are encrypted at rest",
+        encryption_at_rest,
+    ),
+}
+
+
+def check(typ: str, props: Props, environment: str) -> list[tuple[str, str]]:
+    """Every rule's violations for one resource: (rule name, message)."""
+    return [(name, msg) for name, (_, rule) in RULES.items() for msg in rule(typ, props, environment)]

@@ -1,0 +1,386 @@
+"""Policy-style assertions over both stacks' offline plans; failures name the resource's URN."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from infra import contracts
+from infra.components.aws.node_pools import GPU_AMI
+from infra.offline import Plan, Recorded
+from infra.policy import rules
+from infra.vault import layout
+from tests.fakes.infra import plan, where
+
+RELEASE = "kubernetes:helm.sh/v3:Release"
+NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
+BRANCHES = {"staging": "staging", "production": "main"}
+
+
+def _env(p: Plan) -> str:
+    return p.stack
+
+
+def _stack_file(stack: str) -> dict:
+    return yaml.safe_load((contracts.REPO_ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]
+
+
+def _gpu_pool(p: Plan) -> Recorded:
+    return p.one(NODE_GROUP, "spira-pools-gpu")
+
+
+def _release(p: Plan, name: str) -> Recorded:
+    return p.one(RELEASE, name)
+
+
+# ------------------------------------------------------------------------------------------- GPU pool
+def test_the_gpu_pool_is_tainted_and_labelled_as_infra_gpu_pool_yaml_says(stack_plan: Plan) -> None:
+    pool = _gpu_pool(stack_plan)
+    contract = yaml.safe_load((contracts.INFRA_DIR / "gpu_pool.yaml").read_text())
+    assert {
+        "key": contract["taint"]["key"],
+        "value": contract["taint"]["value"],
+        "effect": "NO_SCHEDULE",
+    } in (pool.inputs["taints"]), f"{where(pool)} lacks the GPU taint"
+    assert pool.inputs["labels"] == {contract["label"]["key"]: contract["label"]["value"]}, (
+        f"{where(pool)} lacks the label the manifests select on"
+    )
+
+
+def test_the_gpu_pool_runs_the_nvidia_ami_on_the_configured_gpu_instance_types(stack_plan: Plan) -> None:
+    pool = _gpu_pool(stack_plan)
+    assert pool.inputs["amiType"] == GPU_AMI == "AL2023_x86_64_NVIDIA", f"{where(pool)} has no NVIDIA AMI"
+    configured = _stack_file(stack_plan.stack)["spira-platform:gpuInstanceTypes"]
+    assert pool.inputs["instanceTypes"] == configured, f"{where(pool)} ignores gpuInstanceTypes"
+    assert all(t in contracts.GPUS_PER_INSTANCE for t in configured), (
+        f"{where(pool)}: not a GPU instance type"
+    )
+
+
+def test_no_cpu_pool_carries_the_gpu_taint_or_label(stack_plan: Plan) -> None:
+    system = stack_plan.one(NODE_GROUP, "spira-pools-system")
+    assert not system.inputs.get("taints"), f"{where(system)} is tainted: system pods would not schedule"
+    assert system.inputs["labels"].get("spira.dev/pool") != "gpu", f"{where(system)} would attract the model"
+
+
+def test_the_gpu_pool_min_and_max_come_from_config_and_the_blue_green_rule(stack_plan: Plan) -> None:
+    pool = _gpu_pool(stack_plan)
+    cfg = _stack_file(stack_plan.stack)
+    scaling = pool.inputs["scalingConfig"]
+    assert scaling["minSize"] == cfg["spira-platform:gpuMinNodes"], f"{where(pool)} min differs from config"
+    assert scaling["minSize"] <= scaling["desiredSize"] <= scaling["maxSize"], (
+        f"{where(pool)} sizes out of order"
+    )
+    assert stack_plan.outputs["gpuMaxNodes"] == scaling["maxSize"]
+
+
+def test_the_gpu_pool_holds_both_colours_of_the_model_at_full_replicas(stack_plan: Plan) -> None:
+    pool = _gpu_pool(stack_plan)
+    cfg = _stack_file(stack_plan.stack)
+    replicas = cfg["spira-platform:modelReplicas"]
+    per_pod = 1  # gpusPerPod's default in Pulumi.yaml; the stack files do not override it
+    assert "spira-platform:gpusPerPod" not in cfg
+    gpus = min(contracts.GPUS_PER_INSTANCE[t] for t in pool.inputs["instanceTypes"])
+    max_nodes = pool.inputs["scalingConfig"]["maxSize"]
+    # blue and green at full replicas at the same moment
+    assert max_nodes * (gpus // per_pod) >= 2 * replicas, f"{where(pool)}: no room for blue/green"
+    # and no more than that: one node less would not fit
+    assert (max_nodes - 1) * (gpus // per_pod) < 2 * replicas, f"{where(pool)}: larger than blue/green needs"
+
+
+def _overlay_patch(stack: str) -> dict[str, object]:
+    patch = yaml.safe_load(
+        (contracts.REPO_ROOT / "argocd" / "overlays" / stack / "model-rollout-patch.yaml").read_text()
+    )
+    return {op["path"]: op["value"] for op in patch if op["op"] == "replace"}
+
+
+def test_the_gpu_pool_is_sized_for_the_replicas_the_overlay_deploys(stack_plan: Plan) -> None:
+    overlay = _overlay_patch(stack_plan.stack)
+    cfg = _stack_file(stack_plan.stack)
+    assert overlay["/spec/replicas"] == cfg["spira-platform:modelReplicas"], (
+        f"argocd/overlays/{stack_plan.stack} deploys {overlay['/spec/replicas']} replicas but the GPU pool of "
+        f"{where(_gpu_pool(stack_plan))} is sized for {cfg['spira-platform:modelReplicas']}"
+    )
+    assert (
+        int(overlay["/spec/template/spec/containers/0/resources/requests/nvidia.com~1gpu"]) == 1
+    )  # gpusPerPod
+
+
+def test_the_blue_green_maximum_is_arithmetic_on_replicas_and_gpus() -> None:
+    assert contracts.blue_green_max_nodes(model_replicas=3, gpus_per_pod=1, gpus_per_node=1) == 6
+    assert contracts.blue_green_max_nodes(model_replicas=3, gpus_per_pod=1, gpus_per_node=4) == 2
+    assert contracts.blue_green_max_nodes(model_replicas=3, gpus_per_pod=2, gpus_per_node=4) == 3
+    assert contracts.blue_green_max_nodes(model_replicas=1, gpus_per_pod=1, gpus_per_node=8) == 1
+    with pytest.raises(contracts.ContractError, match="never fits"):
+        contracts.blue_green_max_nodes(model_replicas=1, gpus_per_pod=2, gpus_per_node=1)
+
+
+def test_gpu_instance_types_with_different_gpu_counts_cannot_share_a_pool() -> None:
+    with pytest.raises(contracts.ContractError, match="different GPU counts"):
+        contracts.gpus_per_node(("g5.xlarge", "g5.12xlarge"))
+    with pytest.raises(contracts.ContractError, match="not known GPU instance types"):
+        contracts.gpus_per_node(("m7i.large",))
+
+
+def test_the_nvidia_device_plugin_runs_on_the_gpu_pool_and_only_there(stack_plan: Plan) -> None:
+    release = _release(stack_plan, "nvidia-device-plugin")
+    contract = contracts.gpu_pool()
+    assert release.inputs["chart"] == "nvidia-device-plugin", f"{where(release)} is not the device plugin"
+    assert release.inputs["values"]["nodeSelector"] == {contract.label_key: contract.label_value}, where(
+        release
+    )
+    assert release.inputs["values"]["tolerations"] == [
+        {
+            "key": contract.taint.key,
+            "operator": "Equal",
+            "value": contract.taint.value,
+            "effect": "NoSchedule",
+        }
+    ], f"{where(release)} does not tolerate the GPU taint"
+
+
+# -------------------------------------------------------------------------------------------- charts
+def test_every_helm_release_is_pinned_to_the_version_in_charts_yaml(stack_plan: Plan) -> None:
+    pins = yaml.safe_load((contracts.INFRA_DIR / "charts.yaml").read_text())["charts"]
+    by_chart = {v["chart"]: v for v in pins.values()}
+    releases = stack_plan.of_type(RELEASE)
+    assert len(releases) == 5
+    for r in releases:
+        pin = by_chart[r.inputs["chart"]]
+        assert re.fullmatch(r"\d+\.\d+\.\d+", r.inputs["version"]), (
+            f"{where(r)} floats: {r.inputs['version']!r}"
+        )
+        assert r.inputs["version"] == str(pin["version"]), f"{where(r)} is not at the pinned version"
+        assert r.inputs["repositoryOpts"]["repo"] == pin["repo"], f"{where(r)} comes from another repository"
+
+
+# ------------------------------------------------------------------------------------------------ Vault
+def test_vault_is_ha_on_raft_with_tls_and_kms_auto_unseal(stack_plan: Plan) -> None:
+    release = _release(stack_plan, "vault")
+    values = release.inputs["values"]
+    ha = values["server"]["ha"]
+    assert ha["enabled"] is True and ha["raft"]["enabled"] is True, f"{where(release)} is not HA raft"
+    assert values["global"]["tlsDisable"] is False, f"{where(release)} serves plain HTTP"
+    config = ha["raft"]["config"]
+    kms = stack_plan.one("aws:kms/key:Key", "spira-vault-unseal")
+    assert 'seal "awskms"' in config, f"{where(release)} has no KMS auto-unseal"
+    assert re.search(r'kms_key_id = "key-[0-9a-f]+"', config), (
+        f"{where(release)} seal names no key of {where(kms)}"
+    )
+    assert 'storage "raft"' in config and config.count("retry_join") == ha["replicas"], where(release)
+    assert "tls_cert_file" in config, f"{where(release)} listener has no certificate"
+
+
+def test_production_vault_keeps_a_quorum_through_the_loss_of_a_peer(production: Plan) -> None:
+    release = _release(production, "vault")
+    assert release.inputs["values"]["server"]["ha"]["replicas"] >= 3, f"{where(release)}: no raft quorum"
+
+
+def test_only_vaults_service_account_may_use_the_unseal_key(stack_plan: Plan) -> None:
+    role = stack_plan.one("aws:iam/role:Role", "spira-vault-unseal")
+    assert "system:serviceaccount:vault:vault" in role.inputs["assumeRolePolicy"], where(role)
+    release = _release(stack_plan, "vault")
+    sa = release.inputs["values"]["server"]["serviceAccount"]
+    assert sa["name"] == "vault" and "eks.amazonaws.com/role-arn" in sa["annotations"], where(release)
+
+
+def test_vault_policies_are_the_layouts_hcl_byte_for_byte(stack_plan: Plan) -> None:
+    env = _env(stack_plan)
+    got = {r.inputs["name"]: r.inputs["policy"] for r in stack_plan.of_type("vault:index/policy:Policy")}
+    assert got == layout.policies(env)
+
+
+def test_vault_jwt_roles_are_the_layouts_roles(stack_plan: Plan) -> None:
+    env = _env(stack_plan)
+    roles = {r.inputs["roleName"]: r for r in stack_plan.of_type("vault:jwt/authBackendRole:AuthBackendRole")}
+    assert set(roles) == set(layout.roles(env))
+    for name, expected in layout.roles(env).items():
+        r = roles[name]
+        assert r.inputs["backend"] == layout.JWT_MOUNT, where(r)
+        assert r.inputs["boundAudiences"] == expected["bound_audiences"] == [layout.AUDIENCE], where(r)
+        assert r.inputs["boundSubject"] == expected["bound_subject"], where(r)
+        assert r.inputs["tokenPolicies"] == expected["token_policies"], where(r)
+        assert r.inputs["tokenTtl"] == expected["token_ttl"], where(r)
+
+
+def test_the_jwt_backend_trusts_exactly_the_clusters_token_issuer(stack_plan: Plan) -> None:
+    backend = stack_plan.one("vault:jwt/authBackend:AuthBackend", "vault-jwt")
+    issuer = stack_plan.outputs["oidcIssuer"]
+    assert backend.inputs["path"] == layout.JWT_MOUNT, where(backend)
+    assert backend.inputs["boundIssuer"] == issuer, f"{where(backend)} not bound to the cluster issuer"
+    assert backend.inputs["oidcDiscoveryUrl"] == issuer, f"{where(backend)} discovers keys elsewhere"
+
+
+def test_kv_v2_keeps_the_layouts_versions_and_audit_goes_to_a_file(stack_plan: Plan) -> None:
+    mount = stack_plan.one("vault:index/mount:Mount", "vault-kv")
+    assert (mount.inputs["path"], mount.inputs["type"], mount.inputs["options"]) == (
+        layout.KV_MOUNT,
+        "kv",
+        {"version": "2"},
+    ), where(mount)
+    kv = stack_plan.one("vault:kv/secretBackendV2:SecretBackendV2", "vault-kv-config")
+    assert kv.inputs["maxVersions"] == layout.KV_MAX_VERSIONS, where(kv)
+    audit = stack_plan.one("vault:index/audit:Audit", "vault-audit")
+    assert audit.inputs["type"] == "file", where(audit)
+    assert audit.inputs["options"]["file_path"].endswith("/" + layout.AUDIT_LOG_FILE), where(audit)
+
+
+def test_the_vault_provider_holds_no_token(stack_plan: Plan) -> None:
+    provider = stack_plan.one("pulumi:providers:vault", "vault-provider")
+    assert "token" not in provider.inputs, f"{where(provider)}: the token must come from VAULT_TOKEN"
+
+
+# ----------------------------------------------------------------------------------------- Argo CD
+def test_the_root_application_follows_the_stacks_branch_and_overlay(stack_plan: Plan) -> None:
+    app = stack_plan.one("kubernetes:argoproj.io/v1alpha1:Application", "argo-root-app")
+    source = app.inputs["spec"]["source"]
+    assert source["targetRevision"] == BRANCHES[stack_plan.stack], f"{where(app)} tracks the wrong branch"
+    assert source["path"] == f"argocd/overlays/{stack_plan.stack}", f"{where(app)} syncs the wrong overlay"
+    assert app.inputs["metadata"]["name"] == f"spira-{stack_plan.stack}", where(app)
+    assert app.inputs["spec"]["syncPolicy"]["automated"] == {"prune": True, "selfHeal": True}, where(app)
+
+
+def test_the_root_application_belongs_to_the_appproject_created_beside_it(stack_plan: Plan) -> None:
+    app = stack_plan.one("kubernetes:argoproj.io/v1alpha1:Application", "argo-root-app")
+    project = stack_plan.one("kubernetes:argoproj.io/v1alpha1:AppProject", "argo-project")
+    assert app.inputs["spec"]["project"] == project.inputs["metadata"]["name"], where(app)
+    assert project.inputs["spec"]["sourceRepos"] == [app.inputs["spec"]["source"]["repoURL"]], where(project)
+
+
+# ---------------------------------------------------------------------------------------- object store
+@pytest.mark.parametrize("stack", ["staging", "production"])
+def test_minio_has_no_default_credentials(stack: str) -> None:
+    p = plan(stack, objectStore="minio")
+    release = _release(p, "objectstore")
+    values = release.inputs["values"]
+    assert release.inputs["chart"] == "minio", where(release)
+    for key in ("rootUser", "rootPassword", "accessKey", "secretKey"):
+        assert key not in values, f"{where(release)} sets {key} in its values"
+    assert values["existingSecret"] == "objectstore-root", (
+        f"{where(release)} would fall back to chart credentials"
+    )
+    assert values["users"] == [] and values["svcaccts"] == [], f"{where(release)} creates default users"
+    secret = p.one("kubernetes:core/v1:Secret", "objectstore-root")
+    generated = {r.name: r for r in p.of_type("random:index/randomPassword:RandomPassword")}
+    assert secret.inputs["stringData"] == {
+        "rootUser": generated["objectstore-root-access-key"].state["result"],
+        "rootPassword": generated["objectstore-root-secret-key"].state["result"],
+    }, f"{where(secret)} does not carry the generated credentials"
+    assert any(path.startswith("stringData") for path in secret.secret_paths), (
+        f"{where(secret)} is not secret"
+    )
+    assert "minioadmin" not in str(values) + str(secret.inputs), f"{where(secret)} uses MinIO's default login"
+
+
+@pytest.mark.parametrize("engine", ["minio", "seaweedfs"])
+def test_the_object_store_root_credentials_are_stored_in_vault_at_the_objectstore_path(engine: str) -> None:
+    p = plan("staging", objectStore=engine)
+    secret = p.one("vault:kv/secretV2:SecretV2", "objectstore-vault-admin")
+    assert secret.inputs["name"] == layout.secret_path("staging", "objectstore"), where(secret)
+    assert secret.inputs["mount"] == layout.KV_MOUNT, where(secret)
+    import json
+
+    data = json.loads(secret.inputs["dataJson"])
+    assert set(data) == set(layout.SERVICES["objectstore"].keys), (
+        f"{where(secret)} has other keys than the layout"
+    )
+
+
+def test_the_object_store_engine_is_a_config_choice() -> None:
+    assert _release(plan("staging"), "objectstore").inputs["chart"] == "seaweedfs"
+    assert _release(plan("staging", objectStore="minio"), "objectstore").inputs["chart"] == "minio"
+
+
+def test_minio_image_and_chart_are_pinned() -> None:
+    release = _release(plan("production", objectStore="minio"), "objectstore")
+    image = release.inputs["values"]["image"]
+    assert image["tag"].startswith("RELEASE.") and image["tag"] != "latest", where(release)
+
+
+# --------------------------------------------------------------------------------- storage, db, registry
+def test_mlflows_database_is_encrypted_private_and_backed_up(stack_plan: Plan) -> None:
+    db = stack_plan.one("aws:rds/instance:Instance", "spira-mlflow-db-db")
+    assert db.inputs["storageEncrypted"] is True, f"{where(db)} is not encrypted at rest"
+    assert db.inputs["publiclyAccessible"] is False, f"{where(db)} is reachable from the internet"
+    assert db.inputs["backupRetentionPeriod"] >= 7 and db.inputs["deletionProtection"] is True, where(db)
+
+
+def test_mlflow_reads_its_s3_credentials_from_vault_as_its_own_role(stack_plan: Plan) -> None:
+    env = _env(stack_plan)
+    deployment = stack_plan.one("kubernetes:apps/v1:Deployment", "mlflow-server")
+    pod = deployment.inputs["spec"]["template"]
+    notes = pod["metadata"]["annotations"]
+    assert notes["vault.hashicorp.com/role"] == layout.role_name(env, "mlflow"), where(deployment)
+    assert notes["vault.hashicorp.com/agent-inject-secret-s3.env"] == (
+        f"{layout.KV_MOUNT}/data/{layout.secret_path(env, 'mlflow')}"
+    ), where(deployment)
+    assert pod["spec"]["serviceAccountName"] == layout.SERVICES["mlflow"].service_account, where(deployment)
+    assert deployment.inputs["metadata"]["namespace"] == layout.NAMESPACE, where(deployment)
+    token = pod["spec"]["volumes"][0]["projected"]["sources"][0]["serviceAccountToken"]
+    assert token["audience"] == layout.AUDIENCE, f"{where(deployment)} token not meant for Vault"
+    env_names = {e["name"] for e in pod["spec"]["containers"][0]["env"]}
+    assert not env_names & {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}, (
+        f"{where(deployment)} has keys in env"
+    )
+
+
+def test_volumes_are_encrypted_by_the_default_storage_class(stack_plan: Plan) -> None:
+    sc = stack_plan.one("kubernetes:storage.k8s.io/v1:StorageClass", "spira-gp3-encrypted")
+    assert sc.inputs["parameters"]["encrypted"] == "true", where(sc)
+    vault = _release(stack_plan, "vault")
+    assert vault.inputs["values"]["server"]["dataStorage"]["storageClass"] == "gp3-encrypted", where(vault)
+
+
+def test_the_registry_has_immutable_tags_and_scans_on_push(stack_plan: Plan) -> None:
+    for repo in stack_plan.of_type("aws:ecr/repository:Repository"):
+        assert repo.inputs["imageTagMutability"] == "IMMUTABLE", f"{where(repo)} allows retagging"
+        assert repo.inputs["imageScanningConfiguration"] == {"scanOnPush": True}, f"{where(repo)} not scanned"
+
+
+def test_kubernetes_secrets_are_envelope_encrypted(stack_plan: Plan) -> None:
+    cluster = stack_plan.one("aws:eks/cluster:Cluster", "spira-cluster-eks")
+    assert cluster.inputs["encryptionConfig"]["resources"] == ["secrets"], where(cluster)
+
+
+# ----------------------------------------------------------------------------------------- config
+SECRETISH = re.compile(r"(password|secret|token|credential|private|access.?key)", re.I)
+CREDENTIAL_VALUE = re.compile(r"(AKIA[0-9A-Z]{16}|-----BEGIN|hvs\.[A-Za-z0-9]{20,}|^s\.[A-Za-z0-9]{20,}$)")
+
+
+def _leaves(value: object, path: str = "") -> list[tuple[str, object]]:
+    if isinstance(value, dict):
+        return [leaf for k, v in value.items() for leaf in _leaves(v, f"{path}.{k}" if path else str(k))]
+    if isinstance(value, list):
+        return [leaf for i, v in enumerate(value) for leaf in _leaves(v, f"{path}[{i}]")]
+    return [(path, value)]
+
+
+@pytest.mark.parametrize("name", ["Pulumi.yaml", "Pulumi.staging.yaml", "Pulumi.production.yaml"])
+def test_no_secret_value_is_kept_in_plain_config(name: str) -> None:
+    doc = yaml.safe_load((contracts.REPO_ROOT / name).read_text())
+    for path, value in _leaves(doc.get("config") or {}):
+        if path.endswith(".secure"):
+            continue  # encrypted by Pulumi: allowed
+        assert not SECRETISH.search(path), f"{name}: {path} looks like a secret kept in plain text"
+        assert not CREDENTIAL_VALUE.search(str(value)), f"{name}: {path} holds what looks like a credential"
+
+
+def test_the_no_secret_check_catches_a_plain_password(tmp_path: Path) -> None:
+    doc = {"config": {"spira-platform:dbPassword": "hunter2", "aws:accessKey": "AKIAABCDEFGHIJKLMNOP"}}
+    flagged = [p for p, v in _leaves(doc["config"]) if SECRETISH.search(p) or CREDENTIAL_VALUE.search(str(v))]
+    assert flagged == ["spira-platform:dbPassword", "aws:accessKey"]
+
+
+# ----------------------------------------------------------------------------------------- CrossGuard
+def test_the_crossguard_rules_find_nothing_in_either_stack(stack_plan: Plan) -> None:
+    violations = [
+        f"{where(r)} {rule}: {msg}"
+        for r in stack_plan.resources
+        if r.custom
+        for rule, msg in rules.check(r.type, r.inputs, stack_plan.stack)
+    ]
+    assert violations == []
