@@ -38,16 +38,28 @@ def bootstrap_findings(rendered: dict[str, list[Doc]], version: str) -> list[Fin
     out = schema_findings([project, template], "bootstrap", version)
     table = contracts.environments()
     if sorted(table) != sorted(render.CLUSTER_ENVIRONMENTS):
-        out.append(Finding("argocd", "argocd/environments.yaml",
-                           f"names {sorted(table)}, not the clusters {sorted(render.CLUSTER_ENVIRONMENTS)}"))
+        out.append(
+            Finding(
+                "argocd",
+                "argocd/environments.yaml",
+                f"names {sorted(table)}, not the clusters {sorted(render.CLUSTER_ENVIRONMENTS)}",
+            )
+        )
     for env, entry in table.items():
         if env not in rendered:
             continue
         overlay = render.REPO_ROOT / entry["overlay"]
         if overlay.resolve() != render.environment_dir(env).resolve():
-            out.append(Finding("argocd", f"argocd/environments.yaml {env}",
-                               f"overlay {entry['overlay']} is not the {env} overlay"))
-        app = bootstrap.root_application(template, env, entry["branch"], entry["overlay"], contracts.repo_url())
+            out.append(
+                Finding(
+                    "argocd",
+                    f"argocd/environments.yaml {env}",
+                    f"overlay {entry['overlay']} is not the {env} overlay",
+                )
+            )
+        app = bootstrap.root_application(
+            template, env, entry["branch"], entry["overlay"], contracts.repo_url()
+        )
         out += schema_findings([app], f"bootstrap {env}", version)
         out += bootstrap.check(project, app, rendered[env], env)
     return out
@@ -66,10 +78,17 @@ def golden_findings(texts: dict[str, str]) -> list[Finding]:
     out = []
     for env, text in texts.items():
         path = render.golden_path(env)
-        expected = render.GOLDEN_HEADER.format(source=render.environment_dir(env).relative_to(render.REPO_ROOT))
+        expected = render.GOLDEN_HEADER.format(
+            source=render.environment_dir(env).relative_to(render.REPO_ROOT)
+        )
         if not path.is_file() or path.read_text() != expected + text:
-            out.append(Finding("golden", str(path.relative_to(render.REPO_ROOT)),
-                               "differs from the render; review the change, then `spira manifests golden`"))
+            out.append(
+                Finding(
+                    "golden",
+                    str(path.relative_to(render.REPO_ROOT)),
+                    "differs from the render; review the change, then `spira manifests golden`",
+                )
+            )
     return out
 
 

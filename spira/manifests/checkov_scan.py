@@ -42,23 +42,34 @@ def as_core_workloads(docs: list[Doc]) -> list[Doc]:
     for doc in docs:
         meta = doc.get("metadata", {})
         if doc.get("kind") == "Rollout":
-            out.append({
-                "apiVersion": "apps/v1",
-                "kind": "Deployment",
-                "metadata": {k: v for k, v in meta.items() if k in ("name", "namespace", "labels", "annotations")},
-                "spec": {k: doc["spec"][k] for k in ("replicas", "selector", "template") if k in doc["spec"]},
-            })
+            out.append(
+                {
+                    "apiVersion": "apps/v1",
+                    "kind": "Deployment",
+                    "metadata": {
+                        k: v for k, v in meta.items() if k in ("name", "namespace", "labels", "annotations")
+                    },
+                    "spec": {
+                        k: doc["spec"][k] for k in ("replicas", "selector", "template") if k in doc["spec"]
+                    },
+                }
+            )
         elif doc.get("kind") == "AnalysisTemplate":
             for metric in doc["spec"].get("metrics", []):
                 job = metric.get("provider", {}).get("job")
                 if job:
-                    out.append({
-                        "apiVersion": "batch/v1",
-                        "kind": "Job",
-                        "metadata": {"name": f"{meta.get('name')}-{metric.get('name')}",
-                                     "namespace": meta.get("namespace"), **job.get("metadata", {})},
-                        "spec": job["spec"],
-                    })
+                    out.append(
+                        {
+                            "apiVersion": "batch/v1",
+                            "kind": "Job",
+                            "metadata": {
+                                "name": f"{meta.get('name')}-{metric.get('name')}",
+                                "namespace": meta.get("namespace"),
+                                **job.get("metadata", {}),
+                            },
+                            "spec": job["spec"],
+                        }
+                    )
     return out
 
 
@@ -72,7 +83,9 @@ class CheckovCli(Checkov):
     """The checkov CLI from its own virtualenv (mk/manifests.mk pins and installs it)."""
 
     def __init__(self, executable: Path | None = None) -> None:
-        self.executable = executable or Path(os.environ.get("SPIRA_CHECKOV", CHECKOV_VENV / "bin" / "checkov"))
+        self.executable = executable or Path(
+            os.environ.get("SPIRA_CHECKOV", CHECKOV_VENV / "bin" / "checkov")
+        )
 
     def scan(self, docs: list[Doc]) -> list[CheckovFailure]:
         if not self.executable.is_file():
@@ -81,12 +94,31 @@ class CheckovCli(Checkov):
             target = Path(tmp) / "rendered.yaml"
             target.write_text(yaml.safe_dump_all(docs, sort_keys=False))
             # Offline: no guideline download, no platform mapping, no update check.
-            env = {**os.environ, "BC_SKIP_MAPPING": "TRUE", "CHECKOV_SKIP_DOWNLOAD": "TRUE",
-                   "LOG_LEVEL": "ERROR", "ANSI_COLORS_DISABLED": "1"}
+            env = {
+                **os.environ,
+                "BC_SKIP_MAPPING": "TRUE",
+                "CHECKOV_SKIP_DOWNLOAD": "TRUE",
+                "LOG_LEVEL": "ERROR",
+                "ANSI_COLORS_DISABLED": "1",
+            }
             proc = subprocess.run(
-                [str(self.executable), "-f", str(target), "--framework", "kubernetes", "-o", "json",
-                 "--quiet", "--compact", "--skip-download"],
-                capture_output=True, text=True, env=env, check=False, timeout=600,
+                [
+                    str(self.executable),
+                    "-f",
+                    str(target),
+                    "--framework",
+                    "kubernetes",
+                    "-o",
+                    "json",
+                    "--quiet",
+                    "--compact",
+                    "--skip-download",
+                ],
+                capture_output=True,
+                text=True,
+                env=env,
+                check=False,
+                timeout=600,
             )
         return parse_report(proc.stdout, proc.returncode, proc.stderr)
 
@@ -101,5 +133,7 @@ def parse_report(stdout: str, returncode: int, stderr: str = "") -> list[Checkov
     failures = []
     for rep in reports:
         for failed in rep.get("results", {}).get("failed_checks", []):
-            failures.append(CheckovFailure(failed["check_id"], failed.get("check_name", ""), failed.get("resource", "")))
+            failures.append(
+                CheckovFailure(failed["check_id"], failed.get("check_name", ""), failed.get("resource", ""))
+            )
     return failures

@@ -7,7 +7,9 @@ from typing import Annotated
 
 import typer
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="GitOps manifests: render, check, golden files.")
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, help="GitOps manifests: render, check, golden files."
+)
 
 
 @app.command("render")

@@ -31,7 +31,7 @@ class Difference:
     right: Any
 
     def __str__(self) -> str:
-        api, kind, _, name = self.identity
+        _api, kind, _, name = self.identity
         return f"{kind}/{name} {format_path(self.path)}: {self.left!r} != {self.right!r}"
 
 
@@ -104,8 +104,14 @@ def differences(left: list[Doc], right: list[Doc]) -> list[Difference]:
     out = []
     for ident in sorted(lmap.keys() | rmap.keys()):
         if ident not in lmap or ident not in rmap:
-            out.append(Difference(ident, (), "present" if ident in lmap else MISSING,
-                                  "present" if ident in rmap else MISSING))
+            out.append(
+                Difference(
+                    ident,
+                    (),
+                    "present" if ident in lmap else MISSING,
+                    "present" if ident in rmap else MISSING,
+                )
+            )
             continue
         lflat, rflat = flatten(lmap[ident]), flatten(rmap[ident])
         for path in sorted(lflat.keys() | rflat.keys(), key=repr):
@@ -118,7 +124,10 @@ def differences(left: list[Doc], right: list[Doc]) -> list[Difference]:
 def allowed(diff: Difference, allowlist: list[Allowed]) -> bool:
     _, kind, _, name = diff.identity
     return any(
-        a.kind == kind and a.name == name and len(diff.path) >= len(a.path) and diff.path[: len(a.path)] == a.path
+        a.kind == kind
+        and a.name == name
+        and len(diff.path) >= len(a.path)
+        and diff.path[: len(a.path)] == a.path
         for a in allowlist
     )
 

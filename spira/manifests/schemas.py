@@ -31,7 +31,10 @@ CRD_FILES: dict[tuple[str, str], str] = {
 # How a core type embedded in a CRD is validated: wrapped into the smallest core object that holds it.
 _CORE_WRAPPERS = {
     "ObjectMeta": lambda value: ({"apiVersion": "v1", "kind": "ConfigMap", "metadata": value}, 1),
-    "PodSpec": lambda value: ({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "t"}, "spec": value}, 1),
+    "PodSpec": lambda value: (
+        {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "t"}, "spec": value},
+        1,
+    ),
 }
 
 
@@ -79,8 +82,12 @@ def core_errors(doc: dict[str, Any], kubernetes_version: str) -> list[SchemaErro
     except kubernetes_validate.ValidationError as exc:
         return [SchemaError(_path(getattr(exc, "path", ())), _first_line(exc))]
     except kubernetes_validate.SchemaNotFoundError:
-        return [SchemaError("(document)", f"no schema for {doc.get('apiVersion')}/{doc.get('kind')} in "
-                                          f"Kubernetes {kubernetes_version}")]
+        return [
+            SchemaError(
+                "(document)",
+                f"no schema for {doc.get('apiVersion')}/{doc.get('kind')} in Kubernetes {kubernetes_version}",
+            )
+        ]
     return []
 
 

@@ -99,8 +99,13 @@ def images_pinned(docs: list[Doc]) -> list[Finding]:
         for c in containers(template):
             image = c.get("image", "")
             if not DIGEST_REF.match(image):
-                out.append(Finding("image-digest", f"{where} container {c.get('name')}",
-                                   f"image {image!r} is not pinned as name@sha256:<64 hex>"))
+                out.append(
+                    Finding(
+                        "image-digest",
+                        f"{where} container {c.get('name')}",
+                        f"image {image!r} is not pinned as name@sha256:<64 hex>",
+                    )
+                )
     return out
 
 
@@ -112,7 +117,9 @@ def kustomization_images(kustomization: Doc) -> list[Finding]:
         if "newTag" in entry:
             out.append(Finding("image-digest", where, "uses newTag; images are referenced by digest only"))
         if not re.fullmatch(r"sha256:[0-9a-f]{64}", str(entry.get("digest", ""))):
-            out.append(Finding("image-digest", where, f"digest {entry.get('digest')!r} is not sha256:<64 hex>"))
+            out.append(
+                Finding("image-digest", where, f"digest {entry.get('digest')!r} is not sha256:<64 hex>")
+            )
     return out
 
 
@@ -135,15 +142,22 @@ def services_select_pods(docs: list[Doc]) -> list[Finding]:
         if not selector:
             out.append(Finding("service-selector", ref(svc), "has no selector"))
             continue
-        selected = [t for t in templates if selector.items() <= (t.get("metadata", {}).get("labels") or {}).items()]
+        selected = [
+            t for t in templates if selector.items() <= (t.get("metadata", {}).get("labels") or {}).items()
+        ]
         if not selected:
             out.append(Finding("service-selector", ref(svc), f"selector {selector} matches no pod template"))
             continue
         for port in svc["spec"].get("ports", []):
             target = port.get("targetPort", port.get("port"))
             if not any(_resolve_port(c, target) for t in selected for c in containers(t)):
-                out.append(Finding("service-selector", ref(svc),
-                                   f"targetPort {target!r} is no container port of the selected pods"))
+                out.append(
+                    Finding(
+                        "service-selector",
+                        ref(svc),
+                        f"targetPort {target!r} is no container port of the selected pods",
+                    )
+                )
     return out
 
 
@@ -157,14 +171,20 @@ def blue_green(docs: list[Doc]) -> list[Finding]:
             continue
         active, preview = bg.get("activeService"), bg.get("previewService")
         if not preview:
-            out.append(Finding("blue-green", ref(rollout), "has no previewService: the gate would test nothing"))
+            out.append(
+                Finding("blue-green", ref(rollout), "has no previewService: the gate would test nothing")
+            )
         if active == preview:
-            out.append(Finding("blue-green", ref(rollout), f"activeService and previewService are both {active!r}"))
+            out.append(
+                Finding("blue-green", ref(rollout), f"activeService and previewService are both {active!r}")
+            )
         for name in (active, preview):
             if name and name not in services:
                 out.append(Finding("blue-green", ref(rollout), f"Service {name!r} is not rendered"))
         if not bg.get("prePromotionAnalysis"):
-            out.append(Finding("blue-green", ref(rollout), "has no prePromotionAnalysis: nothing gates promotion"))
+            out.append(
+                Finding("blue-green", ref(rollout), "has no prePromotionAnalysis: nothing gates promotion")
+            )
     return out
 
 
@@ -177,10 +197,12 @@ def _template_args(template: Doc) -> tuple[dict[str, Doc], set[str]]:
 def analysis_references(docs: list[Doc]) -> list[Finding]:
     out = []
     templates = {t["metadata"]["name"]: t for t in of_kind(docs, "AnalysisTemplate")}
-    for name, template in templates.items():
+    for _name, template in templates.items():
         declared, used = _template_args(template)
         for arg in sorted(used - declared.keys()):
-            out.append(Finding("analysis-args", ref(template), f"uses {{{{args.{arg}}}}} but does not declare it"))
+            out.append(
+                Finding("analysis-args", ref(template), f"uses {{{{args.{arg}}}}} but does not declare it")
+            )
     for rollout in of_kind(docs, "Rollout"):
         bg = rollout["spec"].get("strategy", {}).get("blueGreen", {})
         for phase in ("prePromotionAnalysis", "postPromotionAnalysis"):
@@ -192,19 +214,32 @@ def analysis_references(docs: list[Doc]) -> list[Finding]:
                 tname = entry.get("templateName")
                 where = f"{ref(rollout)} {phase}"
                 if entry.get("clusterScope"):
-                    out.append(Finding("analysis-args", where, f"{tname!r} is a ClusterAnalysisTemplate, not rendered"))
+                    out.append(
+                        Finding(
+                            "analysis-args", where, f"{tname!r} is a ClusterAnalysisTemplate, not rendered"
+                        )
+                    )
                     continue
                 if tname not in templates:
                     out.append(Finding("analysis-args", where, f"AnalysisTemplate {tname!r} is not rendered"))
                     continue
                 declared, _ = _template_args(templates[tname])
-                missing = sorted(n for n, a in declared.items() if n not in given and "value" not in a
-                                 and "valueFrom" not in a)
+                missing = sorted(
+                    n
+                    for n, a in declared.items()
+                    if n not in given and "value" not in a and "valueFrom" not in a
+                )
                 unknown = sorted(given - declared.keys())
                 if missing:
-                    out.append(Finding("analysis-args", where, f"{tname} needs args {missing} it is not given"))
+                    out.append(
+                        Finding("analysis-args", where, f"{tname} needs args {missing} it is not given")
+                    )
                 if unknown:
-                    out.append(Finding("analysis-args", where, f"passes args {unknown} that {tname} does not declare"))
+                    out.append(
+                        Finding(
+                            "analysis-args", where, f"passes args {unknown} that {tname} does not declare"
+                        )
+                    )
     return out
 
 
@@ -220,7 +255,9 @@ def probes(docs: list[Doc]) -> list[Finding]:
             if http.get("path") != path:
                 out.append(Finding("probes", where, f"{field} hits {http.get('path')!r}, not {path}"))
             if _resolve_port(model, http.get("port")) is None:
-                out.append(Finding("probes", where, f"{field} port {http.get('port')!r} is no container port"))
+                out.append(
+                    Finding("probes", where, f"{field} port {http.get('port')!r} is no container port")
+                )
     for rollout in of_kind(docs, "Rollout"):
         if _model(rollout) is None:
             out.append(Finding("probes", ref(rollout), f"has no container named {MODEL_CONTAINER!r}"))
@@ -233,20 +270,31 @@ def gpu_pool(docs: list[Doc], pool: GpuPool) -> list[Finding]:
         spec = rollout["spec"]["template"]["spec"]
         where = ref(rollout)
         tolerated = any(
-            t.get("key") == pool.taint_key and t.get("effect") == pool.taint_effect
-            and ((t.get("operator", "Equal") == "Equal" and t.get("value") == pool.taint_value)
-                 or t.get("operator") == "Exists")
+            t.get("key") == pool.taint_key
+            and t.get("effect") == pool.taint_effect
+            and (
+                (t.get("operator", "Equal") == "Equal" and t.get("value") == pool.taint_value)
+                or t.get("operator") == "Exists"
+            )
             for t in spec.get("tolerations", [])
         )
         if not tolerated:
-            out.append(Finding("gpu-pool", where, f"does not tolerate the GPU pool taint "
-                               f"{pool.taint_key}={pool.taint_value}:{pool.taint_effect}"))
+            out.append(
+                Finding(
+                    "gpu-pool",
+                    where,
+                    f"does not tolerate the GPU pool taint "
+                    f"{pool.taint_key}={pool.taint_value}:{pool.taint_effect}",
+                )
+            )
         if (spec.get("nodeSelector") or {}).get(pool.label_key) != pool.label_value:
             out.append(Finding("gpu-pool", where, f"nodeSelector lacks {pool.label_key}: {pool.label_value}"))
         resources = model.get("resources", {})
         limit = str(resources.get("limits", {}).get(pool.resource, ""))
         if not limit.isdigit() or int(limit) < 1:
-            out.append(Finding("gpu-pool", where, f"container {MODEL_CONTAINER} has no {pool.resource} limit"))
+            out.append(
+                Finding("gpu-pool", where, f"container {MODEL_CONTAINER} has no {pool.resource} limit")
+            )
         elif str(resources.get("requests", {}).get(pool.resource, limit)) != limit:
             out.append(Finding("gpu-pool", where, f"{pool.resource} request and limit differ"))
     return out
@@ -258,8 +306,13 @@ def model_env(docs: list[Doc]) -> list[Finding]:
         where = f"{ref(rollout)} container {MODEL_CONTAINER}"
         names = [e.get("name") for e in model.get("env", [])]
         if set(names) != VAULT_ENV or len(names) != len(VAULT_ENV):
-            out.append(Finding("env", where, f"env is {names}; only {sorted(VAULT_ENV)} are allowed "
-                               "(every secret comes from Vault)"))
+            out.append(
+                Finding(
+                    "env",
+                    where,
+                    f"env is {names}; only {sorted(VAULT_ENV)} are allowed (every secret comes from Vault)",
+                )
+            )
         if model.get("envFrom"):
             out.append(Finding("env", where, "envFrom would add variables beyond the Vault three"))
         for e in model.get("env", []):
@@ -278,7 +331,11 @@ def vault_identity(docs: list[Doc], expect: VaultExpectation) -> list[Finding]:
         where = ref(rollout)
         spec = rollout["spec"]["template"]["spec"]
         if rollout["metadata"].get("namespace") != expect.namespace:
-            out.append(Finding("vault", where, f"namespace is not {expect.namespace!r} (Vault binds the token subject)"))
+            out.append(
+                Finding(
+                    "vault", where, f"namespace is not {expect.namespace!r} (Vault binds the token subject)"
+                )
+            )
         if spec.get("serviceAccountName") != expect.service_account:
             out.append(Finding("vault", where, f"serviceAccountName is not {expect.service_account!r}"))
         for name, want in (("VAULT_ROLE", expect.role), ("VAULT_SECRET_PATH", expect.secret_path)):
@@ -287,11 +344,16 @@ def vault_identity(docs: list[Doc], expect: VaultExpectation) -> list[Finding]:
                 out.append(Finding("vault", where, f"{name} is {got!r}; infra/vault/layout.py says {want!r}"))
         audiences = [
             s["serviceAccountToken"].get("audience")
-            for v in spec.get("volumes", []) for s in (v.get("projected") or {}).get("sources", [])
+            for v in spec.get("volumes", [])
+            for s in (v.get("projected") or {}).get("sources", [])
             if "serviceAccountToken" in s
         ]
         if expect.audience not in audiences:
-            out.append(Finding("vault", where, f"no projected service-account token with audience {expect.audience!r}"))
+            out.append(
+                Finding(
+                    "vault", where, f"no projected service-account token with audience {expect.audience!r}"
+                )
+            )
     sa_names = {s["metadata"]["name"] for s in of_kind(docs, "ServiceAccount")}
     if expect.service_account not in sa_names:
         out.append(Finding("vault", f"ServiceAccount/{expect.service_account}", "is not rendered"))
@@ -322,17 +384,26 @@ def security(docs: list[Doc]) -> list[Finding]:
         if (psc.get("seccompProfile") or {}).get("type") != "RuntimeDefault":
             out.append(Finding("security", where, "pod seccompProfile is not RuntimeDefault"))
         if spec.get("automountServiceAccountToken") is not False:
-            out.append(Finding("security", where, "mounts a Kubernetes API token (automountServiceAccountToken)"))
+            out.append(
+                Finding("security", where, "mounts a Kubernetes API token (automountServiceAccountToken)")
+            )
         for c in containers(template):
-            out += [Finding("security", f"{where} container {c.get('name')}", p) for p in _secure_container(c)]
+            out += [
+                Finding("security", f"{where} container {c.get('name')}", p) for p in _secure_container(c)
+            ]
     for rollout, model in _rollouts(docs):
         volumes = {v["name"]: v for v in rollout["spec"]["template"]["spec"].get("volumes", [])}
         mounts = {m["mountPath"]: m["name"] for m in model.get("volumeMounts", [])}
         for path in MODEL_WRITABLE_DIRS:
             name = mounts.get(path)
             if name is None or "emptyDir" not in volumes.get(name, {}):
-                out.append(Finding("security", f"{ref(rollout)} container {MODEL_CONTAINER}",
-                                   f"{path} is not an emptyDir mount (read-only root filesystem)"))
+                out.append(
+                    Finding(
+                        "security",
+                        f"{ref(rollout)} container {MODEL_CONTAINER}",
+                        f"{path} is not an emptyDir mount (read-only root filesystem)",
+                    )
+                )
     return out
 
 
@@ -355,9 +426,16 @@ def gate_job(docs: list[Doc]) -> list[Finding]:
                 where = f"{ref(template)} metric {metric.get('name')}"
                 spec = metric["provider"]["job"]["spec"]
                 if spec.get("backoffLimit") != 0:
-                    out.append(Finding("gate", where, "backoffLimit is not 0: a failed gate must not be retried"))
-                if not isinstance(spec.get("activeDeadlineSeconds"), int) or spec["activeDeadlineSeconds"] <= 0:
-                    out.append(Finding("gate", where, "has no activeDeadlineSeconds: a hung gate blocks the rollout"))
+                    out.append(
+                        Finding("gate", where, "backoffLimit is not 0: a failed gate must not be retried")
+                    )
+                if (
+                    not isinstance(spec.get("activeDeadlineSeconds"), int)
+                    or spec["activeDeadlineSeconds"] <= 0
+                ):
+                    out.append(
+                        Finding("gate", where, "has no activeDeadlineSeconds: a hung gate blocks the rollout")
+                    )
                 if spec.get("template", {}).get("spec", {}).get("restartPolicy") != "Never":
                     out.append(Finding("gate", where, "restartPolicy is not Never"))
                 if "{{args.preview-url}}" not in repr(spec):
@@ -370,8 +448,14 @@ def gate_job(docs: list[Doc]) -> list[Finding]:
         want_host = f"{bg.get('previewService')}.{rollout['metadata'].get('namespace')}.svc.cluster.local"
         ports = {p.get("port") for p in preview.get("spec", {}).get("ports", [])}
         if parts.hostname != want_host or parts.port not in ports:
-            out.append(Finding("gate", ref(rollout), f"preview-url {url!r} is not the preview Service "
-                               f"({want_host} on one of ports {sorted(ports)})"))
+            out.append(
+                Finding(
+                    "gate",
+                    ref(rollout),
+                    f"preview-url {url!r} is not the preview Service "
+                    f"({want_host} on one of ports {sorted(ports)})",
+                )
+            )
     return out
 
 
@@ -380,12 +464,23 @@ def stack_sizes(docs: list[Doc], pool: GpuPool, replicas: int, gpus_per_pod: int
     out = []
     for rollout, model in _rollouts(docs):
         if rollout["spec"].get("replicas") != replicas:
-            out.append(Finding("stack", ref(rollout), f"replicas {rollout['spec'].get('replicas')} differ from "
-                               f"the stack's modelReplicas {replicas}"))
+            out.append(
+                Finding(
+                    "stack",
+                    ref(rollout),
+                    f"replicas {rollout['spec'].get('replicas')} differ from "
+                    f"the stack's modelReplicas {replicas}",
+                )
+            )
         limit = str(model.get("resources", {}).get("limits", {}).get(pool.resource, ""))
         if limit != str(gpus_per_pod):
-            out.append(Finding("stack", ref(rollout), f"{pool.resource} {limit!r} differs from the stack's "
-                               f"gpusPerPod {gpus_per_pod}"))
+            out.append(
+                Finding(
+                    "stack",
+                    ref(rollout),
+                    f"{pool.resource} {limit!r} differs from the stack's gpusPerPod {gpus_per_pod}",
+                )
+            )
     return out
 
 
@@ -413,8 +508,13 @@ def metric_providers(docs: list[Doc]) -> list[Finding]:
         for metric in template["spec"].get("metrics", []):
             providers = sorted(metric.get("provider", {}))
             if len(providers) != 1:
-                out.append(Finding("analysis-args", f"{ref(template)} metric {metric.get('name')}",
-                                   f"has {len(providers)} providers {providers}; exactly one is allowed"))
+                out.append(
+                    Finding(
+                        "analysis-args",
+                        f"{ref(template)} metric {metric.get('name')}",
+                        f"has {len(providers)} providers {providers}; exactly one is allowed",
+                    )
+                )
     return out
 
 
@@ -425,5 +525,7 @@ def gate_thresholds(docs: list[Doc], env: str) -> list[Finding]:
     for template in of_kind(docs, "AnalysisTemplate"):
         for arg in template["spec"].get("args", []):
             if arg.get("name") == "thresholds" and arg.get("value") != env:
-                out.append(Finding("gate", ref(template), f"thresholds {arg.get('value')!r} are not {env!r}'s"))
+                out.append(
+                    Finding("gate", ref(template), f"thresholds {arg.get('value')!r} are not {env!r}'s")
+                )
     return out

@@ -25,7 +25,7 @@ def test_an_unknown_environment_is_refused():
 
 def test_a_broken_kustomization_is_a_render_error(tmp_path: Path):
     (tmp_path / "kustomization.yaml").write_text("resources:\n  - missing.yaml\n")
-    with pytest.raises(render.RenderError, match="missing.yaml"):
+    with pytest.raises(render.RenderError, match=r"missing\.yaml"):
         render.render_dir(tmp_path)
 
 

@@ -22,8 +22,10 @@ def test_every_rendered_object_passes_the_strict_schemas(env):
 
 def test_the_bootstrap_templates_and_each_root_application_pass_the_strict_schemas():
     project, template = contracts.bootstrap_templates()
-    apps = [bootstrap.root_application(template, env, e["branch"], e["overlay"], contracts.repo_url())
-            for env, e in contracts.environments().items()]
+    apps = [
+        bootstrap.root_application(template, env, e["branch"], e["overlay"], contracts.repo_url())
+        for env, e in contracts.environments().items()
+    ]
     assert [messages(d) for d in [project, template, *apps]] == [[]] * (2 + len(apps))
 
 
@@ -103,9 +105,9 @@ def test_a_typo_in_a_core_service_is_rejected():
 
 
 def test_an_argo_kind_without_a_vendored_schema_is_an_error_not_a_pass():
-    assert messages({"apiVersion": "argoproj.io/v1alpha1", "kind": "Experiment", "metadata": {"name": "x"}}) == [
-        "(document): no vendored CRD schema for argoproj.io/v1alpha1/Experiment"
-    ]
+    assert messages(
+        {"apiVersion": "argoproj.io/v1alpha1", "kind": "Experiment", "metadata": {"name": "x"}}
+    ) == ["(document): no vendored CRD schema for argoproj.io/v1alpha1/Experiment"]
 
 
 def _objects(node, path=""):
@@ -122,8 +124,10 @@ def _objects(node, path=""):
 @pytest.mark.parametrize("api_kind", sorted(schemas.CRD_FILES))
 def test_every_closed_object_of_a_vendored_crd_rejects_unknown_fields(api_kind):
     open_objects = [
-        path for path, node in _objects(schemas.crd_schema(*api_kind))
-        if node.get("additionalProperties") is not False and not node.get("x-kubernetes-preserve-unknown-fields")
+        path
+        for path, node in _objects(schemas.crd_schema(*api_kind))
+        if node.get("additionalProperties") is not False
+        and not node.get("x-kubernetes-preserve-unknown-fields")
         and not isinstance(node.get("additionalProperties"), dict)
     ]
     assert open_objects == []
@@ -137,5 +141,7 @@ def test_each_vendored_crd_names_its_upstream_file_and_commit(name):
 
 
 def test_the_kubernetes_version_comes_from_the_pulumi_project():
-    declared = yaml.safe_load(Path(render.REPO_ROOT / "Pulumi.yaml").read_text())["config"]["kubernetesVersion"]
-    assert VERSION == str(declared["default"])
+    declared = yaml.safe_load(Path(render.REPO_ROOT / "Pulumi.yaml").read_text())["config"][
+        "kubernetesVersion"
+    ]
+    assert str(declared["default"]) == VERSION
