@@ -136,3 +136,13 @@ def test_encrypted_storage_passes_and_unencrypted_fails() -> None:
 
 def test_check_names_the_rule_that_failed() -> None:
     assert rules.check(rules.NODE_GROUP, {**GPU_GROUP, "taints": []}, "staging")[0][0] == "gpu-pools-tainted"
+
+
+def test_the_policy_pack_config_files_name_every_rule_with_their_environment() -> None:
+    import json
+
+    from infra.contracts import INFRA_DIR
+
+    for env in ("staging", "production"):
+        doc = json.loads((INFRA_DIR / "policy" / f"config.{env}.json").read_text())
+        assert doc == {name: {"environment": env} for name in rules.RULES}
