@@ -35,13 +35,13 @@ class StackInfo:
     def vault_client(self, token: str | None = None):
         import hvac
 
-        return hvac.Client(url=self.vault_addr, token=token or self.vault_root_token, timeout=10)
+        return hvac.Client(url=self.vault_addr, token=token or self.vault_root_token, timeout=30)
 
     def operator_client(self):
         """A Vault client logged in with the operator role (no root), as `spira secrets` uses."""
         import hvac
 
-        client = hvac.Client(url=self.vault_addr, timeout=10)
+        client = hvac.Client(url=self.vault_addr, timeout=30)
         client.auth.jwt.jwt_login(
             role=layout.operator_role_name(self.env_name),
             jwt=self.mint_jwt(layout.operator_subject(self.env_name)),
@@ -69,6 +69,7 @@ class StackInfo:
             # Local only: mint the service-account-like JWT with the stack's key instead of reading a
             # projected token file (clusters set nothing here and use /var/run/secrets/vault/token).
             "VAULT_JWT_SIGNER_KEY": str(self.signer.private_key_path),
+            "VAULT_JWT_SUBJECT": layout.SERVICES[service].subject,
         }
 
     def shell_env(self) -> dict[str, str]:

@@ -103,10 +103,10 @@ audit "file" "file" {{
                              f"remove {self.dir} to start fresh (its secrets are lost)") from exc
 
     def root_client(self) -> hvac.Client:
-        return hvac.Client(url=self.addr, token=self.keys()["root_token"], timeout=10)
+        return hvac.Client(url=self.addr, token=self.keys()["root_token"], timeout=30)
 
     def init_and_unseal(self) -> None:
-        client = hvac.Client(url=self.addr, timeout=10)
+        client = hvac.Client(url=self.addr, timeout=60)  # init writes keys through raft: slow on a busy machine
         if not client.sys.is_initialized():
             result = client.sys.initialize(secret_shares=1, secret_threshold=1)
             fd = os.open(self.init_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -9,7 +9,7 @@ import pytest
 
 from spira.stack import LocalStack, StackConfig, StackError
 from spira.stack.net import port_in_use
-from tests.fixtures.stack import free_stack_ports
+from tests.fixtures.stack import free_stack_ports, stack_home
 
 pytestmark = pytest.mark.integration
 
@@ -22,7 +22,8 @@ def _pids_alive(pids: list[int]) -> list[int]:
     return [p for p in pids if Path(f"/proc/{p}").exists() and "Z" not in Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()[0]]
 
 
-def test_up_twice_reuses_the_running_services_and_down_stops_everything(tmp_path: Path) -> None:
+def test_up_twice_reuses_the_running_services_and_down_stops_everything() -> None:
+    tmp_path = stack_home()
     stack = LocalStack(StackConfig.load(tmp_path / "home", **free_stack_ports()))
     try:
         stack.up()
@@ -44,7 +45,8 @@ def test_up_twice_reuses_the_running_services_and_down_stops_everything(tmp_path
     assert [p for p in _all_ports(stack) if port_in_use(p)] == []
 
 
-def test_a_port_in_use_names_the_service_and_rolls_back_what_was_started(tmp_path: Path) -> None:
+def test_a_port_in_use_names_the_service_and_rolls_back_what_was_started() -> None:
+    tmp_path = stack_home()
     ports = free_stack_ports()
     stack = LocalStack(StackConfig.load(tmp_path / "home", **ports))
     blocker = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
