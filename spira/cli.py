@@ -9,17 +9,23 @@ from __future__ import annotations
 import importlib
 import sys
 
-import click
+import click as plain_click
+import typer
+import typer.core
 import typer.main
 
-# name -> (module:attribute of a typer.Typer, one-line help)
+# typer 0.29 vendors its own click; the root is built on typer's group so typer's Exit and usage errors
+# are handled here, and plain-click errors are caught in main().
+from typer import _click as tclick
+
+# name -> (module:attribute of a typer.Typer or a function, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "stack": ("spira.stack.cli:app", "Local stack of real services: OpenBao, SeaweedFS, MLflow, registry."),
     "data": ("training.data_cli:app", "Datasets: synthetic SPIRA-like data, CSV checks."),
     "pipeline": ("training.cli:app", "Training pipeline stages: features, train, evaluate, publish."),
     "serve": ("serving.cli:serve", "Serve the model over HTTP (BentoML)."),
     "predict": ("serving.cli:predict", "Predict offline, one JSON line per file."),
-    "bento": ("serving.cli:bento_app", "Build and inspect the model Bento."),
+    "bento": ("serving.cli:bento_app", "Import the model and build the Bento."),
     "gate": ("spira.gate_cli:gate", "Promotion gate: Locust load test judged against SLO thresholds."),
     "secrets": ("spira.secrets.cli:app", "Vault secrets: seed, status, rotate."),
     "manifests": ("spira.manifests.cli:app", "GitOps manifests: render, check, golden files."),
@@ -29,48 +35,62 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-def _load(target: str) -> click.Command:
+def _load(name: str, target: str):
     module_name, attr = target.split(":")
     obj = getattr(importlib.import_module(module_name), attr)
     if isinstance(obj, typer.Typer):
         return typer.main.get_command(obj)
-    if isinstance(obj, click.Command):
+    if isinstance(obj, tclick.Command | plain_click.Command):
         return obj
-    # a plain function: make a single command of it
-    app = typer.Typer(add_completion=False)
-    app.command()(obj)
+    app = typer.Typer(add_completion=False)  # a plain function becomes a single command
+    app.command(name=name)(obj)
     return typer.main.get_command(app)
 
 
-class LazyGroup(click.Group):
-    def list_commands(self, ctx: click.Context) -> list[str]:
+class LazyGroup(typer.core.TyperGroup):
+    def list_commands(self, ctx) -> list[str]:
         return sorted(COMMANDS)
 
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+    def get_command(self, ctx, cmd_name: str):
         if cmd_name not in COMMANDS:
             return None
-        target, _ = COMMANDS[cmd_name]
         try:
-            cmd = _load(target)
+            cmd = _load(cmd_name, COMMANDS[cmd_name][0])
         except ModuleNotFoundError as exc:
-            raise click.ClickException(f"'spira {cmd_name}' is unavailable: {exc}") from exc
+            raise tclick.ClickException(f"'spira {cmd_name}' is unavailable: {exc}") from exc
         cmd.name = cmd_name
         return cmd
 
-    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+    def format_commands(self, ctx, formatter) -> None:
         # help text from the table, without importing every area
-        rows = [(name, COMMANDS[name][1]) for name in self.list_commands(ctx)]
         with formatter.section("Commands"):
-            formatter.write_dl(rows)
+            formatter.write_dl([(name, COMMANDS[name][1]) for name in self.list_commands(ctx)])
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-def cli() -> None:
-    """SPIRA Platform: train, serve, gate and promote the SPIRA respiratory-insufficiency model."""
+cli = LazyGroup(
+    name="spira",
+    help="SPIRA Platform: train, serve, gate and promote the SPIRA respiratory-insufficiency model.",
+    rich_markup_mode=None,
+    no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 
 
-def main() -> None:
-    sys.exit(cli.main(standalone_mode=True))
+def main(argv: list[str] | None = None) -> None:
+    try:
+        result = cli.main(args=argv, prog_name="spira", standalone_mode=False)
+    except (typer.Exit, plain_click.exceptions.Exit) as exc:
+        sys.exit(exc.exit_code)
+    except (tclick.exceptions.NoArgsIsHelpError, plain_click.exceptions.NoArgsIsHelpError) as exc:
+        exc.show()
+        sys.exit(0)
+    except (tclick.exceptions.ClickException, plain_click.ClickException) as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except (typer.Abort, plain_click.exceptions.Abort, KeyboardInterrupt):
+        print("Aborted.", file=sys.stderr)
+        sys.exit(130)
+    sys.exit(result if isinstance(result, int) else 0)
 
 
 if __name__ == "__main__":
