@@ -1,0 +1,100 @@
+"""The HTTP surface: POST /predict, POST /predict_batch, GET /info. Errors are JSON {"error", "detail"}.
+
+The body is read with a hard byte limit before anything is parsed, so a huge upload costs at most the limit.
+BentoML serves /livez, /readyz (our __is_ready__) and /metrics around this app.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from serving.limits import Rejected
+from serving.runtime import ServingRuntime
+
+MULTIPART_OVERHEAD = 64 * 1024
+MAX_BATCH_FILES = 16
+
+
+def _error(exc: Rejected) -> JSONResponse:
+    return JSONResponse({"error": exc.code, "detail": exc.detail}, status_code=exc.status)
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise Rejected(413, "too_large", f"request of {declared} bytes exceeds the limit of {limit}")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise Rejected(413, "too_large", f"request exceeds the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _audio_files(request: Request, runtime: ServingRuntime, max_files: int) -> list[tuple[str, bytes]]:
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        raise Rejected(415, "not_multipart", "send multipart/form-data with the recording in the field 'audio'")
+    limit = runtime.predictor.limits.max_bytes * max_files + MULTIPART_OVERHEAD
+    body = await _read_body(request, limit)
+
+    async def replay():
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    try:
+        form = await Request(request.scope, replay).form(max_files=max_files, max_fields=max_files + 4)
+    except Exception as exc:  # starlette's MultiPartException and parser errors: a malformed body
+        raise Rejected(400, "bad_multipart", f"the multipart body could not be parsed: {exc}") from exc
+    files = [f for f in form.getlist("audio") if hasattr(f, "read")]
+    if not files:
+        raise Rejected(400, "missing_audio", "no file in the multipart field 'audio'")
+    out = [(f.filename or "", await f.read()) for f in files]
+    await form.close()
+    return out
+
+
+def create_app(get_runtime: Callable[[], ServingRuntime]) -> Starlette:
+    async def predict(request: Request) -> JSONResponse:
+        runtime = get_runtime()
+        try:
+            (filename, data), = await _audio_files(request, runtime, max_files=1)
+            return JSONResponse(await runtime.predict(data, filename))
+        except Rejected as exc:
+            runtime.metrics.rejected(exc.code)
+            return _error(exc)
+        except ValueError:  # more than one file
+            exc = Rejected(400, "one_file_only", "send exactly one file in 'audio' (or use /predict_batch)")
+            runtime.metrics.rejected(exc.code)
+            return _error(exc)
+
+    async def predict_batch(request: Request) -> JSONResponse:
+        runtime = get_runtime()
+        try:
+            files = await _audio_files(request, runtime, max_files=MAX_BATCH_FILES)
+        except Rejected as exc:
+            runtime.metrics.rejected(exc.code)
+            return _error(exc)
+        results = []
+        for filename, data in files:
+            try:
+                results.append({"file": filename, **await runtime.predict(data, filename)})
+            except Rejected as exc:
+                results.append({"file": filename, "error": exc.code, "detail": exc.detail, "status": exc.status})
+        return JSONResponse({"results": results})
+
+    async def info(request: Request) -> JSONResponse:
+        runtime = get_runtime()
+        p = runtime.predictor
+        return JSONResponse({"model_version": p.model_version, "threshold": p.threshold,
+                             "feature_params": p.params.to_dict(), "readiness": runtime.readiness()})
+
+    return Starlette(routes=[
+        Route("/predict", predict, methods=["POST"]),
+        Route("/predict_batch", predict_batch, methods=["POST"]),
+        Route("/info", info, methods=["GET"]),
+    ])

@@ -1,0 +1,84 @@
+"""Adaptive batching of the model call: concurrent requests share forward passes.
+
+Requests put their windows on a queue; one worker takes whatever has arrived within `max_latency_ms` (up
+to `max_batch_size` windows), runs one forward pass in a thread, and hands each request its slice. Under
+light load a request waits at most `max_latency_ms`; under heavy load batches fill up and the per-window
+cost drops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from serving.inference import WindowModel
+
+
+@dataclass
+class _Job:
+    windows: np.ndarray
+    future: asyncio.Future = field(repr=False)
+
+
+class MicroBatcher:
+    def __init__(self, model: WindowModel, max_batch_size: int = 64, max_latency_ms: float = 10.0) -> None:
+        self.model = model
+        self.max_batch_size = max_batch_size
+        self.max_latency_s = max_latency_ms / 1000.0
+        self._queue: asyncio.Queue[_Job] | None = None
+        self._worker: asyncio.Task | None = None
+        self.batches = 0
+        self.windows = 0
+
+    async def predict(self, windows: np.ndarray) -> np.ndarray:
+        if self._queue is None:
+            self._queue = asyncio.Queue()
+            self._worker = asyncio.get_running_loop().create_task(self._run())
+        future = asyncio.get_running_loop().create_future()
+        await self._queue.put(_Job(windows, future))
+        return await future
+
+    async def _run(self) -> None:
+        assert self._queue is not None
+        while True:
+            first = await self._queue.get()
+            jobs, size = [first], len(first.windows)
+            deadline = asyncio.get_running_loop().time() + self.max_latency_s
+            while size < self.max_batch_size:
+                timeout = deadline - asyncio.get_running_loop().time()
+                if timeout <= 0:
+                    break
+                try:
+                    job = await asyncio.wait_for(self._queue.get(), timeout)
+                except TimeoutError:
+                    break
+                jobs.append(job)
+                size += len(job.windows)
+            await self._execute(jobs)
+
+    async def _execute(self, jobs: list[_Job]) -> None:
+        batch = np.concatenate([j.windows for j in jobs], axis=0)
+        try:
+            probs = await asyncio.to_thread(self.model.predict, batch)
+        except Exception as exc:  # the model failed: every waiting request learns why
+            for j in jobs:
+                if not j.future.done():
+                    j.future.set_exception(exc)
+            return
+        self.batches += 1
+        self.windows += len(batch)
+        start = 0
+        for j in jobs:
+            n = len(j.windows)
+            if not j.future.done():
+                j.future.set_result(probs[start : start + n])
+            start += n
+
+    async def close(self) -> None:
+        if self._worker is not None:
+            self._worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._worker

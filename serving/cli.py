@@ -1,0 +1,146 @@
+"""`spira serve`, `spira predict` and `spira bento import|build` (contract names other checks use)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+console = Console(stderr=True)
+REPO_ROOT = Path(__file__).resolve().parent.parent
+BENTO_EXPORT_DIR = REPO_ROOT / "build" / "bento"
+
+bento_app = typer.Typer(add_completion=False, no_args_is_help=True, help="Import the model and build the Bento.")
+
+
+def _tracking_uri(explicit: str | None) -> str:
+    if explicit:
+        return explicit
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
+    from spira.stack import StackConfig
+    from spira.stack.mlflow_server import MlflowService
+
+    return MlflowService(StackConfig.load()).uri  # the local stack's MLflow
+
+
+def _bentoml() -> str:
+    candidate = Path(sys.executable).parent / "bentoml"
+    return str(candidate) if candidate.exists() else "bentoml"
+
+
+def _local_vault_env() -> dict[str, str]:
+    """The runtime contract for a local server: from the environment if set, else from the local stack."""
+    if os.environ.get("VAULT_ADDR"):
+        return {}
+    from spira.stack import LocalStack, StackConfig, StackError
+
+    try:
+        return LocalStack(StackConfig.load()).info().service_env("serving")
+    except StackError as exc:
+        console.print(f"[yellow]no Vault: {exc}; serving without secrets (no archive)[/yellow]")
+        return {}
+
+
+@bento_app.command("import")
+def import_cmd(
+    model: str = typer.Option(..., "--model", help="MLflow version number or alias (candidate, champion)."),
+    tracking_uri: str | None = typer.Option(None, help="MLflow URI (default $MLFLOW_TRACKING_URI or the local stack)."),
+    pin: bool = typer.Option(True, help="Write serving/model.lock.json (the version pinned in git)."),
+) -> None:
+    """Resolve the model once, import it into the BentoML store, pin the version."""
+    from serving.model_import import MlflowModelSource, import_model
+
+    result = import_model(MlflowModelSource(_tracking_uri(tracking_uri)), model)
+    if pin:
+        result.write()
+    print(json.dumps({"bento_model": result.bento_tag, "mlflow_version": result.mlflow_version,
+                      "resolved_from": result.resolved_from}))
+
+
+@bento_app.command("build")
+def build_cmd(
+    export_dir: Path = typer.Option(BENTO_EXPORT_DIR, help="Where the built Bento's directory is copied."),
+) -> None:
+    """`bentoml build` of the pinned model and service; prints the Bento tag and copies it to export-dir."""
+    tag = build_bento()
+    path = export_bento(tag, export_dir)
+    print(json.dumps({"bento": tag, "path": str(path)}))
+
+
+def build_bento() -> str:
+    out = subprocess.run([_bentoml(), "build", "-f", "serving/bentofile.yaml", "--output", "tag", "."],
+                         cwd=REPO_ROOT, capture_output=True, text=True)
+    if out.returncode != 0:
+        console.print(out.stdout + out.stderr)
+        raise typer.Exit(1)
+    tag = out.stdout.strip().splitlines()[-1].replace("__tag__:", "").strip()
+    return tag
+
+
+def export_bento(tag: str, export_dir: Path) -> Path:
+    import bentoml
+
+    src = Path(bentoml.get(tag).path)
+    if export_dir.exists():
+        shutil.rmtree(export_dir)
+    shutil.copytree(src, export_dir)
+    return export_dir
+
+
+def serve(
+    port: int = typer.Option(3000, help="Port on 127.0.0.1."),
+    bento: str | None = typer.Option(None, help="Serve a built Bento by tag."),
+    model: str | None = typer.Option(None, help="Serve this MLflow version/alias instead of the pinned one."),
+    host: str = typer.Option("127.0.0.1"),
+    tracking_uri: str | None = typer.Option(None),
+) -> None:
+    """Serve over HTTP with BentoML (the pinned model by default)."""
+    env = {**os.environ, **_local_vault_env()}
+    if bento and model:
+        raise typer.BadParameter("use --bento or --model, not both")
+    target = bento or "serving.service:Spira"
+    if model:
+        from serving.model_import import MlflowModelSource, import_model
+
+        pin = import_model(MlflowModelSource(_tracking_uri(tracking_uri)), model)
+        pin_file = Path(tempfile.mkdtemp(prefix="spira-pin-")) / "model.lock.json"
+        pin.write(pin_file)
+        env["SPIRA_MODEL_PIN"] = str(pin_file)
+    os.chdir(REPO_ROOT)
+    os.execvpe(_bentoml(), [_bentoml(), "serve", target, "--port", str(port), "--host", host], env)
+
+
+def predict(
+    files: list[Path] = typer.Argument(..., help="Audio files (WAV, FLAC, OGG)."),
+    model: str = typer.Option(..., "--model", help="MLflow version number or alias."),
+    tracking_uri: str | None = typer.Option(None),
+) -> None:
+    """Predict offline through the same code as the server: one JSON line per file."""
+    from serving.inference import Predictor
+    from serving.limits import Rejected
+    from serving.model_import import MlflowModelSource
+    from spira_core.model import load_bundle
+
+    source = MlflowModelSource(_tracking_uri(tracking_uri))
+    resolved = source.resolve(model)
+    failures = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        predictor = Predictor.from_bundle(load_bundle(source.download(resolved, Path(tmp))), resolved.version)
+    for f in files:
+        try:
+            answer = {"file": str(f), **predictor.predict_bytes(f.read_bytes())}
+        except Rejected as exc:
+            answer, failures = {"file": str(f), "error": exc.code, "detail": exc.detail}, failures + 1
+        except OSError as exc:
+            answer, failures = {"file": str(f), "error": "unreadable", "detail": str(exc)}, failures + 1
+        print(json.dumps(answer), flush=True)
+    if failures:
+        raise typer.Exit(1)

@@ -1,0 +1,84 @@
+"""From upload bytes to the answer, through the same spira_core code training used.
+
+    predictor = Predictor.from_bundle(bundle, model_version="7")
+    answer = predictor.predict_bytes(data)          # offline (`spira predict`) and parity tests
+    prepared = predictor.prepare(data)              # the server: prepare, batch the model call, answer
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import numpy as np
+
+from serving.limits import UploadLimits, decode, read_header
+from spira_core import audio as A
+from spira_core import features as F
+from spira_core import windows as W
+from spira_core.params import FeatureParams
+
+PATIENT, CONTROL = "patient", "control"
+
+
+class WindowModel(ABC):
+    """The model call: windows [N, T, F] float32 → probabilities [N]."""
+
+    @abstractmethod
+    def predict(self, windows: np.ndarray) -> np.ndarray: ...
+
+
+class TorchWindowModel(WindowModel):
+    def __init__(self, model, batch_size: int = 256) -> None:
+        self.model = model
+        self.batch_size = batch_size
+
+    def predict(self, windows: np.ndarray) -> np.ndarray:
+        from spira_core.model import predict_windows
+
+        return predict_windows(self.model, windows, batch_size=self.batch_size)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    windows: np.ndarray  # [N, T, F]
+    duration_s: float
+    sample_rate_in: int
+    channels: int
+
+
+class Predictor:
+    def __init__(self, params: FeatureParams, threshold: float, model_version: str, model: WindowModel,
+                 limits: UploadLimits | None = None) -> None:
+        self.params = params
+        self.threshold = float(threshold)
+        self.model_version = str(model_version)
+        self.model = model
+        self.limits = limits or UploadLimits()
+
+    @classmethod
+    def from_bundle(cls, bundle, model_version: str, limits: UploadLimits | None = None) -> Predictor:
+        return cls(bundle.params, bundle.threshold, model_version, TorchWindowModel(bundle.model), limits)
+
+    def prepare(self, data: bytes) -> Prepared:
+        header = read_header(data, self.limits)
+        samples, rate = decode(data, header, self.limits)
+        wav = A.resample(A.to_mono(samples), rate, self.params.sample_rate)
+        feats = F.mfcc(wav, self.params)
+        return Prepared(W.file_windows(feats, self.params), samples.shape[0] / rate, rate, samples.shape[1])
+
+    def answer(self, prepared: Prepared, window_probs: np.ndarray) -> dict[str, object]:
+        probability = W.aggregate(window_probs)
+        return {
+            "probability": probability,
+            "label": PATIENT if probability >= self.threshold else CONTROL,
+            "threshold": self.threshold,
+            "model_version": self.model_version,
+            "windows": len(prepared.windows),
+            "duration_s": round(prepared.duration_s, 4),
+            "sample_rate_in": prepared.sample_rate_in,
+        }
+
+    def predict_bytes(self, data: bytes) -> dict[str, object]:
+        prepared = self.prepare(data)
+        return self.answer(prepared, self.model.predict(prepared.windows))

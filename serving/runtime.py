@@ -1,0 +1,58 @@
+"""What a running server holds, and the request flow over it (framework-free, so it is unit-testable)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass, field
+
+from serving.archive import SpoolingArchiver
+from serving.batching import MicroBatcher
+from serving.inference import Predictor
+from serving.metrics import ServingMetrics
+from spira_core.vault import CachedSecret, SecretUnavailable
+
+
+@dataclass
+class ServingRuntime:
+    predictor: Predictor
+    batcher: MicroBatcher
+    metrics: ServingMetrics
+    secret: CachedSecret | None = None
+    secret_path: str = ""
+    archiver: SpoolingArchiver | None = None
+    prepare_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(4))
+
+    async def predict(self, data: bytes, filename: str = "") -> dict[str, object]:
+        # Decoding and MFCC run in threads; the semaphore bounds memory when many uploads arrive at once.
+        # A Rejected upload propagates to the HTTP layer, which answers 4xx and counts it.
+        async with self.prepare_slots:
+            prepared = await asyncio.to_thread(self.predictor.prepare, data)
+        probs = await self.batcher.predict(prepared.windows)
+        answer = self.predictor.answer(prepared, probs)
+        self.metrics.prediction(str(answer["label"]), prepared.duration_s)
+        if self.archiver is not None:
+            self.archiver.submit(data, answer, filename)
+        return answer
+
+    def secret_readable(self) -> bool:
+        if self.secret is None:
+            return True
+        with contextlib.suppress(SecretUnavailable):
+            self.secret.get_version()
+        status = self.secret.status()
+        self.metrics.secret_state(self.secret_path, status.version, status.stale)
+        return status.usable
+
+    def readiness(self) -> dict[str, object]:
+        secret = self.secret.status() if self.secret is not None else None
+        readable = self.secret_readable()
+        return {
+            "ready": readable,
+            "model_version": self.predictor.model_version,
+            "secret": None if secret is None else {
+                "version": secret.version, "stale": secret.stale, "usable": readable,
+                "last_error": secret.last_error,
+            },
+            "archive_pending": self.archiver.pending() if self.archiver else 0,
+        }

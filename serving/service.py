@@ -1,0 +1,37 @@
+"""The BentoML service. Thin: the pinned model, the wiring function, readiness.
+
+The model reference is a class attribute because that is how BentoML discovers what to pack into the
+Bento; it reads the small pin file, nothing else happens at import.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import bentoml
+
+from serving.app import create_app
+from serving.pin import ModelPin
+
+app = create_app(lambda: bentoml.get_current_service().runtime)
+
+
+@bentoml.asgi_app(app, path="/")
+@bentoml.service(
+    name="spira",
+    workers=1,
+    traffic={"timeout": 30, "max_concurrency": 256},
+    resources={"cpu": "1"},
+)
+class Spira:
+    model_ref = bentoml.models.BentoModel(ModelPin.read().bento_tag)
+
+    def __init__(self) -> None:
+        from serving.wiring import build_runtime
+
+        self.runtime = build_runtime(Path(self.model_ref.path), os.environ)
+
+    def __is_ready__(self) -> bool:
+        # ready only with the model loaded (it is, once __init__ returned) and the secret readable
+        return self.runtime.secret_readable()

@@ -1,0 +1,41 @@
+"""One wiring function for the server: model bundle + environment → a ServingRuntime."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from serving.archive import S3Archive, SpoolingArchiver
+from serving.batching import MicroBatcher
+from serving.inference import Predictor
+from serving.metrics import ServingMetrics, prometheus_metrics
+from serving.pin import read_model_meta
+from serving.runtime import ServingRuntime
+from spira_core.model import load_bundle
+
+
+def build_runtime(model_dir: Path, environ: Mapping[str, str] | None = None,
+                  metrics: ServingMetrics | None = None) -> ServingRuntime:
+    env = os.environ if environ is None else environ
+    metrics = metrics or prometheus_metrics()
+    bundle = load_bundle(model_dir / "bundle")
+    meta = read_model_meta(model_dir)
+    predictor = Predictor.from_bundle(bundle, model_version=meta["model_version"])
+    batcher = MicroBatcher(predictor.model, max_batch_size=int(env.get("SPIRA_MAX_BATCH_WINDOWS", 64)),
+                           max_latency_ms=float(env.get("SPIRA_MAX_LATENCY_MS", 10)))
+    secret = archiver = None
+    secret_path = env.get("VAULT_SECRET_PATH", "")
+    if env.get("VAULT_ADDR"):
+        from spira_core.settings import cached_service_secret
+
+        secret = cached_service_secret(env)
+        archiver = SpoolingArchiver(S3Archive(secret), Path(env.get("SPIRA_ARCHIVE_SPOOL", "/tmp/spira-archive")),
+                                    metrics)
+        archiver.start()
+    runtime = ServingRuntime(predictor, batcher, metrics, secret, secret_path, archiver)
+    if env.get("SPIRA_DEGRADE"):
+        from serving.degrade import degrade
+
+        runtime = degrade(runtime, env["SPIRA_DEGRADE"])
+    return runtime
