@@ -1,0 +1,208 @@
+"""Build an image once from a staged context, push it, and name it by the digest the registry computed.
+
+The build context is staged (hardlinks) under build/images/<image>/context with exactly what the image
+gets: its Containerfile, its sources and its wheelhouse. So nothing else of the checkout (a venv, local
+state) can reach the build, and the layer cache keys on that content only.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from ci.base_image import ensure_base
+from ci.podman import Podman
+from ci.wheelhouse import WheelhouseSpec, ensure_wheelhouse, pyproject_requirements, requirements_file
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+BUILD_ROOT = Path("build/images")
+DIGEST_PREFIX = "sha256:"
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    name: str  # repository name under spira/ in the registry, and the kustomize image name suffix
+    containerfile: str  # repo-relative
+    # repo-relative source -> path in the build context
+    context: dict[str, str]
+    requirements: Callable[[Path], list[str]]
+    wheelhouse_in_context: str = "wheels"
+    uses_torch: bool = False
+    build_args: dict[str, str] = field(default_factory=dict)
+
+
+def _model_requirements(root: Path) -> list[str]:
+    return pyproject_requirements(root / "pyproject.toml", ["serving"])
+
+
+def _loadtest_requirements(root: Path) -> list[str]:
+    return requirements_file(root / "loadtests/requirements.in")
+
+
+IMAGES: dict[str, ImageSpec] = {
+    "model": ImageSpec(
+        name="model", containerfile="serving/Containerfile",
+        context={"build/bento": "bento"},
+        requirements=_model_requirements, uses_torch=True,
+    ),
+    "loadtest": ImageSpec(
+        name="loadtest", containerfile="loadtests/Containerfile",
+        context={"requirements.lock": "requirements.lock", "loadtests": "loadtests"},
+        requirements=_loadtest_requirements,
+        build_args={"WHEELHOUSE": "wheels"},
+    ),
+}
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    image: str
+    registry: str  # host:port
+    base_image: str | None = None  # None: the local debootstrap base
+    torch_flavour: str = "cpu"
+    torch_index_url: str | None = None
+    bento_dir: Path | None = None  # model image only; default build/bento
+    model_version: str | None = None  # default: from the Bento
+    git_sha: str | None = None
+    source: str | None = None
+    tls_verify: bool = False  # the loopback registry speaks plain HTTP
+
+
+@dataclass(frozen=True)
+class BuiltImage:
+    image: str
+    local_ref: str
+    image_id: str
+    labels: dict[str, str]
+    build_s: float
+
+
+@dataclass(frozen=True)
+class PushedImage:
+    repository: str  # host:port/spira/<image>
+    digest: str  # sha256:...
+
+    @property
+    def ref(self) -> str:
+        return f"{self.repository}@{self.digest}"
+
+
+def git_sha(root: Path = REPO_ROOT) -> str:
+    out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, check=True)
+    return out.stdout.strip()
+
+
+def git_source(root: Path = REPO_ROOT) -> str:
+    if os.environ.get("GITHUB_SERVER_URL") and os.environ.get("GITHUB_REPOSITORY"):
+        return f"{os.environ['GITHUB_SERVER_URL']}/{os.environ['GITHUB_REPOSITORY']}"
+    out = subprocess.run(["git", "-C", str(root), "config", "--get", "remote.origin.url"], capture_output=True, text=True)
+    return out.stdout.strip() or f"file://{root}"
+
+
+def bento_model_version(bento_dir: Path) -> str:
+    """The version the service answers with (`model_version`): the Bento's label if it has one, else the
+    first model's metadata `model_version` (what serving reads), else that model's tag version."""
+    meta = yaml.safe_load((bento_dir / "bento.yaml").read_text()) or {}
+    labels = meta.get("labels") or {}
+    if labels.get("model_version"):
+        return str(labels["model_version"])
+    models = meta.get("models") or []
+    if not models:
+        raise ValueError(f"{bento_dir / 'bento.yaml'} names no model (label model_version or models[].tag)")
+    tag = models[0]["tag"] if isinstance(models[0], dict) else str(models[0])
+    name, _, version = tag.partition(":")
+    model_yaml = bento_dir / "models" / name / version / "model.yaml"
+    if model_yaml.exists():
+        model = yaml.safe_load(model_yaml.read_text()) or {}
+        for source in (model.get("metadata") or {}, model.get("labels") or {}):
+            for key in ("model_version", "mlflow_version"):
+                if source.get(key) not in (None, ""):
+                    return str(source[key])
+    return version
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:  # another filesystem
+        shutil.copy2(src, dst)
+
+
+def stage_context(spec: ImageSpec, root: Path, wheelhouse: Path, sources: dict[str, Path]) -> Path:
+    ctx = (root / BUILD_ROOT / spec.name / "context").resolve()
+    if ctx.exists():
+        shutil.rmtree(ctx)
+    ctx.mkdir(parents=True)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache")
+    for rel_dst, src in {spec.wheelhouse_in_context: wheelhouse, **sources}.items():
+        dst = ctx / rel_dst
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        if src.is_dir():
+            shutil.copytree(src, dst, ignore=ignore, copy_function=_link_or_copy)
+        else:
+            _link_or_copy(str(src), str(dst))
+    shutil.copy2(root / spec.containerfile, ctx / "Containerfile")
+    return ctx
+
+
+def build(podman: Podman, opts: BuildOptions, root: Path = REPO_ROOT, say=print) -> BuiltImage:
+    spec = IMAGES[opts.image]
+    start = time.monotonic()
+    base = opts.base_image or ensure_base(podman, say=say)
+    lock = (root / "requirements.lock").read_text()
+    wh_spec = WheelhouseSpec(spec.name, tuple(spec.requirements(root)), lock,
+                             opts.torch_flavour if spec.uses_torch else "cpu")
+    wheelhouse = ensure_wheelhouse(wh_spec, root / ".spira/wheels", opts.torch_index_url, say=say)
+
+    sources = {dst: root / src for src, dst in spec.context.items()}
+    labels: dict[str, str] = {}
+    sha = opts.git_sha or git_sha(root)
+    args = {**spec.build_args, "BASE_IMAGE": base}
+    if spec.name == "model":
+        bento = (opts.bento_dir or root / "build/bento").resolve()
+        if not (bento / "bento.yaml").exists():
+            raise FileNotFoundError(f"no Bento at {bento} (run `spira bento build` first)")
+        sources["bento"] = bento
+        version = opts.model_version or bento_model_version(bento)
+        args |= {"TORCH_FLAVOUR": opts.torch_flavour, "GIT_SHA": sha, "MODEL_VERSION": version,
+                 "SOURCE": opts.source or git_source(root)}
+    else:
+        # The loadtest Containerfile is the gate's; the provenance labels are added at build time.
+        labels = {"org.opencontainers.image.revision": sha,
+                  "org.opencontainers.image.source": opts.source or git_source(root)}
+    ctx = stage_context(spec, root, wheelhouse, sources)
+
+    local_ref = f"localhost/spira/{spec.name}:{sha[:12]}"
+    cmd = ["build", "--format", "docker", "--layers", "--network", "none", "-f", str(ctx / "Containerfile"),
+           "-t", local_ref]
+    for key, value in sorted(args.items()):
+        cmd += ["--build-arg", f"{key}={value}"]
+    for key, value in sorted(labels.items()):
+        cmd += ["--label", f"{key}={value}"]
+    say(f"building {local_ref} from {spec.containerfile}")
+    podman(*cmd, str(ctx), timeout=3600)
+    image_id = podman.text("image", "inspect", "--format", "{{.Id}}", local_ref)
+    inspected = podman.text("image", "inspect", "--format", "{{json .Labels}}", local_ref)
+    return BuiltImage(spec.name, local_ref, image_id, yaml.safe_load(inspected) or {}, time.monotonic() - start)
+
+
+def push(podman: Podman, built: BuiltImage, registry: str, tls_verify: bool = False) -> PushedImage:
+    """Push and take the digest from the registry's answer (--digestfile): the name deploys resolve."""
+    repository = f"{registry}/spira/{built.image}"
+    tag = built.local_ref.rsplit(":", 1)[1]
+    with tempfile.TemporaryDirectory(prefix="spira-push-") as tmp:
+        digestfile = Path(tmp) / "digest"
+        podman("push", f"--tls-verify={str(tls_verify).lower()}", "--digestfile", str(digestfile),
+               built.local_ref, f"docker://{repository}:{tag}", timeout=1800)
+        digest = digestfile.read_text().strip()
+    if not digest.startswith(DIGEST_PREFIX) or len(digest) != len(DIGEST_PREFIX) + 64:
+        raise RuntimeError(f"the registry returned no usable digest for {repository}: {digest!r}")
+    return PushedImage(repository, digest)

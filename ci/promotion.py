@@ -1,0 +1,160 @@
+"""The record of tested digests (commit trailers on `staging`) and the check that guards `main`.
+
+Record: CI commits the digest it just tested to `staging` with trailers
+
+    Spira-Tested-Image: spira-model@sha256:...
+    Spira-Model-Version: 3
+    Spira-Test-Run: https://github.com/.../actions/runs/123
+
+Why trailers (docs/images.md has the longer argument): they are inside the commit, so its hash covers
+them and they cannot be added or changed afterwards (git notes can, and are not fetched by default); they
+travel with the merge into `main` without any extra push; and they sit on the very commit that changed
+the digest line, so "tested" and "deployed from staging" are one fact. A status file in the tree could be
+edited in the same pull request as the digest it vouches for.
+
+Check: on the `main` candidate, every image digest in argocd/base/kustomization.yaml must equal the one
+recorded by the newest trailer commit shared with `staging`, and that commit's own tree must carry it.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from ci.set_image import KUSTOMIZATION, KUSTOMIZE_NAMES, MODEL_VERSION_ANNOTATION, ROLLOUT, image_entries
+
+TESTED = "Spira-Tested-Image"
+MODEL_VERSION = "Spira-Model-Version"
+TEST_RUN = "Spira-Test-Run"
+FIELD, RECORD = "\x1f", "\x1e"
+
+
+class GitError(RuntimeError):
+    pass
+
+
+def git(root: Path, *args: str, check: bool = True) -> str:
+    proc = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise GitError(f"git {' '.join(args)}: {proc.stderr.strip()}")
+    return proc.stdout if proc.returncode == 0 else ""
+
+
+@dataclass(frozen=True)
+class TestedRecord:
+    commit: str
+    image: str  # kustomize name
+    digest: str
+    model_version: str | None
+    run: str | None
+
+
+def trailers(tested: dict[str, str], run: str, model_version: str | None = None) -> list[str]:
+    """Trailer lines for one deploy commit: each image (ci name -> digest) tested together in `run`."""
+    out = [f"{TESTED}: {KUSTOMIZE_NAMES[image]}@{digest}" for image, digest in sorted(tested.items())]
+    if model_version is not None:
+        out.append(f"{MODEL_VERSION}: {model_version}")
+    out.append(f"{TEST_RUN}: {run}")
+    return out
+
+
+def commit_record(root: Path, paths: list[Path], message: str, trailer_lines: list[str]) -> str:
+    """Commit exactly `paths` with the trailers; returns the new commit."""
+    args = ["commit", "-q", "-m", message]
+    for line in trailer_lines:
+        args += ["--trailer", line]
+    git(root, "add", "--", *map(str, paths))
+    git(root, *args, "--", *map(str, paths))
+    return git(root, "rev-parse", "HEAD").strip()
+
+
+def tested_records(root: Path, rev: str) -> list[TestedRecord]:
+    """Every test record reachable from `rev`, newest first."""
+    fmt = (f"%H{FIELD}%(trailers:key={TESTED},valueonly,separator=%x1d){FIELD}"
+           f"%(trailers:key={MODEL_VERSION},valueonly){FIELD}%(trailers:key={TEST_RUN},valueonly){RECORD}")
+    out = git(root, "log", f"--format={fmt}", rev)
+    records = []
+    for chunk in out.split(RECORD):
+        parts = chunk.strip("\n").split(FIELD)
+        if len(parts) != 4 or not parts[1].strip():
+            continue
+        commit, tested, version, run = parts
+        for ref in tested.strip().split("\x1d"):
+            name, _, digest = ref.strip().partition("@")
+            records.append(TestedRecord(commit, name, digest, version.strip() or None, run.strip() or None))
+    return records
+
+
+@dataclass(frozen=True)
+class Verdict:
+    ok: bool
+    lines: list[str]
+
+
+def _short(commit: str) -> str:
+    return commit[:10]
+
+
+def verify_promotion(root: Path, candidate: str = "HEAD", staging: str = "origin/staging") -> Verdict:
+    lines: list[str] = []
+    try:
+        cand = git(root, "rev-parse", "--verify", f"{candidate}^{{commit}}").strip()
+        stage = git(root, "rev-parse", "--verify", f"{staging}^{{commit}}").strip()
+    except GitError as exc:
+        return Verdict(False, [f"REFUSED: {exc}"])
+    base = git(root, "merge-base", cand, stage, check=False).strip()
+    if not base:
+        return Verdict(False, [f"REFUSED: {candidate} shares no history with {staging}; promote by merging it"])
+    records = tested_records(root, base)
+    ever_tested = {(r.image, r.digest) for r in tested_records(root, stage)}
+    entries = image_entries(git(root, "show", f"{cand}:{KUSTOMIZATION}"))
+    ok = True
+    for kname in KUSTOMIZE_NAMES.values():
+        entry = entries.get(kname)
+        if entry is None:
+            continue
+        mine = next((r for r in records if r.image == kname), None)
+        if mine is None:
+            ok = False
+            lines.append(f"REFUSED {kname}: no commit shared with {staging} records a test of it "
+                         f"(trailer {TESTED}); {entry.digest} was never tested on staging")
+            continue
+        deployed = image_entries(git(root, "show", f"{mine.commit}:{KUSTOMIZATION}")).get(kname)
+        if deployed is None or deployed.digest != mine.digest:
+            ok = False
+            lines.append(f"REFUSED {kname}: commit {_short(mine.commit)} records a test of {mine.digest} "
+                         f"but does not deploy it ({KUSTOMIZATION} there has "
+                         f"{deployed.digest if deployed else 'no entry'})")
+            continue
+        if entry.digest != mine.digest:
+            ok = False
+            if (kname, entry.digest) in ever_tested:
+                why = "it was tested once, but staging has deployed a newer image since"
+            else:
+                why = "that digest was never tested on staging (a hand edit on main?)"
+            lines.append(f"REFUSED {kname}: {candidate} carries {entry.digest}, but the image tested and "
+                         f"deployed from {staging} is {mine.digest} (commit {_short(mine.commit)}); {why}. "
+                         f"Promote by merging {staging} into main, never by editing the digest")
+            continue
+        if kname == KUSTOMIZE_NAMES["model"] and mine.model_version is not None:
+            served = _annotation(git(root, "show", f"{cand}:{ROLLOUT}"))
+            if served != mine.model_version:
+                ok = False
+                lines.append(f"REFUSED {kname}: the Rollout announces model version {served!r} but the "
+                             f"tested image serves {mine.model_version!r} (commit {_short(mine.commit)})")
+                continue
+        lines.append(f"OK {kname}@{entry.digest}: tested and deployed from {staging} in commit "
+                     f"{_short(mine.commit)}" + (f" ({mine.run})" if mine.run else ""))
+    if not any(line.startswith(("OK", "REFUSED")) for line in lines):
+        ok = False
+        lines.append(f"REFUSED: {KUSTOMIZATION} on {candidate} names no image")
+    return Verdict(ok, lines)
+
+
+def _annotation(rollout_text: str) -> str | None:
+    import yaml
+
+    doc = yaml.safe_load(rollout_text)
+    value = (doc.get("metadata", {}).get("annotations") or {}).get(MODEL_VERSION_ANNOTATION)
+    return None if value is None else str(value)
