@@ -145,3 +145,20 @@ def operator_roles(env: str) -> dict[str, dict[str, object]]:
             "token_max_ttl": TOKEN_MAX_TTL_S,
         }
     }
+
+
+# -- rotation ------------------------------------------------------------------------------------------
+# Where a rotation in progress is journaled: beside the environment's secrets, so the operator policy
+# (spira/<env>/*) covers it and no workload policy does.
+ROTATIONS_DIR = "_rotations"
+
+
+def rotation_journal_path(env: str, service: str) -> str:
+    """Path (inside the KV mount) of the rotation journal of a service's secret."""
+    _check(env, service)
+    return f"spira/{env}/{ROTATIONS_DIR}/{service}"
+
+
+def secret_ref(env: str, service: str) -> str:
+    """`<mount>/<path>`: the form workloads get in VAULT_SECRET_PATH and label their version gauge with."""
+    return f"{KV_MOUNT}/{secret_path(env, service)}"

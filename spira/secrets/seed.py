@@ -66,11 +66,19 @@ def seed(env: str, vault: hvac.Client, store: ObjectStoreAdmin, endpoints: Envir
         user = object_store_user(env, service.name)
         store.ensure_user(user, own_buckets)
         key = store.create_key(user)
-        vault.secrets.kv.v2.create_or_update_secret(
-            path=layout.secret_path(env, service.name),
-            secret={**values, "s3_access_key": key.access_key, "s3_secret_key": key.secret_key},
-            cas=0,
-            mount_point=layout.KV_MOUNT,
-        )
+        try:
+            vault.secrets.kv.v2.create_or_update_secret(
+                path=layout.secret_path(env, service.name),
+                secret={**values, "s3_access_key": key.access_key, "s3_secret_key": key.secret_key},
+                cas=0,
+                mount_point=layout.KV_MOUNT,
+            )
+        except BaseException as exc:
+            # The key never reached Vault: delete it rather than leave a live, unrecorded credential.
+            store.delete_key(user, key.access_key)
+            if isinstance(exc, hvac.exceptions.InvalidRequest) and "check-and-set" in str(exc):
+                outcome[service.name] = "kept"  # a concurrent seed wrote it first
+                continue
+            raise
         outcome[service.name] = "created"
     return outcome

@@ -1,0 +1,129 @@
+"""`spira secrets seed | status | rotate --env E`: thin; the work is in seed, status and rotation."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from infra.vault import layout
+from spira.secrets.store import SecretsError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Vault secrets of an environment: seed, status, rotate (operators only).")
+err = Console(stderr=True, soft_wrap=True)
+
+EnvOpt = typer.Option(..., "--env", "-e", help=f"Environment: {', '.join(layout.ENVIRONMENTS)}.")
+EngineOpt = typer.Option(None, "--engine",
+                         help="Object-store engine (seaweedfs | minio); default: local seaweedfs, clusters from "
+                              "the stack's Pulumi config.")
+
+
+def _fail(message: str, code: int = 1) -> None:
+    # One line on stderr, whatever the terminal width: operators grep logs for it.
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _target(env: str, engine: str | None):
+    from spira.secrets.wiring import Target
+
+    return Target(env, engine=engine)
+
+
+def _guard(fn):
+    """Run fn, turning every failure an operator can act on into one line and a non-zero exit."""
+    import botocore.exceptions
+    import hvac.exceptions
+
+    try:
+        return fn()
+    except SecretsError as exc:
+        _fail(str(exc))
+    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+        _fail(f"object store: {exc}")
+    except hvac.exceptions.VaultError as exc:
+        _fail(f"Vault: {exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else 'no detail'}")
+    except KeyboardInterrupt:
+        _fail("interrupted; the journal records where: rerun the same command to resume or clean up", 130)
+
+
+@app.command()
+def seed(env: str = EnvOpt, engine: str | None = EngineOpt) -> None:
+    """Create each service's object-store user and key and write its secret; existing secrets are kept."""
+    from spira.secrets.seed import seed as do_seed
+
+    target = _guard(lambda: _target(env, engine))
+    outcome = _guard(lambda: do_seed(env, target.vault_client, target.object_store, target.endpoints))
+    table = Table(title=f"secrets seeded in {env}")
+    table.add_column("path")
+    table.add_column("outcome")
+    for service, what in outcome.items():
+        table.add_row(layout.secret_ref(env, service), what)
+    Console().print(table)
+
+
+@app.command()
+def status(env: str = EnvOpt) -> None:
+    """Each secret: path, current version, age, last rotated (and an unfinished rotation, if any)."""
+    from spira.secrets.status import human_age, secret_status
+
+    target = _guard(lambda: _target(env, None))
+    rows = _guard(lambda: secret_status(env, target.secrets, datetime.now(UTC)))
+    table = Table(title=f"Vault secrets of {env}")
+    for col in ("path", "current version", "age", "last rotated", "rotation"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r.path, "-" if r.version is None else str(r.version), human_age(r.age_s),
+                      r.last_rotated or "never",
+                      f"[red]{r.rotation}: rerun rotate[/]" if r.rotation else "-")
+    Console(width=160).print(table)
+
+
+@app.command()
+def rotate(
+    env: str = EnvOpt,
+    service: str = typer.Option(..., "--service", "-s", help="Service whose credential to rotate."),
+    key: str = typer.Option("s3", "--key", help="Which credential: s3."),
+    consumer: list[str] = typer.Option(
+        [], "--consumer", help="A consumer's /metrics URL; wait until its spira_secret_version gauge shows "
+                               "the new version (repeatable). Without it: wait TTL + margin."),
+    consumer_ttl: float | None = typer.Option(None, "--consumer-ttl",
+                                       help="Consumers' cache TTL in seconds (default: the runtime's default)."),
+    margin: float = typer.Option(10.0, "--margin", help="Seconds to wait beyond the TTL (or after the gauges)."),
+    consumer_timeout: float = typer.Option(300.0, "--consumer-timeout",
+                                           help="Give up waiting for --consumer gauges after this many seconds."),
+    engine: str | None = EngineOpt,
+) -> None:
+    """Rotate a service's credential with no downtime; rerun to resume an interrupted rotation."""
+    from spira.secrets.consumers import MetricsWait, TtlWait
+    from spira.secrets.rotation import check_rotatable, rotate as do_rotate, utc_now
+    from spira_core.vault.settings import VaultSettings
+
+    _guard(lambda: check_rotatable(service, key))
+    ttl = consumer_ttl if consumer_ttl is not None else VaultSettings.__dataclass_fields__["cache_ttl_s"].default
+    wait = (MetricsWait(consumer, consumer_timeout, clock=utc_now, margin_s=min(margin, 5.0)) if consumer
+            else TtlWait(ttl, margin, clock=utc_now))
+    target = _guard(lambda: _target(env, engine))
+
+    def say(step: str, journal: dict) -> None:
+        detail = {
+            "resumed": f"resuming an unfinished rotation ({journal.get('state')})",
+            "cleaned_up": f"cleaned up an interrupted rotation: {journal.get('note')}",
+            "started": f"journal written; old key {journal.get('old_access_key')} (version {journal.get('from_version')})",
+            "key_created": f"new key {journal.get('new_access_key')} created",
+            "published": f"version {journal.get('to_version')} written (check-and-set); waiting: {wait.describe()}",
+            "consumers_ready": "consumers use the new version",
+            "revoking": f"revoking {journal.get('old_access_key')}",
+            "revoked": "old key revoked",
+            "done": "rotation recorded",
+        }.get(step, step)
+        err.print(f"  {step}: {detail}", highlight=False)
+
+    result = _guard(lambda: do_rotate(env, service, target.secrets, target.object_store, wait, on_step=say, key=key))
+    took = (result.finished_at - result.started_at).total_seconds()
+    err.print(f"rotated {layout.secret_ref(env, service)} {key}: version {result.from_version} → {result.to_version}, "
+              f"{result.old_access_key} revoked, {result.new_access_key} in use ({took:.1f}s"
+              + (", resumed" if result.resumed else "") + ")", highlight=False)

@@ -1,0 +1,126 @@
+"""Which Vault, object store and endpoints an environment means; the one wiring for `spira secrets`.
+
+- local: the local stack (its config under $SPIRA_HOME), logged in with the operator JWT role, not root.
+- staging / production: VAULT_ADDR + VAULT_TOKEN of an operator (never root in normal operation). The
+  object store's admin credential and endpoint are read from Vault (`spira/<env>/objectstore`, written
+  there by the Pulumi program); the store's engine (MinIO or SeaweedFS) comes from the stack's Pulumi
+  config, the one place it is declared.
+Vault is probed first, so a sealed or unreachable Vault is reported as exactly that.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from functools import cached_property
+
+from infra.vault import layout
+from spira.secrets.objectstore import IamObjectStoreAdmin, ObjectStoreAdmin
+from spira.secrets.seed import EnvironmentEndpoints
+from spira.secrets.store import HvacSecretStore, SecretsError, probe
+
+LOCAL = "local"
+ENGINES = ("seaweedfs", "minio")
+
+
+def cluster_engine(env: str) -> str:
+    """The object-store engine the environment's Pulumi stack declares (`spira-platform:objectStore`)."""
+    from infra.offline import stack_config
+
+    return stack_config(env)["spira-platform:objectStore"]
+
+
+def cluster_mlflow_uri(env: str) -> str:
+    """The tracking URI the Pulumi program exports for the stack (computed offline, under mocks)."""
+    from infra.offline import run
+
+    return str(run(env).outputs["mlflowTrackingUri"])
+
+
+class Target:
+    def __init__(self, env: str, environ: Mapping[str, str] | None = None, engine: str | None = None) -> None:
+        if env not in layout.ENVIRONMENTS:
+            raise SecretsError(f"unknown environment {env!r}; expected one of {', '.join(layout.ENVIRONMENTS)}")
+        if engine is not None and engine not in ENGINES:
+            raise SecretsError(f"unknown object-store engine {engine!r}; expected one of {', '.join(ENGINES)}")
+        self.env = env
+        self.environ = os.environ if environ is None else environ
+        self._engine = engine
+
+    # -- Vault -----------------------------------------------------------------------------------
+    @cached_property
+    def _local(self):
+        from spira.stack import LocalStack, StackConfig
+        from spira.stack.errors import StackError
+        from spira.stack.vault import OpenBaoService
+
+        cfg = StackConfig.load(self.environ.get("SPIRA_HOME"))
+        probe(OpenBaoService(cfg).addr)
+        try:
+            return LocalStack(cfg).info()
+        except StackError as exc:
+            raise SecretsError(f"local stack: {exc.service} {exc.problem}" + (f" ({exc.hint})" if exc.hint else "")) from exc
+
+    @cached_property
+    def vault_client(self):
+        import hvac
+
+        if self.env == LOCAL:
+            import requests
+
+            try:
+                return self._local.operator_client()
+            except requests.exceptions.ConnectionError as exc:
+                raise SecretsError(f"Vault at {self._local.vault_addr} is unreachable") from exc
+        addr, token = self.environ.get("VAULT_ADDR"), self.environ.get("VAULT_TOKEN")
+        missing = [k for k, v in (("VAULT_ADDR", addr), ("VAULT_TOKEN", token)) if not v]
+        if missing:
+            raise SecretsError(f"{' and '.join(missing)} must be set for --env {self.env} "
+                               "(an operator token: `vault login -method=oidc role=spira-<env>-operator`)")
+        probe(addr)
+        return hvac.Client(url=addr, token=token, timeout=30)
+
+    @cached_property
+    def secrets(self) -> HvacSecretStore:
+        return HvacSecretStore(self.vault_client)
+
+    # -- object store ----------------------------------------------------------------------------
+    @property
+    def engine(self) -> str:
+        if self._engine:
+            return self._engine
+        return "seaweedfs" if self.env == LOCAL else cluster_engine(self.env)
+
+    @cached_property
+    def objectstore_secret(self) -> dict[str, str]:
+        found = self.secrets.read(layout.secret_path(self.env, "objectstore"))
+        if found is None:
+            raise SecretsError(f"{layout.secret_ref(self.env, 'objectstore')} is missing: the object store's "
+                               "admin credential is written there by the Pulumi program (local: `spira stack up`)")
+        return found.data
+
+    @cached_property
+    def object_store(self) -> ObjectStoreAdmin:
+        import boto3
+
+        from spira.stack.seaweed import REGION, S3_CONFIG
+
+        s = self.objectstore_secret
+        endpoint, ak, sk = s["endpoint"], s["admin_access_key"], s["admin_secret_key"]
+
+        def client(service: str):
+            return boto3.client(service, endpoint_url=endpoint, region_name=REGION, config=S3_CONFIG,
+                                aws_access_key_id=ak, aws_secret_access_key=sk)
+
+        if self.engine == "minio":
+            from spira.secrets.minio_admin import MinioObjectStoreAdmin, minio_admin
+
+            return MinioObjectStoreAdmin(minio_admin(endpoint, ak, sk), client("s3"))
+        # SeaweedFS answers the AWS IAM API on its S3 port.
+        return IamObjectStoreAdmin(client("s3"), client("iam"))
+
+    @cached_property
+    def endpoints(self) -> EnvironmentEndpoints:
+        if self.env == LOCAL:
+            return EnvironmentEndpoints(self._local.s3_endpoint, self._local.mlflow_uri)
+        return EnvironmentEndpoints(self.objectstore_secret["endpoint"], cluster_mlflow_uri(self.env))
