@@ -75,9 +75,25 @@ def build_cmd(
     print(json.dumps({"bento": tag, "path": str(path)}))
 
 
+def build_context(dest: Path) -> Path:
+    """Assemble exactly what the Bento packs: the service, spira_core and the effective model pin (the one
+    in git, or SPIRA_MODEL_PIN's when a test or `--model` overrides it)."""
+    from serving.pin import ModelPin
+
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "model.lock.json", "Containerfile")
+    if dest.exists():
+        shutil.rmtree(dest)
+    shutil.copytree(REPO_ROOT / "serving", dest / "serving", ignore=ignore)
+    shutil.copytree(REPO_ROOT / "spira_core", dest / "spira_core", ignore=ignore)
+    ModelPin.read().write(dest / "serving" / "model.lock.json")
+    return dest
+
+
 def build_bento() -> str:
-    out = subprocess.run([_bentoml(), "build", "-f", "serving/bentofile.yaml", "--output", "tag", "."],
-                         cwd=REPO_ROOT, capture_output=True, text=True)
+    with tempfile.TemporaryDirectory(prefix="spira-bento-") as tmp:
+        ctx = build_context(Path(tmp) / "ctx")
+        out = subprocess.run([_bentoml(), "build", "-f", "serving/bentofile.yaml", "--output", "tag", "."],
+                             cwd=ctx, capture_output=True, text=True)
     if out.returncode != 0:
         console.print(out.stdout + out.stderr)
         raise typer.Exit(1)
@@ -86,12 +102,20 @@ def build_bento() -> str:
 
 
 def export_bento(tag: str, export_dir: Path) -> Path:
-    import bentoml
+    """The Bento with its models, unpacked: what the image copies to /opt/bento and serves."""
+    import tarfile
 
-    src = Path(bentoml.get(tag).path)
-    if export_dir.exists():
-        shutil.rmtree(export_dir)
-    shutil.copytree(src, export_dir)
+    with tempfile.TemporaryDirectory() as tmp:
+        archive = Path(tmp) / "spira.bento"
+        out = subprocess.run([_bentoml(), "export", tag, str(archive)], capture_output=True, text=True)
+        if out.returncode != 0:
+            console.print(out.stdout + out.stderr)
+            raise typer.Exit(1)
+        if export_dir.exists():
+            shutil.rmtree(export_dir)
+        export_dir.mkdir(parents=True)
+        with tarfile.open(archive) as tar:
+            tar.extractall(export_dir, filter="data")
     return export_dir
 
 

@@ -15,6 +15,20 @@ from serving.runtime import ServingRuntime
 from spira_core.model import load_bundle
 
 
+def warm_up(predictor: Predictor) -> None:
+    """One prediction on a generated clip before /readyz turns green: the first patient waits for nothing
+    (resampler set-up, numba compilation in librosa, torch kernels)."""
+    import io
+
+    import numpy as np
+    import soundfile as sf
+
+    t = np.arange(48_000 * 5) / 48_000
+    buf = io.BytesIO()
+    sf.write(buf, (0.3 * np.sin(2 * np.pi * 150 * t)).astype(np.float32), 48_000, format="WAV", subtype="PCM_16")
+    predictor.predict_bytes(buf.getvalue())
+
+
 def build_runtime(model_dir: Path, environ: Mapping[str, str] | None = None,
                   metrics: ServingMetrics | None = None) -> ServingRuntime:
     env = os.environ if environ is None else environ
@@ -33,6 +47,7 @@ def build_runtime(model_dir: Path, environ: Mapping[str, str] | None = None,
         archiver = SpoolingArchiver(S3Archive(secret), Path(env.get("SPIRA_ARCHIVE_SPOOL", "/tmp/spira-archive")),
                                     metrics)
         archiver.start()
+    warm_up(predictor)
     runtime = ServingRuntime(predictor, batcher, metrics, secret, secret_path, archiver)
     if env.get("SPIRA_DEGRADE"):
         from serving.degrade import degrade
