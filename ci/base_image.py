@@ -58,11 +58,19 @@ class InfraRecipe:
 def debootstrap(recipe: BaseRecipe, target: Path) -> None:
     if shutil.which("debootstrap") is None:
         raise RuntimeError("debootstrap is not installed (apt-get install debootstrap; `make sysdeps`)")
-    cmd = ["debootstrap", f"--variant={recipe.variant}", f"--include={','.join(recipe.packages)}",
-           recipe.suite, str(target), recipe.mirror]
+    cmd = [
+        "debootstrap",
+        f"--variant={recipe.variant}",
+        f"--include={','.join(recipe.packages)}",
+        recipe.suite,
+        str(target),
+        recipe.mirror,
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
-        raise RuntimeError(f"debootstrap failed ({proc.returncode}):\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+        raise RuntimeError(
+            f"debootstrap failed ({proc.returncode}):\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}"
+        )
     # apt's package lists and caches are not needed at run time and only make the image bigger.
     for sub in ("var/cache/apt/archives", "var/lib/apt/lists"):
         for child in (target / sub).glob("*"):
@@ -74,7 +82,9 @@ def _import(podman: Podman, rootfs: Path, image: str, changes: tuple[str, ...]) 
     args = ["import"]
     for change in changes:
         args += ["--change", change]
-    tar = subprocess.run(["tar", "-C", str(rootfs), "--numeric-owner", "-c", "."], capture_output=True, check=True)
+    tar = subprocess.run(
+        ["tar", "-C", str(rootfs), "--numeric-owner", "-c", "."], capture_output=True, check=True
+    )
     podman(*args, "-", image, stdin=tar.stdout)
 
 

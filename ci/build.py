@@ -49,12 +49,15 @@ def _loadtest_requirements(root: Path) -> list[str]:
 
 IMAGES: dict[str, ImageSpec] = {
     "model": ImageSpec(
-        name="model", containerfile="serving/Containerfile",
+        name="model",
+        containerfile="serving/Containerfile",
         context={"build/bento": "bento"},
-        requirements=_model_requirements, uses_torch=True,
+        requirements=_model_requirements,
+        uses_torch=True,
     ),
     "loadtest": ImageSpec(
-        name="loadtest", containerfile="loadtests/Containerfile",
+        name="loadtest",
+        containerfile="loadtests/Containerfile",
         context={"requirements.lock": "requirements.lock", "loadtests": "loadtests"},
         requirements=_loadtest_requirements,
         build_args={"WHEELHOUSE": "wheels"},
@@ -96,14 +99,18 @@ class PushedImage:
 
 
 def git_sha(root: Path = REPO_ROOT) -> str:
-    out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+    )
     return out.stdout.strip()
 
 
 def git_source(root: Path = REPO_ROOT) -> str:
     if os.environ.get("GITHUB_SERVER_URL") and os.environ.get("GITHUB_REPOSITORY"):
         return f"{os.environ['GITHUB_SERVER_URL']}/{os.environ['GITHUB_REPOSITORY']}"
-    out = subprocess.run(["git", "-C", str(root), "config", "--get", "remote.origin.url"], capture_output=True, text=True)
+    out = subprocess.run(
+        ["git", "-C", str(root), "config", "--get", "remote.origin.url"], capture_output=True, text=True
+    )
     return out.stdout.strip() or f"file://{root}"
 
 
@@ -158,8 +165,9 @@ def build(podman: Podman, opts: BuildOptions, root: Path = REPO_ROOT, say=print)
     start = time.monotonic()
     base = opts.base_image or ensure_base(podman, say=say)
     lock = (root / "requirements.lock").read_text()
-    wh_spec = WheelhouseSpec(spec.name, tuple(spec.requirements(root)), lock,
-                             opts.torch_flavour if spec.uses_torch else "cpu")
+    wh_spec = WheelhouseSpec(
+        spec.name, tuple(spec.requirements(root)), lock, opts.torch_flavour if spec.uses_torch else "cpu"
+    )
     wheelhouse = ensure_wheelhouse(wh_spec, root / ".spira/wheels", opts.torch_index_url, say=say)
 
     sources = {dst: root / src for src, dst in spec.context.items()}
@@ -172,17 +180,33 @@ def build(podman: Podman, opts: BuildOptions, root: Path = REPO_ROOT, say=print)
             raise FileNotFoundError(f"no Bento at {bento} (run `spira bento build` first)")
         sources["bento"] = bento
         version = opts.model_version or bento_model_version(bento)
-        args |= {"TORCH_FLAVOUR": opts.torch_flavour, "GIT_SHA": sha, "MODEL_VERSION": version,
-                 "SOURCE": opts.source or git_source(root)}
+        args |= {
+            "TORCH_FLAVOUR": opts.torch_flavour,
+            "GIT_SHA": sha,
+            "MODEL_VERSION": version,
+            "SOURCE": opts.source or git_source(root),
+        }
     else:
         # The loadtest Containerfile is the gate's; the provenance labels are added at build time.
-        labels = {"org.opencontainers.image.revision": sha,
-                  "org.opencontainers.image.source": opts.source or git_source(root)}
+        labels = {
+            "org.opencontainers.image.revision": sha,
+            "org.opencontainers.image.source": opts.source or git_source(root),
+        }
     ctx = stage_context(spec, root, wheelhouse, sources)
 
     local_ref = f"localhost/spira/{spec.name}:{sha[:12]}"
-    cmd = ["build", "--format", "docker", "--layers", "--network", "none", "-f", str(ctx / "Containerfile"),
-           "-t", local_ref]
+    cmd = [
+        "build",
+        "--format",
+        "docker",
+        "--layers",
+        "--network",
+        "none",
+        "-f",
+        str(ctx / "Containerfile"),
+        "-t",
+        local_ref,
+    ]
     for key, value in sorted(args.items()):
         cmd += ["--build-arg", f"{key}={value}"]
     for key, value in sorted(labels.items()):
@@ -191,7 +215,9 @@ def build(podman: Podman, opts: BuildOptions, root: Path = REPO_ROOT, say=print)
     podman(*cmd, str(ctx), timeout=3600)
     image_id = podman.text("image", "inspect", "--format", "{{.Id}}", local_ref)
     inspected = podman.text("image", "inspect", "--format", "{{json .Labels}}", local_ref)
-    return BuiltImage(spec.name, local_ref, image_id, yaml.safe_load(inspected) or {}, time.monotonic() - start)
+    return BuiltImage(
+        spec.name, local_ref, image_id, yaml.safe_load(inspected) or {}, time.monotonic() - start
+    )
 
 
 def push(podman: Podman, built: BuiltImage, registry: str, tls_verify: bool = False) -> PushedImage:
@@ -200,8 +226,15 @@ def push(podman: Podman, built: BuiltImage, registry: str, tls_verify: bool = Fa
     tag = built.local_ref.rsplit(":", 1)[1]
     with tempfile.TemporaryDirectory(prefix="spira-push-") as tmp:
         digestfile = Path(tmp) / "digest"
-        podman("push", f"--tls-verify={str(tls_verify).lower()}", "--digestfile", str(digestfile),
-               built.local_ref, f"docker://{repository}:{tag}", timeout=1800)
+        podman(
+            "push",
+            f"--tls-verify={str(tls_verify).lower()}",
+            "--digestfile",
+            str(digestfile),
+            built.local_ref,
+            f"docker://{repository}:{tag}",
+            timeout=1800,
+        )
         digest = digestfile.read_text().strip()
     if not digest.startswith(DIGEST_PREFIX) or len(digest) != len(DIGEST_PREFIX) + 64:
         raise RuntimeError(f"the registry returned no usable digest for {repository}: {digest!r}")

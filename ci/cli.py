@@ -11,8 +11,11 @@ from typing import Annotated
 
 import typer
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="Images: build, ephemeral test by digest, set-image, verify-promotion.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Images: build, ephemeral test by digest, set-image, verify-promotion.",
+)
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -64,22 +67,35 @@ ImageArg = Annotated[str, typer.Argument(help="model | loadtest")]
 @app.command("build")
 def build_cmd(
     image: ImageArg,
-    registry: Annotated[str | None, typer.Option(help="host:port; default SPIRA_REGISTRY or the local stack's")] = None,
+    registry: Annotated[
+        str | None, typer.Option(help="host:port; default SPIRA_REGISTRY or the local stack's")
+    ] = None,
     push: Annotated[bool, typer.Option(help="push and print name@sha256:... (else the local ref)")] = True,
-    base_image: Annotated[str | None, typer.Option(help="pinned upstream base; default the debootstrap base")] = None,
+    base_image: Annotated[
+        str | None, typer.Option(help="pinned upstream base; default the debootstrap base")
+    ] = None,
     torch_flavour: Annotated[str, typer.Option(help="cpu | cuda")] = "cpu",
-    torch_index_url: Annotated[str | None, typer.Option(help="extra index carrying the flavour's torch")] = None,
-    bento_dir: Annotated[Path | None, typer.Option(help="exported Bento (model image); default build/bento")] = None,
+    torch_index_url: Annotated[
+        str | None, typer.Option(help="extra index carrying the flavour's torch")
+    ] = None,
+    bento_dir: Annotated[
+        Path | None, typer.Option(help="exported Bento (model image); default build/bento")
+    ] = None,
     model_version: Annotated[str | None, typer.Option(help="default: read from the Bento")] = None,
 ) -> None:
     """Build IMAGE once from a staged, hermetic context; with --push print the registry's digest reference."""
-    from ci.build import BuildOptions, build, push as do_push
+    from ci.build import BuildOptions, build
+    from ci.build import push as do_push
 
     podman = _podman()
     reg = _registry(registry) if push else "unused"
     try:
-        built = build(podman, BuildOptions(image, reg, base_image, torch_flavour, torch_index_url, bento_dir,
-                                           model_version), REPO, say=_say)
+        built = build(
+            podman,
+            BuildOptions(image, reg, base_image, torch_flavour, torch_index_url, bento_dir, model_version),
+            REPO,
+            say=_say,
+        )
         _say(f"built {built.local_ref} ({built.image_id[:12]}) in {built.build_s:.0f}s")
         typer.echo(do_push(podman, built, reg).ref if push else built.local_ref)
     except Exception as exc:
@@ -98,7 +114,9 @@ def push_cmd(
     local_ref = f"localhost/spira/{image}:{git_sha(REPO)[:12]}"
     if not podman.image_exists(local_ref):
         raise _fail(FileNotFoundError(f"{local_ref} is not built (spira image build {image} --no-push)"))
-    built = BuiltImage(image, local_ref, podman.text("image", "inspect", "--format", "{{.Id}}", local_ref), {}, 0.0)
+    built = BuiltImage(
+        image, local_ref, podman.text("image", "inspect", "--format", "{{.Id}}", local_ref), {}, 0.0
+    )
     typer.echo(push(podman, built, _registry(registry)).ref)
 
 
@@ -106,9 +124,13 @@ def push_cmd(
 def test_cmd(
     model_ref: Annotated[str, typer.Argument(help="registry/spira/model@sha256:...")],
     model_version: Annotated[str, typer.Option(help="the version the model must answer with")],
-    loadtest_ref: Annotated[str | None, typer.Option(help="gate image by digest; default the checkout's gate")] = None,
+    loadtest_ref: Annotated[
+        str | None, typer.Option(help="gate image by digest; default the checkout's gate")
+    ] = None,
     contract_tests: Annotated[Path, typer.Option()] = Path("tests/contract"),
-    out: Annotated[Path, typer.Option(help="report.json, model.log, contract and gate output")] = Path("build/ephemeral"),
+    out: Annotated[Path, typer.Option(help="report.json, model.log, contract and gate output")] = Path(
+        "build/ephemeral"
+    ),
     gate_duration: Annotated[int, typer.Option(help="seconds of load")] = 10,
 ) -> None:
     """Ephemeral test BY DIGEST: fresh container, throwaway stack, /readyz, contract tests, short gate."""
@@ -116,8 +138,13 @@ def test_cmd(
 
     if "@sha256:" not in model_ref:
         raise _fail(ValueError(f"test images by digest, not by tag: {model_ref}"), 2)
-    report = run_ephemeral(_podman(), EphemeralOptions(model_ref, model_version, loadtest_ref, contract_tests, out,
-                                                       gate_duration_s=gate_duration), say=_say)
+    report = run_ephemeral(
+        _podman(),
+        EphemeralOptions(
+            model_ref, model_version, loadtest_ref, contract_tests, out, gate_duration_s=gate_duration
+        ),
+        say=_say,
+    )
     for step in report.steps:
         _say(f"  {step}")
     verdict = "PASS" if report.passed else "FAIL"
@@ -130,8 +157,12 @@ def test_cmd(
 def set_image_cmd(
     model: Annotated[str | None, typer.Option(help="tested model reference or digest")] = None,
     loadtest: Annotated[str | None, typer.Option(help="tested loadtest reference or digest")] = None,
-    model_version: Annotated[str | None, typer.Option(help="written to the Rollout's spira.dev/model-version")] = None,
-    record: Annotated[str | None, typer.Option(help="commit with Spira-Tested-Image trailers; value: the test run")] = None,
+    model_version: Annotated[
+        str | None, typer.Option(help="written to the Rollout's spira.dev/model-version")
+    ] = None,
+    record: Annotated[
+        str | None, typer.Option(help="commit with Spira-Tested-Image trailers; value: the test run")
+    ] = None,
     golden: Annotated[bool, typer.Option(help="regenerate argocd/golden")] = True,
 ) -> None:
     """Write tested digests into argocd/base/kustomization.yaml (one line each) and regenerate golden files."""
@@ -145,16 +176,21 @@ def set_image_cmd(
     try:
         for image, ref in wanted.items():
             last = image == list(wanted)[-1]
-            changed += set_image(REPO, image, ref, model_version if image == "model" else None,
-                                 golden=golden and last).changed
+            changed += set_image(
+                REPO, image, ref, model_version if image == "model" else None, golden=golden and last
+            ).changed
     except SetImageError as exc:
         raise _fail(exc, 2) from exc
     for path in dict.fromkeys(changed):
         typer.echo(f"changed {path}")
     if record:
         digests = {image: parse_digest(ref) for image, ref in wanted.items()}
-        commit = commit_record(REPO, sorted(set(changed)), "images: deploy tested digests",
-                               trailers(digests, record, model_version if "model" in wanted else None))
+        commit = commit_record(
+            REPO,
+            sorted(set(changed)),
+            "images: deploy tested digests",
+            trailers(digests, record, model_version if "model" in wanted else None),
+        )
         typer.echo(f"recorded in {commit}")
 
 
@@ -171,3 +207,9 @@ def verify_promotion_cmd(
         typer.echo(line)
     if not verdict.ok:
         raise typer.Exit(1)
+
+
+if (
+    __name__ == "__main__"
+):  # `python -m ci.cli ...` where only PyYAML and typer are installed (promote workflow)
+    app()

@@ -114,19 +114,44 @@ class EphemeralOptions:
     tls_verify: bool = False
 
 
-def model_run_args(name: str, port_cmd: list[str], image: str, vault_env: dict[str, str], token_dir: Path) -> list[str]:
+def model_run_args(
+    name: str, port_cmd: list[str], image: str, vault_env: dict[str, str], token_dir: Path
+) -> list[str]:
     """`podman run` as the Rollout runs the pod: read-only root, uid 10001, no capabilities, writable
     emptyDir-like tmpfs at /home/bentoml and /tmp, the token directory read-only, only VAULT_* in env."""
-    args = ["run", "-d", "--name", name, "--network", "host", "--read-only", "--read-only-tmpfs=false",
-            "--user", "10001:10001", "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
-            "--tmpfs", "/home/bentoml:rw,exec,mode=1777,size=2g", "--tmpfs", "/tmp:rw,exec,mode=1777,size=2g",
-            "-v", f"{token_dir}:{TOKEN_DIR}:ro", "--no-healthcheck", "--pull", "never"]
+    args = [
+        "run",
+        "-d",
+        "--name",
+        name,
+        "--network",
+        "host",
+        "--read-only",
+        "--read-only-tmpfs=false",
+        "--user",
+        "10001:10001",
+        "--cap-drop",
+        "ALL",
+        "--security-opt",
+        "no-new-privileges",
+        "--tmpfs",
+        "/home/bentoml:rw,exec,mode=1777,size=2g",
+        "--tmpfs",
+        "/tmp:rw,exec,mode=1777,size=2g",
+        "-v",
+        f"{token_dir}:{TOKEN_DIR}:ro",
+        "--no-healthcheck",
+        "--pull",
+        "never",
+    ]
     for key in ("VAULT_ADDR", "VAULT_ROLE", "VAULT_SECRET_PATH"):
         args += ["-e", f"{key}={vault_env[key]}"]
     return [*args, image, *port_cmd]
 
 
-def run_ephemeral(podman: Podman, opts: EphemeralOptions, say: Callable[[str], None] = print) -> EphemeralReport:
+def run_ephemeral(
+    podman: Podman, opts: EphemeralOptions, say: Callable[[str], None] = print
+) -> EphemeralReport:
     start = time.monotonic()
     name = f"spira-ephemeral-{uuid.uuid4().hex[:10]}"
     report = EphemeralReport(opts.model_ref, opts.loadtest_ref, opts.model_version, name)
@@ -142,10 +167,19 @@ def run_ephemeral(podman: Podman, opts: EphemeralOptions, say: Callable[[str], N
             report.steps.append("pulled by digest")
             token_dir = Path(tmp) / "vault"
             write_token(token_dir, info.service_jwt("serving", ttl_s=3600))
-            cmd = json.loads(podman.text("image", "inspect", "--format", "{{json .Config.Cmd}}", opts.model_ref))
+            cmd = json.loads(
+                podman.text("image", "inspect", "--format", "{{json .Config.Cmd}}", opts.model_ref)
+            )
             report.port = free_port()
-            podman(*model_run_args(name, command_on_port(cmd, report.port), opts.model_ref,
-                                   info.service_env("serving"), token_dir))
+            podman(
+                *model_run_args(
+                    name,
+                    command_on_port(cmd, report.port),
+                    opts.model_ref,
+                    info.service_env("serving"),
+                    token_dir,
+                )
+            )
             report.steps.append(f"started {name} on port {report.port}")
             url = f"http://127.0.0.1:{report.port}"
             report.ready_s = wait_ready(podman, name, f"{url}/readyz", opts.ready_timeout_s, start)
@@ -160,7 +194,9 @@ def run_ephemeral(podman: Podman, opts: EphemeralOptions, say: Callable[[str], N
         collect_logs(podman, name, out)
         podman("rm", "-f", "--ignore", name, check=False)
         report.total_s = round(time.monotonic() - start, 1)
-        (out / "report.json").write_text(json.dumps({**asdict(report), "passed": report.passed}, indent=2) + "\n")
+        (out / "report.json").write_text(
+            json.dumps({**asdict(report), "passed": report.passed}, indent=2) + "\n"
+        )
     return report
 
 
@@ -182,8 +218,21 @@ def run_contract_tests(url: str, tests: Path, out: Path) -> int:
         raise FileNotFoundError(f"no contract tests at {tests}")
     env = {**os.environ, "SPIRA_CONTRACT_URL": url}
     with (out / "contract.log").open("w") as log:
-        proc = subprocess.run([sys.executable, "-m", "pytest", str(tests), "-q", "-p", "no:cacheprovider",
-                               f"--junitxml={out / 'contract.xml'}"], env=env, stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                str(tests),
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                f"--junitxml={out / 'contract.xml'}",
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     return proc.returncode
 
 
@@ -191,20 +240,56 @@ def run_gate(podman: Podman, url: str, opts: EphemeralOptions, out: Path, tls: s
     gate_out = out / "gate"
     gate_out.mkdir(parents=True, exist_ok=True)
     gate_out.chmod(0o777)  # the gate container writes as uid 10001
-    args = ["--url", url, "--thresholds", "local", "--expect-model-version", opts.model_version,
-            "--duration", str(opts.gate_duration_s)]
+    args = [
+        "--url",
+        url,
+        "--thresholds",
+        "local",
+        "--expect-model-version",
+        opts.model_version,
+        "--duration",
+        str(opts.gate_duration_s),
+    ]
     with (out / "gate.log").open("w") as log:
         if opts.loadtest_ref:
             podman("pull", "-q", tls, opts.loadtest_ref, timeout=1800)
-            proc = podman("run", "--rm", "--network", "host", "--read-only", "--user", "10001:10001",
-                          "--cap-drop", "ALL", "--security-opt", "no-new-privileges", "--pull", "never",
-                          "--tmpfs", "/tmp:rw,mode=1777,size=256m", "-v", f"{gate_out}:/tmp/gate",
-                          opts.loadtest_ref, "spira", "gate", *args, "--out", "/tmp/gate", check=False,
-                          timeout=opts.gate_duration_s + 300)
-            log.write((proc.stdout or b"").decode(errors="replace") + (proc.stderr or b"").decode(errors="replace"))
+            proc = podman(
+                "run",
+                "--rm",
+                "--network",
+                "host",
+                "--read-only",
+                "--user",
+                "10001:10001",
+                "--cap-drop",
+                "ALL",
+                "--security-opt",
+                "no-new-privileges",
+                "--pull",
+                "never",
+                "--tmpfs",
+                "/tmp:rw,mode=1777,size=256m",
+                "-v",
+                f"{gate_out}:/tmp/gate",
+                opts.loadtest_ref,
+                "spira",
+                "gate",
+                *args,
+                "--out",
+                "/tmp/gate",
+                check=False,
+                timeout=opts.gate_duration_s + 300,
+            )
+            log.write(
+                (proc.stdout or b"").decode(errors="replace") + (proc.stderr or b"").decode(errors="replace")
+            )
             return proc.returncode
-        proc = subprocess.run([sys.executable, "-m", "loadtests.gate", *args, "--out", str(gate_out)],
-                              stdout=log, stderr=subprocess.STDOUT, timeout=opts.gate_duration_s + 300)
+        proc = subprocess.run(
+            [sys.executable, "-m", "loadtests.gate", *args, "--out", str(gate_out)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            timeout=opts.gate_duration_s + 300,
+        )
         return proc.returncode
 
 

@@ -51,10 +51,10 @@ class PodmanConfig:
             "[containers]\n"
             "# setrlimit is refused on these hosts: no ulimits copied into containers.\n"
             "default_ulimits = []\n"
-            '# No bridge or slirp networking on the build hosts; services talk over loopback.\n'
+            "# No bridge or slirp networking on the build hosts; services talk over loopback.\n"
             'netns = "host"\n'
             "[engine]\n"
-            '# crun fails on hybrid cgroups (v1 controllers + unified); runc with cgroupfs works.\n'
+            "# crun fails on hybrid cgroups (v1 controllers + unified); runc with cgroupfs works.\n"
             'runtime = "runc"\n'
             'cgroup_manager = "cgroupfs"\n'
             'events_logger = "file"\n'
@@ -73,8 +73,10 @@ class PodmanConfig:
     def write(self) -> PodmanConfig:
         """Write both files if their content changed (idempotent; podman reads them on every call)."""
         self.home.mkdir(parents=True, exist_ok=True)
-        for path, text in ((self.containers_conf_path, self.containers_conf()),
-                           (self.storage_conf_path, self.storage_conf())):
+        for path, text in (
+            (self.containers_conf_path, self.containers_conf()),
+            (self.storage_conf_path, self.storage_conf()),
+        ):
             if not path.exists() or path.read_text() != text:
                 path.write_text(text)
         return self
@@ -97,12 +99,22 @@ class Podman:
     def available(binary: str = "podman") -> bool:
         return shutil.which(binary) is not None and shutil.which("runc") is not None
 
-    def __call__(self, *args: str, check: bool = True, timeout: float | None = None,
-                 stdin: bytes | None = None, stream: bool = False) -> subprocess.CompletedProcess:
+    def __call__(
+        self,
+        *args: str,
+        check: bool = True,
+        timeout: float | None = None,
+        stdin: bytes | None = None,
+        stream: bool = False,
+    ) -> subprocess.CompletedProcess:
         cmd = [self.binary, *args]
         proc = subprocess.run(
-            cmd, env=self.config.env(), input=stdin, timeout=timeout,
-            stdout=None if stream else subprocess.PIPE, stderr=None if stream else subprocess.PIPE,
+            cmd,
+            env=self.config.env(),
+            input=stdin,
+            timeout=timeout,
+            stdout=None if stream else subprocess.PIPE,
+            stderr=None if stream else subprocess.PIPE,
         )
         if check and proc.returncode != 0:
             err = proc.stderr.decode(errors="replace") if proc.stderr else ""

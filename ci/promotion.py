@@ -71,8 +71,10 @@ def commit_record(root: Path, paths: list[Path], message: str, trailer_lines: li
 
 def tested_records(root: Path, rev: str) -> list[TestedRecord]:
     """Every test record reachable from `rev`, newest first."""
-    fmt = (f"%H{FIELD}%(trailers:key={TESTED},valueonly,separator=%x1d){FIELD}"
-           f"%(trailers:key={MODEL_VERSION},valueonly){FIELD}%(trailers:key={TEST_RUN},valueonly){RECORD}")
+    fmt = (
+        f"%H{FIELD}%(trailers:key={TESTED},valueonly,separator=%x1d){FIELD}"
+        f"%(trailers:key={MODEL_VERSION},valueonly){FIELD}%(trailers:key={TEST_RUN},valueonly){RECORD}"
+    )
     out = git(root, "log", f"--format={fmt}", rev)
     records = []
     for chunk in out.split(RECORD):
@@ -105,7 +107,9 @@ def verify_promotion(root: Path, candidate: str = "HEAD", staging: str = "origin
         return Verdict(False, [f"REFUSED: {exc}"])
     base = git(root, "merge-base", cand, stage, check=False).strip()
     if not base:
-        return Verdict(False, [f"REFUSED: {candidate} shares no history with {staging}; promote by merging it"])
+        return Verdict(
+            False, [f"REFUSED: {candidate} shares no history with {staging}; promote by merging it"]
+        )
     records = tested_records(root, base)
     ever_tested = {(r.image, r.digest) for r in tested_records(root, stage)}
     entries = image_entries(git(root, "show", f"{cand}:{KUSTOMIZATION}"))
@@ -117,15 +121,19 @@ def verify_promotion(root: Path, candidate: str = "HEAD", staging: str = "origin
         mine = next((r for r in records if r.image == kname), None)
         if mine is None:
             ok = False
-            lines.append(f"REFUSED {kname}: no commit shared with {staging} records a test of it "
-                         f"(trailer {TESTED}); {entry.digest} was never tested on staging")
+            lines.append(
+                f"REFUSED {kname}: no commit shared with {staging} records a test of it "
+                f"(trailer {TESTED}); {entry.digest} was never tested on staging"
+            )
             continue
         deployed = image_entries(git(root, "show", f"{mine.commit}:{KUSTOMIZATION}")).get(kname)
         if deployed is None or deployed.digest != mine.digest:
             ok = False
-            lines.append(f"REFUSED {kname}: commit {_short(mine.commit)} records a test of {mine.digest} "
-                         f"but does not deploy it ({KUSTOMIZATION} there has "
-                         f"{deployed.digest if deployed else 'no entry'})")
+            lines.append(
+                f"REFUSED {kname}: commit {_short(mine.commit)} records a test of {mine.digest} "
+                f"but does not deploy it ({KUSTOMIZATION} there has "
+                f"{deployed.digest if deployed else 'no entry'})"
+            )
             continue
         if entry.digest != mine.digest:
             ok = False
@@ -133,19 +141,25 @@ def verify_promotion(root: Path, candidate: str = "HEAD", staging: str = "origin
                 why = "it was tested once, but staging has deployed a newer image since"
             else:
                 why = "that digest was never tested on staging (a hand edit on main?)"
-            lines.append(f"REFUSED {kname}: {candidate} carries {entry.digest}, but the image tested and "
-                         f"deployed from {staging} is {mine.digest} (commit {_short(mine.commit)}); {why}. "
-                         f"Promote by merging {staging} into main, never by editing the digest")
+            lines.append(
+                f"REFUSED {kname}: {candidate} carries {entry.digest}, but the image tested and "
+                f"deployed from {staging} is {mine.digest} (commit {_short(mine.commit)}); {why}. "
+                f"Promote by merging {staging} into main, never by editing the digest"
+            )
             continue
         if kname == KUSTOMIZE_NAMES["model"] and mine.model_version is not None:
             served = _annotation(git(root, "show", f"{cand}:{ROLLOUT}"))
             if served != mine.model_version:
                 ok = False
-                lines.append(f"REFUSED {kname}: the Rollout announces model version {served!r} but the "
-                             f"tested image serves {mine.model_version!r} (commit {_short(mine.commit)})")
+                lines.append(
+                    f"REFUSED {kname}: the Rollout announces model version {served!r} but the "
+                    f"tested image serves {mine.model_version!r} (commit {_short(mine.commit)})"
+                )
                 continue
-        lines.append(f"OK {kname}@{entry.digest}: tested and deployed from {staging} in commit "
-                     f"{_short(mine.commit)}" + (f" ({mine.run})" if mine.run else ""))
+        lines.append(
+            f"OK {kname}@{entry.digest}: tested and deployed from {staging} in commit "
+            f"{_short(mine.commit)}" + (f" ({mine.run})" if mine.run else "")
+        )
     if not any(line.startswith(("OK", "REFUSED")) for line in lines):
         ok = False
         lines.append(f"REFUSED: {KUSTOMIZATION} on {candidate} names no image")

@@ -95,8 +95,9 @@ class SetImageResult:
     model_version: str | None
 
 
-def set_image(root: Path, image: str, ref_or_digest: str, model_version: str | None = None,
-              golden: bool = True) -> SetImageResult:
+def set_image(
+    root: Path, image: str, ref_or_digest: str, model_version: str | None = None, golden: bool = True
+) -> SetImageResult:
     if image not in KUSTOMIZE_NAMES:
         raise SetImageError(f"unknown image {image!r}; expected one of {sorted(KUSTOMIZE_NAMES)}")
     if image == "model" and not model_version:
@@ -124,8 +125,13 @@ def set_image(root: Path, image: str, ref_or_digest: str, model_version: str | N
 def regenerate_golden(root: Path) -> list[Path]:
     """`spira manifests golden` in `root`'s own code (a clone in tests, the checkout in CI)."""
     env = {**os.environ, "PYTHONPATH": str(root)}
-    proc = subprocess.run([sys.executable, "-m", "spira.cli", "manifests", "golden"], cwd=root, env=env,
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "spira.cli", "manifests", "golden"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     if proc.returncode != 0:
         raise SetImageError(f"`spira manifests golden` failed:\n{proc.stdout}{proc.stderr}")
     return [Path(line.split(" ", 1)[1]) for line in proc.stdout.splitlines() if line.startswith("wrote ")]

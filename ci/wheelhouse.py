@@ -79,8 +79,13 @@ class WheelhouseSpec:
         return root / f"{self.image}{flavour}-{self.key()}"
 
 
-def ensure_wheelhouse(spec: WheelhouseSpec, root: Path = DEFAULT_ROOT, torch_index_url: str | None = None,
-                      python: str = sys.executable, say=print) -> Path:
+def ensure_wheelhouse(
+    spec: WheelhouseSpec,
+    root: Path = DEFAULT_ROOT,
+    torch_index_url: str | None = None,
+    python: str = sys.executable,
+    say=print,
+) -> Path:
     """Download the wheels once; a directory with its stamp is complete and reused as it is."""
     target = spec.directory(root.resolve())
     if (target / STAMP).exists():
@@ -88,8 +93,20 @@ def ensure_wheelhouse(spec: WheelhouseSpec, root: Path = DEFAULT_ROOT, torch_ind
     target.mkdir(parents=True, exist_ok=True)
     (target / "requirements.in").write_text("\n".join(spec.requirements) + "\n")
     (target / "constraints.txt").write_text(spec.constraints())
-    cmd = [python, "-m", "pip", "download", "-q", "--only-binary=:all:", "--dest", str(target),
-           "-c", str(target / "constraints.txt"), "-r", str(target / "requirements.in")]
+    cmd = [
+        python,
+        "-m",
+        "pip",
+        "download",
+        "-q",
+        "--only-binary=:all:",
+        "--dest",
+        str(target),
+        "-c",
+        str(target / "constraints.txt"),
+        "-r",
+        str(target / "requirements.in"),
+    ]
     if torch_index_url:
         cmd += ["--extra-index-url", torch_index_url]
     say(f"downloading wheels for {spec.image} into {target}")

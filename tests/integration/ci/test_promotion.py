@@ -48,8 +48,12 @@ def deploy_to_staging(origin: Path, work: Path, digest: str, version: str) -> st
     loadtest = fake_digest(f"loadtest-{version}")
     changed = set_image(ci, "loadtest", loadtest, golden=False).changed
     changed += set_image(ci, "model", digest, model_version=version).changed
-    commit = commit_record(ci, sorted(set(changed)), f"images: deploy spira-model {version}",
-                           trailers({"model": digest, "loadtest": loadtest}, "local-test-run", version))
+    commit = commit_record(
+        ci,
+        sorted(set(changed)),
+        f"images: deploy spira-model {version}",
+        trailers({"model": digest, "loadtest": loadtest}, "local-test-run", version),
+    )
     run(ci, "push", "-q", "origin", "staging")
     return commit
 
@@ -122,7 +126,9 @@ def test_a_digest_never_tested_is_refused_even_when_it_came_through_staging(orig
 def test_a_model_version_that_differs_from_the_tested_one_is_refused(promoted):
     repo, _ = promoted
     text = (repo / "argocd/base/model-rollout.yaml").read_text()
-    (repo / "argocd/base/model-rollout.yaml").write_text(text.replace('model-version: "7"', 'model-version: "8"'))
+    (repo / "argocd/base/model-rollout.yaml").write_text(
+        text.replace('model-version: "7"', 'model-version: "8"')
+    )
     run(repo, "commit", "-q", "-am", "bump the version by hand")
     try:
         verdict = verify_promotion(repo, "HEAD", "origin/staging")
