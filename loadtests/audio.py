@@ -208,6 +208,9 @@ def ensure_corpus(folder: Path) -> list[CorpusClip]:
         staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
         try:
             build_corpus(staging)
+            # mkdtemp makes a 0700 folder; a corpus built as root at image build time must be readable by
+            # the non-root user that runs the gate
+            staging.chmod(0o755)
             if folder.exists():
                 shutil.rmtree(folder)
             os.replace(staging, folder)

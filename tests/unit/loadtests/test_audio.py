@@ -85,6 +85,13 @@ def test_the_corpus_is_built_once_then_reused_from_its_folder(tmp_path, monkeypa
     assert audio.ensure_corpus(folder) == first
 
 
+def test_a_built_corpus_is_readable_by_other_users_like_the_images_non_root_one(tmp_path):
+    folder = tmp_path / "corpus"
+    audio.ensure_corpus(folder)
+    assert folder.stat().st_mode & 0o005 == 0o005
+    assert all(p.stat().st_mode & 0o004 for p in folder.iterdir())
+
+
 def test_a_corpus_from_another_generator_version_is_rebuilt(tmp_path):
     folder = tmp_path / "corpus"
     audio.ensure_corpus(folder)
