@@ -99,7 +99,8 @@ def rotate(
 ) -> None:
     """Rotate a service's credential with no downtime; rerun to resume an interrupted rotation."""
     from spira.secrets.consumers import MetricsWait, TtlWait
-    from spira.secrets.rotation import check_rotatable, rotate as do_rotate, utc_now
+    from spira.secrets.rotation import check_rotatable, utc_now
+    from spira.secrets.rotation import rotate as do_rotate
     from spira_core.vault.settings import VaultSettings
 
     _guard(lambda: check_rotatable(service, key))

@@ -208,7 +208,7 @@ class FakeMinioAdminHttp(urllib3.PoolManager):
         return self._answer(status, {"Code": code, "Message": code}, False, preload)
 
     # the API ---------------------------------------------------------------------------------------
-    def urlopen(self, method, url, body=None, headers=None, preload_content=True, **_kw):  # noqa: C901
+    def urlopen(self, method, url, body=None, headers=None, preload_content=True, **_kw):
         parts = urlsplit(url)
         command = parts.path.removeprefix("/minio/admin/v3/")
         query = {k: v[0] for k, v in parse_qs(parts.query).items()}
@@ -276,6 +276,6 @@ class FakeS3Buckets:
     def list_buckets(self) -> dict:
         return {"Buckets": [{"Name": n} for n in self.names]}
 
-    def create_bucket(self, Bucket: str) -> dict:  # noqa: N803 (boto3's keyword)
+    def create_bucket(self, Bucket: str) -> dict:
         self.names.append(Bucket)
         return {}

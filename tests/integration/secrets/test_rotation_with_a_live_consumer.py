@@ -83,7 +83,7 @@ def metrics_endpoint(secret: CachedSecret, ref: str) -> Iterator[str]:
     """What the serving service exports: the version its CachedSecret holds."""
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        def do_GET(self) -> None:
             version = secret.status().version or 0
             body = (f"# TYPE {GAUGE} gauge\n{GAUGE}{{path=\"{ref}\"}} {version}\n").encode()
             self.send_response(200)

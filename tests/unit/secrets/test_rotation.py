@@ -177,7 +177,7 @@ def test_a_check_and_set_conflict_stops_deletes_the_new_key_and_revokes_nothing(
     old = current(vault)
     vault.before_write = lambda path: (
         path == PATH and vault.versions[PATH].append(({**old, "archive_bucket": "someone-else"}, clock.now)))
-    with pytest.raises(RotationConflict, match="changed since version 1 was read.*nothing was revoked"):
+    with pytest.raises(RotationConflict, match=r"changed since version 1 was read.*nothing was revoked"):
         rotate(ENV, SERVICE, vault, store, RecordingWait(), clock=clock)
     assert store.list_keys(USER) == [old["s3_access_key"]], "the new key must not be left behind"
     assert current(vault)["archive_bucket"] == "someone-else", "the other writer's version stands"
