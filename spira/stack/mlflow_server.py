@@ -39,11 +39,12 @@ class MlflowService:
 
     def process(self, secret: dict[str, str] | None = None) -> ManagedProcess:
         self.dir.mkdir(parents=True, exist_ok=True)
-        env: dict[str, str] = {}
+        # MLflow 3 starts a pool of job-runner processes (~2 GB) for GenAI jobs we never use.
+        env: dict[str, str] = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
         bucket = "unset"
         if secret is not None:
             bucket = secret["artifacts_bucket"]
-            env = {
+            env |= {
                 "MLFLOW_S3_ENDPOINT_URL": secret["s3_endpoint"],
                 "AWS_ACCESS_KEY_ID": secret["s3_access_key"],
                 "AWS_SECRET_ACCESS_KEY": secret["s3_secret_key"],

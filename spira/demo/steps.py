@@ -1,0 +1,265 @@
+"""The demo's steps as plain functions over a DemoContext; each shells out to the same commands a user or
+a CI job would run, so the demo shows the real interfaces rather than private shortcuts."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.console import Console
+
+from spira.stack import LocalStack, StackConfig, StackInfo
+from spira.stack.net import free_port, http_status
+
+REPO = Path(__file__).resolve().parents[2]
+SPIRA = [sys.executable, "-m", "spira.cli"]
+MODEL_NAME = "spira-respiratory"
+
+
+class StepFailed(RuntimeError):
+    pass
+
+
+@dataclass
+class DemoContext:
+    home: Path  # $SPIRA_HOME/demo
+    console: Console
+    synth_n: int = 160
+    synth_seed: int = 11
+    data_csv: Path | None = None
+    noise_csv: Path | None = None
+    preset: str = "fast"
+    images: bool = True
+    degrade: str | None = None
+    gate_duration_s: int = 20
+    stack: StackInfo | None = None
+    facts: dict[str, object] = field(default_factory=dict)
+    servers: list[int] = field(default_factory=list)
+
+    def env(self, **extra: str) -> dict[str, str]:
+        return {**os.environ, "PYTHONPATH": str(REPO), "SPIRA_HOME": str(self.stack.home if self.stack else ""),
+                "BENTOML_HOME": str(self.home / "bentoml"), **extra}
+
+    def run(self, cmd: list[str], env: dict[str, str] | None = None, cwd: Path | None = None,
+            capture: bool = False, timeout: int = 3600) -> subprocess.CompletedProcess:
+        """Run a command; its own progress output goes to the terminal unless captured."""
+        shown = " ".join(c if "/" not in c or len(c) < 60 else "…/" + Path(c).name for c in cmd[2:] if c)
+        self.console.print(f"[dim]$ spira {shown}[/dim]" if cmd[:3] == SPIRA else f"[dim]$ {' '.join(cmd)}[/dim]")
+        out = subprocess.run(cmd, env=env or self.env(), cwd=cwd or REPO, text=True, timeout=timeout,
+                             capture_output=capture)
+        if out.returncode != 0:
+            detail = (out.stdout or "")[-2000:] + (out.stderr or "")[-2000:] if capture else ""
+            raise StepFailed(f"`{shown}` exited {out.returncode}\n{detail}".rstrip())
+        return out
+
+
+def podman_available() -> bool:
+    return shutil.which("podman") is not None and shutil.which("docker-registry") is not None
+
+
+# -- 1. stack ----------------------------------------------------------------------------------------
+def start_stack(ctx: DemoContext) -> None:
+    stack = LocalStack(StackConfig.load())
+    ctx.stack = stack.up(say=lambda m: ctx.console.print(f"  {m}"))
+    ctx.home.mkdir(parents=True, exist_ok=True)
+    ctx.facts["mlflow_ui"] = ctx.stack.mlflow_uri
+
+
+# -- 2. data -------------------------------------------------------------------------------------------
+def prepare_data(ctx: DemoContext) -> None:
+    if ctx.data_csv is None:
+        out = ctx.home / f"data-n{ctx.synth_n}-s{ctx.synth_seed}"
+        if not (out / "dataset.csv").exists():  # deterministic for a seed: generate once
+            ctx.run([*SPIRA, "data", "synth", "--out", str(out), "--n", str(ctx.synth_n),
+                     "--seed", str(ctx.synth_seed)])
+        ctx.data_csv, ctx.noise_csv = out / "dataset.csv", out / "noise.csv"
+        ctx.facts["dataset"] = f"synthetic, {ctx.synth_n} recordings, seed {ctx.synth_seed}"
+    else:
+        ctx.facts["dataset"] = str(ctx.data_csv)
+    upload_dataset(ctx)
+
+
+def upload_dataset(ctx: DemoContext) -> None:
+    """Put the raw recordings into the feature store's bucket, as a cluster's training Job would find them."""
+    from spira_core.settings import service_secret
+    from training.data import dataset_fingerprint, load_dataset_csv
+
+    examples = load_dataset_csv(ctx.data_csv)
+    fingerprint = dataset_fingerprint(examples)
+    secret = service_secret("training", ctx.stack.service_env("training"))
+    s3 = ctx.stack.s3_client(secret["s3_access_key"], secret["s3_secret_key"])
+    prefix = f"datasets/{fingerprint[:16]}/"
+    have = {o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(
+        Bucket=secret["features_bucket"], Prefix=prefix) for o in page.get("Contents", [])}
+    for ex in [*examples, None]:
+        path = ctx.data_csv if ex is None else ex.path
+        key = prefix + ("dataset.csv" if ex is None else path.name)
+        if key not in have:
+            s3.upload_file(str(path), secret["features_bucket"], key)
+    ctx.facts["dataset_s3"] = f"s3://{secret['features_bucket']}/{prefix}"
+
+
+# -- 3. pipeline ---------------------------------------------------------------------------------------
+def run_pipeline(ctx: DemoContext) -> None:
+    outcome_file = ctx.home / "pipeline-outcome.json"
+    ctx.run([*SPIRA, "pipeline", "run", "--data", str(ctx.data_csv), "--noise", str(ctx.noise_csv),
+             "--preset", ctx.preset, "--json-out", str(outcome_file)],
+            env=ctx.env(**ctx.stack.service_env("training")))
+    outcome = json.loads(outcome_file.read_text())
+    publish = outcome["publish"]
+    ctx.facts["model_version"] = str(publish["version"])
+    ctx.facts["metrics"] = outcome["metrics"]
+    ctx.facts["publish"] = publish
+    ctx.facts["stages_reused"] = [s["stage"] for s in outcome["stages"] if s["skipped"]]
+
+
+# -- 4. bento and images -------------------------------------------------------------------------------
+def build_bento(ctx: DemoContext) -> None:
+    version = str(ctx.facts["model_version"])
+    pin_file = ctx.home / "model.lock.json"
+    code = ("from serving.model_import import MlflowModelSource, import_model; from pathlib import Path; "
+            f"import_model(MlflowModelSource({ctx.stack.mlflow_uri!r}), {version!r}).write(Path({str(pin_file)!r}))")
+    ctx.run([sys.executable, "-c", code])
+    out = ctx.run([*SPIRA, "bento", "build", "--export-dir", str(ctx.home / "bento")],
+                  env=ctx.env(SPIRA_MODEL_PIN=str(pin_file)), capture=True)
+    ctx.facts["bento"] = json.loads(out.stdout.strip().splitlines()[-1])["bento"]
+
+
+def build_images(ctx: DemoContext) -> None:
+    if not ctx.images:
+        ctx.facts["image"] = "skipped (--no-images)"
+        return
+    if not podman_available():
+        ctx.facts["image"] = "skipped (podman or docker-registry not installed)"
+        ctx.images = False
+        return
+    env = ctx.env(SPIRA_REGISTRY=ctx.stack.registry or "")
+    model_ref = ctx.run([*SPIRA, "image", "build", "model", "--bento-dir", str(ctx.home / "bento")],
+                        env=env, capture=True).stdout.strip().splitlines()[-1]
+    loadtest_ref = ctx.run([*SPIRA, "image", "build", "loadtest"], env=env, capture=True).stdout.strip().splitlines()[-1]
+    ctx.facts["image"], ctx.facts["loadtest_image"] = model_ref, loadtest_ref
+    ctx.run([*SPIRA, "image", "test", model_ref, "--model-version", str(ctx.facts["model_version"]),
+             "--loadtest-ref", loadtest_ref, "--out", str(ctx.home / "ephemeral")], env=env)
+    ctx.facts["ephemeral_test"] = "passed"
+
+
+# -- 5. preview and active -----------------------------------------------------------------------------
+def _serve(ctx: DemoContext, pin_file: Path, name: str, extra: dict[str, str]) -> str:
+    port = free_port()
+    log = ctx.home / f"{name}.log"
+    env = ctx.env(**ctx.stack.service_env("serving"), SPIRA_MODEL_PIN=str(pin_file),
+                  SPIRA_ARCHIVE_SPOOL=str(ctx.home / f"spool-{name}"), **extra)
+    bentoml = str(Path(sys.executable).parent / "bentoml")
+    with open(log, "wb") as fh:
+        proc = subprocess.Popen([bentoml, "serve", "serving.service:Spira", "--port", str(port), "--host", "127.0.0.1"],
+                                cwd=REPO, env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
+    ctx.servers.append(proc.pid)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise StepFailed(f"{name} exited during start-up; see {log}")
+        if http_status(f"{url}/readyz") == 200:
+            return url
+        time.sleep(0.5)
+    raise StepFailed(f"{name} not ready within 180 s; see {log}")
+
+
+def start_preview(ctx: DemoContext) -> None:
+    extra = {"SPIRA_DEGRADE": ctx.degrade} if ctx.degrade else {}
+    ctx.facts["preview"] = _serve(ctx, ctx.home / "model.lock.json", "preview", extra)
+    champion = current_champion(ctx)
+    if champion and champion != ctx.facts["model_version"]:
+        pin = ctx.home / "champion.lock.json"
+        code = ("from serving.model_import import MlflowModelSource, import_model; from pathlib import Path; "
+                f"import_model(MlflowModelSource({ctx.stack.mlflow_uri!r}), {champion!r}).write(Path({str(pin)!r}))")
+        ctx.run([sys.executable, "-c", code])
+        ctx.facts["active"] = f"{_serve(ctx, pin, 'active', {})} (champion v{champion})"
+    else:
+        ctx.facts["active"] = "none yet (first promotion)" if not champion else f"v{champion} (same model)"
+
+
+def current_champion(ctx: DemoContext) -> str | None:
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    try:
+        return str(MlflowClient(ctx.stack.mlflow_uri).get_model_version_by_alias(MODEL_NAME, "champion").version)
+    except MlflowException:
+        return None
+
+
+def stop_servers(ctx: DemoContext) -> None:
+    for pid in ctx.servers:
+        try:
+            os.killpg(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            continue
+    ctx.servers.clear()
+
+
+# -- 6. gate -------------------------------------------------------------------------------------------
+def run_gate(ctx: DemoContext) -> bool:
+    out = ctx.home / "gate"
+    cmd = [*SPIRA, "gate", "--url", str(ctx.facts["preview"]), "--thresholds", "local",
+           "--expect-model-version", str(ctx.facts["model_version"]), "--duration", str(ctx.gate_duration_s),
+           "--out", str(out)]
+    ctx.console.print(f"[dim]$ spira {' '.join(cmd[3:])}[/dim]")
+    code = subprocess.run(cmd, env=ctx.env(), cwd=REPO).returncode
+    ctx.facts["gate"] = {0: "PASS", 1: "FAIL", 2: "could not run"}.get(code, f"exit {code}")
+    ctx.facts["locust_report"] = str(out / "report.html")
+    return code == 0
+
+
+# -- 7. promotion --------------------------------------------------------------------------------------
+def git(cwd: Path, *args: str) -> str:
+    out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise StepFailed(f"git {' '.join(args)}: {out.stderr.strip()}")
+    return out.stdout
+
+
+def gitops_clone(ctx: DemoContext) -> Path:
+    """A bare 'origin' seeded from this checkout's HEAD with `main` and `staging`, and a working clone."""
+    origin, clone = ctx.home / "gitops-origin.git", ctx.home / "gitops"
+    if not origin.exists():
+        git(ctx.home, "init", "--bare", "-b", "main", str(origin))
+        head = git(REPO, "rev-parse", "HEAD").strip()
+        git(REPO, "push", str(origin), f"{head}:refs/heads/main", f"{head}:refs/heads/staging")
+    if not clone.exists():
+        git(ctx.home, "clone", "-q", str(origin), str(clone))
+        git(clone, "config", "user.email", "demo@spira.local")
+        git(clone, "config", "user.name", "SPIRA demo")
+    git(clone, "fetch", "-q", "origin")
+    return clone
+
+
+def promote(ctx: DemoContext) -> None:
+    clone = gitops_clone(ctx)
+    env = {**ctx.env(), "PYTHONPATH": str(clone)}
+    git(clone, "checkout", "-q", "-B", "staging", "origin/staging")
+    if ctx.images:
+        ctx.run([sys.executable, "-m", "ci.cli", "set-image", "--model", str(ctx.facts["image"]),
+                 "--loadtest", str(ctx.facts["loadtest_image"]), "--model-version", str(ctx.facts["model_version"]),
+                 "--record", f"demo-{int(time.time())}"], env=env, cwd=clone)
+        ctx.console.print(git(clone, "show", "--stat", "--format=%h %s%n%n%b", "HEAD"))
+        git(clone, "push", "-q", "origin", "staging")
+        git(clone, "checkout", "-q", "-B", "main", "origin/main")
+        git(clone, "merge", "-q", "--no-ff", "-m", "Promote staging to production", "origin/staging")
+        ctx.run([sys.executable, "-m", "ci.cli", "verify-promotion", "--candidate", "HEAD",
+                 "--staging", "origin/staging"], env=env, cwd=clone)
+        git(clone, "push", "-q", "origin", "main")
+        ctx.facts["promotion"] = f"staging → main merged in {clone} (verify-promotion passed)"
+    else:
+        ctx.facts["promotion"] = "no image digest to promote (images skipped)"
+    from mlflow.tracking import MlflowClient
+
+    MlflowClient(ctx.stack.mlflow_uri).set_registered_model_alias(MODEL_NAME, "champion", str(ctx.facts["model_version"]))
+    ctx.facts["champion"] = f"v{ctx.facts['model_version']}"
