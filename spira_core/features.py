@@ -1,4 +1,4 @@
-"""MFCC with the semantics of torchaudio.transforms.MFCC as SPIRA configured it, without torchaudio.
+"""MFCC with the semantics of torchaudio.transforms.MFCC as SPIRA configured it, in numpy (no torchaudio).
 
 SPIRA called `torchaudio.transforms.MFCC(sample_rate, n_mfcc, log_mels=False, melkwargs={n_fft, win_length,
 hop_length, n_mels})`, whose defaults make the definition:
@@ -15,10 +15,8 @@ hop_length, n_mels})`, whose defaults make the definition:
 
 from __future__ import annotations
 
-import warnings
 from functools import lru_cache
 
-import librosa
 import numpy as np
 import scipy.fft
 
@@ -27,49 +25,61 @@ from spira_core.params import FeatureParams
 AMIN = 1e-10  # torchaudio's AmplitudeToDB floor before the log
 
 
+def _hz_to_mel(hz: np.ndarray) -> np.ndarray:
+    return 2595.0 * np.log10(1.0 + hz / 700.0)  # HTK
+
+
+def _mel_to_hz(mel: np.ndarray) -> np.ndarray:
+    return 700.0 * (10.0 ** (mel / 2595.0) - 1.0)
+
+
 @lru_cache(maxsize=8)
-def _mel_basis(sample_rate: int, n_fft: int, n_mels: int, f_min: float, f_max: float | None) -> np.ndarray:
+def mel_basis(sample_rate: int, n_fft: int, n_mels: int, f_min: float, f_max: float | None) -> np.ndarray:
+    """Triangular HTK-mel filters without area normalisation: float32 [n_mels, n_fft // 2 + 1].
+
+    The construction of torchaudio's melscale_fbanks(mel_scale="htk", norm=None) (and librosa's
+    filters.mel(htk=True, norm=None)): band edges evenly spaced in mel, filter slopes in Hz.
+    """
     fmax = float(sample_rate) / 2.0 if f_max is None else float(f_max)
-    # htk=True, norm=None: the same triangles torchaudio's melscale_fbanks(mel_scale="htk", norm=None) builds
-    basis = librosa.filters.mel(
-        sr=sample_rate,
-        n_fft=n_fft,
-        n_mels=n_mels,
-        fmin=f_min,
-        fmax=fmax,
-        htk=True,
-        norm=None,
-        dtype=np.float32,
-    )
+    freqs = np.linspace(0.0, sample_rate / 2.0, n_fft // 2 + 1)
+    edges = _mel_to_hz(np.linspace(_hz_to_mel(np.float64(f_min)), _hz_to_mel(np.float64(fmax)), n_mels + 2))
+    widths = np.diff(edges)
+    ramps = edges[:, None] - freqs[None, :]
+    lower = -ramps[:-2] / widths[:-1, None]
+    upper = ramps[2:] / widths[1:, None]
+    basis = np.maximum(0.0, np.minimum(lower, upper)).astype(np.float32)
     basis.setflags(write=False)
-    return basis  # [n_mels, n_fft // 2 + 1]
+    return basis
+
+
+@lru_cache(maxsize=8)
+def _window(win_length: int, n_fft: int) -> np.ndarray:
+    """Periodic Hann (torch.hann_window's default) zero-padded to n_fft, centred as torch.stft does."""
+    n = np.arange(win_length)
+    hann = 0.5 - 0.5 * np.cos(2.0 * np.pi * n / win_length)
+    window = np.zeros(n_fft)
+    left = (n_fft - win_length) // 2
+    window[left : left + win_length] = hann
+    window.setflags(write=False)
+    return window
 
 
 def power_spectrogram(wav: np.ndarray, params: FeatureParams) -> np.ndarray:
-    """|STFT|² as float32 [n_fft // 2 + 1, frames]."""
-    wav = np.asarray(wav, dtype=np.float32)
+    """|STFT|² as float32 [n_fft // 2 + 1, frames] (centred frames, reflect padding)."""
+    wav = np.asarray(wav, dtype=np.float64).reshape(-1)
+    pad = params.n_fft // 2
     # reflect padding needs more than n_fft // 2 samples; shorter clips are zero-extended first
-    minimum = params.n_fft // 2 + 1
-    if wav.shape[-1] < minimum:
-        wav = np.pad(wav, (0, minimum - wav.shape[-1]))
-    with warnings.catch_warnings():
-        # librosa warns when n_fft exceeds a (zero-extended) very short clip; the result is still defined
-        warnings.simplefilter("ignore", UserWarning)
-        spec = librosa.stft(
-            wav,
-            n_fft=params.n_fft,
-            hop_length=params.hop_length,
-            win_length=params.win_length,
-            window="hann",  # scipy's periodic Hann, like torch.hann_window's default
-            center=True,
-            pad_mode="reflect",  # torchaudio's default (librosa's own default is "constant")
-        )
-    return (np.abs(spec) ** 2).astype(np.float32)
+    if wav.size <= pad:
+        wav = np.pad(wav, (0, pad + 1 - wav.size))
+    padded = np.pad(wav, (pad, pad), mode="reflect")
+    frames = np.lib.stride_tricks.sliding_window_view(padded, params.n_fft)[:: params.hop_length]
+    spec = np.fft.rfft(frames * _window(params.win_length, params.n_fft), axis=1)
+    return (spec.real**2 + spec.imag**2).T.astype(np.float32)
 
 
 def mel_spectrogram_db(wav: np.ndarray, params: FeatureParams) -> np.ndarray:
     """Mel power in dB with the top_db floor: float32 [n_mels, frames]."""
-    basis = _mel_basis(params.sample_rate, params.n_fft, params.n_mels, params.f_min, params.f_max)
+    basis = mel_basis(params.sample_rate, params.n_fft, params.n_mels, params.f_min, params.f_max)
     mel = basis @ power_spectrogram(wav, params)
     db = 10.0 * np.log10(np.maximum(mel, AMIN))
     if params.top_db is not None:

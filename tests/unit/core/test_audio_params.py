@@ -79,3 +79,12 @@ def test_feature_params_round_trip_through_json_and_keep_spira_defaults():
 def test_invalid_feature_params_are_refused_with_a_clear_error(doc):
     with pytest.raises(FeatureParamsError):
         FeatureParams.from_dict(doc)
+
+
+def test_resampling_is_librosas_soxr_hq_resampler():
+    import librosa
+
+    wav = np.random.default_rng(0).standard_normal(44100).astype(np.float32) * 0.1
+    ours = audio.resample(wav, 44100, 16000)
+    ref = librosa.resample(wav, orig_sr=44100, target_sr=16000, res_type="soxr_hq")
+    np.testing.assert_allclose(ours, ref, atol=1e-6)

@@ -90,3 +90,36 @@ def test_clips_shorter_than_half_an_fft_are_zero_extended_not_refused():
     feats = F.mfcc(np.full(100, 0.1, dtype=np.float32), p)
     assert feats.shape[1] == 40 and feats.shape[0] >= 1
     assert np.isfinite(feats).all()
+
+
+def test_mfcc_agrees_with_librosa_configured_like_torchaudio():
+    import librosa
+
+    p = FeatureParams()
+    wav = _voice_like(1.5, seed=3)
+    mel = librosa.feature.melspectrogram(
+        y=wav.astype(np.float64),
+        sr=16000,
+        n_fft=1200,
+        hop_length=160,
+        win_length=400,
+        window="hann",
+        center=True,
+        pad_mode="reflect",
+        power=2.0,
+        n_mels=40,
+        htk=True,
+        norm=None,
+    )
+    db = librosa.power_to_db(mel, ref=1.0, amin=1e-10, top_db=80.0)
+    ref = librosa.feature.mfcc(S=db, n_mfcc=40, dct_type=2, norm="ortho").T
+    ours = F.mfcc(wav, p)
+    assert np.max(np.abs(ours - ref)) < 1e-3 * np.abs(ref).max()
+
+
+def test_mel_filters_match_librosas_htk_filters_without_normalisation():
+    import librosa
+
+    ours = F.mel_basis(16000, 1200, 40, 0.0, None)
+    ref = librosa.filters.mel(sr=16000, n_fft=1200, n_mels=40, htk=True, norm=None)
+    np.testing.assert_allclose(ours, ref, atol=1e-6)

@@ -1,0 +1,1 @@
+"""Adapters for the training ports: S3 artifact store, MLflow registry, system clock and seeds."""

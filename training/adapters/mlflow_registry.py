@@ -1,0 +1,133 @@
+"""MLflow tracking + model registry adapter (the server proxies artifacts: clients need only its URI)."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TypeVar
+
+import requests
+
+from training.ports import ModelRegistry, ModelVersionInfo, RunRecord, ServiceUnavailable
+
+EXPERIMENT = "spira-training"
+MODEL_ARTIFACT_PATH = "model"
+T = TypeVar("T")
+
+
+class MlflowRegistry(ModelRegistry):
+    def __init__(self, tracking_uri: str, experiment: str = EXPERIMENT) -> None:
+        from mlflow.tracking import MlflowClient  # heavy import, only when publishing
+
+        self.tracking_uri = tracking_uri.rstrip("/")
+        self.experiment = experiment
+        self._client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+
+    def _call(self, what: str, fn: Callable[[], T]) -> T:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return fn()
+        except (MlflowException, requests.RequestException, OSError) as exc:
+            raise ServiceUnavailable(f"MLflow at {self.tracking_uri}: {what} failed: {exc}") from exc
+
+    def check(self) -> None:
+        """Fail fast with a clear message when the server is down (MLflow's own retries take minutes)."""
+        try:
+            requests.get(f"{self.tracking_uri}/health", timeout=5).raise_for_status()
+        except requests.RequestException as exc:
+            raise ServiceUnavailable(f"MLflow at {self.tracking_uri} is not reachable: {exc}") from exc
+
+    def _experiment_id(self) -> str:
+        found = self._client.get_experiment_by_name(self.experiment)
+        return found.experiment_id if found else self._client.create_experiment(self.experiment)
+
+    def log_run(self, record: RunRecord) -> str:
+        from mlflow.entities import Metric, Param, RunTag
+
+        self.check()
+        experiment_id = self._call("finding the experiment", self._experiment_id)
+        run = self._call(
+            "creating a run",
+            lambda: self._client.create_run(experiment_id, run_name=record.name, tags=dict(record.tags)),
+        )
+        run_id = run.info.run_id
+        now = int(time.time() * 1000)
+        params = [Param(k, v) for k, v in sorted(record.params.items())]
+        metrics = [Metric(k, float(v), now, 0) for k, v in sorted(record.metrics.items())]
+        for step, row in enumerate(record.epoch_metrics):
+            metrics.extend(Metric(k, float(v), now, step) for k, v in sorted(row.items()))
+        for i in range(0, max(len(params), 1), 100):
+            self._call(
+                "logging params", lambda i=i: self._client.log_batch(run_id, params=params[i : i + 100])
+            )
+        for i in range(0, len(metrics), 1000):
+            self._call(
+                "logging metrics", lambda i=i: self._client.log_batch(run_id, metrics=metrics[i : i + 1000])
+            )
+        self._call(
+            "tagging",
+            lambda: self._client.log_batch(run_id, tags=[RunTag(k, v) for k, v in record.tags.items()]),
+        )
+        with tempfile.TemporaryDirectory() as tmp:
+            for rel, data in record.artifacts.items():
+                path = Path(tmp) / rel
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(data)
+            self._call("uploading artifacts", lambda: self._client.log_artifacts(run_id, tmp))
+        self._call(
+            "uploading the model",
+            lambda: self._client.log_artifacts(run_id, str(record.model_dir), MODEL_ARTIFACT_PATH),
+        )
+        self._call("finishing the run", lambda: self._client.set_terminated(run_id, "FINISHED"))
+        return run_id
+
+    def register(self, model_name: str, run_id: str, tags: Mapping[str, str]) -> ModelVersionInfo:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self._client.create_registered_model(model_name)
+        except MlflowException as exc:
+            if "RESOURCE_ALREADY_EXISTS" not in str(exc.error_code):
+                raise ServiceUnavailable(
+                    f"MLflow at {self.tracking_uri}: creating {model_name} failed: {exc}"
+                ) from exc
+        run = self._call("reading the run", lambda: self._client.get_run(run_id))
+        source = f"{run.info.artifact_uri}/{MODEL_ARTIFACT_PATH}"
+        mv = self._call(
+            "registering a version",
+            lambda: self._client.create_model_version(model_name, source, run_id=run_id, tags=dict(tags)),
+        )
+        return ModelVersionInfo(version=str(mv.version), run_id=run_id, tags=dict(tags))
+
+    def version_by_alias(self, model_name: str, alias: str) -> ModelVersionInfo | None:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            mv = self._client.get_model_version_by_alias(model_name, alias)
+        except MlflowException as exc:
+            if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
+                return None
+            raise ServiceUnavailable(
+                f"MLflow at {self.tracking_uri}: reading alias {alias} failed: {exc}"
+            ) from exc
+        except requests.RequestException as exc:
+            raise ServiceUnavailable(
+                f"MLflow at {self.tracking_uri}: reading alias {alias} failed: {exc}"
+            ) from exc
+        return ModelVersionInfo(version=str(mv.version), run_id=mv.run_id or "", tags=dict(mv.tags or {}))
+
+    def set_alias(self, model_name: str, alias: str, version: str) -> None:
+        self._call(
+            f"setting alias {alias}",
+            lambda: self._client.set_registered_model_alias(model_name, alias, version),
+        )
+
+    def set_version_tags(self, model_name: str, version: str, tags: Mapping[str, str]) -> None:
+        for k, v in tags.items():
+            self._call(
+                "tagging a version",
+                lambda k=k, v=v: self._client.set_model_version_tag(model_name, version, k, v),
+            )

@@ -1,0 +1,225 @@
+"""`spira pipeline …`: the training stages as commands (contract: features | train | evaluate | publish | run).
+
+Every command takes the same inputs (--data, --noise, --preset) so each stage can run as its own Job:
+    spira pipeline run --data DIR/dataset.csv --noise DIR/noise.csv --preset fast
+Settings come from Vault (the training service's secret) unless --settings points at a JSON file.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from training.presets import PRESETS, Preset, UnknownPreset, get_preset
+
+app = typer.Typer(
+    help="Training pipeline stages: features → train → evaluate → publish (content-addressed, resumable).",
+    no_args_is_help=True,
+    add_completion=False,
+)
+console = Console(stderr=True)
+out = Console()
+
+DataOpt = Annotated[Path, typer.Option("--data", help="dataset CSV (file_path,class; 0 control, 1 patient)")]
+NoiseOpt = Annotated[Path, typer.Option("--noise", help="hospital-noise CSV (file_path)")]
+PresetOpt = Annotated[str, typer.Option("--preset", help=f"one of: {', '.join(sorted(PRESETS))}")]
+SettingsOpt = Annotated[
+    Path | None, typer.Option("--settings", help="JSON file with the settings (default: Vault)")
+]
+SeedOpt = Annotated[int | None, typer.Option("--seed", help="override the preset's seed")]
+EpochsOpt = Annotated[int | None, typer.Option("--epochs", help="override the preset's epochs")]
+ProgressOpt = Annotated[bool, typer.Option("--progress/--no-progress", help="progress bars")]
+
+
+def _progress(enabled: bool) -> Any:
+    from tqdm import tqdm
+
+    def bar(iterable: Any, desc: str = "", unit: str = "it") -> Any:
+        return tqdm(iterable, desc=desc, unit=unit, disable=not enabled, leave=False, dynamic_ncols=True)
+
+    return bar
+
+
+def _preset(name: str, seed: int | None, epochs: int | None) -> Preset:
+    try:
+        return get_preset(name).with_overrides(seed=seed, epochs=epochs)
+    except UnknownPreset as exc:
+        raise typer.BadParameter(str(exc.args[0]), param_hint="--preset") from exc
+
+
+def _pipeline(data: Path, noise: Path, preset: Preset, settings_file: Path | None, progress: bool) -> Any:
+    from training.wiring import build_pipeline, load_settings
+
+    return build_pipeline(load_settings(settings_file), data, noise, preset, _progress(progress))
+
+
+def _fail(exc: Exception) -> typer.Exit:
+    console.print(f"[bold red]error:[/] {exc}")
+    return typer.Exit(code=2)
+
+
+def _guarded(fn: Any) -> Any:
+    """Turn expected failures (bad data, service down, stage not ready) into one clear line and exit 2."""
+    from training.data import DatasetError
+    from training.ports import ServiceUnavailable
+    from training.stages.common import StageNotReady
+    from training.wiring import SettingsError
+
+    try:
+        return fn()
+    except (DatasetError, ServiceUnavailable, StageNotReady, SettingsError, ValueError) as exc:
+        raise _fail(exc) from exc
+
+
+def _print_stage(result: Any) -> None:
+    state = "skipped (already complete)" if result.skipped else f"done in {result.seconds:.1f} s"
+    console.print(f"[bold]{result.stage}[/] {result.key}: {state}")
+    if result.stage == "features":
+        _print_data_report(result.output.read_json("report.json"))
+
+
+def _print_data_report(report: dict[str, Any]) -> None:
+    console.print(
+        f"  data: {report['files_listed']} listed, {report['files_used']} used, "
+        f"{report['files_excluded']} excluded {report['excluded_by_error'] or ''}; "
+        f"noise clips: {report['noise_used']}/{report['noise_listed']}; splits {report['split_counts']}"
+    )
+    for bad in report["bad_files"][:20]:
+        console.print(f"  [yellow]excluded[/] {bad['file']}: {bad['error']}: {bad['message']}")
+    if len(report["bad_files"]) > 20:
+        console.print(f"  … and {len(report['bad_files']) - 20} more (see report.json)")
+
+
+def _summary(results: list[Any]) -> None:
+    table = Table(title="pipeline")
+    for col in ("stage", "key", "status", "seconds"):
+        table.add_column(col)
+    for r in results:
+        table.add_row(r.stage, r.key, "skipped" if r.skipped else "ran", f"{r.seconds:.1f}")
+    console.print(table)
+    evaluated = next((r for r in results if r.stage == "evaluate"), None)
+    if evaluated is not None:
+        _metrics_table(evaluated.output.read_json("metrics.json"))
+
+
+def _metrics_table(metrics: dict[str, Any]) -> None:
+    table = Table(title="test set, per file (mean over windows)")
+    names = ("accuracy", "f1", "sensitivity", "specificity", "roc_auc")
+    table.add_column("condition")
+    for n in names:
+        table.add_column(n, justify="right")
+    for cond, values in metrics.items():
+        table.add_row(cond, *(f"{values[n]:.3f}" for n in names))
+    console.print(table)
+
+
+@app.command()
+def features(
+    data: DataOpt,
+    noise: NoiseOpt,
+    preset: PresetOpt = "exp3.5",
+    seed: SeedOpt = None,
+    settings: SettingsOpt = None,
+    progress: ProgressOpt = True,
+) -> None:
+    """Decode, split and compute MFCC features (clean and noisy) into the S3 feature store."""
+    p = _preset(preset, seed, None)
+    result = _guarded(lambda: _pipeline(data, noise, p, settings, progress).features())
+    _print_stage(result)
+    out.print(result.key)
+
+
+@app.command()
+def train(
+    data: DataOpt,
+    noise: NoiseOpt,
+    preset: PresetOpt = "exp3.5",
+    seed: SeedOpt = None,
+    epochs: EpochsOpt = None,
+    settings: SettingsOpt = None,
+    progress: ProgressOpt = True,
+) -> None:
+    """Train SpiraConvV2 on stored features; the best checkpoint by validation loss is kept."""
+    p = _preset(preset, seed, epochs)
+    result = _guarded(lambda: _pipeline(data, noise, p, settings, progress).train())
+    _print_stage(result)
+    out.print(result.key)
+
+
+@app.command()
+def evaluate(
+    data: DataOpt,
+    noise: NoiseOpt,
+    preset: PresetOpt = "exp3.5",
+    seed: SeedOpt = None,
+    epochs: EpochsOpt = None,
+    settings: SettingsOpt = None,
+    progress: ProgressOpt = True,
+) -> None:
+    """Per-file test metrics with and without test-time hospital noise, and confusion matrices."""
+    p = _preset(preset, seed, epochs)
+    result = _guarded(lambda: _pipeline(data, noise, p, settings, progress).evaluate())
+    _print_stage(result)
+    _metrics_table(result.output.read_json("metrics.json"))
+    out.print(result.key)
+
+
+def _print_publish(result: Any) -> None:
+    d = result.output.read_json("publish.json")
+    alias = "alias candidate set" if d["candidate"] else "not a candidate"
+    out.print(f"registered {d['model_name']} version {d['version']} ({alias}: {d['reason']})")
+
+
+@app.command()
+def publish(
+    data: DataOpt,
+    noise: NoiseOpt,
+    preset: PresetOpt = "exp3.5",
+    seed: SeedOpt = None,
+    epochs: EpochsOpt = None,
+    settings: SettingsOpt = None,
+    progress: ProgressOpt = True,
+) -> None:
+    """Log the run to MLflow, register the model, and set alias `candidate` if it beats `champion`."""
+    p = _preset(preset, seed, epochs)
+    result = _guarded(lambda: _pipeline(data, noise, p, settings, progress).publish())
+    _print_stage(result)
+    _print_publish(result)
+
+
+@app.command()
+def run(
+    data: DataOpt,
+    noise: NoiseOpt,
+    preset: PresetOpt = "exp3.5",
+    seed: SeedOpt = None,
+    epochs: EpochsOpt = None,
+    settings: SettingsOpt = None,
+    progress: ProgressOpt = True,
+    json_out: Annotated[Path | None, typer.Option("--json-out", help="write the outcome as JSON")] = None,
+) -> None:
+    """All four stages in order; completed stages are skipped. Prints the registered model version."""
+    p = _preset(preset, seed, epochs)
+    results = _guarded(lambda: _pipeline(data, noise, p, settings, progress).run_all(_print_stage))
+    _summary(results)
+    _print_publish(results[-1])
+    if json_out is not None:
+        outcome = {
+            "stages": [
+                {"stage": r.stage, "key": r.key, "skipped": r.skipped, "seconds": r.seconds} for r in results
+            ],
+            "metrics": results[2].output.info["metrics"],
+            "publish": results[-1].output.read_json("publish.json"),
+        }
+        json_out.write_text(json.dumps(outcome, indent=2, sort_keys=True) + "\n")
+
+
+@app.command()
+def presets() -> None:
+    """List the presets and their settings."""
+    out.print_json(json.dumps({name: p.to_dict() for name, p in sorted(PRESETS.items())}))

@@ -1,0 +1,85 @@
+"""Named training presets: everything a pipeline run needs besides the data, declared once.
+
+"exp3.5" is SPIRA's best experiment (Casanova et al. 2021, Experiments/configs/exp3.5.json): MFCC features,
+4 s windows moved by 1 s, 3 hospital-noise clips added to controls and to patients, Adam lr 1e-3 with
+weight decay 0.01, Noam warm-up over 1000 steps, batches of 5 files, 1000 epochs, seed 42, best checkpoint
+by validation loss. "fast" keeps the model, features and windows and shrinks the schedule for tests and
+demos on a 2-core machine.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from spira_core.augment import NoiseConfig
+from spira_core.params import FeatureParams
+
+
+class UnknownPreset(KeyError):
+    pass
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    features: FeatureParams = field(default_factory=FeatureParams)
+    noise: NoiseConfig = field(default_factory=NoiseConfig)
+    # noisy copies of each training file made by the features stage; epoch e trains on copy e mod n
+    # (SPIRA drew fresh noise every epoch; a fixed pool keeps the features stage cacheable)
+    train_noise_variants: int = 4
+    split_fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
+    seed: int = 42
+    epochs: int = 1000
+    batch_files: int = 5
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.01
+    warmup_steps: int = 1000
+    early_stop_epochs: int = 0  # 0 disables early stopping (SPIRA's exp3.5 setting)
+    threshold: float = 0.5
+    # publish: the test metric a candidate must beat the champion on
+    publish_metric: str = "f1_noisy"
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["split_fractions"] = list(self.split_fractions)
+        return data
+
+    def train_params(self) -> dict[str, Any]:
+        """The subset that decides training's outcome (part of the train stage's key)."""
+        keys = (
+            "seed",
+            "epochs",
+            "batch_files",
+            "learning_rate",
+            "weight_decay",
+            "warmup_steps",
+            "early_stop_epochs",
+            "threshold",
+        )
+        return {k: getattr(self, k) for k in keys}
+
+    def with_overrides(self, **overrides: Any) -> Preset:
+        return dataclasses.replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+
+PRESETS: dict[str, Preset] = {
+    "exp3.5": Preset(name="exp3.5"),
+    "fast": Preset(
+        name="fast",
+        noise=NoiseConfig(num_noise_control=1, num_noise_patient=1),
+        train_noise_variants=2,
+        epochs=30,
+        batch_files=8,
+        warmup_steps=40,
+        early_stop_epochs=8,
+    ),
+}
+
+
+def get_preset(name: str) -> Preset:
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise UnknownPreset(f"unknown preset {name!r}; known presets: {', '.join(sorted(PRESETS))}") from None

@@ -1,0 +1,215 @@
+"""Stage 2 — train: SpiraConvV2 on the features stage's windows, best checkpoint by validation loss.
+
+Adam (lr, weight decay), Noam warm-up, BCE on every window, batches of `batch_files` files (all of a file's
+windows together, as SPIRA did), early stopping after `early_stop_epochs` epochs without a better
+validation loss (0 disables it). Everything random comes from the preset's seed, and deterministic
+kernels on CPU are deterministic, so a CPU run with a given seed reproduces the same weights.
+
+Output `train/<key>/`: the model bundle (`model/…`), `history.json` (per-epoch metrics), `train.json`.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from spira_core import windows as W
+from spira_core.model import ModelBundle, build_model, load_bundle, save_bundle, weights_digest
+from spira_core.params import FeatureParams
+from training.artifacts import StageOutput, code_version, find_output, stage_key, write_output
+from training.ports import ArtifactStore, Clock, RandomSource
+from training.presets import Preset
+from training.stages import features as features_stage
+from training.stages.common import StageNotReady, StageResult
+from training.stages.features import FileFeatures
+
+STAGE = "train"
+CODE = ("spira_core.model", "spira_core.windows", __name__)
+BUNDLE_FILES = ("bundle.json", "feature_params.json", "weights.bin", "weights.json")
+
+
+def key_inputs(features_key: str, preset: Preset) -> dict[str, Any]:
+    return {"features": features_key, "train": preset.train_params(), "code": code_version(CODE)}
+
+
+def noam_factor(warmup_steps: int) -> Callable[[int], float]:
+    """SPIRA's NoamLR: lr = base · w^0.5 · min(step · w^-1.5, step^-0.5), rising to base at step w."""
+    w = float(max(warmup_steps, 1))
+
+    def factor(step: int) -> float:
+        s = max(step, 1)
+        return w**0.5 * min(s * w**-1.5, s**-0.5)
+
+    return factor
+
+
+@contextmanager
+def seeded_torch(seed: int) -> Iterator[None]:
+    """Seed torch's global generator (dropout, init) for the block and restore its state afterwards.
+
+    CPU kernels used here are deterministic for a fixed thread count, so seeding is enough; enabling
+    torch.use_deterministic_algorithms would import torch's compiler stack (~15 s) for no change.
+    """
+    state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    try:
+        yield
+    finally:
+        torch.random.set_rng_state(state)
+
+
+def _stack(files: list[FileFeatures], params: FeatureParams, variant: str) -> tuple[np.ndarray, np.ndarray]:
+    xs = [W.file_windows(f.variant(variant), params) for f in files]
+    ys = [np.full(len(x), f.label, dtype=np.float32) for f, x in zip(files, xs, strict=True)]
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+@torch.no_grad()
+def _mean_bce(model: nn.Module, x: np.ndarray, y: np.ndarray, batch: int = 256) -> float:
+    model.eval()
+    crit = nn.BCELoss(reduction="sum")
+    total = 0.0
+    for i in range(0, len(x), batch):
+        out = model(torch.from_numpy(x[i : i + batch])).reshape(-1)
+        total += float(crit(out, torch.from_numpy(y[i : i + batch])))
+    return total / max(len(x), 1)
+
+
+def fit(
+    data: dict[str, list[FileFeatures]],
+    params: FeatureParams,
+    preset: Preset,
+    rng: RandomSource,
+    progress: Callable[..., Any],
+) -> tuple[nn.Module, list[dict[str, float]], dict[str, Any]]:
+    """Train and return (best model, per-epoch history, summary)."""
+    train_files, val_files = data["train"], data["val"] or data["train"]
+    if not train_files:
+        raise ValueError("no training files: the dataset is empty after excluding unreadable audio")
+    variants = sorted({v for f in train_files for v in f.variants if v.startswith("noise")})
+    val_variant = "noisy" if any("noisy" in f.variants for f in val_files) else "clean"
+    val_x, val_y = _stack(val_files, params, val_variant)
+
+    with seeded_torch(rng.int_seed("init")):
+        model = build_model(params)
+        optimizer = torch.optim.Adam(
+            model.parameters(), lr=preset.learning_rate, weight_decay=preset.weight_decay
+        )
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, noam_factor(preset.warmup_steps))
+        criterion = nn.BCELoss()
+        best_loss, best_state, best_epoch, stale = float("inf"), None, -1, 0
+        history: list[dict[str, float]] = []
+        bar = progress(range(preset.epochs), desc="train", unit="epoch")
+        for epoch in bar:
+            erng = rng.numpy("epoch", epoch)
+            variant = variants[epoch % len(variants)] if variants else "clean"
+            order = erng.permutation(len(train_files))
+            model.train()
+            losses, sizes = [], []
+            for start in range(0, len(order), preset.batch_files):
+                batch = [train_files[i] for i in order[start : start + preset.batch_files]]
+                xs = [W.training_windows(f.variant(variant), params, erng) for f in batch]
+                x = torch.from_numpy(np.concatenate(xs))
+                y = torch.from_numpy(
+                    np.concatenate(
+                        [np.full(len(w), f.label, np.float32) for f, w in zip(batch, xs, strict=True)]
+                    )
+                )
+                loss = criterion(model(x).reshape(-1), y)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                scheduler.step()
+                losses.append(loss.item())
+                sizes.append(len(y))
+            train_loss = float(np.average(losses, weights=sizes))
+            val_loss = _mean_bce(model, val_x, val_y)
+            history.append(
+                {
+                    "epoch": epoch,
+                    "train_loss": train_loss,
+                    "val_loss": val_loss,
+                    "lr": optimizer.param_groups[0]["lr"],
+                }
+            )
+            if hasattr(bar, "set_postfix"):
+                bar.set_postfix(train=f"{train_loss:.4f}", val=f"{val_loss:.4f}")
+            if val_loss < best_loss:
+                best_loss, best_state, best_epoch, stale = (
+                    val_loss,
+                    copy.deepcopy(model.state_dict()),
+                    epoch,
+                    0,
+                )
+            else:
+                stale += 1
+                if preset.early_stop_epochs and stale >= preset.early_stop_epochs:
+                    break
+        assert best_state is not None
+        model.load_state_dict(best_state)
+        model.eval()
+    summary = {
+        "best_epoch": best_epoch,
+        "best_val_loss": best_loss,
+        "epochs_run": len(history),
+        "stopped_early": len(history) < preset.epochs,
+        "train_files": len(train_files),
+        "val_files": len(val_files),
+        "train_windows_per_epoch": int(
+            sum(len(W.file_windows(f.variant("clean"), params)) for f in train_files)
+        )
+        if params.temporal_mode != "random"
+        else len(train_files),
+        "weights_sha256": weights_digest(model),
+    }
+    return model, history, summary
+
+
+def run(
+    store: ArtifactStore,
+    features_key: str,
+    preset: Preset,
+    clock: Clock,
+    rng: RandomSource,
+    progress: Callable[..., Any],
+    metadata: dict[str, Any] | None = None,
+) -> StageResult:
+    start = clock.now()
+    inputs = key_inputs(features_key, preset)
+    key = stage_key(STAGE, inputs)
+    done = find_output(store, STAGE, key)
+    if done is not None:
+        return StageResult(STAGE, key, True, done, clock.now() - start)
+    feats = find_output(store, features_stage.STAGE, features_key)
+    if feats is None:
+        raise StageNotReady(
+            f"features {features_key} are not in the store: run 'spira pipeline features' first"
+        )
+    data = features_stage.read_feature_set(feats.read("frames.npy"), feats.read("index.json"))
+    params = preset.features
+    model, history, summary = fit(data, params, preset, rng, progress)
+    bundle_meta = {"features_key": features_key, "train_key": key, "preset": preset.name, **(metadata or {})}
+    with tempfile.TemporaryDirectory() as tmp:
+        save_bundle(ModelBundle(model, params, preset.threshold, bundle_meta), tmp)
+        files = {f"model/{name}": (Path(tmp) / name).read_bytes() for name in BUNDLE_FILES}
+    files["history.json"] = (json.dumps(history, indent=1) + "\n").encode()
+    files["train.json"] = (json.dumps(summary, sort_keys=True, indent=2) + "\n").encode()
+    out = write_output(store, STAGE, key, inputs, files, summary)
+    return StageResult(STAGE, key, False, out, clock.now() - start)
+
+
+def read_bundle(output: StageOutput, directory: Path) -> ModelBundle:
+    """Materialise the stage's model bundle into `directory` and load it."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for name in BUNDLE_FILES:
+        (directory / name).write_bytes(output.read(f"model/{name}"))
+    return load_bundle(directory)

@@ -1,0 +1,94 @@
+"""Builds the pipeline's adapters from the training service's settings (one wiring function per entry point).
+
+Settings are the training service's Vault secret: s3_endpoint, s3_access_key, s3_secret_key,
+features_bucket, mlflow_tracking_uri. The CLI reads them from Vault (spira_core.settings) or from a JSON file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from training.adapters.s3 import S3ArtifactStore
+from training.adapters.system import SeededRandom, SystemClock
+from training.pipeline import Pipeline
+from training.ports import ModelRegistry
+from training.presets import Preset
+
+REQUIRED_SETTINGS = (
+    "s3_endpoint",
+    "s3_access_key",
+    "s3_secret_key",
+    "features_bucket",
+    "mlflow_tracking_uri",
+)
+
+
+class SettingsError(ValueError):
+    pass
+
+
+def load_settings(settings_file: Path | None = None) -> Mapping[str, str]:
+    """From a JSON file when given, else the training service's Vault secret."""
+    if settings_file is not None:
+        data = json.loads(Path(settings_file).read_text())
+    else:
+        from spira_core.settings import service_secret  # reads VAULT_ADDR / VAULT_ROLE / VAULT_SECRET_PATH
+
+        data = service_secret("training")
+    missing = [k for k in REQUIRED_SETTINGS if not data.get(k)]
+    if missing:
+        raise SettingsError(f"training settings lack {', '.join(missing)}")
+    return data
+
+
+def git_commit() -> str:
+    """The commit being trained: SPIRA_GIT_COMMIT in containers, else git, else 'unknown'."""
+    if os.environ.get("SPIRA_GIT_COMMIT"):
+        return os.environ["SPIRA_GIT_COMMIT"]
+    try:
+        root = Path(__file__).resolve().parent.parent
+        out = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
+        )
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def build_registry(tracking_uri: str) -> tuple[ModelRegistry, str]:
+    from training.adapters.mlflow_registry import MlflowRegistry
+
+    # MLflow's client retries a dead server for minutes by default; a stage should fail in seconds
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
+    return MlflowRegistry(tracking_uri), tracking_uri
+
+
+def build_pipeline(
+    settings: Mapping[str, str], dataset_csv: Path, noise_csv: Path, preset: Preset, progress: Any = None
+) -> Pipeline:
+    store = S3ArtifactStore(
+        settings["s3_endpoint"],
+        settings["s3_access_key"],
+        settings["s3_secret_key"],
+        settings["features_bucket"],
+    )
+    kwargs: dict[str, Any] = {}
+    if progress is not None:
+        kwargs["progress"] = progress
+    return Pipeline.from_csv(
+        dataset_csv,
+        noise_csv,
+        store=store,
+        clock=SystemClock(),
+        random=SeededRandom(preset.seed),
+        preset=preset,
+        registry_factory=lambda: build_registry(settings["mlflow_tracking_uri"]),
+        tags={"git_commit": git_commit()},
+        **kwargs,
+    )
