@@ -81,6 +81,30 @@ class InMemorySecretStore(SecretStore):
         self.custom[path] = dict(custom)
 
 
+class HvacKvOver:
+    """The two hvac KV v2 calls `seed()` makes (its signature takes an hvac client), on an in-memory store."""
+
+    def __init__(self, store: InMemorySecretStore) -> None:
+        self.store = store
+        self.secrets = self.kv = self.v2 = self
+
+    def read_secret_version(self, path: str, mount_point: str, raise_on_deleted_version: bool) -> dict:
+        import hvac.exceptions
+
+        found = self.store.read(path)
+        if found is None:
+            raise hvac.exceptions.InvalidPath()
+        return {"data": {"data": found.data, "metadata": {"version": found.version}}}
+
+    def create_or_update_secret(self, path: str, secret: dict, cas: int, mount_point: str) -> dict:
+        try:
+            return {"data": {"version": self.store.write(path, secret, cas)}}
+        except CasConflict as exc:
+            import hvac.exceptions
+
+            raise hvac.exceptions.InvalidRequest("check-and-set parameter did not match the current version") from exc
+
+
 class FakeObjectStoreAdmin(ObjectStoreAdmin):
     """Users, bucket grants and keys in memory; `events` records every change in order."""
 
