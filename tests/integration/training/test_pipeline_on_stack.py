@@ -1,0 +1,134 @@
+"""The training pipeline against the real local stack (OpenBao, SeaweedFS, MLflow).
+
+- `spira data synth` → `spira pipeline run --preset fast` (settings from Vault, as a Job gets them) → a
+  registered `spira-respiratory` version carrying alias `candidate` and the run's evidence in MLflow.
+- S3 stopped while `train` runs → the stage fails with a clear message; after S3 is back, the rerun skips
+  `features` (not recomputed: its objects are untouched) and resumes from `train`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from spira.stack.net import wait_until
+from training.data.synth import SynthParams, synthesize
+from training.ports import ServiceUnavailable
+from training.presets import get_preset
+from training.stages.publish import MODEL_NAME
+from training.wiring import build_pipeline
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[3]
+EPOCHS = "2"  # the registration path, not the model's quality (benchmarks/training_fast.py measures that)
+
+
+def _spira(args: list[str], env: dict[str, str], timeout: int = 900) -> subprocess.CompletedProcess:
+    out = subprocess.run(
+        [sys.executable, "-m", "spira.cli", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout
+    )
+    assert out.returncode == 0, f"spira {' '.join(args[:2])} failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
+    return out
+
+
+def test_synth_then_pipeline_run_registers_a_version_with_alias_candidate(local_stack, tmp_path):
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    env = {**os.environ, **local_stack.service_env("training"), "PYTHONPATH": str(REPO)}
+    data = tmp_path / "data"
+    _spira(["data", "synth", "--out", str(data), "--n", "32", "--seed", "11"], env)
+    client = MlflowClient(local_stack.mlflow_uri)
+    try:
+        champion = client.get_model_version_by_alias(MODEL_NAME, "champion")
+    except MlflowException:
+        champion = None
+
+    outcome_file = tmp_path / "outcome.json"
+    run = _spira(
+        ["pipeline", "run", "--data", str(data / "dataset.csv"), "--noise", str(data / "noise.csv"),
+         "--preset", "fast", "--epochs", EPOCHS, "--no-progress", "--json-out", str(outcome_file)],
+        env,
+    )
+    outcome = json.loads(outcome_file.read_text())
+    decision = outcome["publish"]
+    assert f"version {decision['version']}" in run.stdout
+
+    version = client.get_model_version(MODEL_NAME, decision["version"])
+    assert version.tags["candidate_reason"] == decision["reason"]
+    if champion is None:
+        assert decision["candidate"] is True
+        assert client.get_model_version_by_alias(MODEL_NAME, "candidate").version == decision["version"]
+
+    mlrun = client.get_run(decision["run_id"])
+    assert len(mlrun.data.tags["dataset_fingerprint"]) == 64 and mlrun.data.tags["git_commit"]
+    assert mlrun.data.params["features.n_mfcc"] == "40"
+    for name in ("accuracy_clean", "f1_clean", "f1_noisy", "sensitivity_noisy", "specificity_noisy", "roc_auc_noisy"):
+        assert name in mlrun.data.metrics
+    assert len(client.get_metric_history(decision["run_id"], "val_loss")) == int(EPOCHS)
+    artifacts = {a.path for a in client.list_artifacts(decision["run_id"], "evaluation")}
+    assert {"evaluation/confusion_clean.png", "evaluation/confusion_noisy.png"} <= artifacts
+    model_files = {Path(a.path).name for a in client.list_artifacts(decision["run_id"], "model")}
+    assert model_files == {"bundle.json", "feature_params.json", "weights.bin", "weights.json"}
+
+    # a second run with the same inputs skips every stage and registers nothing new
+    again = _spira(
+        ["pipeline", "run", "--data", str(data / "dataset.csv"), "--noise", str(data / "noise.csv"),
+         "--preset", "fast", "--epochs", EPOCHS, "--no-progress", "--json-out", str(outcome_file)],
+        env,
+    )
+    assert all(s["skipped"] for s in json.loads(outcome_file.read_text())["stages"])
+    assert f"version {decision['version']}" in again.stdout
+
+
+def test_s3_killed_during_train_then_restarted_resumes_without_recomputing_features(
+    local_stack, local_stack_handle, tmp_path
+):
+    data = synthesize(SynthParams(n=24, seed=5), tmp_path / "data")
+    settings = {
+        "s3_endpoint": local_stack.s3_endpoint,
+        "s3_access_key": local_stack.s3_access_key,
+        "s3_secret_key": local_stack.s3_secret_key,
+        "features_bucket": f"training-fault-{uuid.uuid4().hex[:8]}",
+        "mlflow_tracking_uri": local_stack.mlflow_uri,
+    }
+    preset = get_preset("fast").with_overrides(epochs=1)
+    s3 = local_stack_handle.s3
+    stopped = []
+
+    def stop_s3_when_training_starts(iterable, desc="", unit=""):
+        if desc == "train" and not stopped:
+            s3.process().stop()
+            stopped.append(True)
+        return iterable
+
+    pipeline = build_pipeline(settings, data.dataset_csv, data.noise_csv, preset, stop_s3_when_training_starts)
+    try:
+        with pytest.raises(ServiceUnavailable, match=r"S3 at .* failed"):
+            pipeline.run_all()
+        assert stopped
+    finally:
+        if not s3.answering():
+            s3.process().start()
+        assert wait_until(s3.healthy, 90), "SeaweedFS did not come back"
+
+    bucket = local_stack.s3_client()
+    before = {
+        o["Key"]: (o["ETag"], o["LastModified"])
+        for o in bucket.list_objects_v2(Bucket=settings["features_bucket"], Prefix="pipeline/features/")["Contents"]
+    }
+    assert any(k.endswith("manifest.json") for k in before)
+
+    results = build_pipeline(settings, data.dataset_csv, data.noise_csv, preset).run_all()
+    assert [(r.stage, r.skipped) for r in results] == [
+        ("features", True), ("train", False), ("evaluate", False), ("publish", False)
+    ]
+    after = bucket.list_objects_v2(Bucket=settings["features_bucket"], Prefix="pipeline/features/")["Contents"]
+    assert {o["Key"]: (o["ETag"], o["LastModified"]) for o in after} == before

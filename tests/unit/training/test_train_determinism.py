@@ -1,0 +1,42 @@
+"""Training is a function of (features, preset): same seed → same weights; another seed → other weights."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.fakes.training import FixedSeed
+from tests.unit.training.conftest import TINY, write_dataset
+from training.stages.features import DataInputs, compute, read_feature_set
+from training.stages.train import fit
+
+
+@pytest.fixture(scope="module")
+def feature_set(tmp_path_factory):
+    data = write_dataset(tmp_path_factory.mktemp("d"), n_per_class=4)
+    files = compute(DataInputs.load(data.dataset_csv, data.noise_csv), TINY, lambda it, **_: it)
+    return read_feature_set(files["frames.npy"], files["index.json"])
+
+
+def _digest(feature_set, seed: int, preset=TINY) -> str:
+    _, _, summary = fit(feature_set, preset.features, preset, FixedSeed(seed), lambda it, **_: it)
+    return summary["weights_sha256"]
+
+
+def test_the_same_seed_trains_the_same_weights(feature_set):
+    assert _digest(feature_set, 3) == _digest(feature_set, 3)
+
+
+def test_another_seed_trains_other_weights(feature_set):
+    assert _digest(feature_set, 3) != _digest(feature_set, 4)
+
+
+def test_random_window_mode_trains_deterministically_too(feature_set):
+    preset = TINY.with_overrides(features=TINY.features.__class__(window_s=0.8, step_s=0.5, temporal_mode="random"))
+    assert _digest(feature_set, 5, preset) == _digest(feature_set, 5, preset)
+
+
+def test_early_stopping_ends_training_after_the_configured_stale_epochs(feature_set):
+    preset = TINY.with_overrides(epochs=30, early_stop_epochs=1, learning_rate=0.5)
+    _, history, summary = fit(feature_set, preset.features, preset, FixedSeed(1), lambda it, **_: it)
+    assert summary["stopped_early"] and len(history) < 30
+    assert summary["best_val_loss"] == min(h["val_loss"] for h in history)
