@@ -8,7 +8,7 @@ Definitions (docs/gate.md explains them):
 - latency p95/p99: over valid uploads only (refusing a broken upload is fast and would flatter them),
   computed from Locust's response-time buckets exactly as Locust's report does;
 - error ratio: failed requests / all requests (a broken upload refused with 4xx is a success);
-- sustained requests/s: mean over the whole seconds after ramp-up, first and last partial seconds out;
+- sustained requests/s: completions per second after ramp-up, up to the last completion;
 - correctness: enough valid answers checked, and no more incorrect ones than allowed.
 """
 
@@ -63,21 +63,25 @@ def percentile(response_times: dict[int, int], q: float) -> int | None:
 
 
 def sustained_rps(entries: list[Entry], ramp_up_s: float) -> float | None:
-    """Mean requests/s over whole seconds after ramp-up; None when the run had no requests."""
+    """Requests/s completed after ramp-up, over time; None when the run had no requests.
+
+    The clock starts at the first whole second after ramp-up (first completion + users / spawn rate) and
+    stops at the last completion. A rate over time, not a mean of per-second counts: with latencies over
+    a second, completions come in lumps and many one-second buckets are empty though the server is busy.
+    Runs too short for a one-second steady window fall back to the whole run.
+    """
     per_second: Counter[int] = Counter()
     for e in entries:
         per_second.update(e.reqs_per_sec)
-    if not per_second:
+    total = sum(per_second.values())
+    if not total:
         return None
-    first, last = min(per_second), max(per_second)
-    interior = list(range(first + 1, last))  # the first and last seconds are partial
-    steady = [s for s in interior if s >= first + math.ceil(ramp_up_s)]
-    window = steady or interior
-    if window:
-        return sum(per_second[s] for s in window) / len(window)
-    total = sum(e.num_requests for e in entries)  # a run shorter than 3 s: whole-run average
-    end = max((e.last_request_timestamp or e.start_time) for e in entries)
-    return total / max(end - min(e.start_time for e in entries), 1e-3)
+    first = min(e.start_time for e in entries)
+    last = max((e.last_request_timestamp or e.start_time) for e in entries)
+    steady_from = math.floor(first + ramp_up_s) + 1
+    if last - steady_from >= 1.0:
+        return sum(n for s, n in per_second.items() if s >= steady_from) / (last - steady_from)
+    return total / max(last - first, 1.0)
 
 
 @dataclass(frozen=True)

@@ -38,13 +38,16 @@ def test_the_gate_passes_a_healthy_candidate_and_writes_every_report(fake_server
     assert server.predict_requests >= verdict["verdict"]["totals"]["requests"] > 20
 
 
-def test_a_slow_candidate_fails_on_latency_only(fake_server, run_gate):
-    server = fake_server(added_latency_s=0.6)
-    result = run_gate(server.url, duration_s=5)  # 5 s: enough slow answers to judge correctness too
+def test_a_slow_candidate_fails_on_latency(fake_server, run_gate):
+    server = fake_server(added_latency_s=1.5)
+    result = run_gate(server.url, duration_s=6)  # 6 s: enough slow answers to judge correctness too
     assert result.exit_code == gate.FAIL
-    assert failed_slos(result) == {"latency_p95_ms", "latency_p99_ms"}
+    # p95 surely misses 1000 ms; p99 (limit 2000 ms) may miss it too when the machine is busy
+    assert {"latency_p95_ms"} <= failed_slos(result) <= {"latency_p95_ms", "latency_p99_ms"}, (
+        gate.format_text(result)
+    )
     p95 = check(result, "latency_p95_ms")
-    assert p95.measured >= 600 and "above 300 ms" in p95.reason
+    assert p95.measured >= 1500 and "above 1000 ms" in p95.reason
 
 
 def test_a_candidate_failing_a_fifth_of_requests_fails_on_the_error_ratio_naming_http_500(
@@ -53,7 +56,7 @@ def test_a_candidate_failing_a_fifth_of_requests_fails_on_the_error_ratio_naming
     server = fake_server(error_fraction=0.2)
     result = run_gate(server.url)
     assert result.exit_code == gate.FAIL
-    assert failed_slos(result) == {"error_ratio"}
+    assert failed_slos(result) == {"error_ratio"}, gate.format_text(result)
     errors = check(result, "error_ratio")
     assert 0.1 < errors.measured < 0.3
     assert "HTTP 500" in errors.reason
@@ -63,7 +66,7 @@ def test_a_candidate_serving_another_model_version_fails_on_correctness(fake_ser
     server = fake_server(wrong_model_version="spira-fake-0")
     result = run_gate(server.url)
     assert result.exit_code == gate.FAIL
-    assert failed_slos(result) == {"correctness"}
+    assert failed_slos(result) == {"correctness"}, gate.format_text(result)
     reason = check(result, "correctness").reason
     assert "wrong_model_version" in reason
     assert f"served model_version 'spira-fake-0', expected '{EXPECTED_VERSION}'" in reason
@@ -73,7 +76,7 @@ def test_a_valid_answer_with_a_probability_above_one_fails_correctness(fake_serv
     server = fake_server(probability_out_of_range=True)
     result = run_gate(server.url)
     assert result.exit_code == gate.FAIL
-    assert failed_slos(result) == {"correctness"}
+    assert failed_slos(result) == {"correctness"}, gate.format_text(result)
     assert "probability_out_of_range" in check(result, "correctness").reason
 
 
@@ -85,7 +88,7 @@ def test_a_candidate_accepting_broken_uploads_fails_on_the_error_ratio(fake_serv
     (tmp_path / "many-broken.yaml").write_text(yaml.safe_dump(document))
     result = run_gate(server.url, thresholds=tmp_path / "many-broken.yaml")
     assert result.exit_code == gate.FAIL
-    assert "error_ratio" in failed_slos(result)
+    assert "error_ratio" in failed_slos(result), gate.format_text(result)
     assert "broken uploads not refused with 4xx: HTTP 200" in check(result, "error_ratio").reason
 
 

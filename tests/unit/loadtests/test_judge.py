@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from loadtests import slo
 from loadtests.judge import INVALID, VALID, Entry, judge, percentile, sustained_rps
 
@@ -80,17 +82,35 @@ def test_percentiles_follow_locusts_bucket_arithmetic():
     assert percentile({}, 0.95) is None
 
 
-def test_sustained_rps_leaves_out_the_ramp_up_and_the_partial_first_and_last_seconds():
-    e = Entry.from_locust(
-        entry(VALID, {10: 1}, per_second={T0: 1, T0 + 1: 4, T0 + 2: 10, T0 + 3: 12, T0 + 4: 2})
-    )
-    assert sustained_rps([e], ramp_up_s=2.0) == 11.0  # seconds 2 and 3 only
-    assert sustained_rps([e], ramp_up_s=0.0) == (4 + 10 + 12) / 3
+def timed(per_second: dict[int, int], start: float, last: float) -> Entry:
+    raw = entry(VALID, {10: sum(per_second.values())}, per_second=per_second)
+    return Entry.from_locust({**raw, "start_time": start, "last_request_timestamp": last})
 
 
-def test_sustained_rps_counts_a_silent_second_inside_the_run_as_zero():
-    e = Entry.from_locust(entry(VALID, {10: 1}, per_second={T0: 5, T0 + 1: 10, T0 + 3: 10, T0 + 4: 5}))
-    assert sustained_rps([e], ramp_up_s=0.0) == 20 / 3
+def test_sustained_rps_leaves_out_the_ramp_up():
+    e = timed({T0: 1, T0 + 1: 2, T0 + 2: 10, T0 + 3: 10, T0 + 4: 10, T0 + 5: 5}, T0 + 0.5, T0 + 5.5)
+    assert sustained_rps([e], ramp_up_s=1.0) == pytest.approx(
+        35 / 3.5
+    )  # seconds 2-5, clock from T0+2 to T0+5.5
+    assert sustained_rps([e], ramp_up_s=0.0) < sustained_rps([e], ramp_up_s=1.0)
+
+
+def test_a_silent_second_inside_the_run_lowers_the_sustained_rate():
+    steady = timed({T0: 5, T0 + 1: 10, T0 + 2: 10, T0 + 3: 10, T0 + 4: 5}, T0 + 0.5, T0 + 4.5)
+    stalled = timed({T0: 5, T0 + 1: 10, T0 + 3: 10, T0 + 4: 5}, T0 + 0.5, T0 + 4.5)
+    assert sustained_rps([stalled], 0.0) == pytest.approx(25 / 3.5)
+    assert sustained_rps([stalled], 0.0) < sustained_rps([steady], 0.0)
+
+
+def test_slow_answers_arriving_in_lumps_do_not_read_as_zero_throughput():
+    # 4 users, 1.5 s per answer: completions every 1.6 s, so some one-second buckets are empty
+    e = timed({T0 + 1: 4, T0 + 3: 4, T0 + 4: 4, T0 + 6: 4}, T0 + 1.5, T0 + 6.3)
+    assert 2.0 < sustained_rps([e], ramp_up_s=1.0) < 4.0
+
+
+def test_a_run_too_short_for_a_steady_window_is_rated_over_its_whole_length():
+    e = timed({T0: 3, T0 + 1: 5}, T0 + 0.2, T0 + 1.4)
+    assert sustained_rps([e], ramp_up_s=1.0) == pytest.approx(8 / 1.2)
 
 
 def test_a_healthy_run_passes_every_slo():
