@@ -65,14 +65,23 @@ def _fail(exc: Exception) -> typer.Exit:
 
 def _guarded(fn: Any) -> Any:
     """Turn expected failures (bad data, service down, stage not ready) into one clear line and exit 2."""
+    from training.artifacts import ArtifactCorrupt
     from training.data import DatasetError
-    from training.ports import ServiceUnavailable
+    from training.ports import ArtifactMissing, ServiceUnavailable
     from training.stages.common import StageNotReady
     from training.wiring import SettingsError
 
     try:
         return fn()
-    except (DatasetError, ServiceUnavailable, StageNotReady, SettingsError, ValueError) as exc:
+    except (
+        DatasetError,
+        ServiceUnavailable,
+        StageNotReady,
+        SettingsError,
+        ArtifactCorrupt,
+        ArtifactMissing,
+        ValueError,
+    ) as exc:
         raise _fail(exc) from exc
 
 

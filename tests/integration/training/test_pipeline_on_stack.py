@@ -32,9 +32,16 @@ EPOCHS = "2"  # the registration path, not the model's quality (benchmarks/train
 
 def _spira(args: list[str], env: dict[str, str], timeout: int = 900) -> subprocess.CompletedProcess:
     out = subprocess.run(
-        [sys.executable, "-m", "spira.cli", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout
+        [sys.executable, "-m", "spira.cli", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
-    assert out.returncode == 0, f"spira {' '.join(args[:2])} failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
+    assert out.returncode == 0, (
+        f"spira {' '.join(args[:2])} failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
+    )
     return out
 
 
@@ -53,8 +60,21 @@ def test_synth_then_pipeline_run_registers_a_version_with_alias_candidate(local_
 
     outcome_file = tmp_path / "outcome.json"
     run = _spira(
-        ["pipeline", "run", "--data", str(data / "dataset.csv"), "--noise", str(data / "noise.csv"),
-         "--preset", "fast", "--epochs", EPOCHS, "--no-progress", "--json-out", str(outcome_file)],
+        [
+            "pipeline",
+            "run",
+            "--data",
+            str(data / "dataset.csv"),
+            "--noise",
+            str(data / "noise.csv"),
+            "--preset",
+            "fast",
+            "--epochs",
+            EPOCHS,
+            "--no-progress",
+            "--json-out",
+            str(outcome_file),
+        ],
         env,
     )
     outcome = json.loads(outcome_file.read_text())
@@ -70,7 +90,14 @@ def test_synth_then_pipeline_run_registers_a_version_with_alias_candidate(local_
     mlrun = client.get_run(decision["run_id"])
     assert len(mlrun.data.tags["dataset_fingerprint"]) == 64 and mlrun.data.tags["git_commit"]
     assert mlrun.data.params["features.n_mfcc"] == "40"
-    for name in ("accuracy_clean", "f1_clean", "f1_noisy", "sensitivity_noisy", "specificity_noisy", "roc_auc_noisy"):
+    for name in (
+        "accuracy_clean",
+        "f1_clean",
+        "f1_noisy",
+        "sensitivity_noisy",
+        "specificity_noisy",
+        "roc_auc_noisy",
+    ):
         assert name in mlrun.data.metrics
     assert len(client.get_metric_history(decision["run_id"], "val_loss")) == int(EPOCHS)
     artifacts = {a.path for a in client.list_artifacts(decision["run_id"], "evaluation")}
@@ -80,11 +107,25 @@ def test_synth_then_pipeline_run_registers_a_version_with_alias_candidate(local_
 
     # a second run with the same inputs skips every stage and registers nothing new
     again = _spira(
-        ["pipeline", "run", "--data", str(data / "dataset.csv"), "--noise", str(data / "noise.csv"),
-         "--preset", "fast", "--epochs", EPOCHS, "--no-progress", "--json-out", str(outcome_file)],
+        [
+            "pipeline",
+            "run",
+            "--data",
+            str(data / "dataset.csv"),
+            "--noise",
+            str(data / "noise.csv"),
+            "--preset",
+            "fast",
+            "--epochs",
+            EPOCHS,
+            "--no-progress",
+            "--json-out",
+            str(outcome_file),
+        ],
         env,
     )
-    assert all(s["skipped"] for s in json.loads(outcome_file.read_text())["stages"])
+    stages = json.loads(outcome_file.read_text())["stages"]
+    assert all(s["skipped"] for s in stages), (stages, again.stderr[-2000:])
     assert f"version {decision['version']}" in again.stdout
 
 
@@ -109,7 +150,9 @@ def test_s3_killed_during_train_then_restarted_resumes_without_recomputing_featu
             stopped.append(True)
         return iterable
 
-    pipeline = build_pipeline(settings, data.dataset_csv, data.noise_csv, preset, stop_s3_when_training_starts)
+    pipeline = build_pipeline(
+        settings, data.dataset_csv, data.noise_csv, preset, stop_s3_when_training_starts
+    )
     try:
         with pytest.raises(ServiceUnavailable, match=r"S3 at .* failed"):
             pipeline.run_all()
@@ -122,13 +165,20 @@ def test_s3_killed_during_train_then_restarted_resumes_without_recomputing_featu
     bucket = local_stack.s3_client()
     before = {
         o["Key"]: (o["ETag"], o["LastModified"])
-        for o in bucket.list_objects_v2(Bucket=settings["features_bucket"], Prefix="pipeline/features/")["Contents"]
+        for o in bucket.list_objects_v2(Bucket=settings["features_bucket"], Prefix="pipeline/features/")[
+            "Contents"
+        ]
     }
     assert any(k.endswith("manifest.json") for k in before)
 
     results = build_pipeline(settings, data.dataset_csv, data.noise_csv, preset).run_all()
     assert [(r.stage, r.skipped) for r in results] == [
-        ("features", True), ("train", False), ("evaluate", False), ("publish", False)
+        ("features", True),
+        ("train", False),
+        ("evaluate", False),
+        ("publish", False),
     ]
-    after = bucket.list_objects_v2(Bucket=settings["features_bucket"], Prefix="pipeline/features/")["Contents"]
+    after = bucket.list_objects_v2(Bucket=settings["features_bucket"], Prefix="pipeline/features/")[
+        "Contents"
+    ]
     assert {o["Key"]: (o["ETag"], o["LastModified"]) for o in after} == before

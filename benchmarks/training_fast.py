@@ -1,0 +1,125 @@
+"""The fast preset's quality and cost: train on one synthetic seed, test on files of another seed.
+
+    python -m benchmarks.training_fast --n 240 --seed 1 --heldout-n 120 --heldout-seed 2
+
+Runs the real stages (features → train → evaluate → publish) on in-memory adapters, then scores the trained
+bundle on every file of an independently generated held-out dataset, per file (mean over windows), clean and
+with test-time hospital noise (the held-out noise clips, seeded per file). Prints one JSON document.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from spira_core import audio, augment
+from spira_core.model import load_bundle
+from tests.fakes.training import FakeRegistry, InMemoryStore
+from training.adapters.system import SeededRandom, SystemClock
+from training.data import load_dataset_csv, load_noise_csv
+from training.data.synth import SynthParams, synthesize
+from training.metrics import binary_metrics
+from training.pipeline import Pipeline
+from training.presets import get_preset
+from training.stages import train as train_stage
+
+
+def _heldout_scores(bundle, dataset_csv: Path, noise_csv: Path, preset) -> dict[str, dict[str, float]]:
+    examples = load_dataset_csv(dataset_csv)
+    rate = bundle.params.sample_rate
+    noises = [audio.load_audio(p, rate) for p in load_noise_csv(noise_csv)]
+    labels, clean, noisy = [], [], []
+    for ex in examples:
+        try:
+            wav = audio.load_audio(ex.path, rate)
+        except audio.AudioError:
+            continue
+        labels.append(ex.label)
+        clean.append(bundle.predict_waveform(wav))
+        rng = augment.file_rng(preset.seed, f"heldout:{ex.path.name}")
+        noisy.append(bundle.predict_waveform(augment.add_noise(wav, ex.label, noises, preset.noise, rng)))
+    y = np.array(labels)
+    return {
+        "clean": binary_metrics(y, np.array(clean), bundle.threshold),
+        "noisy": binary_metrics(y, np.array(noisy), bundle.threshold),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--preset", default="fast")
+    ap.add_argument("--n", type=int, default=240)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--heldout-n", type=int, default=120)
+    ap.add_argument("--heldout-seed", type=int, default=2)
+    ap.add_argument("--work", type=Path, default=None, help="reuse synthetic data from this folder")
+    args = ap.parse_args()
+
+    work = args.work or Path(tempfile.mkdtemp(prefix="spira-bench-"))
+    train_dir, held_dir = (
+        work / f"train-{args.n}-{args.seed}",
+        work / f"heldout-{args.heldout_n}-{args.heldout_seed}",
+    )
+    if not (train_dir / "dataset.csv").exists():
+        synthesize(SynthParams(n=args.n, seed=args.seed), train_dir)
+    if not (held_dir / "dataset.csv").exists():
+        synthesize(SynthParams(n=args.heldout_n, seed=args.heldout_seed), held_dir)
+
+    preset = get_preset(args.preset)
+    store, registry = InMemoryStore(), FakeRegistry()
+    pipeline = Pipeline.from_csv(
+        train_dir / "dataset.csv",
+        train_dir / "noise.csv",
+        store=store,
+        clock=SystemClock(),
+        random=SeededRandom(preset.seed),
+        preset=preset,
+        registry_factory=lambda: (registry, "memory"),
+    )
+    timings = {}
+    results = {}
+    for stage in ("features", "train", "evaluate", "publish"):
+        t0 = time.perf_counter()
+        results[stage] = getattr(pipeline, stage)()
+        timings[stage] = round(time.perf_counter() - t0, 1)
+    with tempfile.TemporaryDirectory() as tmp:
+        bundle = train_stage.read_bundle(results["train"].output, Path(tmp))
+        bundle = load_bundle(tmp)
+    t0 = time.perf_counter()
+    heldout = _heldout_scores(bundle, held_dir / "dataset.csv", held_dir / "noise.csv", preset)
+    timings["heldout_scoring"] = round(time.perf_counter() - t0, 1)
+    summary = results["train"].output.read_json("train.json")
+    print(
+        json.dumps(
+            {
+                "preset": preset.name,
+                "train_data": {"n": args.n, "seed": args.seed},
+                "heldout_data": {"n": args.heldout_n, "seed": args.heldout_seed},
+                "seconds": timings,
+                "train": {
+                    k: summary[k]
+                    for k in ("epochs_run", "best_epoch", "best_val_loss", "train_files", "val_files")
+                },
+                "in_split_test": results["evaluate"].output.info["metrics"],
+                "heldout": heldout,
+                "machine": {
+                    "cpus": torch.get_num_threads(),
+                    "python": platform.python_version(),
+                    "torch": torch.__version__,
+                },
+            },
+            indent=2,
+            sort_keys=True,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
