@@ -70,3 +70,30 @@ def test_a_csv_with_missing_files_fails_the_command_with_one_clear_error(tmp_pat
                                    "--preset", "fast", "--settings", str(settings), "--no-progress"])
     assert out.exit_code == 2
     assert "missing file" in out.output and "unknown label" in out.output
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_an_unreachable_s3_fails_with_a_message_naming_the_endpoint():
+    from training.adapters.s3 import S3ArtifactStore
+    from training.ports import ServiceUnavailable
+
+    endpoint = f"http://127.0.0.1:{_closed_port()}"
+    store = S3ArtifactStore(endpoint, "k", "s", "bucket")
+    with pytest.raises(ServiceUnavailable, match=f"S3 at {endpoint}"):
+        store.get("features/x/manifest.json")
+
+
+def test_an_unreachable_mlflow_fails_fast_with_a_message_naming_the_server():
+    from training.adapters.mlflow_registry import MlflowRegistry
+    from training.ports import ServiceUnavailable
+
+    uri = f"http://127.0.0.1:{_closed_port()}"
+    with pytest.raises(ServiceUnavailable, match=f"MLflow at {uri} is not reachable"):
+        MlflowRegistry(uri).check()
