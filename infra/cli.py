@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import click
+from typer import _click as click  # typer 0.29 vendors click: its errors are what the root handles
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -67,8 +67,8 @@ def plan(
     from infra import offline
 
     if stack not in STACKS:
-        # click's own error type: the `spira` root (plain click) prints it as a usage error, exit 2.
-        raise click.UsageError(f"--stack must be one of {', '.join(STACKS)}, not {stack!r}")
+        # a usage error of typer's click: the `spira` root prints it as a usage error, exit 2
+        raise click.exceptions.UsageError(f"--stack must be one of {', '.join(STACKS)}, not {stack!r}")
     result = offline.run(stack)
     table = Table(title=f"spira-platform / {stack} (offline plan under mocks)")
     for col in ("type", "name", "key properties"):
