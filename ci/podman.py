@@ -15,7 +15,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-DEFAULT_HOME = Path(".spira/podman")
+def default_home() -> Path:
+    """A per-user cache, not the checkout: the base image and build layers outlive clones (CI clones afresh
+    on the same machine), and a fresh machine simply starts cold."""
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "spira" / "podman"
 
 
 class PodmanError(RuntimeError):
@@ -33,7 +37,7 @@ class PodmanConfig:
 
     @classmethod
     def at(cls, home: Path | str | None = None, infra_image: str | None = None) -> PodmanConfig:
-        chosen = home or os.environ.get("SPIRA_PODMAN_HOME") or DEFAULT_HOME
+        chosen = home or os.environ.get("SPIRA_PODMAN_HOME") or default_home()
         return cls(Path(chosen).resolve(), infra_image)
 
     @property

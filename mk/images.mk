@@ -1,4 +1,4 @@
-# Images (ci/, `spira image`): podman configuration under .spira/podman plus the debootstrap base and the
+# Images (ci/, `spira image`): podman configuration and store under ~/.cache/spira/podman plus the debootstrap base and the
 # pod infra image, both cached in that store by recipe, so the image tests start from a warm base.
 # Idempotent: `spira image setup` returns at once when the images exist; the stamp skips even that.
 IMAGES_STAMP := .spira/podman/.setup-$(shell cat ci/base_image.py ci/podman.py | sha256sum | cut -c1-16)
