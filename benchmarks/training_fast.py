@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -52,6 +53,12 @@ def _heldout_scores(bundle, dataset_csv: Path, noise_csv: Path, preset) -> dict[
     }
 
 
+def _progress(iterable, desc: str = "", unit: str = "it"):
+    from tqdm import tqdm
+
+    return tqdm(iterable, desc=desc, unit=unit, mininterval=10, file=sys.stderr)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--preset", default="fast")
@@ -82,6 +89,7 @@ def main() -> None:
         random=SeededRandom(preset.seed),
         preset=preset,
         registry_factory=lambda: (registry, "memory"),
+        progress=_progress,
     )
     timings = {}
     results = {}

@@ -15,6 +15,7 @@ import io
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +32,18 @@ def canonical_json(obj: Any) -> bytes:
 
 
 def code_version(modules: Iterable[str]) -> str:
-    """sha256 over the source files of `modules`: changing any of them changes the stage's key."""
+    """sha256 over the source files of `modules`: changing any of them changes the stage's key.
+
+    Computed once per process, so every key a process derives names the code it actually runs even if
+    the files change on disk meanwhile.
+    """
+    return _code_version(tuple(sorted(modules)))
+
+
+@lru_cache(maxsize=32)
+def _code_version(modules: tuple[str, ...]) -> str:
     digest = hashlib.sha256()
-    for name in sorted(modules):
+    for name in modules:
         module = importlib.import_module(name)
         digest.update(name.encode())
         digest.update(Path(module.__file__).read_bytes())

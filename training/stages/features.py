@@ -83,9 +83,9 @@ def features_key(data: DataInputs, preset: Preset) -> str:
 
 def _decode_all(
     items: list[tuple[Path, str]], rate: int, progress: Callable[..., Any]
-) -> tuple[dict[Path, np.ndarray], list[dict[str, str]]]:
+) -> tuple[dict[Path, np.ndarray], list[dict[str, Any]]]:
     good: dict[Path, np.ndarray] = {}
-    bad: list[dict[str, str]] = []
+    bad: list[dict[str, Any]] = []
     for path, name in progress(items, desc="decode", unit="file"):
         try:
             good[path] = audio.load_audio(path, rate)
@@ -101,8 +101,9 @@ def compute(data: DataInputs, preset: Preset, progress: Callable[..., Any]) -> d
         [(e.path, names[e.path]) for e in data.examples], params.sample_rate, progress
     )
     labels = {e.path: e.label for e in data.examples}
+    label_by_name = {names[e.path]: e.label for e in data.examples}
     for entry in bad_files:
-        entry["label"] = str(next(e.label for e in data.examples if names[e.path] == entry["file"]))
+        entry["label"] = label_by_name[entry["file"]]
     noise_items = [(p, str(p.name)) for p in data.noise_paths]
     noise_wavs, bad_noise = _decode_all(noise_items, params.sample_rate, progress)
     noises = [noise_wavs[p] for p in data.noise_paths if p in noise_wavs]
@@ -154,9 +155,10 @@ def compute(data: DataInputs, preset: Preset, progress: Callable[..., Any]) -> d
         "files_used": len(usable) - len(splits.duplicates),
         "files_excluded": len(bad_files),
         "excluded_by_error": dict(sorted(Counter(b["error"] for b in bad_files).items())),
-        "excluded_by_label": dict(
-            sorted(Counter(labels[e.path] for e in data.examples if e.path not in wavs).items())
-        ),
+        "excluded_by_label": {
+            str(k): v
+            for k, v in sorted(Counter(labels[e.path] for e in data.examples if e.path not in wavs).items())
+        },
         "bad_files": bad_files,
         "duplicates_dropped": [names[e.path] for e in splits.duplicates],
         "noise_listed": len(data.noise_paths),
@@ -165,7 +167,6 @@ def compute(data: DataInputs, preset: Preset, progress: Callable[..., Any]) -> d
         "split_counts": per_split,
         "dataset_fingerprint": data.dataset_fingerprint,
     }
-    report["excluded_by_label"] = {str(k): v for k, v in report["excluded_by_label"].items()}
     return {
         "frames.npy": npy_bytes(frames.astype(np.float32)),
         "index.json": (json.dumps(index, sort_keys=True) + "\n").encode(),

@@ -163,6 +163,19 @@ def test_s3_killed_during_train_then_restarted_resumes_without_recomputing_featu
         assert wait_until(s3.healthy, 90), "SeaweedFS did not come back"
 
     bucket = local_stack.s3_client()
+
+    def objects_readable() -> bool:
+        # SeaweedFS lists buckets before its volume server is back; "recovered" means objects read again
+        try:
+            listed = bucket.list_objects_v2(Bucket=settings["features_bucket"], Prefix="pipeline/features/")
+            bucket.get_object(Bucket=settings["features_bucket"], Key=listed["Contents"][0]["Key"])[
+                "Body"
+            ].read()
+            return True
+        except Exception:
+            return False
+
+    assert wait_until(objects_readable, 120), "SeaweedFS does not serve objects after its restart"
     before = {
         o["Key"]: (o["ETag"], o["LastModified"])
         for o in bucket.list_objects_v2(Bucket=settings["features_bucket"], Prefix="pipeline/features/")[
