@@ -1,0 +1,352 @@
+"""SpiraConvV2's eval-mode forward pass rewritten for one CPU core, from the same trained weights.
+
+    fast = FastSpiraConvV2.from_module(bundle.model)      # or FastWindowModel.from_bundle(bundle)
+    probs = fast.predict(windows)                         # [N, T, F] float32 -> float64 [N]
+
+The same function as `spira_core.model.SpiraConvV2` in eval mode (dropout is the identity); only the order
+of float32 operations differs, so parity is checked to 1e-5 rather than bit for bit. Eager time goes to
+MaxPool (~45%), the scalar Mish kernel (~30%), oneDNN's convolutions and GroupNorm's Welford pass, all on
+32×389×40 values per window. What this does instead:
+
+- Convolutions of width 1 along frequency are sums over taps of [C_out, C_in] matrix products. Activations
+  are laid out [C, T, B, F] (channel, time, window, frequency), so a tap's time shift is a column offset of
+  one 2-D matrix: every tap is a single BLAS call for the whole batch, reading a strided view in place.
+- Block 1 (one input channel, 7 taps) gets its GroupNorm statistics without materialising the conv output
+  twice: the output is linear in the 7 shifted input rows, so its per-channel mean and variance follow from
+  the rows' 8×8 Gram matrix (computed in float64). The normalisation is then folded into the conv's weights
+  and bias, and the conv, Mish and MaxPool run in time segments that stay in the L2 cache.
+- Mish: tanh(softplus(z)) = 1 - 2 / ((1 + e^z)^2 + 1), so mish(z) = z - 2z / d, four vectorised passes
+  instead of the scalar tanh/log1p kernel. torch's exp2 is ~2x faster than exp here, so each block computes
+  z' = z·log2(e) (folded into the GroupNorm affine), e^z = 2^z', and hands on log2(e)·mish(z); the next
+  block's weights (and fc1's) carry the compensating ln 2. For z' above ~128, 2^z' is inf, d is inf, and
+  the result is z' exactly, which is mish's limit.
+- MaxPool over time pairs is one `maximum` of two strided views, written straight into the next block's
+  input; the odd last frame it drops still counts in GroupNorm's statistics, as in the eager module.
+- Scratch buffers are reused between calls (a small pool, one per concurrent caller): fresh multi-megabyte
+  tensors each cost page faults. Batches are cut into chunks so the working set stays in cache.
+- fc1's columns are permuted once so [C, T', F] activations flatten directly into SPIRA's [T', C, F] order.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as TF
+from torch import nn
+
+LOG2E = 1.0 / math.log(2.0)
+LN2 = math.log(2.0)
+DEFAULT_CHUNK = 8  # windows per pass through the conv stack
+DEFAULT_SEGMENT = 48  # block 1's pooled frames per segment: 32 ch × 96 frames × 40 × 4 B ≈ 0.5 MB
+DEFAULT_GEMM_COLUMNS = 4096  # later blocks' output columns per GEMM block: 16 × 4096 × 4 B = 256 kB
+
+
+class UnsupportedModuleError(ValueError):
+    """A module whose layer sequence is not SpiraConvV2's."""
+
+
+@dataclass(frozen=True)
+class _Block:
+    """Conv2d((k, 1), dilation (d, 1)) → GroupNorm → Mish → [MaxPool (2, 1)], in matmul form."""
+
+    taps: torch.Tensor  # [k, C_out, C_in] float32, times the input's scale (ln 2 after a previous block)
+    bias: torch.Tensor  # [C_out, 1] float32
+    weight64: np.ndarray  # [C_out, C_in·k] float64, unscaled (block 1's analytic statistics)
+    bias64: np.ndarray  # [C_out] float64
+    dilation: int
+    groups: int
+    eps: float
+    gamma: torch.Tensor  # [C_out] float32
+    beta: torch.Tensor  # [C_out] float32
+    pool: bool
+
+    @property
+    def c_out(self) -> int:
+        return int(self.taps.shape[1])
+
+    @property
+    def c_in(self) -> int:
+        return int(self.taps.shape[2])
+
+    @property
+    def kernel(self) -> int:
+        return int(self.taps.shape[0])
+
+    def conv_frames(self, frames: int) -> int:
+        return frames - self.dilation * (self.kernel - 1)
+
+    def next_frames(self, frames: int) -> int:
+        conv = self.conv_frames(frames)
+        return conv // 2 if self.pool else conv
+
+
+def _pair(v) -> tuple[int, int]:
+    return (v, v) if isinstance(v, int) else tuple(v)
+
+
+def _blocks_from(conv: nn.Sequential) -> list[_Block]:
+    """Read SpiraConvV2's conv stack into blocks, refusing any layer the rewrite does not reproduce."""
+    layers = list(conv)
+    blocks: list[_Block] = []
+    i = 0
+    while i < len(layers):
+        c, gn, act = (layers[i : i + 3] + [None, None, None])[:3]
+        if not (isinstance(c, nn.Conv2d) and isinstance(gn, nn.GroupNorm) and isinstance(act, nn.Mish)):
+            raise UnsupportedModuleError(f"layer {i}: expected Conv2d, GroupNorm, Mish, got {layers[i:i + 3]}")
+        if (c.kernel_size[1], c.stride, _pair(c.padding), c.dilation[1], c.groups) != (1, (1, 1), (0, 0), 1, 1):
+            raise UnsupportedModuleError(f"layer {i}: only (k, 1) convolutions without stride, padding or groups")
+        if not gn.affine:
+            raise UnsupportedModuleError(f"layer {i + 1}: GroupNorm without affine parameters")
+        i += 3
+        pool = False
+        if i < len(layers) and isinstance(layers[i], nn.MaxPool2d):
+            mp = layers[i]
+            shape = (_pair(mp.kernel_size), _pair(mp.stride), _pair(mp.padding), _pair(mp.dilation), mp.ceil_mode)
+            if shape != ((2, 1), (2, 1), (0, 0), (1, 1), False):
+                raise UnsupportedModuleError(f"layer {i}: only MaxPool2d((2, 1))")
+            pool, i = True, i + 1
+        if i < len(layers) and isinstance(layers[i], nn.Dropout):
+            i += 1  # the identity in eval mode
+        w = c.weight.detach().to(torch.float64)[..., 0]  # [C_out, C_in, k]
+        b = c.bias.detach().to(torch.float64) if c.bias is not None else torch.zeros(w.shape[0], dtype=torch.float64)
+        in_scale = 1.0 if not blocks else LN2  # a previous block hands on log2(e)·mish
+        blocks.append(
+            _Block(
+                taps=(w * in_scale).permute(2, 0, 1).to(torch.float32).contiguous(),
+                bias=b.to(torch.float32).reshape(-1, 1).contiguous(),
+                weight64=w.reshape(w.shape[0], -1).numpy().copy(),
+                bias64=b.numpy().copy(),
+                dilation=int(c.dilation[0]),
+                groups=int(gn.num_groups),
+                eps=float(gn.eps),
+                gamma=gn.weight.detach().to(torch.float32).clone(),
+                beta=gn.bias.detach().to(torch.float32).clone(),
+                pool=pool,
+            )
+        )
+    if not blocks:
+        raise UnsupportedModuleError("no conv blocks")
+    return blocks
+
+
+def _mish2_(z: torch.Tensor, tmp: torch.Tensor) -> torch.Tensor:
+    """In place: z holds z' = z·log2(e); becomes log2(e)·mish(z) = z' - 2z' / ((1 + 2^z')^2 + 1)."""
+    torch.exp2(z, out=tmp)
+    tmp.add_(1.0).square_().add_(1.0)
+    return z.addcdiv_(z, tmp, value=-2.0)
+
+
+class _Workspace:
+    """Scratch tensors by name and size, reused between calls by one caller at a time."""
+
+    def __init__(self) -> None:
+        self._bufs: dict[str, torch.Tensor] = {}
+
+    def get(self, name: str, shape: tuple[int, ...]) -> torch.Tensor:
+        n = math.prod(shape)
+        buf = self._bufs.get(name)
+        if buf is None or buf.numel() < n:
+            buf = self._bufs[name] = torch.empty(n, dtype=torch.float32)
+        return buf[:n].view(shape)
+
+
+class FastSpiraConvV2:
+    """SpiraConvV2's eval-mode function on float32 CPU tensors; built from a trained module's weights."""
+
+    def __init__(self, blocks: list[_Block], input_frames: int, n_features: int, fc1: nn.Linear, fc2: nn.Linear,
+                 chunk: int = DEFAULT_CHUNK, segment: int = DEFAULT_SEGMENT,
+                 gemm_columns: int = DEFAULT_GEMM_COLUMNS) -> None:
+        if chunk < 1 or segment < 1:
+            raise ValueError("chunk and segment must be at least 1")
+        if blocks[0].c_in != 1:
+            raise UnsupportedModuleError("the first conv block must have one input channel")
+        self.blocks = blocks
+        self.input_frames = int(input_frames)
+        self.n_features = int(n_features)
+        self.chunk = int(chunk)
+        self.segment = int(segment)
+        self.gemm_columns = int(gemm_columns)
+        frames = self.input_frames
+        for blk in blocks:
+            if blk.conv_frames(frames) < 1:
+                raise ValueError(f"input of {input_frames} frames is too short for this network")
+            frames = blk.next_frames(frames)
+        if frames < 1:
+            raise ValueError(f"input of {input_frames} frames is too short for this network")
+        self.out_frames = frames
+        c_last = blocks[-1].c_out
+        w1 = fc1.weight.detach().to(torch.float64)
+        if w1.shape[1] != frames * c_last * n_features:
+            raise UnsupportedModuleError(
+                f"fc1 takes {w1.shape[1]} inputs, the conv stack gives {frames * c_last * n_features}"
+            )
+        # eager flattens [T', C, F]; ours flatten [C, T', F]; the last block hands on log2(e)·mish
+        w1 = w1.reshape(-1, frames, c_last, n_features).permute(0, 2, 1, 3).reshape(w1.shape[0], -1) * LN2
+        self.fc1_wt = w1.t().to(torch.float32).contiguous()  # [in, hidden]
+        self.fc1_b = fc1.bias.detach().to(torch.float32).clone()
+        self.fc2_wt = fc2.weight.detach().to(torch.float32).t().contiguous()  # [hidden, 1]
+        self.fc2_b = fc2.bias.detach().to(torch.float32).clone()
+        self._lock = threading.Lock()
+        self._free: list[_Workspace] = []
+
+    @classmethod
+    def from_module(cls, model: nn.Module, chunk: int = DEFAULT_CHUNK, segment: int = DEFAULT_SEGMENT,
+                    gemm_columns: int = DEFAULT_GEMM_COLUMNS) -> FastSpiraConvV2:
+        """Copy the weights of a SpiraConvV2 (train or eval mode; the copy always computes eval mode)."""
+        for name in ("conv", "fc1", "fc2", "input_frames", "n_features"):
+            if not hasattr(model, name):
+                raise UnsupportedModuleError(f"not a SpiraConvV2: no attribute {name!r}")
+        return cls(_blocks_from(model.conv), model.input_frames, model.n_features, model.fc1, model.fc2,
+                   chunk, segment, gemm_columns)
+
+    @contextmanager
+    def _workspace(self) -> Iterator[_Workspace]:
+        with self._lock:
+            ws = self._free.pop() if self._free else _Workspace()
+        try:
+            yield ws
+        finally:
+            with self._lock:
+                self._free.append(ws)
+
+    # -- block 1: analytic GroupNorm statistics, folded into the conv --------------------------------
+    def _first_block_affine(self, x: torch.Tensor, blk: _Block) -> tuple[torch.Tensor, torch.Tensor]:
+        """x [B, T, F] → per-window weights [B, C, k] and bias [B, C, 1] whose conv output is log2(e) × the
+        GroupNorm output.
+
+        The conv output of channel c at (t, f) is w_c · u(t, f) + b_c with u(t, f) = (x[t + d·j, f])_j, so
+        its mean and variance over (t, f) need only the k row sums Σ u_j and the k×k Gram matrix Σ u_i u_j.
+        Both come from lagged frame products q_l[t] = Σ_f x[t, f]·x[t + d·l, f] and prefix sums over t, in
+        float64: the variance is a difference of large sums when the taps are correlated (they are shifts of
+        one smooth signal), which float32 would not resolve.
+        """
+        batch, frames, f = x.shape
+        k, d = blk.kernel, blk.dilation
+        t_conv = blk.conv_frames(frames)
+        xd = np.zeros((batch, frames + d * (k - 1), f))
+        xd[:, :frames] = x.numpy()
+        q = np.zeros((batch, k, frames + 1))  # [B, lag, 1 + T]: 0, then prefix sums of q_l over t
+        for lag in range(k):
+            np.einsum("btf,btf->bt", xd[:, :frames], xd[:, d * lag : d * lag + frames], out=q[:, lag, 1:])
+        prefix = np.cumsum(q, axis=2)
+        rows = np.concatenate([np.zeros((batch, 1)), np.cumsum(xd[:, :frames].sum(axis=2), axis=1)], axis=1)
+        starts = d * np.arange(k)
+        sums = rows[:, starts + t_conv] - rows[:, starts]  # [B, k]
+        lags = np.abs(starts[:, None] - starts[None, :]) // d  # [k, k]
+        first = np.minimum(starts[:, None], starts[None, :])
+        gram = prefix[:, lags, first + t_conv] - prefix[:, lags, first]  # [B, k, k]
+        p = float(t_conv * f)
+        mu = sums / p
+        cov = gram / p - mu[:, :, None] * mu[:, None, :]
+        w, b = blk.weight64, blk.bias64  # [C, k], [C]
+        mean_c = mu @ w.T + b  # [B, C]
+        var_c = np.einsum("ck,bkj,cj->bc", w, cov, w)
+        g, per = blk.groups, blk.c_out // blk.groups
+        mean_g = mean_c.reshape(-1, g, per).mean(axis=2)  # [B, G]
+        spread = (mean_c - np.repeat(mean_g, per, axis=1)) ** 2
+        var_g = (var_c + spread).reshape(-1, g, per).mean(axis=2)
+        rstd = np.repeat(1.0 / np.sqrt(var_g + blk.eps), per, axis=1)  # [B, C]
+        scale = blk.gamma.double().numpy() * rstd
+        shift = blk.beta.double().numpy() - np.repeat(mean_g, per, axis=1) * scale
+        weight = (LOG2E * scale)[:, :, None] * w[None]
+        bias = LOG2E * (scale * b + shift)
+        return torch.from_numpy(weight.astype(np.float32)), torch.from_numpy(bias.astype(np.float32)[:, :, None])
+
+    def _first_block(self, x: torch.Tensor, blk: _Block, ws: _Workspace) -> tuple[torch.Tensor, int]:
+        """x [B, T, F] → log2(e)·(pooled) block output [C, T', B, F]."""
+        batch, frames, f = x.shape
+        k, shift = blk.kernel, blk.dilation * f
+        t_conv = blk.conv_frames(frames)
+        p = t_conv * f
+        cols = ws.get("cols", (batch, k, p))
+        cols.copy_(torch.as_strided(x, (batch, k, p), (x.stride(0), shift, 1)))
+        weight, bias = self._first_block_affine(x, blk)
+        t_out = t_conv // 2 if blk.pool else t_conv
+        step = 2 if blk.pool else 1
+        h = ws.get("h0", (blk.c_out, t_out, batch, f))
+        seg = self.segment
+        for i in range(batch):
+            for t0 in range(0, t_out, seg):
+                tn = min(seg, t_out - t0)
+                n = step * tn * f
+                z = ws.get("z0", (blk.c_out, n))
+                torch.addmm(bias[i], weight[i], cols[i, :, step * t0 * f : step * t0 * f + n], out=z)
+                _mish2_(z, ws.get("t0", (blk.c_out, n)))
+                if blk.pool:
+                    pairs = z.view(blk.c_out, tn, 2, f)
+                    torch.maximum(pairs[:, :, 0], pairs[:, :, 1], out=h[:, t0 : t0 + tn, i])
+                else:
+                    h[:, t0 : t0 + tn, i].copy_(z.view(blk.c_out, tn, f))
+        return h, t_out
+
+    # -- later blocks: the whole chunk at once in [C, T, B, F] ----------------------------------------
+    def _block(self, h: torch.Tensor, frames: int, blk: _Block, idx: int, ws: _Workspace) -> tuple[torch.Tensor, int]:
+        c_in, _, batch, f = h.shape
+        row = batch * f
+        t_conv = blk.conv_frames(frames)
+        p = t_conv * row
+        shift = blk.dilation * row
+        flat = h.view(c_in, -1)
+        y = ws.get(f"y{idx}", (blk.c_out, p))
+        y.copy_(blk.bias.expand(-1, p))
+        # in blocks of output frames, so each block's output and input stay in L2 across the taps
+        cols = max(1, self.gemm_columns // row) * row
+        for c0 in range(0, p, cols):
+            c1 = min(p, c0 + cols)
+            for k in range(blk.kernel):
+                y[:, c0:c1].addmm_(blk.taps[k], flat[:, k * shift + c0 : k * shift + c1])
+        # GroupNorm statistics per (group, window): reduce over time first (a contiguous middle axis, so
+        # vectorised), then over frequency and the group's channels; two passes over centred values keep the
+        # accuracy of torch's Welford pass (which is ~30x slower on these shapes)
+        g, per = blk.groups, blk.c_out // blk.groups
+        n = per * t_conv * f
+        yv = y.view(blk.c_out, t_conv, batch, f)
+        mean = yv.sum(dim=1).sum(dim=2).view(g, per, batch).sum(dim=1) / n  # [G, B]
+        mean_c = mean.repeat_interleave(per, dim=0)  # [C, B]
+        tmp = ws.get("t1", (blk.c_out, t_conv, batch, f))
+        torch.sub(yv, mean_c[:, None, :, None], out=tmp)
+        var = tmp.square_().sum(dim=1).sum(dim=2).view(g, per, batch).sum(dim=1) / n
+        scale = (var + blk.eps).rsqrt_().repeat_interleave(per, dim=0) * (blk.gamma[:, None] * LOG2E)  # [C, B]
+        shift_c = blk.beta[:, None] * LOG2E - mean_c * scale
+        t_keep = (t_conv // 2) * 2 if blk.pool else t_conv
+        z = ws.get(f"z{idx}", (blk.c_out, t_keep, batch, f))
+        torch.addcmul(shift_c[:, None, :, None], yv[:, :t_keep], scale[:, None, :, None], out=z)
+        _mish2_(z, tmp.view(-1)[: z.numel()].view(z.shape))
+        if not blk.pool:
+            return z, t_conv
+        out = ws.get(f"h{idx}", (blk.c_out, t_keep // 2, batch, f))
+        pairs = z.view(blk.c_out, t_keep // 2, 2, row)
+        torch.maximum(pairs[:, :, 0], pairs[:, :, 1], out=out.view(blk.c_out, t_keep // 2, row))
+        return out, t_keep // 2
+
+    def _forward_chunk(self, x: torch.Tensor, ws: _Workspace) -> torch.Tensor:
+        h, frames = self._first_block(x, self.blocks[0], ws)
+        for idx, blk in enumerate(self.blocks[1:], start=1):
+            h, frames = self._block(h, frames, blk, idx, ws)
+        feats = h.permute(2, 0, 1, 3).reshape(x.shape[0], -1)  # [B, C·T'·F]
+        hidden = TF.mish(torch.addmm(self.fc1_b, feats, self.fc1_wt))
+        return torch.sigmoid(torch.addmm(self.fc2_b, hidden, self.fc2_wt)).reshape(-1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: [B, input_frames, n_features] → probabilities [B] float32."""
+        if x.ndim != 3 or x.shape[1] != self.input_frames or x.shape[2] != self.n_features:
+            raise ValueError(f"expected windows [N, {self.input_frames}, {self.n_features}], got {tuple(x.shape)}")
+        x = x.to(torch.float32).contiguous()
+        if x.shape[0] == 0:
+            return torch.zeros(0)
+        with torch.inference_mode(), self._workspace() as ws:
+            parts = [self._forward_chunk(x[i : i + self.chunk], ws) for i in range(0, x.shape[0], self.chunk)]
+        return torch.cat(parts)
+
+    __call__ = forward
+
+    def predict(self, windows: np.ndarray) -> np.ndarray:
+        """The serving port: windows [N, T, F] → float64 probabilities [N] (as `predict_windows` returns)."""
+        x = torch.from_numpy(np.ascontiguousarray(windows, dtype=np.float32))
+        return self.forward(x).double().numpy()

@@ -1,0 +1,186 @@
+"""The fast model computes SpiraConvV2's eval-mode function: parity within 1e-5 with the eager module.
+
+Tolerance: absolute, on probabilities. Probabilities live in [0, 1], so an absolute bound is the meaningful
+one (a relative bound would be vacuous near 1 and needlessly strict near 0); both implementations are
+float32 and differ only in the order of operations, which moves results by ~1e-7.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+import scipy.signal
+import torch
+from torch import nn
+
+from spira_core import audio
+from spira_core import features as F
+from spira_core import windows as W
+from spira_core.fastpath import FastSpiraConvV2, FastWindowModel, ParityError, UnsupportedModuleError
+from spira_core.model import SpiraConvV2, build_model, predict_windows
+from spira_core.params import FeatureParams
+
+ATOL = 1e-5
+
+
+def _model(params: FeatureParams, seed: int, spread_norm: bool = True) -> SpiraConvV2:
+    """A SpiraConvV2 with seeded weights; GroupNorm affines drawn like trained ones (mixed signs, offsets),
+    which exercises negative scales before Mish and MaxPool."""
+    torch.manual_seed(seed)
+    model = build_model(params).eval()
+    if spread_norm:
+        with torch.no_grad():
+            for m in model.modules():
+                if isinstance(m, nn.GroupNorm):
+                    m.weight.normal_(0.0, 1.0)
+                    m.bias.normal_(0.0, 0.5)
+    return model
+
+
+def _voice_like(seconds: float, rate: int, seed: int) -> np.ndarray:
+    """Source-filter speech stand-in: a jittered glottal pulse train with harmonics, two formant resonators,
+    breath noise and a pause, so MFCCs have a large c0, voiced and silent frames, and time structure."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * rate)) / rate
+    f0 = rng.uniform(90, 220) * (1 + 0.05 * np.sin(2 * np.pi * rng.uniform(2, 5) * t)) * (1 + 0.01 * rng.standard_normal(t.size))
+    phase = 2 * np.pi * np.cumsum(f0) / rate
+    source = sum(np.sin(h * phase) / h for h in range(1, 25))
+    out = np.zeros_like(source)
+    for formant, bw in ((rng.uniform(500, 800), 90.0), (rng.uniform(1000, 2000), 120.0)):
+        r = np.exp(-np.pi * bw / rate)
+        theta = 2 * np.pi * formant / rate
+        out += scipy.signal.lfilter([1 - r], [1, -2 * r * np.cos(theta), r * r], source)
+    out += 0.02 * rng.standard_normal(t.size)
+    pause = slice(int(0.4 * t.size), int(0.5 * t.size))
+    out[pause] *= 0.01
+    return (0.3 * out / np.max(np.abs(out))).astype(np.float32)
+
+
+def _real_feature_windows(params: FeatureParams, n_clips: int = 3) -> np.ndarray:
+    """Windows cut from MFCCs of generated 48 kHz clips, resampled as serving does."""
+    clips = []
+    for seed in range(n_clips):
+        wav48 = _voice_like(5.7 + seed, 48_000, seed)
+        wav = audio.resample(wav48, 48_000, params.sample_rate)
+        clips.append(W.file_windows(F.mfcc(wav, params), params))
+    return np.concatenate(clips)
+
+
+@pytest.mark.parametrize("batch", [1, 3, 8, 17])
+def test_fast_model_matches_eager_within_1e_5_on_random_windows(batch):
+    params = FeatureParams()
+    model = _model(params, seed=batch)
+    x = np.random.default_rng(batch).normal(0.0, 20.0, (batch, params.input_frames, params.n_mfcc)).astype(np.float32)
+    fast = FastSpiraConvV2.from_module(model)
+    np.testing.assert_allclose(fast.predict(x), predict_windows(model, x), rtol=0, atol=ATOL)
+
+
+@pytest.mark.parametrize("mode", ["window", "padding"])
+def test_fast_model_matches_eager_within_1e_5_on_windows_of_real_features(mode):
+    params = FeatureParams(temporal_mode=mode, max_len_s=8.0)
+    x = _real_feature_windows(params)
+    assert x.shape[1:] == (params.input_frames, params.n_mfcc)
+    assert np.abs(x[..., 0]).max() > 100  # c0 is large: the case where GroupNorm statistics lose precision
+    for seed in (0, 1):
+        model = _model(params, seed)
+        expected = predict_windows(model, x)
+        assert expected.std() > 1e-4  # the probabilities vary, so parity is not trivially met
+        np.testing.assert_allclose(FastSpiraConvV2.from_module(model).predict(x), expected, rtol=0, atol=ATOL)
+
+
+def test_fast_model_matches_eager_with_default_initialised_weights_and_in_padding_mode():
+    params = FeatureParams(temporal_mode="padding")
+    model = _model(params, seed=5, spread_norm=False)
+    x = np.random.default_rng(5).normal(0.0, 10.0, (4, params.input_frames, params.n_mfcc)).astype(np.float32)
+    np.testing.assert_allclose(FastSpiraConvV2.from_module(model).predict(x), predict_windows(model, x),
+                               rtol=0, atol=ATOL)
+
+
+def test_constant_and_large_offset_windows_keep_parity():
+    params = FeatureParams()
+    model = _model(params, seed=9)
+    rng = np.random.default_rng(9)
+    x = np.stack([
+        np.zeros((params.input_frames, params.n_mfcc)),  # zero variance: GroupNorm's eps decides
+        np.full((params.input_frames, params.n_mfcc), 7.0),
+        1000.0 + rng.normal(0.0, 1.0, (params.input_frames, params.n_mfcc)),  # mean far above the spread
+        rng.normal(0.0, 1e3, (params.input_frames, params.n_mfcc)),  # Mish far into both tails
+    ]).astype(np.float32)
+    np.testing.assert_allclose(FastSpiraConvV2.from_module(model).predict(x), predict_windows(model, x),
+                               rtol=0, atol=ATOL)
+
+
+def test_chunking_segmenting_and_blocking_do_not_change_the_result():
+    params = FeatureParams()
+    model = _model(params, seed=2)
+    x = np.random.default_rng(2).normal(0.0, 10.0, (11, params.input_frames, params.n_mfcc)).astype(np.float32)
+    default = FastSpiraConvV2.from_module(model).predict(x)
+    odd = FastSpiraConvV2.from_module(model, chunk=3, segment=7, gemm_columns=100).predict(x)
+    np.testing.assert_allclose(odd, default, rtol=0, atol=1e-6)
+
+
+def test_a_fast_model_built_from_other_weights_gives_other_probabilities():
+    params = FeatureParams()
+    x = np.random.default_rng(4).normal(0.0, 10.0, (6, params.input_frames, params.n_mfcc)).astype(np.float32)
+    a = FastSpiraConvV2.from_module(_model(params, seed=1)).predict(x)
+    b = FastSpiraConvV2.from_module(_model(params, seed=2)).predict(x)
+    assert np.abs(a - b).max() > 1e-3
+
+
+def test_concurrent_callers_get_the_same_answers_as_one_caller():
+    params = FeatureParams()
+    fast = FastSpiraConvV2.from_module(_model(params, seed=6))
+    inputs = [np.random.default_rng(s).normal(0.0, 10.0, (s + 1, params.input_frames, params.n_mfcc))
+              .astype(np.float32) for s in range(4)]
+    expected = [fast.predict(x) for x in inputs]
+    results: dict[int, list[np.ndarray]] = {i: [] for i in range(4)}
+
+    def worker(i: int) -> None:
+        for _ in range(3):
+            results[i].append(fast.predict(inputs[i]))
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for i in range(4):
+        for got in results[i]:
+            np.testing.assert_array_equal(got, expected[i])
+
+
+def test_the_window_model_predicts_float64_probabilities_and_an_empty_batch_gives_none():
+    params = FeatureParams()
+    model = FastWindowModel(_model(params, seed=3))
+    x = np.random.default_rng(3).normal(0.0, 10.0, (2, params.input_frames, params.n_mfcc)).astype(np.float32)
+    out = model.predict(x)
+    assert out.dtype == np.float64 and out.shape == (2,)
+    assert ((out > 0) & (out < 1)).all()
+    assert model.predict(np.zeros((0, params.input_frames, params.n_mfcc), np.float32)).shape == (0,)
+
+
+def test_the_parity_check_passes_for_its_own_weights_and_fails_for_others():
+    params = FeatureParams()
+    x = np.random.default_rng(8).normal(0.0, 10.0, (3, params.input_frames, params.n_mfcc)).astype(np.float32)
+    reference = _model(params, seed=8)
+    assert FastWindowModel(reference).check_parity(x) <= ATOL
+    mismatched = FastWindowModel(reference, fast=FastSpiraConvV2.from_module(_model(params, seed=10)))
+    with pytest.raises(ParityError, match="differs from the eager reference"):
+        mismatched.check_parity(x)
+
+
+def test_windows_of_the_wrong_shape_are_refused():
+    fast = FastSpiraConvV2.from_module(_model(FeatureParams(), seed=0))
+    with pytest.raises(ValueError, match=r"expected windows \[N, 401, 40\]"):
+        fast.predict(np.zeros((1, 400, 40), np.float32))
+
+
+def test_a_module_that_is_not_spiraconv_v2_is_refused():
+    model = _model(FeatureParams(), seed=0)
+    model.conv[2] = nn.ReLU()  # Mish replaced: the rewrite would compute another function
+    with pytest.raises(UnsupportedModuleError, match="expected Conv2d, GroupNorm, Mish"):
+        FastSpiraConvV2.from_module(model)
+    with pytest.raises(UnsupportedModuleError, match="not a SpiraConvV2"):
+        FastSpiraConvV2.from_module(nn.Linear(3, 1))
