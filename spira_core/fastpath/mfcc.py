@@ -25,6 +25,7 @@ import threading
 from functools import lru_cache
 
 import numpy as np
+import torch
 
 from spira_core import features as F
 from spira_core.params import FeatureParams
@@ -42,15 +43,14 @@ def dct_matrix(n_mels: int, n_mfcc: int) -> np.ndarray:
 
 
 @lru_cache(maxsize=8)
-def _tables(params: FeatureParams) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _tables(params: FeatureParams) -> tuple[np.ndarray, torch.Tensor, torch.Tensor]:
     """Hann window of win_length, mel filterbank transposed [n_freqs, n_mels] and DCT matrix, float64."""
     n = np.arange(params.win_length)
     hann = 0.5 - 0.5 * np.cos(2.0 * np.pi * n / params.win_length)  # periodic, as torch.hann_window
     basis = F.mel_basis(params.sample_rate, params.n_fft, params.n_mels, params.f_min, params.f_max)
-    mel_t = np.ascontiguousarray(basis.T, dtype=np.float64)
-    for arr in (hann, mel_t):
-        arr.setflags(write=False)
-    return hann, mel_t, dct_matrix(params.n_mels, params.n_mfcc)
+    mel_t = torch.from_numpy(np.ascontiguousarray(basis.T, dtype=np.float64))
+    hann.setflags(write=False)
+    return hann, mel_t, torch.from_numpy(dct_matrix(params.n_mels, params.n_mfcc).copy())
 
 
 BLOCK_FRAMES = 128  # frames per FFT block: 128 × 1200 float64 ≈ 1.2 MB of scratch, reused
@@ -116,10 +116,13 @@ def fast_mfcc(wav: np.ndarray, params: FeatureParams) -> np.ndarray:
         pairs = spec[:n].view(np.float64)  # (re, im) interleaved
         np.square(pairs, out=pairs)
         np.add(pairs[:, 0::2], pairs[:, 1::2], out=power[:n])
-        np.matmul(power[:n], mel_t, out=mel[t0 : t0 + n])
+        # torch's BLAS call follows torch.set_num_threads; numpy's OpenBLAS would start its own threads,
+        # which spin against the caller when the process is pinned to one core (2x slower, measured)
+        torch.mm(torch.from_numpy(power[:n]), mel_t, out=torch.from_numpy(mel[t0 : t0 + n]))
     np.maximum(mel, F.AMIN, out=mel)
     db = np.log10(mel, out=mel)
     db *= 10.0
     if params.top_db is not None:
         np.maximum(db, db.max() - params.top_db, out=db)
-    return np.ascontiguousarray(db @ dct, dtype=np.float32)
+    out = torch.mm(torch.from_numpy(db), dct)
+    return np.ascontiguousarray(out.numpy(), dtype=np.float32)
