@@ -43,7 +43,7 @@ from torch import nn
 LOG2E = 1.0 / math.log(2.0)
 LN2 = math.log(2.0)
 DEFAULT_CHUNK = 8  # windows per pass through the conv stack
-DEFAULT_SEGMENT = 48  # block 1's pooled frames per segment: 32 ch × 96 frames × 40 × 4 B ≈ 0.5 MB
+DEFAULT_SEGMENT = 97  # block 1's pooled frames per segment: a whole 4 s window (1 MB); fewer calls beat L2 fit (measured)
 DEFAULT_GEMM_COLUMNS = 4096  # later blocks' output columns per GEMM block: 16 × 4096 × 4 B = 256 kB
 
 
@@ -192,6 +192,18 @@ class FastSpiraConvV2:
         self.fc1_b = fc1.bias.detach().to(torch.float32).clone()
         self.fc2_wt = fc2.weight.detach().to(torch.float32).t().contiguous()  # [hidden, 1]
         self.fc2_b = fc2.bias.detach().to(torch.float32).clone()
+        first_block = blocks[0]
+        # block 1's moments as differences of prefix sums: entry (i, j) sums prefix row `lags` (the lagged
+        # products q_|i-j|; row k: plain frame sums, for the means) from frame `first` over t_conv frames
+        taps, idx = first_block.kernel, np.arange(first_block.kernel + 1)
+        lags = np.abs(idx[:, None] - idx[None, :])
+        lags[taps, :] = lags[:, taps] = taps
+        first = first_block.dilation * np.minimum(idx[:, None], idx[None, :])
+        first[taps, taps] = 0  # unused corner; keep its index in range
+        self._gram_index = (lags, first)
+        g, per = first_block.groups, first_block.c_out // first_block.groups
+        self._gamma64 = first_block.gamma.double().numpy().reshape(g, per)
+        self._beta64 = first_block.beta.double().numpy()
         self._lock = threading.Lock()
         self._free: list[_Workspace] = []
 
@@ -231,29 +243,24 @@ class FastSpiraConvV2:
         t_conv = blk.conv_frames(frames)
         xd = np.zeros((batch, frames + d * (k - 1), f))
         xd[:, :frames] = x.numpy()
-        q = np.zeros((batch, k, frames + 1))  # [B, lag, 1 + T]: 0, then prefix sums of q_l over t
+        q = np.zeros((batch, k + 1, frames + 1))  # rows 0..k-1: q_l; row k: frame sums; column 0 stays 0
         for lag in range(k):
             np.einsum("btf,btf->bt", xd[:, :frames], xd[:, d * lag : d * lag + frames], out=q[:, lag, 1:])
+        np.sum(xd[:, :frames], axis=2, out=q[:, k, 1:])
         prefix = np.cumsum(q, axis=2)
-        rows = np.concatenate([np.zeros((batch, 1)), np.cumsum(xd[:, :frames].sum(axis=2), axis=1)], axis=1)
-        starts = d * np.arange(k)
-        sums = rows[:, starts + t_conv] - rows[:, starts]  # [B, k]
-        lags = np.abs(starts[:, None] - starts[None, :]) // d  # [k, k]
-        first = np.minimum(starts[:, None], starts[None, :])
-        gram = prefix[:, lags, first + t_conv] - prefix[:, lags, first]  # [B, k, k]
-        p = float(t_conv * f)
-        mu = sums / p
-        cov = gram / p - mu[:, :, None] * mu[:, None, :]
+        lags, first = self._gram_index  # [k+1, k+1] each: which prefix row, and the first frame summed
+        moments = (prefix[:, lags, first + t_conv] - prefix[:, lags, first]) / float(t_conv * f)
+        mu = moments[:, k, :k]  # [B, k]: E[u_j]
+        cov = moments[:, :k, :k] - mu[:, :, None] * mu[:, None, :]  # [B, k, k]
         w, b = blk.weight64, blk.bias64  # [C, k], [C]
         mean_c = mu @ w.T + b  # [B, C]
-        var_c = np.einsum("ck,bkj,cj->bc", w, cov, w)
+        var_c = ((cov @ w.T) * w.T).sum(axis=1)  # [B, C]: w_c · cov · w_c
         g, per = blk.groups, blk.c_out // blk.groups
-        mean_g = mean_c.reshape(-1, g, per).mean(axis=2)  # [B, G]
-        spread = (mean_c - np.repeat(mean_g, per, axis=1)) ** 2
-        var_g = (var_c + spread).reshape(-1, g, per).mean(axis=2)
-        rstd = np.repeat(1.0 / np.sqrt(var_g + blk.eps), per, axis=1)  # [B, C]
-        scale = blk.gamma.double().numpy() * rstd
-        shift = blk.beta.double().numpy() - np.repeat(mean_g, per, axis=1) * scale
+        mean_g = mean_c.reshape(batch, g, per).mean(axis=2, keepdims=True)  # [B, G, 1]
+        var_g = (var_c.reshape(batch, g, per) + (mean_c.reshape(batch, g, per) - mean_g) ** 2).mean(axis=2,
+                                                                                                   keepdims=True)
+        scale = (self._gamma64 * (1.0 / np.sqrt(var_g + blk.eps))).reshape(batch, -1)  # [B, C]
+        shift = self._beta64 - (mean_g * scale.reshape(batch, g, per)).reshape(batch, -1)
         weight = (LOG2E * scale)[:, :, None] * w[None]
         bias = LOG2E * (scale * b + shift)
         return torch.from_numpy(weight.astype(np.float32)), torch.from_numpy(bias.astype(np.float32)[:, :, None])
