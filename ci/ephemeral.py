@@ -184,7 +184,7 @@ def run_ephemeral(
             url = f"http://127.0.0.1:{report.port}"
             report.ready_s = wait_ready(podman, name, f"{url}/readyz", opts.ready_timeout_s, start)
             report.steps.append(f"ready in {report.ready_s:.1f}s")
-            report.contract_exit = run_contract_tests(url, opts.contract_tests, out)
+            report.contract_exit = run_contract_tests(url, opts.contract_tests, out, opts.model_version)
             report.steps.append(f"contract tests exit {report.contract_exit}")
             report.gate_exit = run_gate(podman, url, opts, out, tls)
             report.steps.append(f"gate exit {report.gate_exit}")
@@ -212,11 +212,13 @@ def wait_ready(podman: Podman, name: str, url: str, timeout_s: float, start: flo
     raise TimeoutError(f"{url} was not ready within {timeout_s:.0f}s (see model.log)")
 
 
-def run_contract_tests(url: str, tests: Path, out: Path) -> int:
+def run_contract_tests(url: str, tests: Path, out: Path, model_version: str | None = None) -> int:
     """The same HTTP tests serving runs, pointed at the container."""
     if not tests.exists():
         raise FileNotFoundError(f"no contract tests at {tests}")
     env = {**os.environ, "SPIRA_CONTRACT_URL": url}
+    if model_version:
+        env["SPIRA_CONTRACT_MODEL_VERSION"] = model_version
     with (out / "contract.log").open("w") as log:
         proc = subprocess.run(
             [

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
+import time
 from dataclasses import dataclass, field
 
 from serving.archive import SpoolingArchiver
@@ -33,7 +35,27 @@ class ServingRuntime:
         self.metrics.prediction(str(answer["label"]), prepared.duration_s)
         if self.archiver is not None:
             self.archiver.submit(data, answer, filename)
+        self.report_secret()
         return answer
+
+    def report_secret(self) -> None:
+        """Publish the version in use (rotation waits on this gauge) and whether it is a stale fallback."""
+        if self.secret is not None:
+            status = self.secret.status()
+            self.metrics.secret_state(self.secret_path, status.version, status.stale)
+
+    def start_secret_refresher(self, interval_s: float) -> threading.Thread:
+        """Re-read the secret every interval even without traffic, so a rotation is picked up (and shown
+        on /metrics) within the TTL, and an outage shows on /readyz before a request needs the secret."""
+
+        def loop() -> None:
+            while True:
+                time.sleep(interval_s)
+                self.secret_readable()
+
+        thread = threading.Thread(target=loop, name="spira-secret-refresh", daemon=True)
+        thread.start()
+        return thread
 
     def secret_readable(self) -> bool:
         if self.secret is None:

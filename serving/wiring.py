@@ -49,6 +49,9 @@ def build_runtime(model_dir: Path, environ: Mapping[str, str] | None = None,
         archiver.start()
     warm_up(predictor)
     runtime = ServingRuntime(predictor, batcher, metrics, secret, secret_path, archiver)
+    if secret is not None:
+        runtime.secret_readable()  # first read now: /readyz and the gauge are right from the start
+        runtime.start_secret_refresher(max(0.5, secret.ttl_s / 2))
     if env.get("SPIRA_DEGRADE"):
         from serving.degrade import degrade
 

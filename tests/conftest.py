@@ -10,7 +10,7 @@ import os
 
 import pytest
 
-pytest_plugins = ["tests.fixtures.stack"]
+pytest_plugins = ["tests.fixtures.stack", "tests.fixtures.model"]
 
 
 def in_ci() -> bool:

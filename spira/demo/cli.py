@@ -27,6 +27,7 @@ def demo(
     n: Annotated[int, typer.Option(help="synthetic recordings")] = 160,
     seed: Annotated[int, typer.Option(help="synthetic dataset seed")] = 11,
     preset: Annotated[str, typer.Option(help="training preset")] = "fast",
+    epochs: Annotated[int | None, typer.Option(help="override the preset's epochs (a quicker demo)")] = None,
     images: Annotated[bool, typer.Option(help="build, push and test the model and loadtest images")] = True,
     degrade: Annotated[str | None, typer.Option(help="serve a bad candidate: latency | errors | version")] = None,
     gate_duration: Annotated[int, typer.Option(help="seconds of gate load")] = 20,
@@ -38,7 +39,7 @@ def demo(
     if degrade is not None and degrade not in DEGRADATIONS:
         raise typer.BadParameter(f"--degrade must be one of {', '.join(DEGRADATIONS)}")
     ctx = steps.DemoContext(home=StackConfig.load().home / "demo", console=console, synth_n=n, synth_seed=seed,
-                            data_csv=data, noise_csv=noise, preset=preset, images=images,
+                            data_csv=data, noise_csv=noise, preset=preset, epochs=epochs, images=images,
                             degrade=DEGRADATIONS.get(degrade or ""), gate_duration_s=gate_duration)
     timings: list[tuple[str, float, str]] = []
     plan = [

@@ -36,6 +36,7 @@ class DemoContext:
     data_csv: Path | None = None
     noise_csv: Path | None = None
     preset: str = "fast"
+    epochs: int | None = None
     images: bool = True
     degrade: str | None = None
     gate_duration_s: int = 20
@@ -109,8 +110,9 @@ def upload_dataset(ctx: DemoContext) -> None:
 # -- 3. pipeline ---------------------------------------------------------------------------------------
 def run_pipeline(ctx: DemoContext) -> None:
     outcome_file = ctx.home / "pipeline-outcome.json"
+    epochs = ["--epochs", str(ctx.epochs)] if ctx.epochs else []
     ctx.run([*SPIRA, "pipeline", "run", "--data", str(ctx.data_csv), "--noise", str(ctx.noise_csv),
-             "--preset", ctx.preset, "--json-out", str(outcome_file)],
+             "--preset", ctx.preset, *epochs, "--json-out", str(outcome_file)],
             env=ctx.env(**ctx.stack.service_env("training")))
     outcome = json.loads(outcome_file.read_text())
     publish = outcome["publish"]

@@ -1,0 +1,62 @@
+"""The gate against a real `bentoml serve` of the trained model: it passes the good candidate and blocks
+degraded ones (the real service with SPIRA_DEGRADE), each for the right reason."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from spira.stack import StackInfo
+from tests.fixtures.model import REPO, RegisteredModel, ServedModel, start_server, stop_server
+
+pytestmark = pytest.mark.integration
+
+
+def _gate(url: str, version: str, out: Path, duration: int = 10) -> tuple[int, dict]:
+    cmd = [sys.executable, "-m", "spira.cli", "gate", "--url", url, "--thresholds", "local",
+           "--expect-model-version", version, "--duration", str(duration), "--users", "3", "--out", str(out)]
+    proc = subprocess.run(cmd, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True,
+                          text=True, timeout=300)
+    verdict = json.loads((out / "verdict.json").read_text())
+    return proc.returncode, verdict
+
+
+def _failed_slos(verdict: dict) -> set[str]:
+    return {c["slo"] for c in verdict["verdict"]["checks"] if not c["passed"]}
+
+
+def test_the_gate_passes_the_real_model(served_model: ServedModel, tmp_path: Path) -> None:
+    code, verdict = _gate(served_model.url, served_model.version, tmp_path)
+    assert code == 0, verdict
+    assert (tmp_path / "report.html").exists() and (tmp_path / "locust_stats.csv").exists()
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected_failure"),
+    [
+        ("latency=2500", "latency_p95_ms"),
+        ("errors=0.3", "error_ratio"),
+        ("version=0-not-the-pinned-one", "correctness"),
+    ],
+)
+def test_the_gate_blocks_a_degraded_candidate_for_the_right_reason(
+        local_stack: StackInfo, registered_model: RegisteredModel, served_model: ServedModel, tmp_path: Path,
+        spec: str, expected_failure: str) -> None:
+    home = Path(tempfile.mkdtemp(prefix="spira-degraded-"))
+    (home / "bentoml").symlink_to(Path(served_model.env["BENTOML_HOME"]))
+    shutil.copy(served_model.env["SPIRA_MODEL_PIN"], home / "model.lock.json")
+    degraded = start_server(local_stack, registered_model, home, extra_env={"SPIRA_DEGRADE": spec})
+    try:
+        code, verdict = _gate(degraded.url, served_model.version, tmp_path)
+    finally:
+        stop_server(degraded.pid)
+        shutil.rmtree(home, ignore_errors=True)
+    assert code == 1, verdict
+    assert expected_failure in _failed_slos(verdict)

@@ -1,0 +1,201 @@
+"""`bentoml serve` of a real trained model on the real local stack: parity, archive, secrets at run time."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import boto3
+import pytest
+
+from infra.vault import layout
+from spira.stack import StackInfo
+from spira.stack.seaweed import REGION, S3_CONFIG
+from tests.contract.test_http_contract import _clip, _get, _post
+from tests.fixtures.model import REPO, RegisteredModel, ServedModel, get_json, start_server, stop_server
+
+pytestmark = pytest.mark.integration
+
+PARITY_CASES = [(16_000, 1), (16_000, 2), (44_100, 1), (44_100, 2), (48_000, 1), (48_000, 2)]
+
+
+def _metric(url: str, name: str, labels: str = "") -> float | None:
+    text = _get(f"{url}/metrics")[1].decode()
+    for line in text.splitlines():
+        if line.startswith(name) and labels in line and not line.startswith("#"):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+def test_served_answers_equal_spira_predict_within_1e_6(served_model: ServedModel, registered_model: RegisteredModel,
+                                                          tmp_path: Path) -> None:
+    files = []
+    for rate, channels in PARITY_CASES:
+        f = tmp_path / f"clip-{rate}-{channels}.wav"
+        f.write_bytes(_clip(6.3, rate, channels))
+        files.append(f)
+    env = {**os.environ, "PYTHONPATH": str(REPO), "MLFLOW_TRACKING_URI": registered_model.tracking_uri}
+    out = subprocess.run([sys.executable, "-m", "spira.cli", "predict", "--model", registered_model.version,
+                          *map(str, files)], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    offline = {Path(r["file"]).name: r for r in map(json.loads, out.stdout.splitlines())}
+    for f in files:
+        status, served = _post(f"{served_model.url}/predict", [("audio", f.name, f.read_bytes())])
+        assert status == 200
+        assert abs(served["probability"] - offline[f.name]["probability"]) < 1e-6, f.name
+        assert {k: v for k, v in served.items() if k != "probability"} == \
+            {k: v for k, v in offline[f.name].items() if k not in ("probability", "file")}
+
+
+def test_uploads_and_answers_are_archived_to_the_serving_bucket(served_model: ServedModel, local_stack: StackInfo) -> None:
+    secret = local_stack.vault_client().secrets.kv.v2.read_secret_version(
+        path=layout.secret_path("local", "serving"), mount_point="secret", raise_on_deleted_version=True)["data"]["data"]
+    s3 = local_stack.s3_client()
+    before = s3.list_objects_v2(Bucket=secret["archive_bucket"]).get("KeyCount", 0)
+    assert _post(f"{served_model.url}/predict", [("audio", "p.wav", _clip(4.0, 48_000))])[0] == 200
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        keys = [o["Key"] for o in s3.list_objects_v2(Bucket=secret["archive_bucket"]).get("Contents", [])]
+        if len(keys) >= before + 2:
+            break
+        time.sleep(0.5)
+    assert len(keys) >= before + 2
+    record = json.loads(s3.get_object(Bucket=secret["archive_bucket"], Key=sorted(k for k in keys if k.endswith(".json"))[-1])["Body"].read())
+    assert record["answer"]["model_version"] == served_model.version
+
+
+def test_a_rotated_secret_is_used_without_restart_and_no_request_fails(served_model: ServedModel,
+                                                                      local_stack: StackInfo) -> None:
+    """New S3 key → new KV version while requests flow; the old key is revoked once the server uses the new one."""
+    from spira.secrets.objectstore import IamObjectStoreAdmin
+    from spira.secrets.seed import object_store_user
+
+    vault = local_stack.vault_client()
+    path = layout.secret_path("local", "serving")
+    current = vault.secrets.kv.v2.read_secret_version(path=path, mount_point="secret", raise_on_deleted_version=True)
+    old, version = current["data"]["data"], current["data"]["metadata"]["version"]
+    admin = IamObjectStoreAdmin(local_stack.s3_client(), boto3.client(
+        "iam", endpoint_url=local_stack.s3_endpoint, region_name=REGION, config=S3_CONFIG,
+        aws_access_key_id=local_stack.s3_access_key, aws_secret_access_key=local_stack.s3_secret_key))
+
+    failures, done, stop = [], [0], threading.Event()
+
+    def traffic() -> None:
+        clip = _clip(4.0, 16_000)
+        while not stop.is_set():
+            status, body = _post(f"{served_model.url}/predict", [("audio", "r.wav", clip)])
+            if status != 200:
+                failures.append((status, body))
+            done[0] += 1
+
+    worker = threading.Thread(target=traffic)
+    worker.start()
+    try:
+        time.sleep(1.0)
+        user = object_store_user("local", "serving")
+        new_key = admin.create_key(user)
+        vault.secrets.kv.v2.create_or_update_secret(
+            path=path, mount_point="secret", cas=version,
+            secret={**old, "s3_access_key": new_key.access_key, "s3_secret_key": new_key.secret_key})
+        deadline = time.monotonic() + 20  # the server's TTL is 2 s in this fixture
+        while time.monotonic() < deadline and (_metric(served_model.url, "spira_secret_version") or 0) < version + 1:
+            time.sleep(0.25)
+        assert _metric(served_model.url, "spira_secret_version") == version + 1
+        admin.delete_key(user, old["s3_access_key"])
+        time.sleep(1.0)
+    finally:
+        stop.set()
+        worker.join(30)
+    assert failures == [] and done[0] > 0
+    assert get_json(f"{served_model.url}/info")["readiness"]["secret"]["version"] == version + 1
+    # same process: the pid that was started is still the server
+    os.killpg(served_model.pid, 0)
+
+
+class _Proxy:
+    """A TCP proxy in front of OpenBao that a test can cut, to simulate Vault becoming unreachable."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target = target_port
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.up = True
+        self.open: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def cut(self) -> None:
+        """Refuse new connections and break the open ones (clients keep connections alive)."""
+        self.up = False
+        for s in self.open:
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+            s.close()
+        self.open.clear()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.sock.accept()
+            except OSError:
+                return
+            if not self.up:
+                client.close()
+                continue
+            upstream = socket.create_connection(("127.0.0.1", self.target))
+            self.open += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(a: socket.socket, b: socket.socket) -> None:
+        try:
+            while data := a.recv(65536):
+                b.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (a, b):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+
+
+def test_a_vault_outage_keeps_serving_with_the_last_good_secret_and_says_so(
+        local_stack: StackInfo, registered_model: RegisteredModel, served_model: ServedModel) -> None:
+    vault_port = int(local_stack.vault_addr.rsplit(":", 1)[1])
+    proxy = _Proxy(vault_port)
+    home = Path(tempfile.mkdtemp(prefix="spira-serve-outage-"))
+    # reuse the session's import (same BentoML home and pin)
+    (home / "bentoml").symlink_to(Path(served_model.env["BENTOML_HOME"]))
+    (home / "model.lock.json").write_text(Path(served_model.env["SPIRA_MODEL_PIN"]).read_text())
+    served = start_server(local_stack, registered_model, home, extra_env={
+        "VAULT_ADDR": f"http://127.0.0.1:{proxy.port}", "VAULT_SECRET_TTL_S": "1", "VAULT_GRACE_S": "3"})
+    try:
+        proxy.cut()
+        time.sleep(1.5)
+        assert _post(f"{served.url}/predict", [("audio", "a.wav", _clip(4.0, 16_000))])[0] == 200
+        assert _get(f"{served.url}/readyz")[0] == 200  # within the grace period
+        info = get_json(f"{served.url}/info")["readiness"]["secret"]
+        assert info["stale"] and "unreachable" in info["last_error"]
+        assert _metric(served.url, "spira_secret_stale") == 1.0
+        time.sleep(3.5)  # past TTL + grace
+        assert _get(f"{served.url}/readyz")[0] == 503
+        assert _post(f"{served.url}/predict", [("audio", "a.wav", _clip(4.0, 16_000))])[0] == 200  # still answers
+        proxy.up = True
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and _get(f"{served.url}/readyz")[0] != 200:
+            time.sleep(0.3)
+        assert _get(f"{served.url}/readyz")[0] == 200
+    finally:
+        stop_server(served.pid)
+        proxy.sock.close()
