@@ -96,6 +96,8 @@ def fit(
     if not train_files:
         raise ValueError("no training files: the dataset is empty after excluding unreadable audio")
     variants = sorted({v for f in train_files for v in f.variants if v.startswith("noise")})
+    if preset.train_on_clean or not variants:
+        variants = ["clean", *variants]
     val_variant = "noisy" if any("noisy" in f.variants for f in val_files) else "clean"
     val_x, val_y = _stack(val_files, params, val_variant)
 
@@ -111,7 +113,7 @@ def fit(
         bar = progress(range(preset.epochs), desc="train", unit="epoch")
         for epoch in bar:
             erng = rng.numpy("epoch", epoch)
-            variant = variants[epoch % len(variants)] if variants else "clean"
+            variant = variants[epoch % len(variants)]
             order = erng.permutation(len(train_files))
             model.train()
             losses, sizes = [], []
