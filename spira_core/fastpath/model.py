@@ -96,7 +96,7 @@ def _blocks_from(conv: nn.Sequential) -> list[_Block]:
     blocks: list[_Block] = []
     i = 0
     while i < len(layers):
-        c, gn, act = (layers[i : i + 3] + [None, None, None])[:3]
+        c, gn, act = ([*layers[i:i + 3], None, None, None])[:3]
         if not (isinstance(c, nn.Conv2d) and isinstance(gn, nn.GroupNorm) and isinstance(act, nn.Mish)):
             raise UnsupportedModuleError(f"layer {i}: expected Conv2d, GroupNorm, Mish, got {layers[i:i + 3]}")
         if (c.kernel_size[1], c.stride, _pair(c.padding), c.dilation[1], c.groups) != (1, (1, 1), (0, 0), 1, 1):
