@@ -44,7 +44,7 @@ def closed_loop(url: str, clips: list[bytes], concurrency: int, seconds: float) 
             try:
                 _post(session, url, clips[k % len(clips)])
                 done[i] += 1
-            except Exception:
+            except Exception:  # any failure is counted and reported; the load step goes on
                 errors[i] += 1
             k += 1
 
@@ -83,7 +83,7 @@ def open_loop(url: str, clips: list[bytes], rate: float, seconds: float, max_cli
                 _post(session, url, clips[i % len(clips)])
                 with lock:
                     latencies.append(time.monotonic() - schedule[i])
-            except Exception:
+            except Exception:  # any failure is counted and reported; the load step goes on
                 with lock:
                     errors[0] += 1
 
