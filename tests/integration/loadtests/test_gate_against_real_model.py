@@ -8,13 +8,19 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
 
 from spira.stack import StackInfo
-from tests.fixtures.model import REPO, RegisteredModel, ServedModel, start_server, stop_server
+from tests.fixtures.model import (
+    REPO,
+    RegisteredModel,
+    ServedModel,
+    second_server_home,
+    start_server,
+    stop_server,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -49,9 +55,7 @@ def test_the_gate_passes_the_real_model(served_model: ServedModel, tmp_path: Pat
 def test_the_gate_blocks_a_degraded_candidate_for_the_right_reason(
         local_stack: StackInfo, registered_model: RegisteredModel, served_model: ServedModel, tmp_path: Path,
         spec: str, expected_failure: str) -> None:
-    home = Path(tempfile.mkdtemp(prefix="spira-degraded-"))
-    (home / "bentoml").symlink_to(Path(served_model.env["BENTOML_HOME"]))
-    shutil.copy(served_model.env["SPIRA_MODEL_PIN"], home / "model.lock.json")
+    home = second_server_home(served_model)
     degraded = start_server(local_stack, registered_model, home, extra_env={"SPIRA_DEGRADE": spec})
     try:
         code, verdict = _gate(degraded.url, served_model.version, tmp_path)

@@ -8,19 +8,27 @@ import os
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
 
 import boto3
+import botocore.exceptions
 import pytest
 
 from infra.vault import layout
 from spira.stack import StackInfo
 from spira.stack.seaweed import REGION, S3_CONFIG
 from tests.contract.test_http_contract import _clip, _get, _post
-from tests.fixtures.model import REPO, RegisteredModel, ServedModel, get_json, start_server, stop_server
+from tests.fixtures.model import (
+    REPO,
+    RegisteredModel,
+    ServedModel,
+    get_json,
+    second_server_home,
+    start_server,
+    stop_server,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -72,52 +80,40 @@ def test_uploads_and_answers_are_archived_to_the_serving_bucket(served_model: Se
     assert record["answer"]["model_version"] == served_model.version
 
 
-def test_a_rotated_secret_is_used_without_restart_and_no_request_fails(served_model: ServedModel,
-                                                                      local_stack: StackInfo) -> None:
-    """New S3 key → new KV version while requests flow; the old key is revoked once the server uses the new one."""
-    from spira.secrets.objectstore import IamObjectStoreAdmin
-    from spira.secrets.seed import object_store_user
-
+def test_an_operator_rotation_during_a_locust_run_fails_no_request(served_model: ServedModel,
+                                                                 local_stack: StackInfo, tmp_path: Path) -> None:
+    """`spira secrets rotate` while the gate's Locust load runs: 0 failed requests, the new version in use
+    by the same process, the old key refused by the object store afterwards, the reads in the audit log."""
     vault = local_stack.vault_client()
     path = layout.secret_path("local", "serving")
-    current = vault.secrets.kv.v2.read_secret_version(path=path, mount_point="secret", raise_on_deleted_version=True)
-    old, version = current["data"]["data"], current["data"]["metadata"]["version"]
-    admin = IamObjectStoreAdmin(local_stack.s3_client(), boto3.client(
-        "iam", endpoint_url=local_stack.s3_endpoint, region_name=REGION, config=S3_CONFIG,
-        aws_access_key_id=local_stack.s3_access_key, aws_secret_access_key=local_stack.s3_secret_key))
-
-    failures, done, stop = [], [0], threading.Event()
-
-    def traffic() -> None:
-        clip = _clip(4.0, 16_000)
-        while not stop.is_set():
-            status, body = _post(f"{served_model.url}/predict", [("audio", "r.wav", clip)])
-            if status != 200:
-                failures.append((status, body))
-            done[0] += 1
-
-    worker = threading.Thread(target=traffic)
-    worker.start()
+    before = vault.secrets.kv.v2.read_secret_version(path=path, mount_point="secret", raise_on_deleted_version=True)
+    old, version = before["data"]["data"], before["data"]["metadata"]["version"]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "SPIRA_HOME": str(local_stack.home)}
+    gate_out = tmp_path / "gate"
+    locust = subprocess.Popen([sys.executable, "-m", "spira.cli", "gate", "--url", served_model.url,
+                               "--thresholds", "local", "--expect-model-version", served_model.version,
+                               "--users", "3", "--duration", "30", "--out", str(gate_out)],
+                              cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        time.sleep(1.0)
-        user = object_store_user("local", "serving")
-        new_key = admin.create_key(user)
-        vault.secrets.kv.v2.create_or_update_secret(
-            path=path, mount_point="secret", cas=version,
-            secret={**old, "s3_access_key": new_key.access_key, "s3_secret_key": new_key.secret_key})
-        deadline = time.monotonic() + 20  # the server's TTL is 2 s in this fixture
-        while time.monotonic() < deadline and (_metric(served_model.url, "spira_secret_version") or 0) < version + 1:
-            time.sleep(0.25)
-        assert _metric(served_model.url, "spira_secret_version") == version + 1
-        admin.delete_key(user, old["s3_access_key"])
-        time.sleep(1.0)
+        time.sleep(8)  # rotate in the middle of the load
+        rotated = subprocess.run([sys.executable, "-m", "spira.cli", "secrets", "rotate", "--env", "local",
+                                  "--service", "serving", "--key", "s3", "--consumer", served_model.url],
+                                 cwd=REPO, env=env, capture_output=True, text=True, timeout=180)
+        assert rotated.returncode == 0, rotated.stdout[-2000:] + rotated.stderr[-2000:]
     finally:
-        stop.set()
-        worker.join(30)
-    assert failures == [] and done[0] > 0
-    assert get_json(f"{served_model.url}/info")["readiness"]["secret"]["version"] == version + 1
-    # same process: the pid that was started is still the server
-    os.killpg(served_model.pid, 0)
+        gate_output = locust.communicate(timeout=240)[0]
+    verdict = json.loads((gate_out / "verdict.json").read_text())
+    errors = next(c for c in verdict["verdict"]["checks"] if c["slo"] == "error_ratio")
+    assert locust.returncode == 0, gate_output[-3000:]
+    assert errors["measured"] == 0, errors
+    assert _metric(served_model.url, "spira_secret_version") == version + 1
+    os.killpg(served_model.pid, 0)  # the same server process, never restarted
+    stale = boto3.client("s3", endpoint_url=local_stack.s3_endpoint, region_name=REGION, config=S3_CONFIG,
+                         aws_access_key_id=old["s3_access_key"], aws_secret_access_key=old["s3_secret_key"])
+    with pytest.raises(botocore.exceptions.ClientError):
+        stale.put_object(Bucket=old["archive_bucket"], Key="after-rotation", Body=b"x")
+    audit = (local_stack.home / "vault" / layout.AUDIT_LOG_FILE).read_text()
+    assert f"secret/data/{path}" in audit
 
 
 class _Proxy:
@@ -174,10 +170,7 @@ def test_a_vault_outage_keeps_serving_with_the_last_good_secret_and_says_so(
         local_stack: StackInfo, registered_model: RegisteredModel, served_model: ServedModel) -> None:
     vault_port = int(local_stack.vault_addr.rsplit(":", 1)[1])
     proxy = _Proxy(vault_port)
-    home = Path(tempfile.mkdtemp(prefix="spira-serve-outage-"))
-    # reuse the session's import (same BentoML home and pin)
-    (home / "bentoml").symlink_to(Path(served_model.env["BENTOML_HOME"]))
-    (home / "model.lock.json").write_text(Path(served_model.env["SPIRA_MODEL_PIN"]).read_text())
+    home = second_server_home(served_model)
     served = start_server(local_stack, registered_model, home, extra_env={
         "VAULT_ADDR": f"http://127.0.0.1:{proxy.port}", "VAULT_SECRET_TTL_S": "1", "VAULT_GRACE_S": "3"})
     try:
