@@ -15,7 +15,9 @@ from training.wiring import SettingsError, load_settings
 def test_a_stage_key_changes_with_any_input_and_not_with_key_order():
     a = stage_key("train", {"x": 1, "y": [1, 2]})
     assert a == stage_key("train", {"y": [1, 2], "x": 1})
-    assert a != stage_key("train", {"x": 2, "y": [1, 2]}) and a != stage_key("evaluate", {"x": 1, "y": [1, 2]})
+    assert a != stage_key("train", {"x": 2, "y": [1, 2]}) and a != stage_key(
+        "evaluate", {"x": 1, "y": [1, 2]}
+    )
 
 
 def test_an_output_is_complete_only_once_its_manifest_is_written():
@@ -48,7 +50,8 @@ def test_presets_include_spiras_exp3_5_and_a_fast_one():
 
 def test_an_unknown_preset_is_refused_with_the_known_names(tmp_path):
     out = CliRunner().invoke(
-        app, ["run", "--data", "d.csv", "--noise", "n.csv", "--preset", "nope", "--settings", str(tmp_path / "s")]
+        app,
+        ["run", "--data", "d.csv", "--noise", "n.csv", "--preset", "nope", "--settings", str(tmp_path / "s")],
     )
     assert out.exit_code == 2 and "exp3.5" in out.output and "fast" in out.output
 
@@ -64,10 +67,35 @@ def test_a_csv_with_missing_files_fails_the_command_with_one_clear_error(tmp_pat
     (tmp_path / "d.csv").write_text("file_path,class\nmissing.wav,0\nalso.wav,7\n")
     (tmp_path / "n.csv").write_text("file_path\n")
     settings = tmp_path / "s.json"
-    settings.write_text(json.dumps({k: "http://127.0.0.1:9" for k in (
-        "s3_endpoint", "s3_access_key", "s3_secret_key", "features_bucket", "mlflow_tracking_uri")}))
-    out = CliRunner().invoke(app, ["features", "--data", str(tmp_path / "d.csv"), "--noise", str(tmp_path / "n.csv"),
-                                   "--preset", "fast", "--settings", str(settings), "--no-progress"])
+    settings.write_text(
+        json.dumps(
+            {
+                k: "http://127.0.0.1:9"
+                for k in (
+                    "s3_endpoint",
+                    "s3_access_key",
+                    "s3_secret_key",
+                    "features_bucket",
+                    "mlflow_tracking_uri",
+                )
+            }
+        )
+    )
+    out = CliRunner().invoke(
+        app,
+        [
+            "features",
+            "--data",
+            str(tmp_path / "d.csv"),
+            "--noise",
+            str(tmp_path / "n.csv"),
+            "--preset",
+            "fast",
+            "--settings",
+            str(settings),
+            "--no-progress",
+        ],
+    )
     assert out.exit_code == 2
     assert "missing file" in out.output and "unknown label" in out.output
 

@@ -31,7 +31,9 @@ def test_another_seed_trains_other_weights(feature_set):
 
 
 def test_random_window_mode_trains_deterministically_too(feature_set):
-    preset = TINY.with_overrides(features=TINY.features.__class__(window_s=0.8, step_s=0.5, temporal_mode="random"))
+    preset = TINY.with_overrides(
+        features=TINY.features.__class__(window_s=0.8, step_s=0.5, temporal_mode="random")
+    )
     assert _digest(feature_set, 5, preset) == _digest(feature_set, 5, preset)
 
 
