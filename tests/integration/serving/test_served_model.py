@@ -97,7 +97,7 @@ def test_an_operator_rotation_during_a_locust_run_fails_no_request(served_model:
     try:
         time.sleep(8)  # rotate in the middle of the load
         rotated = subprocess.run([sys.executable, "-m", "spira.cli", "secrets", "rotate", "--env", "local",
-                                  "--service", "serving", "--key", "s3", "--consumer", served_model.url],
+                                  "--service", "serving", "--key", "s3", "--consumer", f"{served_model.url}/metrics"],
                                  cwd=REPO, env=env, capture_output=True, text=True, timeout=180)
         assert rotated.returncode == 0, rotated.stdout[-2000:] + rotated.stderr[-2000:]
     finally:
