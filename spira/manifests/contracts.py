@@ -41,7 +41,7 @@ def vault(env: str) -> VaultExpectation:
         service_account=service.service_account,
         audience=layout.AUDIENCE,
         role=layout.role_name(env, VAULT_SERVICE),
-        secret_path=layout.secret_path(env, VAULT_SERVICE),
+        secret_path=layout.secret_ref(env, VAULT_SERVICE),  # the <kv-mount>/<path> form workloads parse
     )
 
 
