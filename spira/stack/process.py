@@ -22,6 +22,7 @@ class ManagedProcess:
     run_dir: Path
     env: dict[str, str] = field(default_factory=dict)
     grace_s: float = 10.0
+    exit_status: int | None = None  # set when the process we started is seen to have exited
 
     @property
     def pid_path(self) -> Path:
@@ -64,8 +65,18 @@ class ManagedProcess:
         except (FileNotFoundError, ValueError):
             return True
         with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, os.WNOHANG)  # reap if it is our child
+            reaped, status = os.waitpid(pid, os.WNOHANG)  # reap if it is our child
+            if reaped == pid:
+                self.exit_status = status
         return not _is_ours(pid, self.argv[0])
+
+    def describe_exit(self) -> str:
+        """'exit code 1' or 'killed by SIGKILL' for the error message, when we reaped the process."""
+        if self.exit_status is None:
+            return "exited"
+        if os.WIFSIGNALED(self.exit_status):
+            return f"killed by {signal.Signals(os.WTERMSIG(self.exit_status)).name}"
+        return f"exit code {os.WEXITSTATUS(self.exit_status)}"
 
     def stop(self) -> bool:
         """SIGTERM the group, wait up to the grace period, then SIGKILL. True if something was stopped."""
