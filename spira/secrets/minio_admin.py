@@ -16,7 +16,7 @@ import secrets
 import string
 from urllib.parse import urlsplit
 
-from spira.secrets.objectstore import AccessKey, ObjectStoreAdmin, bucket_policy
+from spira.secrets.objectstore import AccessKey, ObjectStoreAdmin, bucket_policy, ensure_bucket_exists
 
 NO_SUCH_USER = "XMinioAdminNoSuchUser"
 ALREADY_APPLIED = "XMinioAdminPolicyChangeAlreadyApplied"
@@ -58,9 +58,7 @@ class MinioObjectStoreAdmin(ObjectStoreAdmin):
         self.s3 = s3_client
 
     def ensure_bucket(self, bucket: str) -> None:
-        existing = {b["Name"] for b in self.s3.list_buckets().get("Buckets", [])}
-        if bucket not in existing:
-            self.s3.create_bucket(Bucket=bucket)
+        ensure_bucket_exists(self.s3, bucket)
 
     def ensure_user(self, user: str, buckets: list[str]) -> None:
         from minio.error import MinioAdminException

@@ -47,6 +47,13 @@ def bucket_policy(buckets: list[str]) -> str:
     })
 
 
+def ensure_bucket_exists(s3_client, bucket: str) -> None:
+    """Buckets are created through plain S3 by every adapter (only users and keys differ per store)."""
+    existing = {b["Name"] for b in s3_client.list_buckets().get("Buckets", [])}
+    if bucket not in existing:
+        s3_client.create_bucket(Bucket=bucket)
+
+
 class IamObjectStoreAdmin(ObjectStoreAdmin):
     """AWS IAM API (SeaweedFS's embedded IAM on the S3 port)."""
 
@@ -55,9 +62,7 @@ class IamObjectStoreAdmin(ObjectStoreAdmin):
         self.iam = iam_client
 
     def ensure_bucket(self, bucket: str) -> None:
-        existing = {b["Name"] for b in self.s3.list_buckets().get("Buckets", [])}
-        if bucket not in existing:
-            self.s3.create_bucket(Bucket=bucket)
+        ensure_bucket_exists(self.s3, bucket)
 
     def ensure_user(self, user: str, buckets: list[str]) -> None:
         try:
