@@ -63,20 +63,25 @@ def test_served_answers_equal_spira_predict_within_1e_6(served_model: ServedMode
             {k: v for k, v in offline[f.name].items() if k not in ("probability", "file")}
 
 
+def _archived_keys(s3, bucket: str) -> set[str]:
+    """Every archived upload key (paginated: other tests put many objects in the same bucket)."""
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="uploads/")
+    return {o["Key"] for page in pages for o in page.get("Contents", [])}
+
+
 def test_uploads_and_answers_are_archived_to_the_serving_bucket(served_model: ServedModel, local_stack: StackInfo) -> None:
     secret = local_stack.vault_client().secrets.kv.v2.read_secret_version(
         path=layout.secret_path("local", "serving"), mount_point="secret", raise_on_deleted_version=True)["data"]["data"]
     s3 = local_stack.s3_client()
-    before = s3.list_objects_v2(Bucket=secret["archive_bucket"]).get("KeyCount", 0)
+    before = _archived_keys(s3, secret["archive_bucket"])
     assert _post(f"{served_model.url}/predict", [("audio", "p.wav", _clip(4.0, 48_000))])[0] == 200
     deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        keys = [o["Key"] for o in s3.list_objects_v2(Bucket=secret["archive_bucket"]).get("Contents", [])]
-        if len(keys) >= before + 2:
-            break
+    new: set[str] = set()
+    while time.monotonic() < deadline and len(new) < 2:
+        new = _archived_keys(s3, secret["archive_bucket"]) - before
         time.sleep(0.5)
-    assert len(keys) >= before + 2
-    record = json.loads(s3.get_object(Bucket=secret["archive_bucket"], Key=sorted(k for k in keys if k.endswith(".json"))[-1])["Body"].read())
+    assert sorted(k.rsplit(".", 1)[1] for k in new) == ["audio", "json"]
+    record = json.loads(s3.get_object(Bucket=secret["archive_bucket"], Key=next(k for k in new if k.endswith(".json")))["Body"].read())
     assert record["answer"]["model_version"] == served_model.version
 
 
