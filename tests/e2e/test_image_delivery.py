@@ -31,7 +31,7 @@ CONTRACT_TESTS = REPO / "tests" / "contract"
 @pytest.fixture(scope="session")
 def podman() -> Podman:
     if not Podman.available():
-        pytest.skip("podman/runc not installed (make sysdeps)")
+        pytest.fail("podman/runc not installed: run `make sysdeps` (make test does)")
     return Podman(PodmanConfig.at())
 
 

@@ -20,7 +20,7 @@ LOADTEST_SKIPS = "CKV_DOCKER_2,CKV_DOCKER_7"
 
 def checkov(*args: str) -> list[dict]:
     if not CHECKOV.exists():
-        pytest.skip("checkov is not installed (make manifests-deps)")
+        pytest.fail("checkov is not installed: run `make manifests-deps` (make test does)")
     proc = subprocess.run(
         [str(CHECKOV), *args, "--compact", "--quiet", "-o", "json"], capture_output=True, text=True
     )
