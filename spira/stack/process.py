@@ -23,6 +23,10 @@ class ManagedProcess:
     env: dict[str, str] = field(default_factory=dict)
     grace_s: float = 10.0
     exit_status: int | None = None  # set when the process we started is seen to have exited
+    # the child we started ourselves: poll() on it is exact, whereas /proc can show an empty command line
+    # for a moment right after Popen returns (the kernel lets a vfork parent resume before the new
+    # image's arguments are mapped), which once made a healthy registry look dead
+    _child: subprocess.Popen | None = field(default=None, repr=False, compare=False)
 
     @property
     def pid_path(self) -> Path:
@@ -33,6 +37,8 @@ class ManagedProcess:
         return self.run_dir / f"{self.name}.log"
 
     def pid(self) -> int | None:
+        if self._child is not None and self._child.poll() is None:
+            return self._child.pid
         try:
             pid = int(self.pid_path.read_text().strip())
         except (FileNotFoundError, ValueError):
@@ -44,6 +50,7 @@ class ManagedProcess:
 
     def start(self) -> int:
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.exit_status = None
         env = {**os.environ, **self.env}
         with open(self.log_path, "ab") as log:
             proc = subprocess.Popen(
@@ -55,11 +62,17 @@ class ManagedProcess:
                 start_new_session=True,  # own process group; survives the CLI; signalled as a group
                 cwd=self.run_dir,
             )
+        self._child = proc
         self.pid_path.write_text(str(proc.pid))
         return proc.pid
 
     def exited_early(self) -> bool:
         """True if the process we started is gone (crashed during start-up)."""
+        if self._child is not None:
+            code = self._child.poll()
+            if code is not None:
+                self.exit_status = code
+            return code is not None
         try:
             pid = int(self.pid_path.read_text().strip())
         except (FileNotFoundError, ValueError):
@@ -67,16 +80,16 @@ class ManagedProcess:
         with contextlib.suppress(ChildProcessError):
             reaped, status = os.waitpid(pid, os.WNOHANG)  # reap if it is our child
             if reaped == pid:
-                self.exit_status = status
+                self.exit_status = os.waitstatus_to_exitcode(status)
         return not _is_ours(pid, self.argv[0])
 
     def describe_exit(self) -> str:
         """'exit code 1' or 'killed by SIGKILL' for the error message, when we reaped the process."""
         if self.exit_status is None:
             return "exited"
-        if os.WIFSIGNALED(self.exit_status):
-            return f"killed by {signal.Signals(os.WTERMSIG(self.exit_status)).name}"
-        return f"exit code {os.WEXITSTATUS(self.exit_status)}"
+        if self.exit_status < 0:
+            return f"killed by {signal.Signals(-self.exit_status).name}"
+        return f"exit code {self.exit_status}"
 
     def stop(self) -> bool:
         """SIGTERM the group, wait up to the grace period, then SIGKILL. True if something was stopped."""
@@ -96,6 +109,9 @@ class ManagedProcess:
                 _reap(pid)
                 time.sleep(0.05)
         _reap(pid)
+        if self._child is not None and self._child.pid == pid:
+            self._child.poll()  # let Popen record the exit it may have missed
+            self._child = None
         self.pid_path.unlink(missing_ok=True)
         return True
 

@@ -82,7 +82,8 @@ class LocalStack:
         timeout = STARTUP_TIMEOUT_S[svc.name]
         for attempt in (1, 2):
             proc.start()
-            started.append(proc)
+            if proc not in started:
+                started.append(proc)
             if wait_until(svc.answering, timeout, abort=proc.exited_early):
                 break
             tail = proc.log_tail(8)
@@ -94,7 +95,8 @@ class LocalStack:
             # master exiting on a port another process grabbed between our check and its bind. One more
             # try, said out loud; a second failure is reported with the log.
             if attempt == 1:
-                say(f"{svc.name}: {how} during start-up with no output; starting it once more")
+                say(f"{svc.name}: {how} during start-up; starting it once more")
+                proc.stop()  # whatever is left of its process group
                 continue
             raise StackError(svc.name, f"{how} during start-up; last log lines:\n{tail}", f"full log: {proc.log_path}")
         say(f"{svc.name}: started (pid {proc.pid()})")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,8 +24,15 @@ def _pids_alive(pids: list[int]) -> list[int]:
     return [p for p in pids if Path(f"/proc/{p}").exists() and "Z" not in Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()[0]]
 
 
-def test_up_twice_reuses_the_running_services_and_down_stops_everything() -> None:
-    tmp_path = stack_home()
+@pytest.fixture
+def tmp_path() -> Iterator[Path]:
+    """A private stack home (see stack_home), removed afterwards."""
+    home = stack_home()
+    yield home
+    shutil.rmtree(home, ignore_errors=True)
+
+
+def test_up_twice_reuses_the_running_services_and_down_stops_everything(tmp_path: Path) -> None:
     stack = LocalStack(StackConfig.load(tmp_path / "home", **free_stack_ports()))
     try:
         stack.up()
@@ -45,8 +54,7 @@ def test_up_twice_reuses_the_running_services_and_down_stops_everything() -> Non
     assert [p for p in _all_ports(stack) if port_in_use(p)] == []
 
 
-def test_a_port_in_use_names_the_service_and_rolls_back_what_was_started() -> None:
-    tmp_path = stack_home()
+def test_a_port_in_use_names_the_service_and_rolls_back_what_was_started(tmp_path: Path) -> None:
     ports = free_stack_ports()
     stack = LocalStack(StackConfig.load(tmp_path / "home", **ports))
     blocker = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
