@@ -1,4 +1,4 @@
-"""`spira image`: setup, build, push, test, set-image, verify-promotion.
+"""`spira image`: setup, build, push, test, preview, set-image, verify-promotion.
 
 stdout carries only what a pipeline consumes (an image reference, a verdict); progress goes to stderr.
 """
@@ -27,7 +27,8 @@ def _say(message: str) -> None:
 def _podman():
     from ci.podman import Podman, PodmanConfig
 
-    return Podman(PodmanConfig.at(os.environ.get("SPIRA_PODMAN_HOME") or REPO / ".spira/podman"))
+    # SPIRA_PODMAN_HOME, else the user cache the tests use too: one base image and layer cache per machine
+    return Podman(PodmanConfig.at())
 
 
 def _registry(explicit: str | None) -> str:
@@ -151,6 +152,45 @@ def test_cmd(
     typer.echo(f"{verdict} {model_ref} in {report.total_s}s" + (f": {report.error}" if report.error else ""))
     if not report.passed:
         raise typer.Exit(1)
+
+
+@app.command("preview")
+def preview_cmd(
+    model_ref: Annotated[str, typer.Argument(help="registry/spira/model@sha256:...")],
+    token_dir: Annotated[Path, typer.Option(help="where the pod's Vault token file is kept")] = Path(
+        "build/preview/token"
+    ),
+    degrade: Annotated[
+        str | None, typer.Option(help="a deliberate fault (SPIRA_DEGRADE), added to the pod's env")
+    ] = None,
+) -> None:
+    """Play the rendered Rollout pod as the preview (podman kube play, by digest); print its JSON."""
+    from ci.preview import play_preview
+    from spira.stack import LocalStack, StackConfig, StackError
+
+    if "@sha256:" not in model_ref:
+        raise _fail(ValueError(f"preview images by digest, not by tag: {model_ref}"), 2)
+    try:
+        stack = LocalStack(StackConfig.load()).info()
+    except StackError as exc:
+        raise _fail(exc, 2) from exc
+    try:
+        preview = play_preview(_podman(), stack, model_ref, token_dir.resolve(), degrade=degrade, say=_say)
+    except (RuntimeError, TimeoutError, ValueError) as exc:
+        raise _fail(exc) from exc
+    for change in preview.changed:
+        _say(f"  translated: {change}")
+    typer.echo(preview.to_json())
+
+
+@app.command("preview-stop")
+def preview_stop_cmd(
+    pod: Annotated[str, typer.Argument(help="the pod name `spira image preview` printed")],
+) -> None:
+    """Remove a preview pod."""
+    from ci.preview import stop_preview
+
+    stop_preview(_podman(), pod)
 
 
 @app.command("set-image")

@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+
 def default_home() -> Path:
     """A per-user cache, not the checkout: the base image and build layers outlive clones (CI clones afresh
     on the same machine), and a fresh machine simply starts cold."""

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from typer import _click as click  # typer 0.29 vendors click: its errors are what the root handles
 import typer
 from rich.console import Console
 from rich.table import Table
+from typer import _click as click  # typer 0.29 vendors click: its errors are what the root handles
 
 from infra.offline import STACKS
 

@@ -54,12 +54,15 @@ def import_cmd(
     model: str = typer.Option(..., "--model", help="MLflow version number or alias (candidate, champion)."),
     tracking_uri: str | None = typer.Option(None, help="MLflow URI (default $MLFLOW_TRACKING_URI or the local stack)."),
     pin: bool = typer.Option(True, help="Write serving/model.lock.json (the version pinned in git)."),
+    pin_file: Path | None = typer.Option(None, help="Write the pin here instead (a local server's SPIRA_MODEL_PIN)."),
 ) -> None:
     """Resolve the model once, import it into the BentoML store, pin the version."""
     from serving.model_import import MlflowModelSource, import_model
 
     result = import_model(MlflowModelSource(_tracking_uri(tracking_uri)), model)
-    if pin:
+    if pin_file is not None:
+        result.write(pin_file)
+    elif pin:
         result.write()
     print(json.dumps({"bento_model": result.bento_tag, "mlflow_version": result.mlflow_version,
                       "resolved_from": result.resolved_from}))

@@ -97,7 +97,7 @@ def _summary(console: Console, ctx: steps.DemoContext, timings: list[tuple[str, 
         ("test metrics", shown or None), ("model version", f.get("model_version")),
         ("publish", (f.get("publish") or {}).get("reason") if isinstance(f.get("publish"), dict) else None),
         ("bento", f.get("bento")), ("image", f.get("image")), ("ephemeral test", f.get("ephemeral_test")),
-        ("preview", f.get("preview")), ("active", f.get("active")), ("gate verdict", f.get("gate")),
+        ("preview", f.get("preview")), ("preview pod", f.get("preview_pod")), ("active", f.get("active")), ("gate verdict", f.get("gate")),
         ("promotion", f.get("promotion")), ("champion", f.get("champion", "unchanged")),
         ("MLflow UI", f.get("mlflow_ui")), ("Locust report", f.get("locust_report")),
     ]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -15,8 +14,8 @@ from pathlib import Path
 
 from rich.console import Console
 
+from spira.local_server import LocalServer, LocalServerError, import_pinned, server_env, start_local_server
 from spira.stack import LocalStack, StackConfig, StackInfo
-from spira.stack.net import free_port, http_status
 
 REPO = Path(__file__).resolve().parents[2]
 SPIRA = [sys.executable, "-m", "spira.cli"]
@@ -42,11 +41,16 @@ class DemoContext:
     gate_duration_s: int = 20
     stack: StackInfo | None = None
     facts: dict[str, object] = field(default_factory=dict)
-    servers: list[int] = field(default_factory=list)
+    servers: list[LocalServer] = field(default_factory=list)
+    pods: list[str] = field(default_factory=list)  # preview pods played with podman
+
+    @property
+    def bentoml_home(self) -> Path:
+        return self.home / "bentoml"
 
     def env(self, **extra: str) -> dict[str, str]:
         return {**os.environ, "PYTHONPATH": str(REPO), "SPIRA_HOME": str(self.stack.home if self.stack else ""),
-                "BENTOML_HOME": str(self.home / "bentoml"), **extra}
+                "BENTOML_HOME": str(self.bentoml_home), **extra}
 
     def run(self, cmd: list[str], env: dict[str, str] | None = None, cwd: Path | None = None,
             capture: bool = False, timeout: int = 3600) -> subprocess.CompletedProcess:
@@ -126,9 +130,8 @@ def run_pipeline(ctx: DemoContext) -> None:
 def build_bento(ctx: DemoContext) -> None:
     version = str(ctx.facts["model_version"])
     pin_file = ctx.home / "model.lock.json"
-    code = ("from serving.model_import import MlflowModelSource, import_model; from pathlib import Path; "
-            f"import_model(MlflowModelSource({ctx.stack.mlflow_uri!r}), {version!r}).write(Path({str(pin_file)!r}))")
-    ctx.run([sys.executable, "-c", code])
+    ctx.console.print(f"[dim]$ spira bento import --model {version} --pin-file {pin_file}[/dim]")
+    import_pinned(ctx.stack.mlflow_uri, version, pin_file, ctx.bentoml_home)
     out = ctx.run([*SPIRA, "bento", "build", "--export-dir", str(ctx.home / "bento")],
                   env=ctx.env(SPIRA_MODEL_PIN=str(pin_file)), capture=True)
     ctx.facts["bento"] = json.loads(out.stdout.strip().splitlines()[-1])["bento"]
@@ -154,35 +157,43 @@ def build_images(ctx: DemoContext) -> None:
 
 # -- 5. preview and active -----------------------------------------------------------------------------
 def _serve(ctx: DemoContext, pin_file: Path, name: str, extra: dict[str, str]) -> str:
-    port = free_port()
-    log = ctx.home / f"{name}.log"
-    env = ctx.env(**ctx.stack.service_env("serving"), SPIRA_MODEL_PIN=str(pin_file),
-                  SPIRA_ARCHIVE_SPOOL=str(ctx.home / f"spool-{name}"), **extra)
-    bentoml = str(Path(sys.executable).parent / "bentoml")
-    with open(log, "wb") as fh:
-        proc = subprocess.Popen([bentoml, "serve", "serving.service:Spira", "--port", str(port), "--host", "127.0.0.1"],
-                                cwd=REPO, env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
-    ctx.servers.append(proc.pid)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise StepFailed(f"{name} exited during start-up; see {log}")
-        if http_status(f"{url}/readyz") == 200:
-            return url
-        time.sleep(0.5)
-    raise StepFailed(f"{name} not ready within 180 s; see {log}")
+    """`bentoml serve` of a pinned model on this machine (when there is no image to play)."""
+    env = server_env(ctx.bentoml_home, pin_file, **ctx.stack.service_env("serving"),
+                     SPIRA_ARCHIVE_SPOOL=str(ctx.home / f"spool-{name}"), **extra)
+    ctx.console.print(f"[dim]$ bentoml serve serving.service:Spira  ({name}, model pin {pin_file.name})[/dim]")
+    try:
+        server = start_local_server(env, ctx.home / "run", name=name)
+    except LocalServerError as exc:
+        raise StepFailed(f"{name}: {exc}") from exc
+    ctx.servers.append(server)
+    return server.url
+
+
+def _play_preview(ctx: DemoContext) -> str:
+    """The rendered Rollout pod, by digest, as Argo Rollouts would start the preview."""
+    cmd = [*SPIRA, "image", "preview", str(ctx.facts["image"]), "--token-dir", str(ctx.home / "preview-token")]
+    if ctx.degrade:
+        cmd += ["--degrade", ctx.degrade]
+    out = ctx.run(cmd, capture=True)
+    preview = json.loads(out.stdout.strip().splitlines()[-1])
+    ctx.pods.append(preview["pod"])
+    for line in (out.stderr or "").splitlines():
+        if "translated:" in line:
+            ctx.console.print(f"  [dim]{line.strip()}[/dim]")
+    ctx.facts["preview_pod"] = f"{preview['pod']} (podman kube play, ready in {preview['ready_s']} s)"
+    return preview["url"]
 
 
 def start_preview(ctx: DemoContext) -> None:
-    extra = {"SPIRA_DEGRADE": ctx.degrade} if ctx.degrade else {}
-    ctx.facts["preview"] = _serve(ctx, ctx.home / "model.lock.json", "preview", extra)
+    if ctx.images:
+        ctx.facts["preview"] = _play_preview(ctx)
+    else:
+        extra = {"SPIRA_DEGRADE": ctx.degrade} if ctx.degrade else {}
+        ctx.facts["preview"] = _serve(ctx, ctx.home / "model.lock.json", "preview", extra)
     champion = current_champion(ctx)
     if champion and champion != ctx.facts["model_version"]:
         pin = ctx.home / "champion.lock.json"
-        code = ("from serving.model_import import MlflowModelSource, import_model; from pathlib import Path; "
-                f"import_model(MlflowModelSource({ctx.stack.mlflow_uri!r}), {champion!r}).write(Path({str(pin)!r}))")
-        ctx.run([sys.executable, "-c", code])
+        import_pinned(ctx.stack.mlflow_uri, champion, pin, ctx.bentoml_home)
         ctx.facts["active"] = f"{_serve(ctx, pin, 'active', {})} (champion v{champion})"
     else:
         ctx.facts["active"] = "none yet (first promotion)" if not champion else f"v{champion} (same model)"
@@ -199,12 +210,12 @@ def current_champion(ctx: DemoContext) -> str | None:
 
 
 def stop_servers(ctx: DemoContext) -> None:
-    for pid in ctx.servers:
-        try:
-            os.killpg(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            continue
+    for server in ctx.servers:
+        server.stop()
     ctx.servers.clear()
+    for pod in ctx.pods:
+        subprocess.run([*SPIRA, "image", "preview-stop", pod], env=ctx.env(), cwd=REPO, capture_output=True)
+    ctx.pods.clear()
 
 
 # -- 6. gate -------------------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ class ManagedProcess:
     run_dir: Path
     env: dict[str, str] = field(default_factory=dict)
     grace_s: float = 10.0
+    cwd: Path | None = None  # where it runs; the run dir when not given
     exit_status: int | None = None  # set when the process we started is seen to have exited
     # the child we started ourselves: poll() on it is exact, whereas /proc can show an empty command line
     # for a moment right after Popen returns (the kernel lets a vfork parent resume before the new
@@ -60,7 +61,7 @@ class ManagedProcess:
                 stdin=subprocess.DEVNULL,
                 env=env,
                 start_new_session=True,  # own process group; survives the CLI; signalled as a group
-                cwd=self.run_dir,
+                cwd=self.cwd or self.run_dir,
             )
         self._child = proc
         self.pid_path.write_text(str(proc.pid))

@@ -60,7 +60,7 @@ def test_the_gate_blocks_a_degraded_candidate_for_the_right_reason(
     try:
         code, verdict = _gate(degraded.url, served_model.version, tmp_path)
     finally:
-        stop_server(degraded.pid)
+        stop_server(degraded)
         shutil.rmtree(home, ignore_errors=True)
     assert code == 1, verdict
     assert expected_failure in _failed_slos(verdict)

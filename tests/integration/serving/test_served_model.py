@@ -195,5 +195,5 @@ def test_a_vault_outage_keeps_serving_with_the_last_good_secret_and_says_so(
             time.sleep(0.3)
         assert _get(f"{served.url}/readyz")[0] == 200
     finally:
-        stop_server(served.pid)
+        stop_server(served)
         proxy.sock.close()
