@@ -7,9 +7,9 @@ What changes (the definition does not):
   elsewhere in the `n_fft` frame, and moving the non-zero part to the start of the zero-padded frame only
   multiplies each FFT bin by a unit phase, which |.|² removes. That is 3x fewer samples to window and copy.
 - One precomputed filterbank and orthonormal DCT-II matrix per parameter set (cached), applied as matrix
-  products to all frames at once; |X|² is squared in place on the FFT's output. The power spectrum
-  stays float64 through the mel product (the reference rounds it to float32 first, so this is the more
-  exact of the two).
+  products to all frames at once; |X|² is squared in place on the FFT's output and summed straight into
+  float32, as the reference rounds it, so the mel product is a float32 GEMM (2.5x faster than float64,
+  measured). Its terms are all positive, so float32 accumulation stays within ~1e-6 relative, ~4e-6 dB.
 - Frames go through the FFT in blocks of 128 with per-thread scratch buffers (see `_Scratch`).
 - The FFT is numpy's pocketfft in float64, as the reference's is: a float32 FFT
   would be ~2x faster but its rounding (~1e-7 of the frame's energy) is ~1e-3 of a bin 80 dB down, which
@@ -44,11 +44,12 @@ def dct_matrix(n_mels: int, n_mfcc: int) -> np.ndarray:
 
 @lru_cache(maxsize=8)
 def _tables(params: FeatureParams) -> tuple[np.ndarray, torch.Tensor, torch.Tensor]:
-    """Hann window of win_length, mel filterbank transposed [n_freqs, n_mels] and DCT matrix, float64."""
+    """Hann window of win_length (float64), mel filterbank transposed [n_freqs, n_mels] (float32, as the
+    reference's) and the DCT matrix (float64)."""
     n = np.arange(params.win_length)
     hann = 0.5 - 0.5 * np.cos(2.0 * np.pi * n / params.win_length)  # periodic, as torch.hann_window
     basis = F.mel_basis(params.sample_rate, params.n_fft, params.n_mels, params.f_min, params.f_max)
-    mel_t = torch.from_numpy(np.ascontiguousarray(basis.T, dtype=np.float64))
+    mel_t = torch.from_numpy(np.ascontiguousarray(basis.T, dtype=np.float32))
     hann.setflags(write=False)
     return hann, mel_t, torch.from_numpy(dct_matrix(params.n_mels, params.n_mfcc).copy())
 
@@ -76,7 +77,7 @@ class _Scratch(threading.local):
         if self.frames is None or self.frames.shape[1] != n_fft:
             self.frames = np.zeros((BLOCK_FRAMES, n_fft))
             self.spec = np.empty((BLOCK_FRAMES, n_fft // 2 + 1), dtype=np.complex128)
-            self.power = np.empty((BLOCK_FRAMES, n_fft // 2 + 1))
+            self.power = np.empty((BLOCK_FRAMES, n_fft // 2 + 1), dtype=np.float32)
         return self.frames, self.spec, self.power
 
 
@@ -108,19 +109,19 @@ def fast_mfcc(wav: np.ndarray, params: FeatureParams) -> np.ndarray:
     segs = np.lib.stride_tricks.as_strided(padded[left:], (n_frames, params.win_length),
                                            (params.hop_length * step, step))
     frames, spec, power = _SCRATCH.frame_buffers(params.n_fft)
-    mel = np.empty((n_frames, params.n_mels))
+    mel = np.empty((n_frames, params.n_mels), dtype=np.float32)
     for t0 in range(0, n_frames, BLOCK_FRAMES):
         n = min(BLOCK_FRAMES, n_frames - t0)
         np.multiply(segs[t0 : t0 + n], hann, out=frames[:n, : params.win_length])
         np.fft.rfft(frames[:n], axis=1, out=spec[:n])
         pairs = spec[:n].view(np.float64)  # (re, im) interleaved
         np.square(pairs, out=pairs)
-        np.add(pairs[:, 0::2], pairs[:, 1::2], out=power[:n])
+        np.add(pairs[:, 0::2], pairs[:, 1::2], out=power[:n], casting="same_kind")
         # torch's BLAS call follows torch.set_num_threads; numpy's OpenBLAS would start its own threads,
         # which spin against the caller when the process is pinned to one core (2x slower, measured)
         torch.mm(torch.from_numpy(power[:n]), mel_t, out=torch.from_numpy(mel[t0 : t0 + n]))
-    np.maximum(mel, F.AMIN, out=mel)
-    db = np.log10(mel, out=mel)
+    db = np.maximum(mel, F.AMIN, dtype=np.float64)
+    np.log10(db, out=db)
     db *= 10.0
     if params.top_db is not None:
         np.maximum(db, db.max() - params.top_db, out=db)
