@@ -29,7 +29,9 @@ class Preview:
     url: str
     image: str
     ready_s: float
+    container: str  # podman's name for the model container
     changed: list[str] = field(default_factory=list)  # manifest fields podman could not take as written
+    spec: dict = field(default_factory=dict, repr=False)  # the Pod document that was played
 
     def to_json(self) -> str:
         return json.dumps(
@@ -88,7 +90,9 @@ def play_preview(
     except BaseException:
         down(kube, pod)
         raise
-    return Preview(pod["metadata"]["name"], url, image, round(time.monotonic() - start, 1), changed)
+    return Preview(
+        pod["metadata"]["name"], url, image, round(time.monotonic() - start, 1), name, changed, pod
+    )
 
 
 def stop_preview(podman: Podman, pod_name: str) -> None:

@@ -12,33 +12,22 @@ from __future__ import annotations
 
 import json
 import tempfile
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
 
 from ci.base_image import ensure_infra
-from ci.ephemeral import free_port, http_ready, write_token
-from ci.kube_play import (
-    container_name,
-    down,
-    gate_pod,
-    model_pod,
-    play,
-    readiness_path,
-    wait_exit,
-)
+from ci.ephemeral import http_ready
+from ci.kube_play import container_name, down, gate_pod, play, wait_exit
 from ci.podman import Podman
+from ci.preview import play_preview, stop_preview
 from spira.manifests.render import render_docs
 from spira.stack import StackInfo
 from tests.e2e.test_image_delivery import bento, images, podman, registry, version  # noqa: F401 (fixtures)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.container, pytest.mark.slow]
-
-READY_TIMEOUT_S = 180
 
 
 @pytest.fixture(scope="module")
@@ -53,51 +42,23 @@ def docs() -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def model_running(kube: Podman, docs, images, local_stack: StackInfo) -> Iterator[dict]:  # noqa: F811
-    """The Rollout's pod, played; yields its URL once the readiness path answers 200."""
-    model_ref = images["model"][1].ref
-    cmd = json.loads(
-        kube.text("image", "inspect", "--format", "{{json .Config.Cmd}}", images["model"][0].image_id)
-    )
-    port = free_port()
+def model_running(podman: Podman, images, local_stack: StackInfo) -> Iterator[dict]:  # noqa: F811
+    """The Rollout's pod, played as `spira image preview` plays it; its URL once the readiness path answers."""
     with tempfile.TemporaryDirectory(prefix="spira-kp-token-") as tmp:
-        token_dir = Path(tmp) / "vault"
-        write_token(token_dir, local_stack.service_jwt("serving", ttl_s=3600))
-        pod, dropped = model_pod(
-            docs,
-            name=f"spira-kp-model-{uuid.uuid4().hex[:8]}",
-            image=model_ref,
-            image_cmd=cmd,
-            port=port,
-            token_dir=str(token_dir),
-            vault_port=urlsplit(local_stack.vault_addr).port,
+        preview = play_preview(
+            podman, local_stack, images["model"][1].ref, Path(tmp) / "vault", say=lambda _m: None
         )
-        # Fail fast, and say why, where the rendered identity is not what the stack's Vault (and serving's
-        # <kv-mount>/<path> parsing) expects: otherwise the pod only never becomes ready.
-        env = {e["name"]: e["value"] for e in pod["spec"]["containers"][0]["env"]}
-        want = local_stack.service_env("serving")
-        for key in ("VAULT_ADDR", "VAULT_ROLE", "VAULT_SECRET_PATH"):
-            assert env[key] == want[key], f"rendered {key}={env[key]!r}, the workload needs {want[key]!r}"
-        name = container_name(pod, "model")
-        url = f"http://127.0.0.1:{port}"
-        start = time.monotonic()
         try:
-            play(kube, pod)
-            deadline = start + READY_TIMEOUT_S
-            while not http_ready(url + readiness_path(pod)):
-                state = kube.text("inspect", "--format", "{{.State.Status}}", name)
-                assert state == "running", f"{name} is {state}:\n{logs(kube, name)}"
-                assert time.monotonic() < deadline, f"not ready in {READY_TIMEOUT_S}s:\n{logs(kube, name)}"
-                time.sleep(1)
             yield {
-                "pod": pod,
-                "dropped": dropped,
-                "url": url,
-                "name": name,
-                "ready_s": round(time.monotonic() - start, 1),
+                "pod": preview.spec,
+                "dropped": preview.changed,
+                "url": preview.url,
+                "name": preview.container,
+                "ready_s": preview.ready_s,
+                "preview": preview,
             }
         finally:
-            down(kube, pod)
+            stop_preview(podman, preview.pod)
 
 
 def logs(pm: Podman, name: str) -> str:
