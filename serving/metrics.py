@@ -25,7 +25,15 @@ class ServingMetrics(ABC):
     def archive_state(self, pending: int, uploaded: int = 0, failed: int = 0, dropped: int = 0) -> None: ...
 
 
-class PrometheusMetrics(ServingMetrics):
+class ModelChoiceMetrics(ABC):
+    """Which model implementation serves: a separate port, since only model loading reports it."""
+
+    @abstractmethod
+    def model_fallback(self, reason: str) -> None:
+        """The fast CPU model was refused (reason: the exception's class) and the eager model serves."""
+
+
+class PrometheusMetrics(ServingMetrics, ModelChoiceMetrics):
     def __init__(self) -> None:
         from prometheus_client import Counter, Gauge
 
@@ -41,6 +49,9 @@ class PrometheusMetrics(ServingMetrics):
         self._archive_uploaded = Counter("spira_archive_uploaded_total", "Uploads archived to S3")
         self._archive_failed = Counter("spira_archive_failures_total", "Failed archive attempts (retried)")
         self._archive_dropped = Counter("spira_archive_dropped_total", "Uploads not archived: spool full")
+        self._model_fallbacks = Counter("spira_model_fallbacks_total",
+                                        "Model loads that fell back from the fast CPU model to the eager one",
+                                        ["reason"])
 
     def prediction(self, label: str, audio_seconds: float) -> None:
         self._predictions.labels(label=label).inc()
@@ -53,6 +64,9 @@ class PrometheusMetrics(ServingMetrics):
         if version is not None:
             self._secret_version.labels(path=path).set(version)
         self._secret_stale.labels(path=path).set(1 if stale else 0)
+
+    def model_fallback(self, reason: str) -> None:
+        self._model_fallbacks.labels(reason=reason).inc()
 
     def archive_state(self, pending: int, uploaded: int = 0, failed: int = 0, dropped: int = 0) -> None:
         self._archive_pending.set(pending)

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import torch
+from torch import nn
 
-from serving.inference import FastWindowModelAdapter, Predictor, TorchWindowModel
+from serving.inference import FastWindowModelAdapter, Predictor, TorchWindowModel, best_window_model
+from serving.metrics import prometheus_metrics
+from spira_core import audio as A
+from spira_core import features as F
+from spira_core import windows as W
 from spira_core.model import ModelBundle, build_model
 from spira_core.params import FeatureParams
+from tests.fakes.model_choice import RecordingModelChoice
 from tests.fakes.serving import wav_bytes
 
 
@@ -32,3 +40,49 @@ def test_fast_and_eager_answers_agree_within_1e_5_on_real_audio() -> None:
         assert abs(fast.predict_bytes(data)["probability"] - eager.predict_bytes(data)["probability"]) < 1e-5
     windows = np.random.default_rng(0).normal(0, 20, size=(5, 401, 40)).astype(np.float32)
     assert np.max(np.abs(fast.model.predict(windows) - eager.model.predict(windows))) < 1e-5
+
+
+def _bundle_the_fast_path_refuses() -> ModelBundle:
+    """A SpiraConvV2 whose first activation is not Mish: the eager module runs, the rewrite refuses it."""
+    bundle = _bundle()
+    bundle.model.conv[2] = nn.ReLU()
+    return bundle
+
+
+def test_a_fallback_to_the_eager_model_is_logged_as_a_warning_and_counted(caplog) -> None:
+    metrics = RecordingModelChoice()
+    with caplog.at_level(logging.WARNING, logger="serving.inference"):
+        predictor = Predictor.from_bundle(_bundle_the_fast_path_refuses(), "1", metrics=metrics)
+    assert isinstance(predictor.model, TorchWindowModel)
+    assert metrics.fallbacks == ["UnsupportedModuleError"]
+    assert any("eager model" in r.getMessage() and r.levelno == logging.WARNING for r in caplog.records)
+    assert 0.0 <= predictor.predict_bytes(wav_bytes(5.0))["probability"] <= 1.0
+
+
+def test_the_fast_model_is_not_counted_as_a_fallback() -> None:
+    metrics = RecordingModelChoice()
+    Predictor.from_bundle(_bundle(), "1", metrics=metrics)
+    assert metrics.fallbacks == []
+
+
+def test_prometheus_counts_fallbacks_by_reason() -> None:
+    from prometheus_client import REGISTRY
+
+    def count() -> float:
+        return REGISTRY.get_sample_value("spira_model_fallbacks_total", {"reason": "UnsupportedModuleError"}) or 0.0
+
+    before = count()
+    best_window_model(_bundle_the_fast_path_refuses(), prometheus_metrics())
+    assert count() == before + 1
+
+
+def test_served_windows_carry_the_reference_features_within_1e_5_of_their_scale() -> None:
+    predictor = Predictor.from_bundle(_bundle(), "1")
+    params = predictor.params
+    for rate, channels in ((48_000, 1), (44_100, 2), (16_000, 1)):
+        data = wav_bytes(6.5, rate, channels)
+        samples, sr = A.decode(data)
+        reference = W.file_windows(F.mfcc(A.resample(A.to_mono(samples), sr, params.sample_rate), params), params)
+        served = predictor.prepare(data).windows
+        assert served.shape == reference.shape
+        assert np.max(np.abs(served - reference)) <= 1e-5 * np.max(np.abs(reference))
