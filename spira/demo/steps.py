@@ -55,7 +55,8 @@ class DemoContext:
     def run(self, cmd: list[str], env: dict[str, str] | None = None, cwd: Path | None = None,
             capture: bool = False, timeout: int = 3600) -> subprocess.CompletedProcess:
         """Run a command; its own progress output goes to the terminal unless captured."""
-        shown = " ".join(c if "/" not in c or len(c) < 60 else "…/" + Path(c).name for c in cmd[2:] if c)
+        args = cmd[len(SPIRA):] if cmd[:len(SPIRA)] == SPIRA else cmd
+        shown = " ".join(c if "/" not in c or len(c) < 60 else "…/" + Path(c).name for c in args if c)
         self.console.print(f"[dim]$ spira {shown}[/dim]" if cmd[:3] == SPIRA else f"[dim]$ {' '.join(cmd)}[/dim]")
         out = subprocess.run(cmd, env=env or self.env(), cwd=cwd or REPO, text=True, timeout=timeout,
                              capture_output=capture)
