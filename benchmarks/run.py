@@ -57,11 +57,11 @@ def request_table(repeats: int) -> str:
     data = C.clips(1)[0]
     model = C.eager_model()
     rows = []
-    for name, fn in stages(data, params).items():
+    for name, fn in stages(data, params, model).items():
         t = C.measure(fn, repeats)
         rows.append([name, C.ms(t.median), f"{C.ms(t.p10)}–{C.ms(t.p90)}", C.ms(t.cpu_median), f"{t.load:.1f}"])
     for name, run in (("whole request, reference (eager)", reference_pipeline(model, params)),
-                      ("whole request, fast path", fast_pipeline(model, params))):
+                      ("whole request, fast path (serving Predictor)", fast_pipeline(model, params))):
         t = C.measure(lambda: run(data), repeats)  # noqa: B023
         rows.append([name, C.ms(t.median), f"{C.ms(t.p10)}–{C.ms(t.p90)}", C.ms(t.cpu_median), f"{t.load:.1f}"])
     return C.table(f"Request in-process: {C.CLIP_SECONDS} s {C.CLIP_RATE} Hz PCM16 clip (2 windows), one core, ms",
@@ -149,7 +149,7 @@ def side_by_side_table(n_requests: int, core: int) -> str:
     rows = [
         ["eager in one-process Flask (HTTP)", str(n_requests), f"{flask_rps:.1f}", C.ms(float(np.median(flask_lat))),
          C.ms(float(np.percentile(flask_lat, 95))), "1.0x"],
-        ["fast path in-process", str(n_ours), f"{ours_rps:.1f}", C.ms(float(np.median(lat))),
+        ["fast path in-process (serving Predictor)", str(n_ours), f"{ours_rps:.1f}", C.ms(float(np.median(lat))),
          C.ms(float(np.percentile(lat, 95))), f"{ours_rps / flask_rps:.1f}x"],
     ]
     title = (f"Side by side, same {len(data)} clips, one core each, sequential (load1 {C.load1():.1f}; "
