@@ -9,7 +9,7 @@ from pathlib import Path
 from serving.archive import S3Archive, SpoolingArchiver
 from serving.batching import MicroBatcher
 from serving.inference import Predictor
-from serving.metrics import ServingMetrics, prometheus_metrics
+from serving.metrics import ModelChoiceMetrics, ServingMetrics, prometheus_metrics
 from serving.pin import read_model_meta
 from serving.runtime import ServingRuntime
 from spira_core.model import load_bundle
@@ -35,7 +35,9 @@ def build_runtime(model_dir: Path, environ: Mapping[str, str] | None = None,
     metrics = metrics or prometheus_metrics()
     bundle = load_bundle(model_dir / "bundle")
     meta = read_model_meta(model_dir)
-    predictor = Predictor.from_bundle(bundle, model_version=meta["model_version"])
+    # the Prometheus metrics also count a refused fast path (ModelChoiceMetrics); a test's fake may not
+    choice = metrics if isinstance(metrics, ModelChoiceMetrics) else None
+    predictor = Predictor.from_bundle(bundle, model_version=meta["model_version"], metrics=choice)
     batcher = MicroBatcher(predictor.model, max_batch_size=int(env.get("SPIRA_MAX_BATCH_WINDOWS", 64)),
                            max_latency_ms=float(env.get("SPIRA_MAX_LATENCY_MS", 10)))
     secret = archiver = None
