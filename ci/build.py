@@ -121,7 +121,9 @@ def bento_model_version(bento_dir: Path) -> str:
     labels = meta.get("labels") or {}
     if labels.get("model_version"):
         return str(labels["model_version"])
-    models = meta.get("models") or []
+    # BentoML 1.4 lists a service's models under services[].models (top-level `models` stays empty for
+    # models declared on the service class); older Bentos list them at the top
+    models = meta.get("models") or [m for svc in meta.get("services") or [] for m in svc.get("models") or []]
     if not models:
         raise ValueError(f"{bento_dir / 'bento.yaml'} names no model (label model_version or models[].tag)")
     tag = models[0]["tag"] if isinstance(models[0], dict) else str(models[0])

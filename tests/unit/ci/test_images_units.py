@@ -85,6 +85,15 @@ def test_the_model_version_comes_from_the_bento_models_metadata(tmp_path: Path):
     assert bento_model_version(tmp_path) == "3"
 
 
+def test_the_model_version_is_found_under_the_service_as_bentoml_1_4_writes_it(tmp_path: Path):
+    (tmp_path / "models/spira-respiratory/mlflow-v7").mkdir(parents=True)
+    (tmp_path / "bento.yaml").write_text(
+        "models: []\nservices:\n- name: spira\n  models:\n  - tag: spira-respiratory:mlflow-v7\n"
+    )
+    (tmp_path / "models/spira-respiratory/mlflow-v7/model.yaml").write_text("metadata:\n  model_version: '7'\n")
+    assert bento_model_version(tmp_path) == "7"
+
+
 def test_the_ephemeral_container_moves_only_the_port_and_runs_like_the_rollout(tmp_path: Path):
     cmd = ["bentoml", "serve", "/opt/bento", "--port", "3000", "--host", "0.0.0.0"]
     assert command_on_port(cmd, 4321) == [
