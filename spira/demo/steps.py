@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 
 from spira.local_server import LocalServer, LocalServerError, import_pinned, server_env, start_local_server
 from spira.stack import LocalStack, StackConfig, StackInfo
@@ -180,7 +181,7 @@ def _play_preview(ctx: DemoContext) -> str:
     ctx.pods.append(preview["pod"])
     for line in (out.stderr or "").splitlines():
         if "translated:" in line:
-            ctx.console.print(f"  [dim]{line.strip()}[/dim]")
+            ctx.console.print(f"  [dim]{escape(line.strip())}[/dim]")
     ctx.facts["preview_pod"] = f"{preview['pod']} (podman kube play, ready in {preview['ready_s']} s)"
     return preview["url"]
 
