@@ -14,3 +14,5 @@ images-setup: sysdeps venv $(IMAGES_STAMP)  ## podman config, debootstrap base a
 
 # checkov for the workflow and Containerfile scans comes from manifests-deps (mk/manifests.mk).
 TEST_DEPS += images-setup
+# the demo builds, tests and plays the images too: the base images are part of its installation
+DEMO_DEPS += images-setup
