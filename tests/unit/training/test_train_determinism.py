@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from spira_core import windows as W
 from tests.fakes.training import FixedSeed
 from tests.unit.training.conftest import TINY, write_dataset
 from training.stages.features import DataInputs, compute, read_feature_set
@@ -42,3 +43,10 @@ def test_early_stopping_ends_training_after_the_configured_stale_epochs(feature_
     _, history, summary = fit(feature_set, preset.features, preset, FixedSeed(1), lambda it, **_: it)
     assert summary["stopped_early"] and len(history) < 30
     assert summary["best_val_loss"] == min(h["val_loss"] for h in history)
+
+
+def test_checkpoints_are_chosen_on_clean_and_noisy_validation_windows(feature_set):
+    _, _, summary = fit(feature_set, TINY.features, TINY, FixedSeed(1), lambda it, **_: it)
+    per_variant = sum(len(W.file_windows(f.variant("clean"), TINY.features)) for f in feature_set["val"])
+    assert summary["val_variants"] == ["clean", "noisy"]
+    assert summary["val_windows"] == 2 * per_variant
