@@ -15,6 +15,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
+from spira.demo import reuse
 from spira.local_server import LocalServer, LocalServerError, import_pinned, server_env, start_local_server
 from spira.stack import LocalStack, StackConfig, StackInfo
 
@@ -44,6 +45,12 @@ class DemoContext:
     facts: dict[str, object] = field(default_factory=dict)
     servers: list[LocalServer] = field(default_factory=list)
     pods: list[str] = field(default_factory=list)  # preview pods played with podman
+    build_key: str = ""  # what the images are built from (spira/demo/reuse.py)
+    reused: dict | None = None  # the last tested build, when build_key matches it
+
+    @property
+    def images_record(self) -> Path:
+        return self.home / "images.json"
 
     @property
     def bentoml_home(self) -> Path:
@@ -134,6 +141,12 @@ def build_bento(ctx: DemoContext) -> None:
     pin_file = ctx.home / "model.lock.json"
     ctx.console.print(f"[dim]$ spira bento import --model {version} --pin-file {pin_file}[/dim]")
     import_pinned(ctx.stack.mlflow_uri, version, pin_file, ctx.bentoml_home)
+    if ctx.images and podman_available():
+        ctx.build_key = reuse.source_key(REPO, version)
+        ctx.reused = reuse.reusable(ctx.images_record, ctx.build_key)
+    if ctx.reused:
+        ctx.facts["bento"] = f"{ctx.reused['bento']} (reused: same model and sources)"
+        return
     out = ctx.run([*SPIRA, "bento", "build", "--export-dir", str(ctx.home / "bento")],
                   env=ctx.env(SPIRA_MODEL_PIN=str(pin_file)), capture=True)
     ctx.facts["bento"] = json.loads(out.stdout.strip().splitlines()[-1])["bento"]
@@ -147,6 +160,11 @@ def build_images(ctx: DemoContext) -> None:
         ctx.facts["image"] = "skipped (podman or docker-registry not installed)"
         ctx.images = False
         return
+    if ctx.reused:
+        ctx.facts["image"], ctx.facts["loadtest_image"] = ctx.reused["image"], ctx.reused["loadtest_image"]
+        ctx.facts["ephemeral_test"] = "passed earlier for these digests (nothing they are built from changed)"
+        ctx.console.print("  same model version and sources as the last tested build: its digests are reused")
+        return
     env = ctx.env(SPIRA_REGISTRY=ctx.stack.registry or "")
     model_ref = ctx.run([*SPIRA, "image", "build", "model", "--bento-dir", str(ctx.home / "bento")],
                         env=env, capture=True).stdout.strip().splitlines()[-1]
@@ -155,6 +173,8 @@ def build_images(ctx: DemoContext) -> None:
     ctx.run([*SPIRA, "image", "test", model_ref, "--model-version", str(ctx.facts["model_version"]),
              "--loadtest-ref", loadtest_ref, "--out", str(ctx.home / "ephemeral")], env=env)
     ctx.facts["ephemeral_test"] = "passed"
+    reuse.save(ctx.images_record, ctx.build_key, bento=str(ctx.facts["bento"]), image=model_ref,
+               loadtest_image=loadtest_ref)
 
 
 # -- 5. preview and active -----------------------------------------------------------------------------
