@@ -180,8 +180,8 @@ def build_images(ctx: DemoContext) -> None:
 # -- 5. preview and active -----------------------------------------------------------------------------
 def _serve(ctx: DemoContext, pin_file: Path, name: str, extra: dict[str, str]) -> str:
     """`bentoml serve` of a pinned model on this machine (when there is no image to play)."""
-    env = server_env(ctx.bentoml_home, pin_file, **ctx.stack.service_env("serving"),
-                     SPIRA_ARCHIVE_SPOOL=str(ctx.home / f"spool-{name}"), **extra)
+    settings = {**ctx.stack.service_env("serving"), "SPIRA_ARCHIVE_SPOOL": str(ctx.home / f"spool-{name}"), **extra}
+    env = server_env(ctx.bentoml_home, pin_file, **settings)
     ctx.console.print(f"[dim]$ bentoml serve serving.service:Spira  ({name}, model pin {pin_file.name})[/dim]")
     try:
         server = start_local_server(env, ctx.home / "run", name=name)

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import boto3
@@ -69,10 +70,20 @@ def _archived_keys(s3, bucket: str) -> set[str]:
     return {o["Key"] for page in pages for o in page.get("Contents", [])}
 
 
+def _archive_pending(url: str) -> float:
+    with urllib.request.urlopen(f"{url}/metrics", timeout=10) as resp:
+        text = resp.read().decode()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith("spira_archive_pending"))
+
+
 def test_uploads_and_answers_are_archived_to_the_serving_bucket(served_model: ServedModel, local_stack: StackInfo) -> None:
     secret = local_stack.vault_client().secrets.kv.v2.read_secret_version(
         path=layout.secret_path("local", "serving"), mount_point="secret", raise_on_deleted_version=True)["data"]["data"]
     s3 = local_stack.s3_client()
+    # earlier tests' uploads are archived in the background: let them land first, so only ours is new
+    deadline = time.monotonic() + 30
+    while _archive_pending(served_model.url) > 0 and time.monotonic() < deadline:
+        time.sleep(0.5)
     before = _archived_keys(s3, secret["archive_bucket"])
     assert _post(f"{served_model.url}/predict", [("audio", "p.wav", _clip(4.0, 48_000))])[0] == 200
     deadline = time.monotonic() + 20
