@@ -1,6 +1,10 @@
 """The fast preset's quality and cost: train on one synthetic seed, test on files of another seed.
 
     python -m benchmarks.training_fast --n 240 --seed 1 --heldout-n 120 --heldout-seed 2
+    python -m benchmarks.training_fast --preset fast-accurate --n 480 --seed 1 --heldout-n 120 --heldout-seed 2
+
+`--epochs`, `--learning-rate` and `--warmup-steps` override the preset (the JSON shows the training
+parameters used).
 
 Runs the real stages (features → train → evaluate → publish) on in-memory adapters, then scores the trained
 bundle on every file of an independently generated held-out dataset, per file (mean over windows), clean and
@@ -67,6 +71,9 @@ def main() -> None:
     ap.add_argument("--heldout-n", type=int, default=120)
     ap.add_argument("--heldout-seed", type=int, default=2)
     ap.add_argument("--work", type=Path, default=None, help="reuse synthetic data from this folder")
+    ap.add_argument("--epochs", type=int, default=None, help="override the preset's epoch count")
+    ap.add_argument("--learning-rate", type=float, default=None, help="override the preset's peak lr")
+    ap.add_argument("--warmup-steps", type=int, default=None, help="override the preset's Noam warm-up")
     args = ap.parse_args()
 
     work = args.work or Path(tempfile.mkdtemp(prefix="spira-bench-"))
@@ -79,7 +86,9 @@ def main() -> None:
     if not (held_dir / "dataset.csv").exists():
         synthesize(SynthParams(n=args.heldout_n, seed=args.heldout_seed), held_dir)
 
-    preset = get_preset(args.preset)
+    preset = get_preset(args.preset).with_overrides(
+        epochs=args.epochs, learning_rate=args.learning_rate, warmup_steps=args.warmup_steps
+    )
     store, registry = InMemoryStore(), FakeRegistry()
     pipeline = Pipeline.from_csv(
         train_dir / "dataset.csv",
@@ -108,6 +117,7 @@ def main() -> None:
         json.dumps(
             {
                 "preset": preset.name,
+                "train_params": preset.train_params(),
                 "train_data": {"n": args.n, "seed": args.seed},
                 "heldout_data": {"n": args.heldout_n, "seed": args.heldout_seed},
                 "seconds": timings,
