@@ -206,32 +206,23 @@ def set_image_cmd(
     golden: Annotated[bool, typer.Option(help="regenerate argocd/golden")] = True,
 ) -> None:
     """Write tested digests into argocd/base/kustomization.yaml (one line each) and regenerate golden files."""
-    from ci.promotion import commit_record, trailers
-    from ci.set_image import SetImageError, parse_digest, set_image
+    from ci.promotion import deploy_tested
+    from ci.set_image import SetImageError
 
     wanted = {k: v for k, v in {"loadtest": loadtest, "model": model}.items() if v}
     if not wanted:
         raise _fail(ValueError("give --model and/or --loadtest"), 2)
-    changed: list[Path] = []
     try:
-        for image, ref in wanted.items():
-            last = image == list(wanted)[-1]
-            changed += set_image(
-                REPO, image, ref, model_version if image == "model" else None, golden=golden and last
-            ).changed
+        deployed = deploy_tested(REPO, wanted, model_version, record, golden)
     except SetImageError as exc:
         raise _fail(exc, 2) from exc
-    for path in dict.fromkeys(changed):
+    for path in deployed.changed:
         typer.echo(f"changed {path}")
-    if record:
-        digests = {image: parse_digest(ref) for image, ref in wanted.items()}
-        commit = commit_record(
-            REPO,
-            sorted(set(changed)),
-            "images: deploy tested digests",
-            trailers(digests, record, model_version if "model" in wanted else None),
-        )
-        typer.echo(f"recorded in {commit}")
+    if deployed.commit:
+        typer.echo(f"recorded in {deployed.commit}")
+    elif record:
+        # a rerun with the same tested digests: deployed here already, recorded by an earlier commit
+        typer.echo("unchanged: these digests are already deployed here; nothing to record")
 
 
 @app.command("verify-promotion")

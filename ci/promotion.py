@@ -22,7 +22,15 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from ci.set_image import KUSTOMIZATION, KUSTOMIZE_NAMES, MODEL_VERSION_ANNOTATION, ROLLOUT, image_entries
+from ci.set_image import (
+    KUSTOMIZATION,
+    KUSTOMIZE_NAMES,
+    MODEL_VERSION_ANNOTATION,
+    ROLLOUT,
+    image_entries,
+    parse_digest,
+    set_image,
+)
 
 TESTED = "Spira-Tested-Image"
 MODEL_VERSION = "Spira-Model-Version"
@@ -172,3 +180,33 @@ def _annotation(rollout_text: str) -> str | None:
     doc = yaml.safe_load(rollout_text)
     value = (doc.get("metadata", {}).get("annotations") or {}).get(MODEL_VERSION_ANNOTATION)
     return None if value is None else str(value)
+
+
+@dataclass(frozen=True)
+class Deployed:
+    changed: list[Path]
+    commit: str | None  # None: nothing changed, so nothing was recorded
+
+
+def deploy_tested(
+    root: Path, refs: dict[str, str], model_version: str | None, record: str | None, golden: bool = True
+) -> Deployed:
+    """set-image for each tested image ({"model": ref, "loadtest": ref}), then (with `record`) one commit
+    with the trailers. Digests already deployed change nothing and record nothing: a rerun is a no-op."""
+    changed: list[Path] = []
+    for image, ref in refs.items():
+        last = image == list(refs)[-1]
+        changed += set_image(
+            root, image, ref, model_version if image == "model" else None, golden=golden and last
+        ).changed
+    changed = list(dict.fromkeys(changed))
+    if not record or not changed:
+        return Deployed(changed, None)
+    digests = {image: parse_digest(ref) for image, ref in refs.items()}
+    commit = commit_record(
+        root,
+        sorted(changed),
+        "images: deploy tested digests",
+        trailers(digests, record, model_version if "model" in refs else None),
+    )
+    return Deployed(changed, commit)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ci.promotion import commit_record, git, trailers, verify_promotion
+from ci.promotion import Deployed, commit_record, deploy_tested, git, trailers, verify_promotion
 from ci.set_image import KUSTOMIZATION, image_entries, set_image
 
 REPO = Path(__file__).resolve().parents[3]
@@ -141,3 +141,15 @@ def test_a_main_without_any_tested_record_is_refused(origin: Path, tmp_path: Pat
     main = clone(origin, tmp_path / "fresh", "main")
     verdict = verify_promotion(main, "HEAD", "origin/main")
     assert not verdict.ok and "no commit shared" in verdict.lines[0]
+
+
+def test_recording_the_same_tested_digests_twice_is_a_no_op(origin: Path, tmp_path: Path):
+    """A demo or CI rerun with digests staging already deploys: no empty commit, no error."""
+    work = clone(origin, tmp_path / "staging", "staging")
+    refs = {"loadtest": fake_digest("rerun-loadtest"), "model": fake_digest("rerun-model")}
+    first = deploy_tested(work, refs, "9", "rerun", golden=False)
+    assert first.commit == run(work, "rev-parse", "HEAD").strip()
+    assert {p.name for p in first.changed} == {"kustomization.yaml", "model-rollout.yaml"}
+    again = deploy_tested(work, refs, "9", "rerun", golden=False)
+    assert again == Deployed([], None)
+    assert run(work, "rev-parse", "HEAD").strip() == first.commit
