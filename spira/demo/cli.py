@@ -24,7 +24,7 @@ DEGRADATIONS = {
 def demo(
     data: Annotated[Path | None, typer.Option(help="SPIRA dataset CSV (file_path,class); default: synthetic")] = None,
     noise: Annotated[Path | None, typer.Option(help="noise list CSV, with --data")] = None,
-    n: Annotated[int, typer.Option(help="synthetic recordings (240: the size the README figures are measured on)")] = 240,
+    n: Annotated[int, typer.Option(help="synthetic recordings")] = 160,
     seed: Annotated[int, typer.Option(help="synthetic dataset seed")] = 11,
     preset: Annotated[str, typer.Option(help="training preset")] = "fast",
     epochs: Annotated[int | None, typer.Option(help="override the preset's epochs (a quicker demo)")] = None,

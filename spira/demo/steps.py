@@ -32,7 +32,7 @@ class StepFailed(RuntimeError):
 class DemoContext:
     home: Path  # $SPIRA_HOME/demo
     console: Console
-    synth_n: int = 240
+    synth_n: int = 160
     synth_seed: int = 11
     data_csv: Path | None = None
     noise_csv: Path | None = None
