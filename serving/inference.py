@@ -68,7 +68,7 @@ def best_window_model(bundle, metrics: ModelChoiceMetrics | None = None) -> Wind
 
     try:
         return FastWindowModelAdapter(bundle)
-    except (ParityError, NotImplementedError, ValueError, RuntimeError) as exc:
+    except (ParityError, ValueError, RuntimeError) as exc:
         reason = type(exc).__name__
         log.warning("fast CPU model not used, serving the eager model (slower, same answers): %s: %s", reason, exc)
         if metrics is not None:
