@@ -74,6 +74,8 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=None, help="override the preset's epoch count")
     ap.add_argument("--learning-rate", type=float, default=None, help="override the preset's peak lr")
     ap.add_argument("--warmup-steps", type=int, default=None, help="override the preset's Noam warm-up")
+    ap.add_argument("--early-stop-epochs", type=int, default=None, help="override the preset's patience")
+    ap.add_argument("--batch-files", type=int, default=None, help="override the preset's files per batch")
     args = ap.parse_args()
 
     work = args.work or Path(tempfile.mkdtemp(prefix="spira-bench-"))
@@ -87,7 +89,11 @@ def main() -> None:
         synthesize(SynthParams(n=args.heldout_n, seed=args.heldout_seed), held_dir)
 
     preset = get_preset(args.preset).with_overrides(
-        epochs=args.epochs, learning_rate=args.learning_rate, warmup_steps=args.warmup_steps
+        epochs=args.epochs,
+        learning_rate=args.learning_rate,
+        warmup_steps=args.warmup_steps,
+        early_stop_epochs=args.early_stop_epochs,
+        batch_files=args.batch_files,
     )
     store, registry = InMemoryStore(), FakeRegistry()
     pipeline = Pipeline.from_csv(
