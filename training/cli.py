@@ -181,7 +181,10 @@ def evaluate(
 def _print_publish(result: Any) -> None:
     d = result.output.read_json("publish.json")
     alias = "alias candidate set" if d["candidate"] else "not a candidate"
-    out.print(f"registered {d['model_name']} version {d['version']} ({alias}: {d['reason']})")
+    # a skipped publish replays the decision taken when the version was registered; the registry's aliases
+    # may have moved since (e.g. a promotion made it champion), so say when the reason was true
+    when = "when it was published, " if result.skipped else ""
+    out.print(f"registered {d['model_name']} version {d['version']} ({when}{alias}: {d['reason']})")
 
 
 @app.command()

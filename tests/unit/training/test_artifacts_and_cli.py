@@ -125,3 +125,17 @@ def test_an_unreachable_mlflow_fails_fast_with_a_message_naming_the_server():
     uri = f"http://127.0.0.1:{_closed_port()}"
     with pytest.raises(ServiceUnavailable, match=f"MLflow at {uri} is not reachable"):
         MlflowRegistry(uri).check()
+
+
+def test_a_skipped_publish_says_its_reason_dates_from_when_the_version_was_published(capsys):
+    from training.cli import _print_publish
+    from training.stages.common import StageResult
+
+    decision = {"model_name": "spira-respiratory", "version": "3", "candidate": True, "reason": "no champion yet"}
+    output = write_output(InMemoryStore(), "publish", "k", {}, {"publish.json": json.dumps(decision).encode()})
+    _print_publish(StageResult("publish", "k", skipped=False, output=output, seconds=1.0))
+    fresh = " ".join(capsys.readouterr().out.split())  # rich wraps long lines
+    _print_publish(StageResult("publish", "k", skipped=True, output=output, seconds=0.0))
+    replayed = " ".join(capsys.readouterr().out.split())
+    assert "version 3 (alias candidate set: no champion yet)" in fresh
+    assert "version 3 (when it was published, alias candidate set: no champion yet)" in replayed
