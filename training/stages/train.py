@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from spira_core import windows as W
+from spira_core.fastpath.model import FastSpiraConvV2
 from spira_core.model import ModelBundle, build_model, load_bundle, save_bundle, weights_digest
 from spira_core.params import FeatureParams
 from training.artifacts import StageOutput, code_version, find_output, stage_key, write_output
@@ -33,7 +34,7 @@ from training.stages.common import StageNotReady, StageResult
 from training.stages.features import FileFeatures
 
 STAGE = "train"
-CODE = ("spira_core.model", "spira_core.windows", __name__)
+CODE = ("spira_core.model", "spira_core.windows", "spira_core.fastpath.model", __name__)
 BUNDLE_FILES = ("bundle.json", "feature_params.json", "weights.bin", "weights.json")
 
 
@@ -73,15 +74,22 @@ def _stack(files: list[FileFeatures], params: FeatureParams, variant: str) -> tu
     return np.concatenate(xs), np.concatenate(ys)
 
 
-@torch.no_grad()
-def _mean_bce(model: nn.Module, x: np.ndarray, y: np.ndarray, batch: int = 256) -> float:
-    model.eval()
-    crit = nn.BCELoss(reduction="sum")
-    total = 0.0
-    for i in range(0, len(x), batch):
-        out = model(torch.from_numpy(x[i : i + batch])).reshape(-1)
-        total += float(crit(out, torch.from_numpy(y[i : i + batch])))
-    return total / max(len(x), 1)
+def mean_bce(probs: np.ndarray, labels: np.ndarray) -> float:
+    """Mean binary cross-entropy, with each log clamped at -100 as torch's BCELoss does."""
+    p = np.asarray(probs, dtype=np.float64)
+    y = np.asarray(labels, dtype=np.float64)
+    with np.errstate(divide="ignore"):
+        log_p, log_q = np.maximum(np.log(p), -100.0), np.maximum(np.log1p(-p), -100.0)
+    return float(-np.mean(y * log_p + (1.0 - y) * log_q)) if len(y) else 0.0
+
+
+def validation_loss(model: nn.Module, x: np.ndarray, y: np.ndarray) -> float:
+    """The eval-mode BCE over every validation window, scored by the CPU fast path.
+
+    The fast path computes the eager module's function (within 1e-5 on probabilities, tests/unit/fastpath)
+    at ~1/8 of its CPU time; scoring every validation window eagerly took as long as the epoch's training.
+    """
+    return mean_bce(FastSpiraConvV2.from_module(model).predict(x), y)
 
 
 def fit(
@@ -138,7 +146,7 @@ def fit(
                 losses.append(loss.item())
                 sizes.append(len(y))
             train_loss = float(np.average(losses, weights=sizes))
-            val_loss = _mean_bce(model, val_x, val_y)
+            val_loss = validation_loss(model, val_x, val_y)
             history.append(
                 {
                     "epoch": epoch,

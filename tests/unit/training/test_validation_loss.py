@@ -1,0 +1,30 @@
+"""The train stage scores validation windows with the fast path; its loss must be the eager module's loss."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from spira_core.model import SpiraConvV2
+from training.stages.train import mean_bce, validation_loss
+
+
+def test_mean_bce_matches_torchs_bce_loss_including_its_clamp_at_certain_mistakes():
+    probs = np.array([0.0, 1.0, 0.3, 0.999999, 1e-12, 0.5])
+    labels = np.array([1.0, 0.0, 1.0, 0.0, 0.0, 1.0])
+    expected = nn.BCELoss()(torch.tensor(probs), torch.tensor(labels)).item()
+    assert abs(mean_bce(probs, labels) - expected) < 1e-9
+
+
+def test_the_validation_loss_is_the_eager_modules_loss_on_every_window():
+    torch.manual_seed(3)
+    model = SpiraConvV2(input_frames=401).train()  # mid-training state: dropout on, as during an epoch
+    rng = np.random.default_rng(0)
+    windows = (rng.standard_normal((12, 401, 40)) * 20).astype(np.float32)
+    labels = (rng.random(12) < 0.5).astype(np.float32)
+    with torch.no_grad():
+        eager = nn.BCELoss()(model.eval()(torch.from_numpy(windows)).reshape(-1), torch.from_numpy(labels))
+    model.train()
+    assert abs(validation_loss(model, windows, labels) - eager.item()) < 1e-5
+    assert model.training  # scoring leaves the training module as it was
