@@ -12,6 +12,7 @@ import numpy as np
 import soundfile as sf
 
 from spira_core import audio as A
+from spira_core.fastpath.wav import WavLayout, pcm16_samples, wav_layout
 
 
 @dataclass(frozen=True)
@@ -42,8 +43,11 @@ class Rejected(Exception):
 class AudioHeader:
     sample_rate: int
     channels: int
-    frames: int
+    frames: int  # what the container promises (a truncated WAV promises more than it holds)
     format: str
+    subtype: str = ""
+    readable_frames: int = 0  # what libsndfile reads from these bytes
+    wav: WavLayout | None = None  # the RIFF chunks, walked once here and reused by `decode`
 
     @property
     def duration_s(self) -> float:
@@ -57,21 +61,6 @@ def check_size(n_bytes: int, limits: UploadLimits) -> None:
         raise Rejected(413, "too_large", f"upload of {n_bytes} bytes exceeds the limit of {limits.max_bytes}")
 
 
-def wav_declared_frames(data: bytes) -> int | None:
-    """Frames a RIFF/WAVE header promises (libsndfile quietly shortens a truncated WAV, so we look)."""
-    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
-        return None
-    pos, block_align = 12, None
-    while pos + 8 <= len(data):
-        chunk, size = data[pos : pos + 4], int.from_bytes(data[pos + 4 : pos + 8], "little")
-        if chunk == b"fmt " and pos + 22 <= len(data):
-            block_align = int.from_bytes(data[pos + 20 : pos + 22], "little")
-        if chunk == b"data":
-            return size // block_align if block_align else None
-        pos += 8 + size + (size & 1)
-    return None
-
-
 def read_header(data: bytes, limits: UploadLimits) -> AudioHeader:
     """Read the container header only, and enforce the limits before any sample is decoded."""
     check_size(len(data), limits)
@@ -79,9 +68,12 @@ def read_header(data: bytes, limits: UploadLimits) -> AudioHeader:
         info = sf.info(io.BytesIO(data))
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
         raise Rejected(415, "unsupported_audio", "not a WAV, FLAC or OGG file soundfile can read") from exc
-    declared = wav_declared_frames(data)
+    # libsndfile quietly shortens a truncated WAV, so the chunk sizes are read too
+    wav = wav_layout(data)
+    declared = wav.declared_frames if wav is not None else None
     frames = max(int(info.frames), declared or 0)  # a truncated WAV still promises its full length
-    header = AudioHeader(int(info.samplerate), int(info.channels), frames, str(info.format))
+    header = AudioHeader(int(info.samplerate), int(info.channels), frames, str(info.format), str(info.subtype),
+                         int(info.frames), wav)
     if header.channels < 1 or header.channels > limits.max_channels:
         raise Rejected(422, "bad_channels", f"{header.channels} channels; 1 to {limits.max_channels} accepted")
     if not limits.min_sample_rate <= header.sample_rate <= limits.max_sample_rate:
@@ -99,12 +91,21 @@ def read_header(data: bytes, limits: UploadLimits) -> AudioHeader:
 
 def decode(data: bytes, header: AudioHeader, limits: UploadLimits) -> tuple[np.ndarray, int]:
     """Decode to float32 [frames, channels]; truncated, NaN/Inf and silent audio are rejected."""
+    # PCM16 WAV, what phones record: the same values as libsndfile's, without its conversion loop
+    samples = pcm16_samples(data, header.wav, header.channels, header.readable_frames) \
+        if header.subtype == "PCM_16" else None
+    if samples is not None:
+        return _checked(samples, header.sample_rate, header, limits)
     try:
         samples, rate = A.decode(data)
     except A.NonFiniteAudioError as exc:
         raise Rejected(422, "non_finite", "the audio contains NaN or infinite samples") from exc
     except A.AudioError as exc:
         raise Rejected(422, "undecodable", "the audio could not be decoded (truncated or corrupt)") from exc
+    return _checked(samples, rate, header, limits)
+
+
+def _checked(samples: np.ndarray, rate: int, header: AudioHeader, limits: UploadLimits) -> tuple[np.ndarray, int]:
     # A header that promises more frames than the data holds is a truncated upload.
     if samples.shape[0] < header.frames * 0.99:
         raise Rejected(422, "truncated", f"the file promises {header.frames} frames but holds {samples.shape[0]}")
