@@ -1,27 +1,50 @@
-"""Served throughput and latency against a running server, compared with the in-process fast path.
+"""Served throughput and latency of a real `bentoml serve`, against the same Predictor in-process.
 
-    bentoml serve serving.service:Spira --port 3000 &          # (the lead's service, pinned as wanted)
-    python -m benchmarks.served --url http://127.0.0.1:3000 --cores 0,1
+    python -m benchmarks.served --work /tmp/spira-served --server-core 1 --client-cores 0
+    python -m benchmarks.served --url http://127.0.0.1:3000            # a server you started yourself
 
-1. Maximum throughput: closed loop, 1/2/4/8/16 concurrent clients for --seconds each; the best req/s.
-2. Latency at half that load: open loop (requests scheduled at a fixed rate, latency counted from the
+Without --url it brings its own server: the first run starts a private local stack (OpenBao, SeaweedFS,
+MLflow on free ports under WORK/stack), makes a small synthetic dataset, trains the fast preset for a few
+epochs through the real CLI, imports the registered version with `spira bento import` into WORK/bentoml
+and stops the stack; later runs with the same --work reuse that import. Then `bentoml serve` of
+serving.service:Spira starts pinned to --server-core (without VAULT_ADDR: no archive, the model path only)
+and is measured:
+
+1. Cold start to /readyz and RSS (the server's process tree).
+2. Maximum throughput: closed loop, 1/2/4/8/16 concurrent clients for --seconds each; the best req/s, and
+   the server's CPU seconds per request (utime+stime of its process tree, read from /proc).
+3. Latency at half that load: open loop (requests scheduled at a fixed rate, latency counted from the
    scheduled time, so a slow server cannot hide queueing), p50/p95/p99.
-3. In-process throughput on the same cores: one pinned process per core runs the fast path on the same
-   clips; the served/in-process ratio is the issue's "served ≥ 0.8× in-process" figure.
+4. In-process on the same core: the same bundle through `serving.inference.Predictor.predict_bytes`, one
+   pinned process; the served/in-process ratio is the issue's "served ≥ 0.8× in-process" figure, given
+   both in wall req/s and in requests per CPU second (the latter holds up on a shared machine).
+The client runs on --client-cores; where that is the server's core too, the server's share is lower.
 POSTs the WAV in the multipart field "audio" to /predict. Loopback only unless --allow-remote.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import multiprocessing as mp
+import os
+import random
+import shutil
+import socket
+import subprocess
+import sys
 import threading
 import time
 import urllib.parse
+from pathlib import Path
 
 import numpy as np
 
 from benchmarks import common as C
+
+MODEL_NAME = "spira-respiratory"
+SYNTH_N, SYNTH_SEED, TRAIN_EPOCHS = 32, 7, 3  # a real, small training run: speed does not depend on accuracy
+ONE_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
 def _post(session, url: str, data: bytes) -> None:
@@ -97,67 +120,216 @@ def open_loop(url: str, clips: list[bytes], rate: float, seconds: float, max_cli
             "p95": float(np.percentile(lat, 95)), "p99": float(np.percentile(lat, 99))}
 
 
-def _in_process_worker(core: int, seconds: float, n_clips: int, out) -> None:
-    from benchmarks.pipelines import fast_pipeline
-    from spira_core.params import FeatureParams
+# -- the server's own resources, read from /proc ------------------------------------------------------------
+def tree_usage(root: int) -> tuple[float, float]:
+    """(CPU seconds, RSS MB) of process `root` and its live descendants (BentoML's worker runs in a
+    process group of its own, so the group of `bentoml serve` would miss it)."""
+    stats: dict[int, list[str]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stats[int(entry.name)] = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except (FileNotFoundError, ProcessLookupError, IndexError):
+                continue
+    children: dict[int, list[int]] = {}
+    for pid, fields in stats.items():
+        children.setdefault(int(fields[1]), []).append(pid)
+    ticks, pages, todo = 0, 0, [root]
+    while todo:
+        pid = todo.pop()
+        if pid not in stats:
+            continue
+        ticks += int(stats[pid][11]) + int(stats[pid][12])  # utime, stime
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError, IndexError):
+            pages += int(Path(f"/proc/{pid}/statm").read_text().split()[1])
+        todo.extend(children.get(pid, []))
+    return ticks / os.sysconf("SC_CLK_TCK"), pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+# -- a real trained model, imported into a private BentoML home ----------------------------------------------
+def _free_stack_ports() -> dict[str, int]:
+    """Ports for a private stack: each p with p+1 and SeaweedFS's gRPC twin p+10000 free, below the
+    ephemeral range (where bind(0) and outgoing connections take theirs)."""
+    from spira.stack.config import DEFAULT_PORTS, GRPC_OFFSET
+
+    def free(port: int) -> bool:
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                return False
+        return True
+
+    rng, chosen, ports = random.Random(), set(), {}
+    for name in DEFAULT_PORTS:
+        for _ in range(200):
+            p = rng.randrange(20000, 22000)
+            needed = {p, p + 1, p + GRPC_OFFSET}
+            if not needed & chosen and all(free(q) for q in needed):
+                ports[name], chosen = p, chosen | needed
+                break
+        else:
+            raise RuntimeError("no free ports for a private stack")
+    return ports
+
+
+def _spira(args: list[str], env: dict[str, str], timeout: int) -> None:
+    from spira.local_server import REPO
+
+    out = subprocess.run([sys.executable, "-m", "spira.cli", *args], cwd=REPO, env=env, capture_output=True,
+                         text=True, timeout=timeout)
+    if out.returncode != 0:
+        raise RuntimeError(f"spira {' '.join(args[:2])} failed ({out.returncode}):\n{(out.stdout + out.stderr)[-3000:]}")
+
+
+def prepare_model(work: Path, say=print) -> Path:
+    """WORK/model.lock.json naming a trained version imported into WORK/bentoml (trained on first use)."""
+    from spira.local_server import REPO, import_pinned
+    from spira.stack import LocalStack, StackConfig
+
+    pin = work / "model.lock.json"
+    if pin.exists():
+        say(f"reusing the model imported in {work}")
+        return pin
+    stack = LocalStack(StackConfig.load(work / "stack", **_free_stack_ports()), with_registry=False)
+    try:
+        info = stack.up(say=say)
+        env = {**os.environ, **info.service_env("training"), "PYTHONPATH": str(REPO)}
+        started = time.monotonic()
+        _spira(["data", "synth", "--out", str(work / "data"), "--n", str(SYNTH_N), "--seed", str(SYNTH_SEED)], env, 600)
+        _spira(["pipeline", "run", "--data", str(work / "data" / "dataset.csv"), "--noise",
+                str(work / "data" / "noise.csv"), "--preset", "fast", "--epochs", str(TRAIN_EPOCHS), "--no-progress",
+                "--json-out", str(work / "outcome.json")], env, 1800)
+        import json
+
+        version = str(json.loads((work / "outcome.json").read_text())["publish"]["version"])
+        say(f"trained and registered version {version} in {time.monotonic() - started:.0f} s")
+        import_pinned(info.mlflow_uri, version, pin, work / "bentoml")
+    finally:
+        stack.down()
+    return pin
+
+
+def bundle_dir(work: Path) -> Path:
+    from serving.pin import ModelPin
+
+    tag = ModelPin.read(work / "model.lock.json").bento_tag
+    return work / "bentoml" / "models" / MODEL_NAME / tag.split(":", 1)[1] / "bundle"
+
+
+# -- in-process, same bundle, same core ---------------------------------------------------------------------
+def _in_process_worker(core: int, bundle: str, seconds: float, n_clips: int, out) -> None:
+    from serving.inference import FastWindowModelAdapter, Predictor
+    from spira_core.model import load_bundle
 
     C.pin_to_one_core(core)
     clips = C.clips(n_clips)
-    run = fast_pipeline(C.eager_model(), FeatureParams())
-    for data in clips[:2]:
-        run(data)
-    done, start = 0, time.monotonic()
+    predictor = Predictor.from_bundle(load_bundle(Path(bundle)), "bench")
+    if not isinstance(predictor.model, FastWindowModelAdapter):
+        raise RuntimeError("the fast path fell back to the eager model")
+    for data in clips:
+        predictor.predict_bytes(data)
+    done, start, cpu = 0, time.monotonic(), time.thread_time()
     while time.monotonic() - start < seconds:
-        run(clips[done % len(clips)])
+        predictor.predict_bytes(clips[done % len(clips)])
         done += 1
-    out.put(done / (time.monotonic() - start))
+    out.put((done / (time.monotonic() - start), done / (time.thread_time() - cpu)))
 
 
-def in_process_throughput(cores: list[int], seconds: float, n_clips: int) -> float:
-    """req/s of the fast path with one pinned process per core, all at once."""
+def in_process(core: int, bundle: Path, seconds: float, n_clips: int) -> tuple[float, float]:
+    """(req/s wall, req per CPU second) of Predictor.predict_bytes in one process pinned to `core`."""
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
-    procs = [ctx.Process(target=_in_process_worker, args=(c, seconds, n_clips, q)) for c in cores]
-    for p in procs:
-        p.start()
-    rates = [q.get(timeout=seconds + 120) for _ in procs]
-    for p in procs:
-        p.join(timeout=30)
-    return float(sum(rates))
+    proc = ctx.Process(target=_in_process_worker, args=(core, str(bundle), seconds, n_clips, q))
+    proc.start()
+    result = q.get(timeout=seconds + 180)
+    proc.join(timeout=30)
+    return result
+
+
+# -- the measurement ----------------------------------------------------------------------------------------
+def measure_served(url: str, clips: list[bytes], concurrency: list[int], seconds: float, server_pid: int | None
+                   ) -> tuple[list[list[str]], float, float | None, dict[str, float]]:
+    rows, best, best_cpu_rate = [], (0.0, 0), None
+    for conc in concurrency:
+        cpu0 = tree_usage(server_pid)[0] if server_pid else None
+        t0 = time.monotonic()
+        rps, errors = closed_loop(url, clips, conc, seconds)
+        per_cpu = None
+        if server_pid:
+            cpu_s = tree_usage(server_pid)[0] - cpu0
+            per_cpu = rps * (time.monotonic() - t0) / cpu_s if cpu_s > 0 else None
+        rows.append([str(conc), f"{rps:.1f}", "-" if per_cpu is None else f"{per_cpu:.1f}", str(errors),
+                     f"{C.load1():.1f}"])
+        if (rps, conc) > best:
+            best, best_cpu_rate = (rps, conc), per_cpu
+    half = open_loop(url, clips, best[0] / 2, seconds * 2)
+    return rows, best[0], best_cpu_rate, half
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--url", required=True, help="base URL of the server, e.g. http://127.0.0.1:3000")
-    parser.add_argument("--seconds", type=float, default=10.0, help="length of each load step")
+    parser.add_argument("--url", default="", help="an already running server; empty: start one (see --work)")
+    parser.add_argument("--work", type=Path, default=Path("/tmp/spira-served"),
+                        help="where the trained model is kept between runs")
+    parser.add_argument("--server-core", type=int, default=1)
+    parser.add_argument("--client-cores", default="0", help="cores the load generator runs on, e.g. 0")
+    parser.add_argument("--seconds", type=float, default=8.0, help="length of each load step")
     parser.add_argument("--clips", type=int, default=4)
     parser.add_argument("--concurrency", default="1,2,4,8,16")
-    parser.add_argument("--cores", default="", help="cores the server runs on, for the in-process comparison "
-                        "(e.g. 0,1); empty: skip it")
     parser.add_argument("--allow-remote", action="store_true")
     args = parser.parse_args(argv)
-    host = urllib.parse.urlparse(args.url).hostname
-    if host not in {"127.0.0.1", "localhost", "::1"} and not args.allow_remote:
-        parser.error(f"{host} is not loopback; pass --allow-remote to benchmark it")
-    url = args.url.rstrip("/")
+    concurrency = [int(c) for c in args.concurrency.split(",")]
+    client_cores = {int(c) for c in args.client_cores.split(",")}
     clips = C.clips(args.clips)
-    rows, best = [], (0.0, 0)
-    for conc in (int(c) for c in args.concurrency.split(",")):
-        rps, errors = closed_loop(url, clips, conc, args.seconds)
-        rows.append([str(conc), f"{rps:.1f}", str(errors), f"{C.load1():.1f}"])
-        best = max(best, (rps, conc))
-    print(C.table(f"Served maximum throughput ({args.seconds:.0f} s per step, {C.CLIP_SECONDS} s 48 kHz clips)",
-                  ["clients", "req/s", "errors", "load1"], rows))
-    half = open_loop(url, clips, best[0] / 2, args.seconds * 2)
+    server = None
+    header = [f"# Served benchmark, {C.CLIP_SECONDS} s 48 kHz PCM16 clips, load1 at start {C.load1():.1f}"]
+    if args.url:
+        host = urllib.parse.urlparse(args.url).hostname
+        if host not in {"127.0.0.1", "localhost", "::1"} and not args.allow_remote:
+            parser.error(f"{host} is not loopback; pass --allow-remote to benchmark it")
+        url, server_pid = args.url.rstrip("/"), None
+    else:
+        from spira.local_server import server_env, start_local_server
+
+        args.work.mkdir(parents=True, exist_ok=True)
+        os.sched_setaffinity(0, {args.server_core})  # training, import and the server inherit this core
+        pin = prepare_model(args.work)
+        env = server_env(args.work / "bentoml", pin, **ONE_THREAD)
+        env.pop("VAULT_ADDR", None)  # no archive: the model path only
+        shutil.rmtree(args.work / "run", ignore_errors=True)
+        started = time.monotonic()
+        server = start_local_server(env, args.work / "run", name="bench")
+        cold = time.monotonic() - started
+        url, server_pid = server.url, server.pid
+        cpu, rss = tree_usage(server_pid)
+        header.append(f"server: bentoml serve on core {args.server_core}, client on cores {sorted(client_cores)}; "
+                      f"cold start to /readyz {cold:.1f} s, {cpu:.1f} CPU s; RSS idle {rss:.0f} MB")
+    try:
+        os.sched_setaffinity(0, client_cores)
+        for data in clips:  # warm the connection path
+            closed_loop(url, [data], 1, 0.05)
+        rows, best, best_cpu_rate, half = measure_served(url, clips, concurrency, args.seconds, server_pid)
+        if server_pid:
+            header.append(f"RSS after load {tree_usage(server_pid)[1]:.0f} MB")
+    finally:
+        if server is not None:
+            server.stop()
+    print("\n".join(header))
+    print(C.table(f"Served maximum throughput (closed loop, {args.seconds:.0f} s per step)",
+                  ["clients", "req/s", "req per server CPU s", "errors", "load1"], rows))
     print(C.table("Served latency at half the maximum load (open loop)",
                   ["req/s offered", "answered", "errors", "p50 ms", "p95 ms", "p99 ms"],
                   [[f"{half['rate']:.1f}", f"{half['n']:.0f}", f"{half['errors']:.0f}", f"{half['p50']:.1f}",
                     f"{half['p95']:.1f}", f"{half['p99']:.1f}"]]))
-    if args.cores:
-        cores = [int(c) for c in args.cores.split(",")]
-        inproc = in_process_throughput(cores, args.seconds, args.clips)
-        print(C.table(f"Served vs in-process on cores {args.cores}", ["served req/s", "in-process req/s", "ratio"],
-                      [[f"{best[0]:.1f}", f"{inproc:.1f}", f"{best[0] / inproc:.2f}x"]]))
+    if not args.url:
+        rps, per_cpu = in_process(args.server_core, bundle_dir(args.work), args.seconds, args.clips)
+        rows = [["req/s (wall)", f"{best:.1f}", f"{rps:.1f}", f"{best / rps:.2f}x"]]
+        if best_cpu_rate:
+            rows.append(["req per CPU second", f"{best_cpu_rate:.1f}", f"{per_cpu:.1f}",
+                         f"{best_cpu_rate / per_cpu:.2f}x"])
+        print(C.table(f"Served vs in-process, both on core {args.server_core} (load1 {C.load1():.1f})",
+                      ["measure", "served (best)", "in-process", "ratio"], rows))
 
 
 if __name__ == "__main__":

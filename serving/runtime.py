@@ -28,8 +28,10 @@ class ServingRuntime:
     async def predict(self, data: bytes, filename: str = "") -> dict[str, object]:
         # Decoding and MFCC run in threads; the semaphore bounds memory when many uploads arrive at once.
         # A Rejected upload propagates to the HTTP layer, which answers 4xx and counts it.
-        async with self.prepare_slots:
-            prepared = await asyncio.to_thread(self.predictor.prepare, data)
+        # Marked as coming meanwhile, so the batcher waits for its windows rather than run a batch without them.
+        with self.batcher.coming():
+            async with self.prepare_slots:
+                prepared = await asyncio.to_thread(self.predictor.prepare, data)
         probs = await self.batcher.predict(prepared.windows)
         answer = self.predictor.answer(prepared, probs)
         self.metrics.prediction(str(answer["label"]), prepared.duration_s)
