@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import shutil
 import sys
 import tempfile
 import time
@@ -76,6 +77,7 @@ def main() -> None:
     ap.add_argument("--warmup-steps", type=int, default=None, help="override the preset's Noam warm-up")
     ap.add_argument("--early-stop-epochs", type=int, default=None, help="override the preset's patience")
     ap.add_argument("--batch-files", type=int, default=None, help="override the preset's files per batch")
+    ap.add_argument("--save-bundle", type=Path, default=None, help="also keep the trained bundle here")
     args = ap.parse_args()
 
     work = args.work or Path(tempfile.mkdtemp(prefix="spira-bench-"))
@@ -115,6 +117,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         bundle = train_stage.read_bundle(results["train"].output, Path(tmp))
         bundle = load_bundle(tmp)
+        if args.save_bundle is not None:
+            shutil.copytree(tmp, args.save_bundle, dirs_exist_ok=True)
     t0 = time.perf_counter()
     heldout = _heldout_scores(bundle, held_dir / "dataset.csv", held_dir / "noise.csv", preset)
     timings["heldout_scoring"] = round(time.perf_counter() - t0, 1)
