@@ -77,6 +77,7 @@ def main() -> None:
     ap.add_argument("--warmup-steps", type=int, default=None, help="override the preset's Noam warm-up")
     ap.add_argument("--early-stop-epochs", type=int, default=None, help="override the preset's patience")
     ap.add_argument("--batch-files", type=int, default=None, help="override the preset's files per batch")
+    ap.add_argument("--ema-decay", type=float, default=None, help="override the preset's weight average")
     ap.add_argument("--save-bundle", type=Path, default=None, help="also keep the trained bundle here")
     args = ap.parse_args()
 
@@ -96,6 +97,7 @@ def main() -> None:
         warmup_steps=args.warmup_steps,
         early_stop_epochs=args.early_stop_epochs,
         batch_files=args.batch_files,
+        ema_decay=args.ema_decay,
     )
     store, registry = InMemoryStore(), FakeRegistry()
     pipeline = Pipeline.from_csv(

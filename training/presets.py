@@ -40,6 +40,9 @@ class Preset:
     weight_decay: float = 0.01
     warmup_steps: int = 1000
     early_stop_epochs: int = 0  # 0 disables early stopping (SPIRA's exp3.5 setting)
+    # validation scores, and the checkpoint keeps, an exponential moving average of the weights updated
+    # after every optimiser step with this decay (0 disables it: SPIRA's setting, the raw weights)
+    ema_decay: float = 0.0
     threshold: float = 0.5
     # publish: the test metric a candidate must beat the champion on
     publish_metric: str = "f1_noisy"
@@ -61,6 +64,7 @@ class Preset:
             "early_stop_epochs",
             "threshold",
             "train_on_clean",
+            "ema_decay",
         )
         return {k: getattr(self, k) for k in keys}
 

@@ -2,7 +2,8 @@
 
 Adam (lr, weight decay), Noam warm-up, BCE on every window, batches of `batch_files` files (all of a file's
 windows together, as SPIRA did), early stopping after `early_stop_epochs` epochs without a better
-validation loss (0 disables it). Everything random comes from the preset's seed, and deterministic
+validation loss (0 disables it). With `ema_decay` > 0 an exponential moving average of the weights is what
+validation scores and the checkpoint keeps (SPIRA kept the raw weights). Everything random comes from the preset's seed, and deterministic
 kernels on CPU are deterministic, so a CPU run with a given seed reproduces the same weights.
 
 Output `train/<key>/`: the model bundle (`model/…`), `history.json` (per-epoch metrics), `train.json`.
@@ -92,6 +93,13 @@ def validation_loss(model: nn.Module, x: np.ndarray, y: np.ndarray) -> float:
     return mean_bce(FastSpiraConvV2.from_module(model).predict(x), y)
 
 
+@torch.no_grad()
+def _update_average(average: nn.Module, model: nn.Module, decay: float) -> None:
+    """average ← decay·average + (1 − decay)·model, parameter by parameter (SpiraConvV2 has no buffers)."""
+    for avg, current in zip(average.parameters(), model.parameters(), strict=True):
+        avg.lerp_(current, 1.0 - decay)
+
+
 def fit(
     data: dict[str, list[FileFeatures]],
     params: FeatureParams,
@@ -101,6 +109,8 @@ def fit(
 ) -> tuple[nn.Module, list[dict[str, float]], dict[str, Any]]:
     """Train and return (best model, per-epoch history, summary)."""
     train_files, val_files = data["train"], data["val"] or data["train"]
+    if not 0.0 <= preset.ema_decay < 1.0:
+        raise ValueError(f"ema_decay must be in [0, 1), got {preset.ema_decay}")
     if not train_files:
         raise ValueError("no training files: the dataset is empty after excluding unreadable audio")
     variants = sorted({v for f in train_files for v in f.variants if v.startswith("noise")})
@@ -120,6 +130,8 @@ def fit(
         )
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, noam_factor(preset.warmup_steps))
         criterion = nn.BCELoss()
+        # the model validation scores: the raw weights, or their moving average (a copy updated in place)
+        scored = copy.deepcopy(model) if preset.ema_decay else model
         best_loss, best_state, best_epoch, stale = float("inf"), None, -1, 0
         history: list[dict[str, float]] = []
         bar = progress(range(preset.epochs), desc="train", unit="epoch")
@@ -143,10 +155,12 @@ def fit(
                 loss.backward()
                 optimizer.step()
                 scheduler.step()
+                if scored is not model:
+                    _update_average(scored, model, preset.ema_decay)
                 losses.append(loss.item())
                 sizes.append(len(y))
             train_loss = float(np.average(losses, weights=sizes))
-            val_loss = validation_loss(model, val_x, val_y)
+            val_loss = validation_loss(scored, val_x, val_y)
             history.append(
                 {
                     "epoch": epoch,
@@ -160,7 +174,7 @@ def fit(
             if val_loss < best_loss:
                 best_loss, best_state, best_epoch, stale = (
                     val_loss,
-                    copy.deepcopy(model.state_dict()),
+                    copy.deepcopy(scored.state_dict()),
                     epoch,
                     0,
                 )

@@ -50,3 +50,14 @@ def test_checkpoints_are_chosen_on_clean_and_noisy_validation_windows(feature_se
     per_variant = sum(len(W.file_windows(f.variant("clean"), TINY.features)) for f in feature_set["val"])
     assert summary["val_variants"] == ["clean", "noisy"]
     assert summary["val_windows"] == 2 * per_variant
+
+
+def test_a_weight_average_trains_deterministically_and_keeps_other_weights_than_the_raw_ones(feature_set):
+    averaged = TINY.with_overrides(ema_decay=0.9)
+    assert _digest(feature_set, 3, averaged) == _digest(feature_set, 3, averaged)
+    assert _digest(feature_set, 3, averaged) != _digest(feature_set, 3)
+
+
+def test_a_weight_average_decay_outside_zero_to_one_is_refused(feature_set):
+    with pytest.raises(ValueError, match="ema_decay"):
+        _digest(feature_set, 3, TINY.with_overrides(ema_decay=1.0))

@@ -28,3 +28,14 @@ def test_the_validation_loss_is_the_eager_modules_loss_on_every_window():
     model.train()
     assert abs(validation_loss(model, windows, labels) - eager.item()) < 1e-5
     assert model.training  # scoring leaves the training module as it was
+
+
+def test_the_weight_average_moves_each_parameter_by_one_minus_the_decay_toward_the_model():
+    from training.stages.train import _update_average
+
+    torch.manual_seed(0)
+    average, model = SpiraConvV2(input_frames=101), SpiraConvV2(input_frames=101)
+    before = [p.detach().clone() for p in average.parameters()]
+    _update_average(average, model, decay=0.75)
+    for old, new, target in zip(before, average.parameters(), model.parameters(), strict=True):
+        assert torch.allclose(new, 0.75 * old + 0.25 * target, atol=1e-7)
