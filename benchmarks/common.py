@@ -47,8 +47,14 @@ class Timing:
     load: float
 
     def per(self, items: int) -> Timing:
-        return Timing(self.median / items, self.p10 / items, self.p90 / items, self.cpu_median / items, self.n,
-                      self.load)
+        return Timing(
+            self.median / items,
+            self.p10 / items,
+            self.p90 / items,
+            self.cpu_median / items,
+            self.n,
+            self.load,
+        )
 
 
 def measure(fn: Callable[[], object], repeats: int, warmup: int = 2, budget_s: float = 20.0) -> Timing:
@@ -63,7 +69,9 @@ def measure(fn: Callable[[], object], repeats: int, warmup: int = 2, budget_s: f
         cpus.append(time.thread_time() - c)
         walls.append(time.perf_counter() - t)
     q = np.percentile(walls, [10, 90])
-    return Timing(statistics.median(walls), float(q[0]), float(q[1]), statistics.median(cpus), len(walls), load1())
+    return Timing(
+        statistics.median(walls), float(q[0]), float(q[1]), statistics.median(cpus), len(walls), load1()
+    )
 
 
 def ms(seconds: float) -> str:

@@ -41,8 +41,9 @@ def main(argv: list[str] | None = None) -> None:
     from spira_core.params import FeatureParams
 
     pin_to_one_core(args.core)
-    create_app(eager_model(), FeatureParams()).run(host="127.0.0.1", port=args.port, threaded=False,
-                                                   use_reloader=False)
+    create_app(eager_model(), FeatureParams()).run(
+        host="127.0.0.1", port=args.port, threaded=False, use_reloader=False
+    )
 
 
 if __name__ == "__main__":

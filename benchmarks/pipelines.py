@@ -19,8 +19,9 @@ from spira_core.model import ModelBundle, predict_windows
 from spira_core.params import FeatureParams
 
 
-def _windows(data: bytes, params: FeatureParams, mfcc: Callable[[np.ndarray, FeatureParams], np.ndarray]
-             ) -> np.ndarray:
+def _windows(
+    data: bytes, params: FeatureParams, mfcc: Callable[[np.ndarray, FeatureParams], np.ndarray]
+) -> np.ndarray:
     samples, rate = audio.decode(data)
     wav = audio.resample(audio.to_mono(samples), rate, params.sample_rate)
     return W.file_windows(mfcc(wav, params), params)
@@ -58,7 +59,9 @@ def stages(data: bytes, params: FeatureParams, model) -> dict[str, Callable[[], 
     limits = UploadLimits()
     return {
         "decode (libsndfile)": lambda: audio.decode(data),
-        "header + decode, upload path (PCM16 WAV: numpy)": lambda: decode(data, read_header(data, limits), limits),
+        "header + decode, upload path (PCM16 WAV: numpy)": lambda: decode(
+            data, read_header(data, limits), limits
+        ),
         "to mono (averaging pass; the service skips it for one channel)": lambda: audio.to_mono(samples),
         "resample 48k→16k (soxr)": lambda: audio.resample(mono, rate, params.sample_rate),
         "MFCC reference": lambda: F.mfcc(wav, params),

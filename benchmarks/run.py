@@ -41,12 +41,34 @@ def model_table(repeats: int) -> str:
         eager = C.measure(lambda: predict_windows(model, x), max(3, reps // 4), warmup=1).per(batch)  # noqa: B023
         ours = C.measure(lambda: fast.predict(x), reps).per(batch)  # noqa: B023
         diff = float(np.abs(fast.predict(x) - predict_windows(model, x)).max())
-        rows.append([str(batch), C.ms(eager.median), f"{C.ms(eager.p10)}–{C.ms(eager.p90)}", C.ms(ours.median),
-                     f"{C.ms(ours.p10)}–{C.ms(ours.p90)}", C.ms(ours.cpu_median), f"{eager.median / ours.median:.1f}x",
-                     f"{diff:.1e}", f"{ours.load:.1f}"])
-    return C.table("Model: ms per 4 s window, one core (median, p10–p90 wall; CPU = thread CPU time)",
-                   ["batch", "eager", "eager p10–p90", "fast", "fast p10–p90", "fast CPU", "speed-up",
-                    "max |Δp|", "load1"], rows)
+        rows.append(
+            [
+                str(batch),
+                C.ms(eager.median),
+                f"{C.ms(eager.p10)}–{C.ms(eager.p90)}",
+                C.ms(ours.median),
+                f"{C.ms(ours.p10)}–{C.ms(ours.p90)}",
+                C.ms(ours.cpu_median),
+                f"{eager.median / ours.median:.1f}x",
+                f"{diff:.1e}",
+                f"{ours.load:.1f}",
+            ]
+        )
+    return C.table(
+        "Model: ms per 4 s window, one core (median, p10–p90 wall; CPU = thread CPU time)",
+        [
+            "batch",
+            "eager",
+            "eager p10–p90",
+            "fast",
+            "fast p10–p90",
+            "fast CPU",
+            "speed-up",
+            "max |Δp|",
+            "load1",
+        ],
+        rows,
+    )
 
 
 def request_table(repeats: int) -> str:
@@ -59,13 +81,22 @@ def request_table(repeats: int) -> str:
     rows = []
     for name, fn in stages(data, params, model).items():
         t = C.measure(fn, repeats)
-        rows.append([name, C.ms(t.median), f"{C.ms(t.p10)}–{C.ms(t.p90)}", C.ms(t.cpu_median), f"{t.load:.1f}"])
-    for name, run in (("whole request, reference (eager)", reference_pipeline(model, params)),
-                      ("whole request, fast path (serving Predictor)", fast_pipeline(model, params))):
+        rows.append(
+            [name, C.ms(t.median), f"{C.ms(t.p10)}–{C.ms(t.p90)}", C.ms(t.cpu_median), f"{t.load:.1f}"]
+        )
+    for name, run in (
+        ("whole request, reference (eager)", reference_pipeline(model, params)),
+        ("whole request, fast path (serving Predictor)", fast_pipeline(model, params)),
+    ):
         t = C.measure(lambda: run(data), repeats)  # noqa: B023
-        rows.append([name, C.ms(t.median), f"{C.ms(t.p10)}–{C.ms(t.p90)}", C.ms(t.cpu_median), f"{t.load:.1f}"])
-    return C.table(f"Request in-process: {C.CLIP_SECONDS} s {C.CLIP_RATE} Hz PCM16 clip (2 windows), one core, ms",
-                   ["stage", "median", "p10–p90", "CPU", "load1"], rows)
+        rows.append(
+            [name, C.ms(t.median), f"{C.ms(t.p10)}–{C.ms(t.p90)}", C.ms(t.cpu_median), f"{t.load:.1f}"]
+        )
+    return C.table(
+        f"Request in-process: {C.CLIP_SECONDS} s {C.CLIP_RATE} Hz PCM16 clip (2 windows), one core, ms",
+        ["stage", "median", "p10–p90", "CPU", "load1"],
+        rows,
+    )
 
 
 def _free_port() -> int:
@@ -101,8 +132,11 @@ def side_by_side_table(n_requests: int, core: int) -> str:
     data = C.clips(4)
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen([sys.executable, "-m", "benchmarks.flask_baseline", "--port", str(port),
-                               "--core", str(core)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "benchmarks.flask_baseline", "--port", str(port), "--core", str(core)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     own = os.sched_getaffinity(0)
     others = set(range(os.cpu_count() or 1)) - {core}
     try:
@@ -112,8 +146,9 @@ def side_by_side_table(n_requests: int, core: int) -> str:
         session = requests.Session()
 
         def call(i: int) -> float:
-            r = session.post(url + "/predict", files={"audio": ("clip.wav", data[i % len(data)], "audio/wav")},
-                             timeout=60)
+            r = session.post(
+                url + "/predict", files={"audio": ("clip.wav", data[i % len(data)], "audio/wav")}, timeout=60
+            )
             r.raise_for_status()
             return float(r.json()["probability"])
 
@@ -147,13 +182,27 @@ def side_by_side_table(n_requests: int, core: int) -> str:
     ours_rps = n_ours / (time.perf_counter() - start)
     agree = max(abs(a - b) for a, b in zip(flask_probs, ours_probs[:n_requests], strict=True))
     rows = [
-        ["eager in one-process Flask (HTTP)", str(n_requests), f"{flask_rps:.1f}", C.ms(float(np.median(flask_lat))),
-         C.ms(float(np.percentile(flask_lat, 95))), "1.0x"],
-        ["fast path in-process (serving Predictor)", str(n_ours), f"{ours_rps:.1f}", C.ms(float(np.median(lat))),
-         C.ms(float(np.percentile(lat, 95))), f"{ours_rps / flask_rps:.1f}x"],
+        [
+            "eager in one-process Flask (HTTP)",
+            str(n_requests),
+            f"{flask_rps:.1f}",
+            C.ms(float(np.median(flask_lat))),
+            C.ms(float(np.percentile(flask_lat, 95))),
+            "1.0x",
+        ],
+        [
+            "fast path in-process (serving Predictor)",
+            str(n_ours),
+            f"{ours_rps:.1f}",
+            C.ms(float(np.median(lat))),
+            C.ms(float(np.percentile(lat, 95))),
+            f"{ours_rps / flask_rps:.1f}x",
+        ],
     ]
-    title = (f"Side by side, same {len(data)} clips, one core each, sequential (load1 {C.load1():.1f}; "
-             f"max |Δ probability| {agree:.1e})")
+    title = (
+        f"Side by side, same {len(data)} clips, one core each, sequential (load1 {C.load1():.1f}; "
+        f"max |Δ probability| {agree:.1e})"
+    )
     return C.table(title, ["server", "requests", "req/s", "p50 ms", "p95 ms", "ratio"], rows)
 
 
@@ -167,8 +216,10 @@ def main(argv: list[str] | None = None) -> None:
     repeats = 10 if args.quick else 40
     import torch
 
-    print(f"# SPIRA inference benchmarks\n\nhost {platform.node()}, {os.cpu_count()} cores, pinned to core {core}, "
-          f"torch {torch.__version__} (1 thread), numpy {np.__version__}, load1 at start {C.load1():.1f}")
+    print(
+        f"# SPIRA inference benchmarks\n\nhost {platform.node()}, {os.cpu_count()} cores, pinned to core {core}, "
+        f"torch {torch.__version__} (1 thread), numpy {np.__version__}, load1 at start {C.load1():.1f}"
+    )
     print(model_table(repeats), flush=True)
     print(request_table(repeats), flush=True)
     if not args.skip_flask:

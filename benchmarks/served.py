@@ -80,7 +80,9 @@ def closed_loop(url: str, clips: list[bytes], concurrency: int, seconds: float) 
     return sum(done) / (time.monotonic() - start), sum(errors)
 
 
-def open_loop(url: str, clips: list[bytes], rate: float, seconds: float, max_clients: int = 64) -> dict[str, float]:
+def open_loop(
+    url: str, clips: list[bytes], rate: float, seconds: float, max_clients: int = 64
+) -> dict[str, float]:
     """Latency percentiles (ms) at a fixed arrival rate; latency runs from each request's scheduled time."""
     import requests
 
@@ -116,8 +118,14 @@ def open_loop(url: str, clips: list[bytes], rate: float, seconds: float, max_cli
     for t in threads:
         t.join()
     lat = np.array(latencies) * 1e3 if latencies else np.array([np.nan])
-    return {"rate": rate, "n": float(len(latencies)), "errors": float(errors[0]), "p50": float(np.percentile(lat, 50)),
-            "p95": float(np.percentile(lat, 95)), "p99": float(np.percentile(lat, 99))}
+    return {
+        "rate": rate,
+        "n": float(len(latencies)),
+        "errors": float(errors[0]),
+        "p50": float(np.percentile(lat, 50)),
+        "p95": float(np.percentile(lat, 95)),
+        "p99": float(np.percentile(lat, 99)),
+    }
 
 
 # -- the server's own resources, read from /proc ------------------------------------------------------------
@@ -176,10 +184,18 @@ def _free_stack_ports() -> dict[str, int]:
 def _spira(args: list[str], env: dict[str, str], timeout: int) -> None:
     from spira.local_server import REPO
 
-    out = subprocess.run([sys.executable, "-m", "spira.cli", *args], cwd=REPO, env=env, capture_output=True,
-                         text=True, timeout=timeout)
+    out = subprocess.run(
+        [sys.executable, "-m", "spira.cli", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     if out.returncode != 0:
-        raise RuntimeError(f"spira {' '.join(args[:2])} failed ({out.returncode}):\n{(out.stdout + out.stderr)[-3000:]}")
+        raise RuntimeError(
+            f"spira {' '.join(args[:2])} failed ({out.returncode}):\n{(out.stdout + out.stderr)[-3000:]}"
+        )
 
 
 def prepare_model(work: Path, say=print) -> Path:
@@ -196,10 +212,30 @@ def prepare_model(work: Path, say=print) -> Path:
         info = stack.up(say=say)
         env = {**os.environ, **info.service_env("training"), "PYTHONPATH": str(REPO)}
         started = time.monotonic()
-        _spira(["data", "synth", "--out", str(work / "data"), "--n", str(SYNTH_N), "--seed", str(SYNTH_SEED)], env, 600)
-        _spira(["pipeline", "run", "--data", str(work / "data" / "dataset.csv"), "--noise",
-                str(work / "data" / "noise.csv"), "--preset", "fast", "--epochs", str(TRAIN_EPOCHS), "--no-progress",
-                "--json-out", str(work / "outcome.json")], env, 1800)
+        _spira(
+            ["data", "synth", "--out", str(work / "data"), "--n", str(SYNTH_N), "--seed", str(SYNTH_SEED)],
+            env,
+            600,
+        )
+        _spira(
+            [
+                "pipeline",
+                "run",
+                "--data",
+                str(work / "data" / "dataset.csv"),
+                "--noise",
+                str(work / "data" / "noise.csv"),
+                "--preset",
+                "fast",
+                "--epochs",
+                str(TRAIN_EPOCHS),
+                "--no-progress",
+                "--json-out",
+                str(work / "outcome.json"),
+            ],
+            env,
+            1800,
+        )
         import json
 
         version = str(json.loads((work / "outcome.json").read_text())["publish"]["version"])
@@ -248,8 +284,9 @@ def in_process(core: int, bundle: Path, seconds: float, n_clips: int) -> tuple[f
 
 
 # -- the measurement ----------------------------------------------------------------------------------------
-def measure_served(url: str, clips: list[bytes], concurrency: list[int], seconds: float, server_pid: int | None
-                   ) -> tuple[list[list[str]], float, float | None, dict[str, float]]:
+def measure_served(
+    url: str, clips: list[bytes], concurrency: list[int], seconds: float, server_pid: int | None
+) -> tuple[list[list[str]], float, float | None, dict[str, float]]:
     rows, best, best_cpu_rate = [], (0.0, 0), None
     for conc in concurrency:
         cpu0 = tree_usage(server_pid)[0] if server_pid else None
@@ -259,8 +296,15 @@ def measure_served(url: str, clips: list[bytes], concurrency: list[int], seconds
         if server_pid:
             cpu_s = tree_usage(server_pid)[0] - cpu0
             per_cpu = rps * (time.monotonic() - t0) / cpu_s if cpu_s > 0 else None
-        rows.append([str(conc), f"{rps:.1f}", "-" if per_cpu is None else f"{per_cpu:.1f}", str(errors),
-                     f"{C.load1():.1f}"])
+        rows.append(
+            [
+                str(conc),
+                f"{rps:.1f}",
+                "-" if per_cpu is None else f"{per_cpu:.1f}",
+                str(errors),
+                f"{C.load1():.1f}",
+            ]
+        )
         if (rps, conc) > best:
             best, best_cpu_rate = (rps, conc), per_cpu
     half = open_loop(url, clips, best[0] / 2, seconds * 2)
@@ -270,8 +314,12 @@ def measure_served(url: str, clips: list[bytes], concurrency: list[int], seconds
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", default="", help="an already running server; empty: start one (see --work)")
-    parser.add_argument("--work", type=Path, default=Path("/tmp/spira-served"),
-                        help="where the trained model is kept between runs")
+    parser.add_argument(
+        "--work",
+        type=Path,
+        default=Path("/tmp/spira-served"),
+        help="where the trained model is kept between runs",
+    )
     parser.add_argument("--server-core", type=int, default=1)
     parser.add_argument("--client-cores", default="0", help="cores the load generator runs on, e.g. 0")
     parser.add_argument("--seconds", type=float, default=8.0, help="length of each load step")
@@ -303,8 +351,10 @@ def main(argv: list[str] | None = None) -> None:
         cold = time.monotonic() - started
         url, server_pid = server.url, server.pid
         cpu, rss = tree_usage(server_pid)
-        header.append(f"server: bentoml serve on core {args.server_core}, client on cores {sorted(client_cores)}; "
-                      f"cold start to /readyz {cold:.1f} s, {cpu:.1f} CPU s; RSS idle {rss:.0f} MB")
+        header.append(
+            f"server: bentoml serve on core {args.server_core}, client on cores {sorted(client_cores)}; "
+            f"cold start to /readyz {cold:.1f} s, {cpu:.1f} CPU s; RSS idle {rss:.0f} MB"
+        )
     try:
         os.sched_setaffinity(0, client_cores)
         for data in clips:  # warm the connection path
@@ -316,20 +366,48 @@ def main(argv: list[str] | None = None) -> None:
         if server is not None:
             server.stop()
     print("\n".join(header))
-    print(C.table(f"Served maximum throughput (closed loop, {args.seconds:.0f} s per step)",
-                  ["clients", "req/s", "req per server CPU s", "errors", "load1"], rows))
-    print(C.table("Served latency at half the maximum load (open loop)",
-                  ["req/s offered", "answered", "errors", "p50 ms", "p95 ms", "p99 ms"],
-                  [[f"{half['rate']:.1f}", f"{half['n']:.0f}", f"{half['errors']:.0f}", f"{half['p50']:.1f}",
-                    f"{half['p95']:.1f}", f"{half['p99']:.1f}"]]))
+    print(
+        C.table(
+            f"Served maximum throughput (closed loop, {args.seconds:.0f} s per step)",
+            ["clients", "req/s", "req per server CPU s", "errors", "load1"],
+            rows,
+        )
+    )
+    print(
+        C.table(
+            "Served latency at half the maximum load (open loop)",
+            ["req/s offered", "answered", "errors", "p50 ms", "p95 ms", "p99 ms"],
+            [
+                [
+                    f"{half['rate']:.1f}",
+                    f"{half['n']:.0f}",
+                    f"{half['errors']:.0f}",
+                    f"{half['p50']:.1f}",
+                    f"{half['p95']:.1f}",
+                    f"{half['p99']:.1f}",
+                ]
+            ],
+        )
+    )
     if not args.url:
         rps, per_cpu = in_process(args.server_core, bundle_dir(args.work), args.seconds, args.clips)
         rows = [["req/s (wall)", f"{best:.1f}", f"{rps:.1f}", f"{best / rps:.2f}x"]]
         if best_cpu_rate:
-            rows.append(["req per CPU second", f"{best_cpu_rate:.1f}", f"{per_cpu:.1f}",
-                         f"{best_cpu_rate / per_cpu:.2f}x"])
-        print(C.table(f"Served vs in-process, both on core {args.server_core} (load1 {C.load1():.1f})",
-                      ["measure", "served (best)", "in-process", "ratio"], rows))
+            rows.append(
+                [
+                    "req per CPU second",
+                    f"{best_cpu_rate:.1f}",
+                    f"{per_cpu:.1f}",
+                    f"{best_cpu_rate / per_cpu:.2f}x",
+                ]
+            )
+        print(
+            C.table(
+                f"Served vs in-process, both on core {args.server_core} (load1 {C.load1():.1f})",
+                ["measure", "served (best)", "in-process", "ratio"],
+                rows,
+            )
+        )
 
 
 if __name__ == "__main__":

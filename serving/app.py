@@ -39,7 +39,9 @@ async def _read_body(request: Request, limit: int) -> bytes:
 
 async def _audio_files(request: Request, runtime: ServingRuntime, max_files: int) -> list[tuple[str, bytes]]:
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
-        raise Rejected(415, "not_multipart", "send multipart/form-data with the recording in the field 'audio'")
+        raise Rejected(
+            415, "not_multipart", "send multipart/form-data with the recording in the field 'audio'"
+        )
     limit = runtime.predictor.limits.max_bytes * max_files + MULTIPART_OVERHEAD
     body = await _read_body(request, limit)
 
@@ -62,7 +64,7 @@ def create_app(get_runtime: Callable[[], ServingRuntime]) -> Starlette:
     async def predict(request: Request) -> JSONResponse:
         runtime = get_runtime()
         try:
-            (filename, data), = await _audio_files(request, runtime, max_files=1)
+            ((filename, data),) = await _audio_files(request, runtime, max_files=1)
             return JSONResponse(await runtime.predict(data, filename))
         except Rejected as exc:
             runtime.metrics.rejected(exc.code)
@@ -84,17 +86,27 @@ def create_app(get_runtime: Callable[[], ServingRuntime]) -> Starlette:
             try:
                 results.append({"file": filename, **await runtime.predict(data, filename)})
             except Rejected as exc:
-                results.append({"file": filename, "error": exc.code, "detail": exc.detail, "status": exc.status})
+                results.append(
+                    {"file": filename, "error": exc.code, "detail": exc.detail, "status": exc.status}
+                )
         return JSONResponse({"results": results})
 
     async def info(request: Request) -> JSONResponse:
         runtime = get_runtime()
         p = runtime.predictor
-        return JSONResponse({"model_version": p.model_version, "threshold": p.threshold,
-                             "feature_params": p.params.to_dict(), "readiness": runtime.readiness()})
+        return JSONResponse(
+            {
+                "model_version": p.model_version,
+                "threshold": p.threshold,
+                "feature_params": p.params.to_dict(),
+                "readiness": runtime.readiness(),
+            }
+        )
 
-    return Starlette(routes=[
-        Route("/predict", predict, methods=["POST"]),
-        Route("/predict_batch", predict_batch, methods=["POST"]),
-        Route("/info", info, methods=["GET"]),
-    ])
+    return Starlette(
+        routes=[
+            Route("/predict", predict, methods=["POST"]),
+            Route("/predict_batch", predict_batch, methods=["POST"]),
+            Route("/info", info, methods=["GET"]),
+        ]
+    )

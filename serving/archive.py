@@ -39,10 +39,18 @@ class S3Archive(Archive):
             from botocore.config import Config
 
             self._client = boto3.client(
-                "s3", endpoint_url=current.data["s3_endpoint"], region_name="us-east-1",
-                aws_access_key_id=current.data["s3_access_key"], aws_secret_access_key=current.data["s3_secret_key"],
-                config=Config(signature_version="s3v4", s3={"addressing_style": "path"},
-                              retries={"max_attempts": 1}, connect_timeout=3, read_timeout=10),
+                "s3",
+                endpoint_url=current.data["s3_endpoint"],
+                region_name="us-east-1",
+                aws_access_key_id=current.data["s3_access_key"],
+                aws_secret_access_key=current.data["s3_secret_key"],
+                config=Config(
+                    signature_version="s3v4",
+                    s3={"addressing_style": "path"},
+                    retries={"max_attempts": 1},
+                    connect_timeout=3,
+                    read_timeout=10,
+                ),
             )
             self._version = current.version
         return self._client, current.data["archive_bucket"]
@@ -53,8 +61,15 @@ class S3Archive(Archive):
 
 
 class SpoolingArchiver:
-    def __init__(self, archive: Archive, spool_dir: Path, metrics: ServingMetrics,
-                 max_spool_bytes: int = 512 * 1024 * 1024, retry_base_s: float = 0.5, retry_max_s: float = 30.0) -> None:
+    def __init__(
+        self,
+        archive: Archive,
+        spool_dir: Path,
+        metrics: ServingMetrics,
+        max_spool_bytes: int = 512 * 1024 * 1024,
+        retry_base_s: float = 0.5,
+        retry_max_s: float = 30.0,
+    ) -> None:
         self.archive = archive
         self.spool = spool_dir
         self.metrics = metrics
@@ -95,10 +110,17 @@ class SpoolingArchiver:
             return False
         now = datetime.now(UTC)
         item = f"{now:%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:12]}"
-        record = {"id": item, "received_at": now.isoformat(), "filename": filename, "answer": answer,
-                  "key_prefix": f"uploads/{now:%Y/%m/%d}/{item}"}
+        record = {
+            "id": item,
+            "received_at": now.isoformat(),
+            "filename": filename,
+            "answer": answer,
+            "key_prefix": f"uploads/{now:%Y/%m/%d}/{item}",
+        }
         _atomic_write(self.spool / f"{item}.audio", audio)
-        _atomic_write(self.spool / f"{item}.json", json.dumps(record).encode())  # written last: marks complete
+        _atomic_write(
+            self.spool / f"{item}.json", json.dumps(record).encode()
+        )  # written last: marks complete
         self.metrics.archive_state(self.pending())
         self._wake.set()
         return True

@@ -17,7 +17,9 @@ console = Console(stderr=True)
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BENTO_EXPORT_DIR = REPO_ROOT / "build" / "bento"
 
-bento_app = typer.Typer(add_completion=False, no_args_is_help=True, help="Import the model and build the Bento.")
+bento_app = typer.Typer(
+    add_completion=False, no_args_is_help=True, help="Import the model and build the Bento."
+)
 
 
 def _tracking_uri(explicit: str | None) -> str:
@@ -52,9 +54,13 @@ def _local_vault_env() -> dict[str, str]:
 @bento_app.command("import")
 def import_cmd(
     model: str = typer.Option(..., "--model", help="MLflow version number or alias (candidate, champion)."),
-    tracking_uri: str | None = typer.Option(None, help="MLflow URI (default $MLFLOW_TRACKING_URI or the local stack)."),
+    tracking_uri: str | None = typer.Option(
+        None, help="MLflow URI (default $MLFLOW_TRACKING_URI or the local stack)."
+    ),
     pin: bool = typer.Option(True, help="Write serving/model.lock.json (the version pinned in git)."),
-    pin_file: Path | None = typer.Option(None, help="Write the pin here instead (a local server's SPIRA_MODEL_PIN)."),
+    pin_file: Path | None = typer.Option(
+        None, help="Write the pin here instead (a local server's SPIRA_MODEL_PIN)."
+    ),
 ) -> None:
     """Resolve the model once, import it into the BentoML store, pin the version."""
     from serving.model_import import MlflowModelSource, import_model
@@ -64,8 +70,15 @@ def import_cmd(
         result.write(pin_file)
     elif pin:
         result.write()
-    print(json.dumps({"bento_model": result.bento_tag, "mlflow_version": result.mlflow_version,
-                      "resolved_from": result.resolved_from}))
+    print(
+        json.dumps(
+            {
+                "bento_model": result.bento_tag,
+                "mlflow_version": result.mlflow_version,
+                "resolved_from": result.resolved_from,
+            }
+        )
+    )
 
 
 @bento_app.command("build")
@@ -95,8 +108,12 @@ def build_context(dest: Path) -> Path:
 def build_bento() -> str:
     with tempfile.TemporaryDirectory(prefix="spira-bento-") as tmp:
         ctx = build_context(Path(tmp) / "ctx")
-        out = subprocess.run([_bentoml(), "build", "-f", "serving/bentofile.yaml", "--output", "tag", "."],
-                             cwd=ctx, capture_output=True, text=True)
+        out = subprocess.run(
+            [_bentoml(), "build", "-f", "serving/bentofile.yaml", "--output", "tag", "."],
+            cwd=ctx,
+            capture_output=True,
+            text=True,
+        )
     if out.returncode != 0:
         console.print(out.stdout + out.stderr)
         raise typer.Exit(1)

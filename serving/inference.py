@@ -1,8 +1,8 @@
 """From upload bytes to the answer, through the same spira_core code training used.
 
-    predictor = Predictor.from_bundle(bundle, model_version="7")
-    answer = predictor.predict_bytes(data)          # offline (`spira predict`) and parity tests
-    prepared = predictor.prepare(data)              # the server: prepare, batch the model call, answer
+predictor = Predictor.from_bundle(bundle, model_version="7")
+answer = predictor.predict_bytes(data)          # offline (`spira predict`) and parity tests
+prepared = predictor.prepare(data)              # the server: prepare, batch the model call, answer
 """
 
 from __future__ import annotations
@@ -70,7 +70,9 @@ def best_window_model(bundle, metrics: ModelChoiceMetrics | None = None) -> Wind
         return FastWindowModelAdapter(bundle)
     except (ParityError, ValueError, RuntimeError) as exc:
         reason = type(exc).__name__
-        log.warning("fast CPU model not used, serving the eager model (slower, same answers): %s: %s", reason, exc)
+        log.warning(
+            "fast CPU model not used, serving the eager model (slower, same answers): %s: %s", reason, exc
+        )
         if metrics is not None:
             metrics.model_fallback(reason)
         return TorchWindowModel(bundle.model)
@@ -85,8 +87,14 @@ class Prepared:
 
 
 class Predictor:
-    def __init__(self, params: FeatureParams, threshold: float, model_version: str, model: WindowModel,
-                 limits: UploadLimits | None = None) -> None:
+    def __init__(
+        self,
+        params: FeatureParams,
+        threshold: float,
+        model_version: str,
+        model: WindowModel,
+        limits: UploadLimits | None = None,
+    ) -> None:
         self.params = params
         self.threshold = float(threshold)
         self.model_version = str(model_version)
@@ -94,8 +102,13 @@ class Predictor:
         self.limits = limits or UploadLimits()
 
     @classmethod
-    def from_bundle(cls, bundle, model_version: str, limits: UploadLimits | None = None,
-                    metrics: ModelChoiceMetrics | None = None) -> Predictor:
+    def from_bundle(
+        cls,
+        bundle,
+        model_version: str,
+        limits: UploadLimits | None = None,
+        metrics: ModelChoiceMetrics | None = None,
+    ) -> Predictor:
         return cls(bundle.params, bundle.threshold, model_version, best_window_model(bundle, metrics), limits)
 
     def prepare(self, data: bytes) -> Prepared:

@@ -72,28 +72,48 @@ def read_header(data: bytes, limits: UploadLimits) -> AudioHeader:
     wav = wav_layout(data)
     declared = wav.declared_frames if wav is not None else None
     frames = max(int(info.frames), declared or 0)  # a truncated WAV still promises its full length
-    header = AudioHeader(int(info.samplerate), int(info.channels), frames, str(info.format), str(info.subtype),
-                         int(info.frames), wav)
+    header = AudioHeader(
+        int(info.samplerate),
+        int(info.channels),
+        frames,
+        str(info.format),
+        str(info.subtype),
+        int(info.frames),
+        wav,
+    )
     if header.channels < 1 or header.channels > limits.max_channels:
-        raise Rejected(422, "bad_channels", f"{header.channels} channels; 1 to {limits.max_channels} accepted")
+        raise Rejected(
+            422, "bad_channels", f"{header.channels} channels; 1 to {limits.max_channels} accepted"
+        )
     if not limits.min_sample_rate <= header.sample_rate <= limits.max_sample_rate:
-        raise Rejected(422, "bad_sample_rate", f"{header.sample_rate} Hz is outside "
-                       f"{limits.min_sample_rate}–{limits.max_sample_rate} Hz")
+        raise Rejected(
+            422,
+            "bad_sample_rate",
+            f"{header.sample_rate} Hz is outside {limits.min_sample_rate}–{limits.max_sample_rate} Hz",
+        )
     if header.frames <= 0:
         raise Rejected(422, "no_samples", "the file holds no audio samples")
     if header.duration_s < limits.min_duration_s:
-        raise Rejected(422, "too_short", f"{header.duration_s:.2f} s is shorter than the minimum of "
-                       f"{limits.min_duration_s:.1f} s")
+        raise Rejected(
+            422,
+            "too_short",
+            f"{header.duration_s:.2f} s is shorter than the minimum of {limits.min_duration_s:.1f} s",
+        )
     if header.duration_s > limits.max_duration_s:
-        raise Rejected(413, "too_long", f"{header.duration_s:.1f} s exceeds the limit of {limits.max_duration_s:.0f} s")
+        raise Rejected(
+            413, "too_long", f"{header.duration_s:.1f} s exceeds the limit of {limits.max_duration_s:.0f} s"
+        )
     return header
 
 
 def decode(data: bytes, header: AudioHeader, limits: UploadLimits) -> tuple[np.ndarray, int]:
     """Decode to float32 [frames, channels]; truncated, NaN/Inf and silent audio are rejected."""
     # PCM16 WAV, what phones record: the same values as libsndfile's, without its conversion loop
-    samples = pcm16_samples(data, header.wav, header.channels, header.readable_frames) \
-        if header.subtype == "PCM_16" else None
+    samples = (
+        pcm16_samples(data, header.wav, header.channels, header.readable_frames)
+        if header.subtype == "PCM_16"
+        else None
+    )
     if samples is not None:
         return _checked(samples, header.sample_rate, header, limits)
     try:
@@ -105,10 +125,14 @@ def decode(data: bytes, header: AudioHeader, limits: UploadLimits) -> tuple[np.n
     return _checked(samples, rate, header, limits)
 
 
-def _checked(samples: np.ndarray, rate: int, header: AudioHeader, limits: UploadLimits) -> tuple[np.ndarray, int]:
+def _checked(
+    samples: np.ndarray, rate: int, header: AudioHeader, limits: UploadLimits
+) -> tuple[np.ndarray, int]:
     # A header that promises more frames than the data holds is a truncated upload.
     if samples.shape[0] < header.frames * 0.99:
-        raise Rejected(422, "truncated", f"the file promises {header.frames} frames but holds {samples.shape[0]}")
+        raise Rejected(
+            422, "truncated", f"the file promises {header.frames} frames but holds {samples.shape[0]}"
+        )
     if float(np.max(np.abs(samples))) < limits.silence_peak:
         raise Rejected(422, "silent", "the recording is silent")
     return samples, rate

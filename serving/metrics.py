@@ -40,18 +40,26 @@ class PrometheusMetrics(ServingMetrics, ModelChoiceMetrics):
         self._predictions = Counter("spira_predictions_total", "Answered predictions by label", ["label"])
         self._rejected = Counter("spira_rejected_uploads_total", "Uploads answered 4xx by reason", ["reason"])
         self._audio = Counter("spira_audio_seconds_total", "Seconds of audio judged")
-        self._secret_version = Gauge("spira_secret_version", "KV version of the secret in use", ["path"],
-                                     multiprocess_mode="livemax")
-        self._secret_stale = Gauge("spira_secret_stale", "1 while serving a last-good secret through a Vault outage",
-                                   ["path"], multiprocess_mode="livemax")
-        self._archive_pending = Gauge("spira_archive_pending", "Uploads spooled, not yet archived",
-                                      multiprocess_mode="livesum")
+        self._secret_version = Gauge(
+            "spira_secret_version", "KV version of the secret in use", ["path"], multiprocess_mode="livemax"
+        )
+        self._secret_stale = Gauge(
+            "spira_secret_stale",
+            "1 while serving a last-good secret through a Vault outage",
+            ["path"],
+            multiprocess_mode="livemax",
+        )
+        self._archive_pending = Gauge(
+            "spira_archive_pending", "Uploads spooled, not yet archived", multiprocess_mode="livesum"
+        )
         self._archive_uploaded = Counter("spira_archive_uploaded_total", "Uploads archived to S3")
         self._archive_failed = Counter("spira_archive_failures_total", "Failed archive attempts (retried)")
         self._archive_dropped = Counter("spira_archive_dropped_total", "Uploads not archived: spool full")
-        self._model_fallbacks = Counter("spira_model_fallbacks_total",
-                                        "Model loads that fell back from the fast CPU model to the eager one",
-                                        ["reason"])
+        self._model_fallbacks = Counter(
+            "spira_model_fallbacks_total",
+            "Model loads that fell back from the fast CPU model to the eager one",
+            ["reason"],
+        )
 
     def prediction(self, label: str, audio_seconds: float) -> None:
         self._predictions.labels(label=label).inc()

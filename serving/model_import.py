@@ -48,19 +48,28 @@ class MlflowModelSource(ModelSource):
     def resolve(self, ref: str) -> ResolvedModel:
         if ref == "latest":
             raise ValueError("refusing 'latest': name a version or an alias (candidate, champion)")
-        mv = self.client.get_model_version(self.name, ref) if ref.isdigit() else \
-            self.client.get_model_version_by_alias(self.name, ref)
+        mv = (
+            self.client.get_model_version(self.name, ref)
+            if ref.isdigit()
+            else self.client.get_model_version_by_alias(self.name, ref)
+        )
         return ResolvedModel(str(mv.version), mv.run_id or "", mv.source, ref)
 
     def download(self, model: ResolvedModel, dest: Path) -> Path:
         import mlflow.artifacts
 
-        local = mlflow.artifacts.download_artifacts(run_id=model.run_id, artifact_path=MODEL_ARTIFACT_PATH,
-                                                    dst_path=str(dest), tracking_uri=self.tracking_uri)
+        local = mlflow.artifacts.download_artifacts(
+            run_id=model.run_id,
+            artifact_path=MODEL_ARTIFACT_PATH,
+            dst_path=str(dest),
+            tracking_uri=self.tracking_uri,
+        )
         bundle_dirs = [p.parent for p in Path(local).rglob("bundle.json")]
         if len(bundle_dirs) != 1:
-            raise FileNotFoundError(f"model version {model.version}: expected one bundle in the run's "
-                                    f"'{MODEL_ARTIFACT_PATH}' artifacts, found {len(bundle_dirs)}")
+            raise FileNotFoundError(
+                f"model version {model.version}: expected one bundle in the run's "
+                f"'{MODEL_ARTIFACT_PATH}' artifacts, found {len(bundle_dirs)}"
+            )
         return bundle_dirs[0]
 
 
@@ -89,10 +98,16 @@ def import_model(source: ModelSource, ref: str) -> ModelPin:
             if existing.info.metadata.get("bundle_sha256") != digest:
                 raise ValueError(f"{pin.bento_tag} is already in the BentoML store with different contents")
             return pin
-        meta = {"model_version": resolved.version, "run_id": resolved.run_id, "bundle_sha256": digest,
-                "resolved_from": ref, "source": resolved.source}
-        with bentoml.models.create(pin.bento_tag, labels={"mlflow_version": resolved.version},
-                                   metadata=meta) as model:
+        meta = {
+            "model_version": resolved.version,
+            "run_id": resolved.run_id,
+            "bundle_sha256": digest,
+            "resolved_from": ref,
+            "source": resolved.source,
+        }
+        with bentoml.models.create(
+            pin.bento_tag, labels={"mlflow_version": resolved.version}, metadata=meta
+        ) as model:
             shutil.copytree(bundle_dir, Path(model.path) / "bundle")
             (Path(model.path) / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
     return pin

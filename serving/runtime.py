@@ -74,8 +74,12 @@ class ServingRuntime:
         return {
             "ready": readable,
             "model_version": self.predictor.model_version,
-            "secret": None if secret is None else {
-                "version": secret.version, "stale": secret.stale, "usable": readable,
+            "secret": None
+            if secret is None
+            else {
+                "version": secret.version,
+                "stale": secret.stale,
+                "usable": readable,
                 "last_error": secret.last_error,
             },
             "archive_pending": self.archiver.pending() if self.archiver else 0,

@@ -25,12 +25,15 @@ def warm_up(predictor: Predictor) -> None:
 
     t = np.arange(48_000 * 5) / 48_000
     buf = io.BytesIO()
-    sf.write(buf, (0.3 * np.sin(2 * np.pi * 150 * t)).astype(np.float32), 48_000, format="WAV", subtype="PCM_16")
+    sf.write(
+        buf, (0.3 * np.sin(2 * np.pi * 150 * t)).astype(np.float32), 48_000, format="WAV", subtype="PCM_16"
+    )
     predictor.predict_bytes(buf.getvalue())
 
 
-def build_runtime(model_dir: Path, environ: Mapping[str, str] | None = None,
-                  metrics: ServingMetrics | None = None) -> ServingRuntime:
+def build_runtime(
+    model_dir: Path, environ: Mapping[str, str] | None = None, metrics: ServingMetrics | None = None
+) -> ServingRuntime:
     env = os.environ if environ is None else environ
     metrics = metrics or prometheus_metrics()
     bundle = load_bundle(model_dir / "bundle")
@@ -38,16 +41,20 @@ def build_runtime(model_dir: Path, environ: Mapping[str, str] | None = None,
     # the Prometheus metrics also count a refused fast path (ModelChoiceMetrics); a test's fake may not
     choice = metrics if isinstance(metrics, ModelChoiceMetrics) else None
     predictor = Predictor.from_bundle(bundle, model_version=meta["model_version"], metrics=choice)
-    batcher = MicroBatcher(predictor.model, max_batch_size=int(env.get("SPIRA_MAX_BATCH_WINDOWS", 64)),
-                           max_latency_ms=float(env.get("SPIRA_MAX_LATENCY_MS", 10)))
+    batcher = MicroBatcher(
+        predictor.model,
+        max_batch_size=int(env.get("SPIRA_MAX_BATCH_WINDOWS", 64)),
+        max_latency_ms=float(env.get("SPIRA_MAX_LATENCY_MS", 10)),
+    )
     secret = archiver = None
     secret_path = env.get("VAULT_SECRET_PATH", "")
     if env.get("VAULT_ADDR"):
         from spira_core.settings import cached_service_secret
 
         secret = cached_service_secret(env)
-        archiver = SpoolingArchiver(S3Archive(secret), Path(env.get("SPIRA_ARCHIVE_SPOOL", "/tmp/spira-archive")),
-                                    metrics)
+        archiver = SpoolingArchiver(
+            S3Archive(secret), Path(env.get("SPIRA_ARCHIVE_SPOOL", "/tmp/spira-archive")), metrics
+        )
         archiver.start()
     warm_up(predictor)
     runtime = ServingRuntime(predictor, batcher, metrics, secret, secret_path, archiver)

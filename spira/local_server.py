@@ -48,36 +48,75 @@ class LocalServer:
 
 def server_env(bentoml_home: Path, pin_file: Path, **extra: str) -> dict[str, str]:
     """The environment of a local server: this checkout importable, a private BentoML home, the pin."""
-    return {**os.environ, "PYTHONPATH": str(REPO), "BENTOML_HOME": str(bentoml_home),
-            "SPIRA_MODEL_PIN": str(pin_file), **extra}
+    return {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "BENTOML_HOME": str(bentoml_home),
+        "SPIRA_MODEL_PIN": str(pin_file),
+        **extra,
+    }
 
 
-def import_pinned(tracking_uri: str, version: str, pin_file: Path, bentoml_home: Path, timeout_s: int = 300) -> None:
+def import_pinned(
+    tracking_uri: str, version: str, pin_file: Path, bentoml_home: Path, timeout_s: int = 300
+) -> None:
     """`spira bento import` of one MLflow version into `bentoml_home`, its pin written to `pin_file`.
 
     A separate process because BentoML reads BENTOML_HOME once, at import."""
-    cmd = [sys.executable, "-m", "spira.cli", "bento", "import", "--model", version, "--tracking-uri", tracking_uri,
-           "--pin-file", str(pin_file)]
-    out = subprocess.run(cmd, env=server_env(bentoml_home, pin_file), cwd=REPO, capture_output=True, text=True,
-                         timeout=timeout_s)
+    cmd = [
+        sys.executable,
+        "-m",
+        "spira.cli",
+        "bento",
+        "import",
+        "--model",
+        version,
+        "--tracking-uri",
+        tracking_uri,
+        "--pin-file",
+        str(pin_file),
+    ]
+    out = subprocess.run(
+        cmd,
+        env=server_env(bentoml_home, pin_file),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+    )
     if out.returncode != 0:
-        raise LocalServerError(f"importing model version {version} failed ({out.returncode}):\n"
-                               f"{(out.stdout + out.stderr)[-3000:]}")
+        raise LocalServerError(
+            f"importing model version {version} failed ({out.returncode}):\n"
+            f"{(out.stdout + out.stderr)[-3000:]}"
+        )
 
 
-def start_local_server(env: dict[str, str], run_dir: Path, port: int | None = None, name: str = "serve",
-                       ready_timeout_s: float = READY_TIMEOUT_S) -> LocalServer:
+def start_local_server(
+    env: dict[str, str],
+    run_dir: Path,
+    port: int | None = None,
+    name: str = "serve",
+    ready_timeout_s: float = READY_TIMEOUT_S,
+) -> LocalServer:
     """Start `bentoml serve serving.service:Spira` on 127.0.0.1 and wait until /readyz answers 200."""
     port = port or free_port()
     bentoml = str(Path(sys.executable).parent / "bentoml")
-    proc = ManagedProcess(f"{name}-{port}", [bentoml, "serve", "serving.service:Spira", "--port", str(port),
-                                             "--host", "127.0.0.1"], run_dir, env=env, grace_s=15, cwd=REPO)
+    proc = ManagedProcess(
+        f"{name}-{port}",
+        [bentoml, "serve", "serving.service:Spira", "--port", str(port), "--host", "127.0.0.1"],
+        run_dir,
+        env=env,
+        grace_s=15,
+        cwd=REPO,
+    )
     proc.start()
     server = LocalServer(f"http://127.0.0.1:{port}", proc, env)
     deadline = time.monotonic() + ready_timeout_s
     while time.monotonic() < deadline:
         if proc.exited_early():
-            raise LocalServerError(f"bentoml serve {proc.describe_exit()} during start-up:\n{proc.log_tail(40)}")
+            raise LocalServerError(
+                f"bentoml serve {proc.describe_exit()} during start-up:\n{proc.log_tail(40)}"
+            )
         if http_status(f"{server.url}/readyz") == 200:
             return server
         time.sleep(0.5)

@@ -38,13 +38,17 @@ class Service:
 SERVICES: dict[str, Service] = {
     s.name: s
     for s in (
-        Service("serving", "spira-serving", ("s3_endpoint", "s3_access_key", "s3_secret_key", "archive_bucket")),
+        Service(
+            "serving", "spira-serving", ("s3_endpoint", "s3_access_key", "s3_secret_key", "archive_bucket")
+        ),
         Service(
             "training",
             "spira-training",
             ("s3_endpoint", "s3_access_key", "s3_secret_key", "features_bucket", "mlflow_tracking_uri"),
         ),
-        Service("mlflow", "spira-mlflow", ("s3_endpoint", "s3_access_key", "s3_secret_key", "artifacts_bucket")),
+        Service(
+            "mlflow", "spira-mlflow", ("s3_endpoint", "s3_access_key", "s3_secret_key", "artifacts_bucket")
+        ),
         # Object-store admin credentials, used only by operators to mint and revoke service keys.
         Service("objectstore", "-", ("admin_access_key", "admin_secret_key", "endpoint"), workload=False),
     )

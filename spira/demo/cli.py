@@ -22,14 +22,18 @@ DEGRADATIONS = {
 
 
 def demo(
-    data: Annotated[Path | None, typer.Option(help="SPIRA dataset CSV (file_path,class); default: synthetic")] = None,
+    data: Annotated[
+        Path | None, typer.Option(help="SPIRA dataset CSV (file_path,class); default: synthetic")
+    ] = None,
     noise: Annotated[Path | None, typer.Option(help="noise list CSV, with --data")] = None,
     n: Annotated[int, typer.Option(help="synthetic recordings")] = 160,
     seed: Annotated[int, typer.Option(help="synthetic dataset seed")] = 11,
     preset: Annotated[str, typer.Option(help="training preset")] = "fast",
     epochs: Annotated[int | None, typer.Option(help="override the preset's epochs (a quicker demo)")] = None,
     images: Annotated[bool, typer.Option(help="build, push and test the model and loadtest images")] = True,
-    degrade: Annotated[str | None, typer.Option(help="serve a bad candidate: latency | errors | version")] = None,
+    degrade: Annotated[
+        str | None, typer.Option(help="serve a bad candidate: latency | errors | version")
+    ] = None,
     gate_duration: Annotated[int, typer.Option(help="seconds of gate load")] = 20,
 ) -> None:
     """Data → pipeline → Bento → images by digest → preview + gate → promotion, on the local stack."""
@@ -38,9 +42,19 @@ def demo(
         raise typer.BadParameter("give both --data and --noise, or neither")
     if degrade is not None and degrade not in DEGRADATIONS:
         raise typer.BadParameter(f"--degrade must be one of {', '.join(DEGRADATIONS)}")
-    ctx = steps.DemoContext(home=StackConfig.load().home / "demo", console=console, synth_n=n, synth_seed=seed,
-                            data_csv=data, noise_csv=noise, preset=preset, epochs=epochs, images=images,
-                            degrade=DEGRADATIONS.get(degrade or ""), gate_duration_s=gate_duration)
+    ctx = steps.DemoContext(
+        home=StackConfig.load().home / "demo",
+        console=console,
+        synth_n=n,
+        synth_seed=seed,
+        data_csv=data,
+        noise_csv=noise,
+        preset=preset,
+        epochs=epochs,
+        images=images,
+        degrade=DEGRADATIONS.get(degrade or ""),
+        gate_duration_s=gate_duration,
+    )
     timings: list[tuple[str, float, str]] = []
     plan = [
         ("local stack", steps.start_stack),
@@ -92,14 +106,23 @@ def _summary(console: Console, ctx: steps.DemoContext, timings: list[tuple[str, 
     metrics = f.get("metrics") or {}
     shown = ", ".join(f"{k} {v:.3f}" for k, v in metrics.items() if isinstance(v, int | float))
     for label, value in [
-        ("dataset", f.get("dataset")), ("dataset in S3", f.get("dataset_s3")),
+        ("dataset", f.get("dataset")),
+        ("dataset in S3", f.get("dataset_s3")),
         ("stages reused", ", ".join(f.get("stages_reused", [])) or "none"),
-        ("test metrics", shown or None), ("model version", f.get("model_version")),
+        ("test metrics", shown or None),
+        ("model version", f.get("model_version")),
         ("publish", (f.get("publish") or {}).get("reason") if isinstance(f.get("publish"), dict) else None),
-        ("bento", f.get("bento")), ("image", f.get("image")), ("ephemeral test", f.get("ephemeral_test")),
-        ("preview", f.get("preview")), ("preview pod", f.get("preview_pod")), ("active", f.get("active")), ("gate verdict", f.get("gate")),
-        ("promotion", f.get("promotion")), ("champion", f.get("champion", "unchanged")),
-        ("MLflow UI", f.get("mlflow_ui")), ("Locust report", f.get("locust_report")),
+        ("bento", f.get("bento")),
+        ("image", f.get("image")),
+        ("ephemeral test", f.get("ephemeral_test")),
+        ("preview", f.get("preview")),
+        ("preview pod", f.get("preview_pod")),
+        ("active", f.get("active")),
+        ("gate verdict", f.get("gate")),
+        ("promotion", f.get("promotion")),
+        ("champion", f.get("champion", "unchanged")),
+        ("MLflow UI", f.get("mlflow_ui")),
+        ("Locust report", f.get("locust_report")),
     ]:
         if value is not None:
             facts.add_row(label, str(value))

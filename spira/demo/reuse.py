@@ -15,15 +15,19 @@ import urllib.request
 from pathlib import Path
 
 IMAGE_SOURCES = ("serving", "spira_core", "loadtests", "ci", "pyproject.toml", "requirements.lock")
-MANIFEST_TYPES = ", ".join((
-    "application/vnd.oci.image.manifest.v1+json",
-    "application/vnd.docker.distribution.manifest.v2+json",
-    "application/vnd.oci.image.index.v1+json",
-))
+MANIFEST_TYPES = ", ".join(
+    (
+        "application/vnd.oci.image.manifest.v1+json",
+        "application/vnd.docker.distribution.manifest.v2+json",
+        "application/vnd.oci.image.index.v1+json",
+    )
+)
 
 
 def source_key(repo: Path, model_version: str) -> str:
-    listed = subprocess.run(["git", "ls-files", "-z", *IMAGE_SOURCES], cwd=repo, capture_output=True, check=True)
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", *IMAGE_SOURCES], cwd=repo, capture_output=True, check=True
+    )
     digest = hashlib.sha256(f"model {model_version}\n".encode())
     for name in sorted(p for p in listed.stdout.decode().split("\0") if p):
         path = repo / name
@@ -36,8 +40,9 @@ def in_registry(ref: str, timeout_s: float = 5.0) -> bool:
     """Whether `host:port/name@sha256:…` is still served by its (loopback, plain HTTP) registry."""
     host, _, rest = ref.partition("/")
     name, _, digest = rest.partition("@")
-    req = urllib.request.Request(f"http://{host}/v2/{name}/manifests/{digest}", method="HEAD",
-                                 headers={"Accept": MANIFEST_TYPES})
+    req = urllib.request.Request(
+        f"http://{host}/v2/{name}/manifests/{digest}", method="HEAD", headers={"Accept": MANIFEST_TYPES}
+    )
     try:
         with urllib.request.urlopen(req, timeout=timeout_s) as resp:
             return resp.status == 200
@@ -51,7 +56,9 @@ def reusable(record_file: Path, key: str) -> dict | None:
         record = json.loads(record_file.read_text())
     except (FileNotFoundError, ValueError):
         return None
-    if record.get("key") != key or not all(in_registry(record.get(k, "")) for k in ("image", "loadtest_image")):
+    if record.get("key") != key or not all(
+        in_registry(record.get(k, "")) for k in ("image", "loadtest_image")
+    ):
         return None
     return record
 

@@ -57,17 +57,31 @@ class DemoContext:
         return self.home / "bentoml"
 
     def env(self, **extra: str) -> dict[str, str]:
-        return {**os.environ, "PYTHONPATH": str(REPO), "SPIRA_HOME": str(self.stack.home if self.stack else ""),
-                "BENTOML_HOME": str(self.bentoml_home), **extra}
+        return {
+            **os.environ,
+            "PYTHONPATH": str(REPO),
+            "SPIRA_HOME": str(self.stack.home if self.stack else ""),
+            "BENTOML_HOME": str(self.bentoml_home),
+            **extra,
+        }
 
-    def run(self, cmd: list[str], env: dict[str, str] | None = None, cwd: Path | None = None,
-            capture: bool = False, timeout: int = 3600) -> subprocess.CompletedProcess:
+    def run(
+        self,
+        cmd: list[str],
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+        capture: bool = False,
+        timeout: int = 3600,
+    ) -> subprocess.CompletedProcess:
         """Run a command; its own progress output goes to the terminal unless captured."""
-        args = cmd[len(SPIRA):] if cmd[:len(SPIRA)] == SPIRA else cmd
+        args = cmd[len(SPIRA) :] if cmd[: len(SPIRA)] == SPIRA else cmd
         shown = " ".join(c if "/" not in c or len(c) < 60 else "…/" + Path(c).name for c in args if c)
-        self.console.print(f"[dim]$ spira {shown}[/dim]" if cmd[:3] == SPIRA else f"[dim]$ {' '.join(cmd)}[/dim]")
-        out = subprocess.run(cmd, env=env or self.env(), cwd=cwd or REPO, text=True, timeout=timeout,
-                             capture_output=capture)
+        self.console.print(
+            f"[dim]$ spira {shown}[/dim]" if cmd[:3] == SPIRA else f"[dim]$ {' '.join(cmd)}[/dim]"
+        )
+        out = subprocess.run(
+            cmd, env=env or self.env(), cwd=cwd or REPO, text=True, timeout=timeout, capture_output=capture
+        )
         if out.returncode != 0:
             detail = (out.stdout or "")[-2000:] + (out.stderr or "")[-2000:] if capture else ""
             raise StepFailed(f"`{shown}` exited {out.returncode}\n{detail}".rstrip())
@@ -91,8 +105,19 @@ def prepare_data(ctx: DemoContext) -> None:
     if ctx.data_csv is None:
         out = ctx.home / f"data-n{ctx.synth_n}-s{ctx.synth_seed}"
         if not (out / "dataset.csv").exists():  # deterministic for a seed: generate once
-            ctx.run([*SPIRA, "data", "synth", "--out", str(out), "--n", str(ctx.synth_n),
-                     "--seed", str(ctx.synth_seed)])
+            ctx.run(
+                [
+                    *SPIRA,
+                    "data",
+                    "synth",
+                    "--out",
+                    str(out),
+                    "--n",
+                    str(ctx.synth_n),
+                    "--seed",
+                    str(ctx.synth_seed),
+                ]
+            )
         ctx.data_csv, ctx.noise_csv = out / "dataset.csv", out / "noise.csv"
         ctx.facts["dataset"] = f"synthetic, {ctx.synth_n} recordings, seed {ctx.synth_seed}"
     else:
@@ -110,8 +135,13 @@ def upload_dataset(ctx: DemoContext) -> None:
     secret = service_secret("training", ctx.stack.service_env("training"))
     s3 = ctx.stack.s3_client(secret["s3_access_key"], secret["s3_secret_key"])
     prefix = f"datasets/{fingerprint[:16]}/"
-    have = {o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(
-        Bucket=secret["features_bucket"], Prefix=prefix) for o in page.get("Contents", [])}
+    have = {
+        o["Key"]
+        for page in s3.get_paginator("list_objects_v2").paginate(
+            Bucket=secret["features_bucket"], Prefix=prefix
+        )
+        for o in page.get("Contents", [])
+    }
     for ex in [*examples, None]:
         path = ctx.data_csv if ex is None else ex.path
         key = prefix + ("dataset.csv" if ex is None else path.name)
@@ -124,9 +154,23 @@ def upload_dataset(ctx: DemoContext) -> None:
 def run_pipeline(ctx: DemoContext) -> None:
     outcome_file = ctx.home / "pipeline-outcome.json"
     epochs = ["--epochs", str(ctx.epochs)] if ctx.epochs else []
-    ctx.run([*SPIRA, "pipeline", "run", "--data", str(ctx.data_csv), "--noise", str(ctx.noise_csv),
-             "--preset", ctx.preset, *epochs, "--json-out", str(outcome_file)],
-            env=ctx.env(**ctx.stack.service_env("training")))
+    ctx.run(
+        [
+            *SPIRA,
+            "pipeline",
+            "run",
+            "--data",
+            str(ctx.data_csv),
+            "--noise",
+            str(ctx.noise_csv),
+            "--preset",
+            ctx.preset,
+            *epochs,
+            "--json-out",
+            str(outcome_file),
+        ],
+        env=ctx.env(**ctx.stack.service_env("training")),
+    )
     outcome = json.loads(outcome_file.read_text())
     publish = outcome["publish"]
     ctx.facts["model_version"] = str(publish["version"])
@@ -147,8 +191,11 @@ def build_bento(ctx: DemoContext) -> None:
     if ctx.reused:
         ctx.facts["bento"] = f"{ctx.reused['bento']} (reused: same model and sources)"
         return
-    out = ctx.run([*SPIRA, "bento", "build", "--export-dir", str(ctx.home / "bento")],
-                  env=ctx.env(SPIRA_MODEL_PIN=str(pin_file)), capture=True)
+    out = ctx.run(
+        [*SPIRA, "bento", "build", "--export-dir", str(ctx.home / "bento")],
+        env=ctx.env(SPIRA_MODEL_PIN=str(pin_file)),
+        capture=True,
+    )
     ctx.facts["bento"] = json.loads(out.stdout.strip().splitlines()[-1])["bento"]
 
 
@@ -166,23 +213,54 @@ def build_images(ctx: DemoContext) -> None:
         ctx.console.print("  same model version and sources as the last tested build: its digests are reused")
         return
     env = ctx.env(SPIRA_REGISTRY=ctx.stack.registry or "")
-    model_ref = ctx.run([*SPIRA, "image", "build", "model", "--bento-dir", str(ctx.home / "bento")],
-                        env=env, capture=True).stdout.strip().splitlines()[-1]
-    loadtest_ref = ctx.run([*SPIRA, "image", "build", "loadtest"], env=env, capture=True).stdout.strip().splitlines()[-1]
+    model_ref = (
+        ctx.run(
+            [*SPIRA, "image", "build", "model", "--bento-dir", str(ctx.home / "bento")], env=env, capture=True
+        )
+        .stdout.strip()
+        .splitlines()[-1]
+    )
+    loadtest_ref = (
+        ctx.run([*SPIRA, "image", "build", "loadtest"], env=env, capture=True).stdout.strip().splitlines()[-1]
+    )
     ctx.facts["image"], ctx.facts["loadtest_image"] = model_ref, loadtest_ref
-    ctx.run([*SPIRA, "image", "test", model_ref, "--model-version", str(ctx.facts["model_version"]),
-             "--loadtest-ref", loadtest_ref, "--out", str(ctx.home / "ephemeral")], env=env)
+    ctx.run(
+        [
+            *SPIRA,
+            "image",
+            "test",
+            model_ref,
+            "--model-version",
+            str(ctx.facts["model_version"]),
+            "--loadtest-ref",
+            loadtest_ref,
+            "--out",
+            str(ctx.home / "ephemeral"),
+        ],
+        env=env,
+    )
     ctx.facts["ephemeral_test"] = "passed"
-    reuse.save(ctx.images_record, ctx.build_key, bento=str(ctx.facts["bento"]), image=model_ref,
-               loadtest_image=loadtest_ref)
+    reuse.save(
+        ctx.images_record,
+        ctx.build_key,
+        bento=str(ctx.facts["bento"]),
+        image=model_ref,
+        loadtest_image=loadtest_ref,
+    )
 
 
 # -- 5. preview and active -----------------------------------------------------------------------------
 def _serve(ctx: DemoContext, pin_file: Path, name: str, extra: dict[str, str]) -> str:
     """`bentoml serve` of a pinned model on this machine (when there is no image to play)."""
-    settings = {**ctx.stack.service_env("serving"), "SPIRA_ARCHIVE_SPOOL": str(ctx.home / f"spool-{name}"), **extra}
+    settings = {
+        **ctx.stack.service_env("serving"),
+        "SPIRA_ARCHIVE_SPOOL": str(ctx.home / f"spool-{name}"),
+        **extra,
+    }
     env = server_env(ctx.bentoml_home, pin_file, **settings)
-    ctx.console.print(f"[dim]$ bentoml serve serving.service:Spira  ({name}, model pin {pin_file.name})[/dim]")
+    ctx.console.print(
+        f"[dim]$ bentoml serve serving.service:Spira  ({name}, model pin {pin_file.name})[/dim]"
+    )
     try:
         server = start_local_server(env, ctx.home / "run", name=name)
     except LocalServerError as exc:
@@ -193,7 +271,14 @@ def _serve(ctx: DemoContext, pin_file: Path, name: str, extra: dict[str, str]) -
 
 def _play_preview(ctx: DemoContext) -> str:
     """The rendered Rollout pod, by digest, as Argo Rollouts would start the preview."""
-    cmd = [*SPIRA, "image", "preview", str(ctx.facts["image"]), "--token-dir", str(ctx.home / "preview-token")]
+    cmd = [
+        *SPIRA,
+        "image",
+        "preview",
+        str(ctx.facts["image"]),
+        "--token-dir",
+        str(ctx.home / "preview-token"),
+    ]
     if ctx.degrade:
         cmd += ["--degrade", ctx.degrade]
     out = ctx.run(cmd, capture=True)
@@ -226,7 +311,9 @@ def current_champion(ctx: DemoContext) -> str | None:
     from mlflow.tracking import MlflowClient
 
     try:
-        return str(MlflowClient(ctx.stack.mlflow_uri).get_model_version_by_alias(MODEL_NAME, "champion").version)
+        return str(
+            MlflowClient(ctx.stack.mlflow_uri).get_model_version_by_alias(MODEL_NAME, "champion").version
+        )
     except MlflowException:
         return None
 
@@ -243,9 +330,20 @@ def stop_servers(ctx: DemoContext) -> None:
 # -- 6. gate -------------------------------------------------------------------------------------------
 def run_gate(ctx: DemoContext) -> bool:
     out = ctx.home / "gate"
-    cmd = [*SPIRA, "gate", "--url", str(ctx.facts["preview"]), "--thresholds", "local",
-           "--expect-model-version", str(ctx.facts["model_version"]), "--duration", str(ctx.gate_duration_s),
-           "--out", str(out)]
+    cmd = [
+        *SPIRA,
+        "gate",
+        "--url",
+        str(ctx.facts["preview"]),
+        "--thresholds",
+        "local",
+        "--expect-model-version",
+        str(ctx.facts["model_version"]),
+        "--duration",
+        str(ctx.gate_duration_s),
+        "--out",
+        str(out),
+    ]
     ctx.console.print(f"[dim]$ spira {' '.join(cmd[3:])}[/dim]")
     code = subprocess.run(cmd, env=ctx.env(), cwd=REPO).returncode
     ctx.facts["gate"] = {0: "PASS", 1: "FAIL", 2: "could not run"}.get(code, f"exit {code}")
@@ -281,20 +379,49 @@ def promote(ctx: DemoContext) -> None:
     env = {**ctx.env(), "PYTHONPATH": str(clone)}
     git(clone, "checkout", "-q", "-B", "staging", "origin/staging")
     if ctx.images:
-        ctx.run([sys.executable, "-m", "ci.cli", "set-image", "--model", str(ctx.facts["image"]),
-                 "--loadtest", str(ctx.facts["loadtest_image"]), "--model-version", str(ctx.facts["model_version"]),
-                 "--record", f"demo-{int(time.time())}"], env=env, cwd=clone)
+        ctx.run(
+            [
+                sys.executable,
+                "-m",
+                "ci.cli",
+                "set-image",
+                "--model",
+                str(ctx.facts["image"]),
+                "--loadtest",
+                str(ctx.facts["loadtest_image"]),
+                "--model-version",
+                str(ctx.facts["model_version"]),
+                "--record",
+                f"demo-{int(time.time())}",
+            ],
+            env=env,
+            cwd=clone,
+        )
         ctx.console.print(git(clone, "show", "--stat", "--format=%h %s%n%n%b", "HEAD"))
         git(clone, "push", "-q", "origin", "staging")
         git(clone, "checkout", "-q", "-B", "main", "origin/main")
         git(clone, "merge", "-q", "--no-ff", "-m", "Promote staging to production", "origin/staging")
-        ctx.run([sys.executable, "-m", "ci.cli", "verify-promotion", "--candidate", "HEAD",
-                 "--staging", "origin/staging"], env=env, cwd=clone)
+        ctx.run(
+            [
+                sys.executable,
+                "-m",
+                "ci.cli",
+                "verify-promotion",
+                "--candidate",
+                "HEAD",
+                "--staging",
+                "origin/staging",
+            ],
+            env=env,
+            cwd=clone,
+        )
         git(clone, "push", "-q", "origin", "main")
         ctx.facts["promotion"] = f"staging → main merged in {clone} (verify-promotion passed)"
     else:
         ctx.facts["promotion"] = "no image digest to promote (images skipped)"
     from mlflow.tracking import MlflowClient
 
-    MlflowClient(ctx.stack.mlflow_uri).set_registered_model_alias(MODEL_NAME, "champion", str(ctx.facts["model_version"]))
+    MlflowClient(ctx.stack.mlflow_uri).set_registered_model_alias(
+        MODEL_NAME, "champion", str(ctx.facts["model_version"])
+    )
     ctx.facts["champion"] = f"v{ctx.facts['model_version']}"

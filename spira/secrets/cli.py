@@ -11,14 +11,20 @@ from rich.table import Table
 from infra.vault import layout
 from spira.secrets.store import SecretsError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="Vault secrets of an environment: seed, status, rotate (operators only).")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Vault secrets of an environment: seed, status, rotate (operators only).",
+)
 err = Console(stderr=True, soft_wrap=True)
 
 EnvOpt = typer.Option(..., "--env", "-e", help=f"Environment: {', '.join(layout.ENVIRONMENTS)}.")
-EngineOpt = typer.Option(None, "--engine",
-                         help="Object-store engine (seaweedfs | minio); default: local seaweedfs, clusters from "
-                              "the stack's Pulumi config.")
+EngineOpt = typer.Option(
+    None,
+    "--engine",
+    help="Object-store engine (seaweedfs | minio); default: local seaweedfs, clusters from "
+    "the stack's Pulumi config.",
+)
 
 
 def _fail(message: str, code: int = 1) -> None:
@@ -76,9 +82,13 @@ def status(env: str = EnvOpt) -> None:
     for col in ("path", "current version", "age", "last rotated", "rotation"):
         table.add_column(col)
     for r in rows:
-        table.add_row(r.path, "-" if r.version is None else str(r.version), human_age(r.age_s),
-                      r.last_rotated or "never",
-                      f"[red]{r.rotation}: rerun rotate[/]" if r.rotation else "-")
+        table.add_row(
+            r.path,
+            "-" if r.version is None else str(r.version),
+            human_age(r.age_s),
+            r.last_rotated or "never",
+            f"[red]{r.rotation}: rerun rotate[/]" if r.rotation else "-",
+        )
     Console(width=160).print(table)
 
 
@@ -88,13 +98,20 @@ def rotate(
     service: str = typer.Option(..., "--service", "-s", help="Service whose credential to rotate."),
     key: str = typer.Option("s3", "--key", help="Which credential: s3."),
     consumer: list[str] = typer.Option(
-        [], "--consumer", help="A consumer's /metrics URL; wait until its spira_secret_version gauge shows "
-                               "the new version (repeatable). Without it: wait TTL + margin."),
-    consumer_ttl: float | None = typer.Option(None, "--consumer-ttl",
-                                       help="Consumers' cache TTL in seconds (default: the runtime's default)."),
-    margin: float = typer.Option(10.0, "--margin", help="Seconds to wait beyond the TTL (or after the gauges)."),
-    consumer_timeout: float = typer.Option(300.0, "--consumer-timeout",
-                                           help="Give up waiting for --consumer gauges after this many seconds."),
+        [],
+        "--consumer",
+        help="A consumer's /metrics URL; wait until its spira_secret_version gauge shows "
+        "the new version (repeatable). Without it: wait TTL + margin.",
+    ),
+    consumer_ttl: float | None = typer.Option(
+        None, "--consumer-ttl", help="Consumers' cache TTL in seconds (default: the runtime's default)."
+    ),
+    margin: float = typer.Option(
+        10.0, "--margin", help="Seconds to wait beyond the TTL (or after the gauges)."
+    ),
+    consumer_timeout: float = typer.Option(
+        300.0, "--consumer-timeout", help="Give up waiting for --consumer gauges after this many seconds."
+    ),
     engine: str | None = EngineOpt,
 ) -> None:
     """Rotate a service's credential with no downtime; rerun to resume an interrupted rotation."""
@@ -104,9 +121,16 @@ def rotate(
     from spira_core.vault.settings import VaultSettings
 
     _guard(lambda: check_rotatable(service, key))
-    ttl = consumer_ttl if consumer_ttl is not None else VaultSettings.__dataclass_fields__["cache_ttl_s"].default
-    wait = (MetricsWait(consumer, consumer_timeout, clock=utc_now, margin_s=min(margin, 5.0)) if consumer
-            else TtlWait(ttl, margin, clock=utc_now))
+    ttl = (
+        consumer_ttl
+        if consumer_ttl is not None
+        else VaultSettings.__dataclass_fields__["cache_ttl_s"].default
+    )
+    wait = (
+        MetricsWait(consumer, consumer_timeout, clock=utc_now, margin_s=min(margin, 5.0))
+        if consumer
+        else TtlWait(ttl, margin, clock=utc_now)
+    )
     target = _guard(lambda: _target(env, engine))
 
     def say(step: str, journal: dict) -> None:
@@ -123,8 +147,14 @@ def rotate(
         }.get(step, step)
         err.print(f"  {step}: {detail}", highlight=False)
 
-    result = _guard(lambda: do_rotate(env, service, target.secrets, target.object_store, wait, on_step=say, key=key))
+    result = _guard(
+        lambda: do_rotate(env, service, target.secrets, target.object_store, wait, on_step=say, key=key)
+    )
     took = (result.finished_at - result.started_at).total_seconds()
-    err.print(f"rotated {layout.secret_ref(env, service)} {key}: version {result.from_version} → {result.to_version}, "
-              f"{result.old_access_key} revoked, {result.new_access_key} in use ({took:.1f}s"
-              + (", resumed" if result.resumed else "") + ")", highlight=False)
+    err.print(
+        f"rotated {layout.secret_ref(env, service)} {key}: version {result.from_version} → {result.to_version}, "
+        f"{result.old_access_key} revoked, {result.new_access_key} in use ({took:.1f}s"
+        + (", resumed" if result.resumed else "")
+        + ")",
+        highlight=False,
+    )

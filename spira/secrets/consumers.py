@@ -71,9 +71,16 @@ class MetricsWait(ConsumerWait):
     """Poll each consumer's /metrics until its gauge reaches the version, then keep a short margin for
     requests that started with the old credential."""
 
-    def __init__(self, urls: Sequence[str], timeout_s: float, clock: Clock, poll_s: float = 1.0,
-                 margin_s: float = 2.0, fetch: Callable[[str], str] = http_fetch,
-                 sleep: Sleep = time.sleep) -> None:
+    def __init__(
+        self,
+        urls: Sequence[str],
+        timeout_s: float,
+        clock: Clock,
+        poll_s: float = 1.0,
+        margin_s: float = 2.0,
+        fetch: Callable[[str], str] = http_fetch,
+        sleep: Sleep = time.sleep,
+    ) -> None:
         if not urls:
             raise ValueError("MetricsWait needs at least one consumer URL")
         self.urls = list(urls)
@@ -105,9 +112,11 @@ class MetricsWait(ConsumerWait):
                 self.sleep(self.margin_s)
                 return
             if self.clock() >= deadline:
-                lagging = "; ".join(f"{u}: {seen[u] if isinstance(seen[u], str) else f'version {seen[u]:g}'}"
-                                    for u in pending)
+                lagging = "; ".join(
+                    f"{u}: {seen[u] if isinstance(seen[u], str) else f'version {seen[u]:g}'}" for u in pending
+                )
                 raise ConsumersNotReady(
                     f"consumers did not reach version {version} of {secret_ref} within {self.timeout_s:g}s "
-                    f"({lagging}); both keys stay valid, rerun `spira secrets rotate` to resume")
+                    f"({lagging}); both keys stay valid, rerun `spira secrets rotate` to resume"
+                )
             self.sleep(self.poll_s)

@@ -48,8 +48,12 @@ def minio_admin(endpoint: str, access_key: str, secret_key: str, http_client=Non
     from minio.credentials import StaticProvider
 
     url = urlsplit(endpoint)
-    return MinioAdmin(endpoint=url.netloc, credentials=StaticProvider(access_key, secret_key),
-                      secure=url.scheme == "https", http_client=http_client)
+    return MinioAdmin(
+        endpoint=url.netloc,
+        credentials=StaticProvider(access_key, secret_key),
+        secure=url.scheme == "https",
+        http_client=http_client,
+    )
 
 
 class MinioObjectStoreAdmin(ObjectStoreAdmin):
@@ -83,10 +87,21 @@ class MinioObjectStoreAdmin(ObjectStoreAdmin):
 
         key = AccessKey(new_access_key_id(), new_secret_key())
         admin_secret = self.admin._provider.retrieve().secret_key
-        body = json.dumps({"status": "enabled", "accessKey": key.access_key, "secretKey": key.secret_key,
-                           "targetUser": user, "description": "SPIRA service key (spira secrets)"}).encode()
-        response = self.admin._url_open(method="PUT", command=_COMMAND.SERVICE_ACCOUNT_ADD,
-                                        body=encrypt(body, admin_secret), preload_content=False)
+        body = json.dumps(
+            {
+                "status": "enabled",
+                "accessKey": key.access_key,
+                "secretKey": key.secret_key,
+                "targetUser": user,
+                "description": "SPIRA service key (spira secrets)",
+            }
+        ).encode()
+        response = self.admin._url_open(
+            method="PUT",
+            command=_COMMAND.SERVICE_ACCOUNT_ADD,
+            body=encrypt(body, admin_secret),
+            preload_content=False,
+        )
         created = json.loads(decrypt(response, admin_secret))["credentials"]
         return AccessKey(created["accessKey"], created["secretKey"])
 

@@ -41,10 +41,12 @@ class ObjectStoreAdmin(ABC):
 
 def bucket_policy(buckets: list[str]) -> str:
     resources = [f"arn:aws:s3:::{b}" for b in buckets] + [f"arn:aws:s3:::{b}/*" for b in buckets]
-    return json.dumps({
-        "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Action": ["s3:*"], "Resource": resources}],
-    })
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": ["s3:*"], "Resource": resources}],
+        }
+    )
 
 
 def ensure_bucket_exists(s3_client, bucket: str) -> None:
@@ -71,7 +73,9 @@ class IamObjectStoreAdmin(ObjectStoreAdmin):
             if exc.response["Error"]["Code"] not in {"NoSuchEntity", "NoSuchEntityException", "404"}:
                 raise
             self.iam.create_user(UserName=user)
-        self.iam.put_user_policy(UserName=user, PolicyName=f"{user}-buckets", PolicyDocument=bucket_policy(buckets))
+        self.iam.put_user_policy(
+            UserName=user, PolicyName=f"{user}-buckets", PolicyDocument=bucket_policy(buckets)
+        )
 
     def create_key(self, user: str) -> AccessKey:
         key = self.iam.create_access_key(UserName=user)["AccessKey"]

@@ -32,7 +32,13 @@ from spira.secrets.store import CasConflict, SecretsError, SecretStore, Versione
 ROTATABLE: dict[str, tuple[str, str]] = {"s3": ("s3_access_key", "s3_secret_key")}
 
 STARTED, KEY_CREATED, PUBLISHED, REVOKING, DONE, ABANDONED = (
-    "started", "key_created", "published", "revoking", "done", "abandoned")
+    "started",
+    "key_created",
+    "published",
+    "revoking",
+    "done",
+    "abandoned",
+)
 FINISHED = {DONE, ABANDONED}
 
 Clock = Callable[[], datetime]
@@ -78,14 +84,25 @@ def check_rotatable(service: str, key: str) -> tuple[str, str]:
         raise SecretsError(f"unknown service {service!r}; expected one of {', '.join(layout.SERVICES)}")
     fields = ROTATABLE[key]
     if not svc.workload or not set(fields) <= set(svc.keys):
-        raise SecretsError(f"{service!r} has no {key} credential of its own to rotate "
-                           "(the object-store admin credential is rotated in the store: see docs/runbooks/vault.md)")
+        raise SecretsError(
+            f"{service!r} has no {key} credential of its own to rotate "
+            "(the object-store admin credential is rotated in the store: see docs/runbooks/vault.md)"
+        )
     return fields
 
 
 class Rotation:
-    def __init__(self, env: str, service: str, vault: SecretStore, store: ObjectStoreAdmin, wait: ConsumerWait,
-                 clock: Clock = utc_now, on_step: StepHook = lambda _step, _journal: None, key: str = "s3") -> None:
+    def __init__(
+        self,
+        env: str,
+        service: str,
+        vault: SecretStore,
+        store: ObjectStoreAdmin,
+        wait: ConsumerWait,
+        clock: Clock = utc_now,
+        on_step: StepHook = lambda _step, _journal: None,
+        key: str = "s3",
+    ) -> None:
         self.access_field, self.secret_field = check_rotatable(service, key)
         self.env = env
         self.service = service
@@ -114,7 +131,8 @@ class Rotation:
         except CasConflict as exc:
             raise RotationConflict(
                 f"another rotation of {self.ref} is running (its journal {layout.KV_MOUNT}/{self.journal_path} "
-                "changed under this one); let it finish, then check `spira secrets status`") from exc
+                "changed under this one); let it finish, then check `spira secrets status`"
+            ) from exc
         self.journal = record
 
     def _step(self, name: str) -> None:
@@ -147,15 +165,21 @@ class Rotation:
         if state in (STARTED, KEY_CREATED):
             current = self._current()
             new_key = self.journal.get("new_access_key")
-            if new_key and current.version > int(self.journal["from_version"]) and \
-                    current.data[self.access_field] == new_key:
+            if (
+                new_key
+                and current.version > int(self.journal["from_version"])
+                and current.data[self.access_field] == new_key
+            ):
                 # The new version landed but the run stopped before journaling it: wait from now.
                 self._save(PUBLISHED, to_version=current.version, published_at=_iso(self.clock()))
                 state, resumed = PUBLISHED, True
             else:
                 cleaned = self._cleanup_unpublished(current)
-                self._save(ABANDONED, finished_at=_iso(self.clock()),
-                           note=f"interrupted before publishing; deleted unpublished keys: {list(cleaned)}")
+                self._save(
+                    ABANDONED,
+                    finished_at=_iso(self.clock()),
+                    note=f"interrupted before publishing; deleted unpublished keys: {list(cleaned)}",
+                )
                 self._step("cleaned_up")
                 state = None
         elif state in (PUBLISHED, REVOKING):
@@ -174,20 +198,39 @@ class Rotation:
         self._revoke_and_record()
         j = self.journal
         return RotationResult(
-            rotation_id=j["rotation_id"], service=self.service, old_access_key=j["old_access_key"],
-            new_access_key=j["new_access_key"], from_version=int(j["from_version"]),
-            to_version=int(j["to_version"]), started_at=_parse(j["started_at"]),
-            published_at=_parse(j["published_at"]), finished_at=_parse(j["finished_at"]),
-            resumed=resumed, cleaned_up=cleaned)
+            rotation_id=j["rotation_id"],
+            service=self.service,
+            old_access_key=j["old_access_key"],
+            new_access_key=j["new_access_key"],
+            from_version=int(j["from_version"]),
+            to_version=int(j["to_version"]),
+            started_at=_parse(j["started_at"]),
+            published_at=_parse(j["published_at"]),
+            finished_at=_parse(j["finished_at"]),
+            resumed=resumed,
+            cleaned_up=cleaned,
+        )
 
     def _start_and_publish(self) -> None:
         current = self._current()
         old_key = current.data[self.access_field]
         self.journal = {}
-        self._save(STARTED, rotation_id=uuid.uuid4().hex, service=self.service, key=self.key, user=self.user,
-                   old_access_key=old_key, keys_before=self.store.list_keys(self.user),
-                   from_version=current.version, new_access_key="", to_version=0,
-                   started_at=_iso(self.clock()), published_at="", finished_at="", note="")
+        self._save(
+            STARTED,
+            rotation_id=uuid.uuid4().hex,
+            service=self.service,
+            key=self.key,
+            user=self.user,
+            old_access_key=old_key,
+            keys_before=self.store.list_keys(self.user),
+            from_version=current.version,
+            new_access_key="",
+            to_version=0,
+            started_at=_iso(self.clock()),
+            published_at="",
+            finished_at="",
+            note="",
+        )
         self._step(STARTED)
         new = self.store.create_key(self.user)
         self._save(KEY_CREATED, new_access_key=new.access_key)
@@ -197,12 +240,16 @@ class Rotation:
             version = self.vault.write(self.path, data, cas=current.version)
         except CasConflict as exc:
             self.store.delete_key(self.user, new.access_key)
-            self._save(ABANDONED, finished_at=_iso(self.clock()),
-                       note=f"check-and-set conflict on version {current.version}; new key deleted")
+            self._save(
+                ABANDONED,
+                finished_at=_iso(self.clock()),
+                note=f"check-and-set conflict on version {current.version}; new key deleted",
+            )
             raise RotationConflict(
                 f"{self.ref} changed since version {current.version} was read (someone else rotated or "
                 f"wrote it); rotation stopped: the new key was deleted, nothing was revoked. "
-                f"Check `spira secrets status --env {self.env}` and rerun if still needed") from exc
+                f"Check `spira secrets status --env {self.env}` and rerun if still needed"
+            ) from exc
         self._save(PUBLISHED, to_version=version, published_at=_iso(self.clock()))
         self._step(PUBLISHED)
 
@@ -211,26 +258,38 @@ class Rotation:
         current = self._current()
         if current.data[self.access_field] == old_key:
             # Never revoke the credential Vault hands out: someone put the old key back after we published.
-            raise SecretsError(f"refusing to revoke {old_key}: {self.ref} serves it again (version "
-                               f"{current.version}); investigate, then rerun")
+            raise SecretsError(
+                f"refusing to revoke {old_key}: {self.ref} serves it again (version "
+                f"{current.version}); investigate, then rerun"
+            )
         if old_key in self.store.list_keys(self.user):
             self.store.delete_key(self.user, old_key)
         self._step("revoked")
         now = _iso(self.clock())
         meta = self.vault.metadata(self.path)
         custom = dict(meta.custom) if meta else {}
-        custom.update({
-            "last_rotated": now,
-            "last_rotated_key": self.key,
-            "last_rotation_id": str(self.journal["rotation_id"]),
-            "last_rotation_versions": f"{self.journal['from_version']}->{self.journal['to_version']}",
-        })
+        custom.update(
+            {
+                "last_rotated": now,
+                "last_rotated_key": self.key,
+                "last_rotation_id": str(self.journal["rotation_id"]),
+                "last_rotation_versions": f"{self.journal['from_version']}->{self.journal['to_version']}",
+            }
+        )
         self.vault.set_custom_metadata(self.path, custom)
         self._save(DONE, finished_at=now)
         self._step(DONE)
 
 
-def rotate(env: str, service: str, vault: SecretStore, store: ObjectStoreAdmin, wait: ConsumerWait,
-           clock: Clock = utc_now, on_step: StepHook = lambda _step, _journal: None, key: str = "s3") -> RotationResult:
+def rotate(
+    env: str,
+    service: str,
+    vault: SecretStore,
+    store: ObjectStoreAdmin,
+    wait: ConsumerWait,
+    clock: Clock = utc_now,
+    on_step: StepHook = lambda _step, _journal: None,
+    key: str = "s3",
+) -> RotationResult:
     """Rotate (or resume rotating) one service's credential; in-process entry point for tests and the CLI."""
     return Rotation(env, service, vault, store, wait, clock=clock, on_step=on_step, key=key).run()

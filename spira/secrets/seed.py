@@ -47,12 +47,17 @@ def read_secret(client: hvac.Client, env: str, service: str) -> dict[str, str] |
 
 def service_values(env: str, service: str, endpoints: EnvironmentEndpoints) -> dict[str, str]:
     """The non-key values of a service's secret, by the keys the layout declares."""
-    known = {"s3_endpoint": endpoints.s3_endpoint, "mlflow_tracking_uri": endpoints.mlflow_tracking_uri,
-             **buckets(env)}
+    known = {
+        "s3_endpoint": endpoints.s3_endpoint,
+        "mlflow_tracking_uri": endpoints.mlflow_tracking_uri,
+        **buckets(env),
+    }
     return {k: known[k] for k in layout.SERVICES[service].keys if k in known}
 
 
-def seed(env: str, vault: hvac.Client, store: ObjectStoreAdmin, endpoints: EnvironmentEndpoints) -> dict[str, str]:
+def seed(
+    env: str, vault: hvac.Client, store: ObjectStoreAdmin, endpoints: EnvironmentEndpoints
+) -> dict[str, str]:
     """Create what is missing; returns service -> 'created' | 'kept'."""
     outcome: dict[str, str] = {}
     for service in (s for s in layout.SERVICES.values() if s.workload):

@@ -26,13 +26,15 @@ def secret_status(env: str, vault: SecretStore, now: datetime) -> list[SecretRow
         meta = vault.metadata(path)
         journal = vault.read(layout.rotation_journal_path(env, service))
         state = journal.data.get("state") if journal else None
-        rows.append(SecretRow(
-            path=layout.secret_ref(env, service),
-            version=meta.current_version if meta else None,
-            age_s=(now - meta.created_time).total_seconds() if meta else None,
-            last_rotated=(meta.custom.get("last_rotated") if meta else None),
-            rotation=None if state is None or state in FINISHED else str(state),
-        ))
+        rows.append(
+            SecretRow(
+                path=layout.secret_ref(env, service),
+                version=meta.current_version if meta else None,
+                age_s=(now - meta.created_time).total_seconds() if meta else None,
+                last_rotated=(meta.custom.get("last_rotated") if meta else None),
+                rotation=None if state is None or state in FINISHED else str(state),
+            )
+        )
     return rows
 
 

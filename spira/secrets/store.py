@@ -29,8 +29,10 @@ class VaultUnavailable(SecretsError):
 
 class CasConflict(SecretsError):
     def __init__(self, path: str, expected_version: int) -> None:
-        super().__init__(f"{layout.KV_MOUNT}/{path} changed since version {expected_version} was read "
-                         "(someone else wrote it): check-and-set refused the write")
+        super().__init__(
+            f"{layout.KV_MOUNT}/{path} changed since version {expected_version} was read "
+            "(someone else wrote it): check-and-set refused the write"
+        )
         self.path = path
         self.expected_version = expected_version
 
@@ -87,14 +89,20 @@ class HvacSecretStore(SecretStore):
         try:
             return fn()
         except hvac.exceptions.VaultDown as exc:
-            raise VaultUnavailable(f"Vault at {self.addr} is sealed; unseal it (docs/runbooks/vault.md)") from exc
+            raise VaultUnavailable(
+                f"Vault at {self.addr} is sealed; unseal it (docs/runbooks/vault.md)"
+            ) from exc
         except requests.exceptions.ConnectionError as exc:
-            raise VaultUnavailable(f"Vault at {self.addr} is unreachable (connection refused or reset)") from exc
+            raise VaultUnavailable(
+                f"Vault at {self.addr} is unreachable (connection refused or reset)"
+            ) from exc
         except requests.exceptions.Timeout as exc:
             raise VaultUnavailable(f"Vault at {self.addr} did not answer in time") from exc
         except hvac.exceptions.Forbidden as exc:
-            raise SecretsError(f"Vault refused to {what} (permission denied): is the token an operator "
-                               "token of this environment, and still valid?") from exc
+            raise SecretsError(
+                f"Vault refused to {what} (permission denied): is the token an operator "
+                "token of this environment, and still valid?"
+            ) from exc
         except hvac.exceptions.Unauthorized as exc:
             raise SecretsError(f"Vault refused to {what}: the token is missing or invalid") from exc
 
@@ -102,7 +110,8 @@ class HvacSecretStore(SecretStore):
         def go():
             try:
                 resp = self.client.secrets.kv.v2.read_secret_version(
-                    path=path, mount_point=self.mount, raise_on_deleted_version=True)
+                    path=path, mount_point=self.mount, raise_on_deleted_version=True
+                )
             except hvac.exceptions.InvalidPath:
                 return None
             return Versioned(dict(resp["data"]["data"]), int(resp["data"]["metadata"]["version"]))
@@ -113,7 +122,8 @@ class HvacSecretStore(SecretStore):
         def go():
             try:
                 resp = self.client.secrets.kv.v2.create_or_update_secret(
-                    path=path, secret=data, cas=cas, mount_point=self.mount)
+                    path=path, secret=data, cas=cas, mount_point=self.mount
+                )
             except hvac.exceptions.InvalidRequest as exc:
                 if "check-and-set" in str(exc):
                     raise CasConflict(path, cas) from exc
@@ -136,9 +146,12 @@ class HvacSecretStore(SecretStore):
         return self._call(f"read the metadata of {self.mount}/{path}", go)
 
     def set_custom_metadata(self, path: str, custom: dict[str, str]) -> None:
-        self._call(f"update the metadata of {self.mount}/{path}",
-                   lambda: self.client.secrets.kv.v2.update_metadata(
-                       path=path, custom_metadata=custom, mount_point=self.mount))
+        self._call(
+            f"update the metadata of {self.mount}/{path}",
+            lambda: self.client.secrets.kv.v2.update_metadata(
+                path=path, custom_metadata=custom, mount_point=self.mount
+            ),
+        )
 
 
 def probe(addr: str, timeout_s: float = 5.0) -> None:
@@ -147,8 +160,11 @@ def probe(addr: str, timeout_s: float = 5.0) -> None:
     Asked before anything else so the operator learns "sealed" rather than an error from the first
     write; sys/health needs no token and answers 503 when sealed, 501 when not initialised."""
     try:
-        resp = requests.get(f"{addr.rstrip('/')}/v1/sys/health", timeout=timeout_s,
-                            params={"standbyok": "true", "perfstandbyok": "true"})
+        resp = requests.get(
+            f"{addr.rstrip('/')}/v1/sys/health",
+            timeout=timeout_s,
+            params={"standbyok": "true", "perfstandbyok": "true"},
+        )
     except requests.exceptions.ConnectionError as exc:
         raise VaultUnavailable(f"Vault at {addr} is unreachable (connection refused or reset)") from exc
     except requests.exceptions.Timeout as exc:

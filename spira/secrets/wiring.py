@@ -40,9 +40,13 @@ def cluster_mlflow_uri(env: str) -> str:
 class Target:
     def __init__(self, env: str, environ: Mapping[str, str] | None = None, engine: str | None = None) -> None:
         if env not in layout.ENVIRONMENTS:
-            raise SecretsError(f"unknown environment {env!r}; expected one of {', '.join(layout.ENVIRONMENTS)}")
+            raise SecretsError(
+                f"unknown environment {env!r}; expected one of {', '.join(layout.ENVIRONMENTS)}"
+            )
         if engine is not None and engine not in ENGINES:
-            raise SecretsError(f"unknown object-store engine {engine!r}; expected one of {', '.join(ENGINES)}")
+            raise SecretsError(
+                f"unknown object-store engine {engine!r}; expected one of {', '.join(ENGINES)}"
+            )
         self.env = env
         self.environ = os.environ if environ is None else environ
         self._engine = engine
@@ -59,7 +63,9 @@ class Target:
         try:
             return LocalStack(cfg).info()
         except StackError as exc:
-            raise SecretsError(f"local stack: {exc.service} {exc.problem}" + (f" ({exc.hint})" if exc.hint else "")) from exc
+            raise SecretsError(
+                f"local stack: {exc.service} {exc.problem}" + (f" ({exc.hint})" if exc.hint else "")
+            ) from exc
 
     @cached_property
     def vault_client(self):
@@ -75,8 +81,10 @@ class Target:
         addr, token = self.environ.get("VAULT_ADDR"), self.environ.get("VAULT_TOKEN")
         missing = [k for k, v in (("VAULT_ADDR", addr), ("VAULT_TOKEN", token)) if not v]
         if missing:
-            raise SecretsError(f"{' and '.join(missing)} must be set for --env {self.env} "
-                               "(an operator token: `vault login -method=oidc role=spira-<env>-operator`)")
+            raise SecretsError(
+                f"{' and '.join(missing)} must be set for --env {self.env} "
+                "(an operator token: `vault login -method=oidc role=spira-<env>-operator`)"
+            )
         probe(addr)
         return hvac.Client(url=addr, token=token, timeout=30)
 
@@ -95,8 +103,10 @@ class Target:
     def objectstore_secret(self) -> dict[str, str]:
         found = self.secrets.read(layout.secret_path(self.env, "objectstore"))
         if found is None:
-            raise SecretsError(f"{layout.secret_ref(self.env, 'objectstore')} is missing: the object store's "
-                               "admin credential is written there by the Pulumi program (local: `spira stack up`)")
+            raise SecretsError(
+                f"{layout.secret_ref(self.env, 'objectstore')} is missing: the object store's "
+                "admin credential is written there by the Pulumi program (local: `spira stack up`)"
+            )
         return found.data
 
     @cached_property
@@ -109,8 +119,14 @@ class Target:
         endpoint, ak, sk = s["endpoint"], s["admin_access_key"], s["admin_secret_key"]
 
         def client(service: str):
-            return boto3.client(service, endpoint_url=endpoint, region_name=REGION, config=S3_CONFIG,
-                                aws_access_key_id=ak, aws_secret_access_key=sk)
+            return boto3.client(
+                service,
+                endpoint_url=endpoint,
+                region_name=REGION,
+                config=S3_CONFIG,
+                aws_access_key_id=ak,
+                aws_secret_access_key=sk,
+            )
 
         if self.engine == "minio":
             from spira.secrets.minio_admin import MinioObjectStoreAdmin, minio_admin

@@ -24,7 +24,9 @@ def _stack(home: Path | None, **ports: int | None) -> LocalStack:
 
 
 def _fail(exc: StackError) -> None:
-    console.print(f"[red]error[/red] {exc.service}: {exc.problem}" + (f"\n  → {exc.hint}" if exc.hint else ""))
+    console.print(
+        f"[red]error[/red] {exc.service}: {exc.problem}" + (f"\n  → {exc.hint}" if exc.hint else "")
+    )
     raise typer.Exit(1)
 
 
@@ -37,15 +39,18 @@ def up(
     registry_port: int | None = typer.Option(None, help="registry port"),
 ) -> None:
     """Start (or reuse) every service and wait until each is healthy; roll back on failure."""
-    stack = _stack(home, vault_port=vault_port, s3_port=s3_port, mlflow_port=mlflow_port,
-                   registry_port=registry_port)
+    stack = _stack(
+        home, vault_port=vault_port, s3_port=s3_port, mlflow_port=mlflow_port, registry_port=registry_port
+    )
     try:
         with console.status("starting the local stack"):
             stack.up(say=lambda m: console.print(f"  {m}"))
     except StackError as exc:
         _fail(exc)
     _print_status(stack)
-    console.print("stop it with [bold]spira stack down[/bold]; shell settings: [bold]eval \"$(spira stack env)\"[/bold]")
+    console.print(
+        'stop it with [bold]spira stack down[/bold]; shell settings: [bold]eval "$(spira stack env)"[/bold]'
+    )
 
 
 @app.command()
@@ -81,6 +86,10 @@ def _print_status(stack: LocalStack) -> None:
         table.add_column(col)
     colours = {"healthy": "green", "stopped": "yellow", "unhealthy": "red", "not installed": "dim"}
     for st in stack.status():
-        table.add_row(st.name, ", ".join(map(str, st.ports)), str(st.pid or "-"),
-                      f"[{colours[st.health]}]{st.health}[/]")
+        table.add_row(
+            st.name,
+            ", ".join(map(str, st.ports)),
+            str(st.pid or "-"),
+            f"[{colours[st.health]}]{st.health}[/]",
+        )
     Console().print(table)

@@ -25,7 +25,9 @@ class StackInfo:
     def signer(self) -> LocalJwtSigner:
         return LocalJwtSigner(self.home / "jwt")
 
-    def mint_jwt(self, subject: str, audience: str = layout.AUDIENCE, ttl_s: int = 600, **claims: object) -> str:
+    def mint_jwt(
+        self, subject: str, audience: str = layout.AUDIENCE, ttl_s: int = 600, **claims: object
+    ) -> str:
         return self.signer.mint(subject, audience=audience, ttl_s=ttl_s, **claims)
 
     def service_jwt(self, service: str, ttl_s: int = 600) -> str:
@@ -55,7 +57,10 @@ class StackInfo:
         from spira.stack.seaweed import REGION, S3_CONFIG
 
         return boto3.client(
-            "s3", endpoint_url=self.s3_endpoint, region_name=REGION, config=S3_CONFIG,
+            "s3",
+            endpoint_url=self.s3_endpoint,
+            region_name=REGION,
+            config=S3_CONFIG,
             aws_access_key_id=access_key or self.s3_access_key,
             aws_secret_access_key=secret_key or self.s3_secret_key,
         )

@@ -22,7 +22,9 @@ def mlflow_binary() -> str:
     candidate = Path(sys.executable).parent / "mlflow"
     found = str(candidate) if candidate.exists() else shutil.which("mlflow")
     if not found:
-        raise StackError(NAME, "the `mlflow` command is missing", "pip install mlflow==3.17.2 (make venv does)")
+        raise StackError(
+            NAME, "the `mlflow` command is missing", "pip install mlflow==3.17.2 (make venv does)"
+        )
     return found
 
 
@@ -51,12 +53,19 @@ class MlflowService:
                 "AWS_DEFAULT_REGION": "us-east-1",
             }
         argv = [
-            mlflow_binary(), "server",
-            "--backend-store-uri", f"sqlite:///{self.dir / 'mlflow.db'}",
-            "--artifacts-destination", f"s3://{bucket}",
+            mlflow_binary(),
+            "server",
+            "--backend-store-uri",
+            f"sqlite:///{self.dir / 'mlflow.db'}",
+            "--artifacts-destination",
+            f"s3://{bucket}",
             "--serve-artifacts",
-            "--host", "127.0.0.1", "--port", str(self.cfg.mlflow_port),
-            "--workers", "1",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.cfg.mlflow_port),
+            "--workers",
+            "1",
         ]
         return ManagedProcess(NAME, argv, self.cfg.home / "run", env=env, grace_s=10)
 

@@ -32,8 +32,12 @@ def http_status(url: str, timeout: float = 2.0) -> int | None:
         return None
 
 
-def wait_until(check: Callable[[], bool], timeout_s: float, interval_s: float = 0.25,
-               abort: Callable[[], bool] | None = None) -> bool:
+def wait_until(
+    check: Callable[[], bool],
+    timeout_s: float,
+    interval_s: float = 0.25,
+    abort: Callable[[], bool] | None = None,
+) -> bool:
     """Poll `check` until it is true; stop early when `abort` says the process died."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:

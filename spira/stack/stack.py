@@ -75,8 +75,11 @@ class LocalStack:
         proc.stop()  # a stale pid file or a half-dead process of ours
         busy = [p for p in svc.ports() if port_in_use(p)]
         if busy:
-            raise StackError(svc.name, f"port {busy[0]} is already in use by another process",
-                             "stop it or choose other ports (SPIRA_*_PORT, or `spira stack up --help`)")
+            raise StackError(
+                svc.name,
+                f"port {busy[0]} is already in use by another process",
+                "stop it or choose other ports (SPIRA_*_PORT, or `spira stack up --help`)",
+            )
         if prepare is not None:
             prepare()
         timeout = STARTUP_TIMEOUT_S[svc.name]
@@ -88,8 +91,11 @@ class LocalStack:
                 break
             tail = proc.log_tail(8)
             if not proc.exited_early():
-                raise StackError(svc.name, f"did not answer within {timeout}s; last log lines:\n{tail}",
-                                 f"full log: {proc.log_path}")
+                raise StackError(
+                    svc.name,
+                    f"did not answer within {timeout}s; last log lines:\n{tail}",
+                    f"full log: {proc.log_path}",
+                )
             how = proc.describe_exit()
             # Seen on a crowded machine: a start-up killed from outside with an empty log, or SeaweedFS's
             # master exiting on a port another process grabbed between our check and its bind. One more
@@ -98,7 +104,9 @@ class LocalStack:
                 say(f"{svc.name}: {how} during start-up; starting it once more")
                 proc.stop()  # whatever is left of its process group
                 continue
-            raise StackError(svc.name, f"{how} during start-up; last log lines:\n{tail}", f"full log: {proc.log_path}")
+            raise StackError(
+                svc.name, f"{how} during start-up; last log lines:\n{tail}", f"full log: {proc.log_path}"
+            )
         say(f"{svc.name}: started (pid {proc.pid()})")
 
     def _seed(self, info: StackInfo) -> None:
@@ -107,9 +115,14 @@ class LocalStack:
         existing = read_secret(operator, ENV, "objectstore")
         if existing is None:
             operator.secrets.kv.v2.create_or_update_secret(
-                path=layout.secret_path(ENV, "objectstore"), mount_point=layout.KV_MOUNT, cas=0,
-                secret={"admin_access_key": admin["access_key"], "admin_secret_key": admin["secret_key"],
-                        "endpoint": self.s3.endpoint},
+                path=layout.secret_path(ENV, "objectstore"),
+                mount_point=layout.KV_MOUNT,
+                cas=0,
+                secret={
+                    "admin_access_key": admin["access_key"],
+                    "admin_secret_key": admin["secret_key"],
+                    "endpoint": self.s3.endpoint,
+                },
             )
         store = IamObjectStoreAdmin(self.s3.client("s3"), self.s3.client("iam"))
         seed(ENV, operator, store, EnvironmentEndpoints(self.s3.endpoint, self.mlflow.uri))
@@ -138,7 +151,12 @@ class LocalStack:
     # -- down / status -----------------------------------------------------------------------------
     def _all(self):
         procs = [(self.registry, lambda: self.registry.process())] if registry_available() else []
-        return [*procs, (self.mlflow, self.mlflow.process), (self.s3, self.s3.process), (self.vault, self.vault.process)]
+        return [
+            *procs,
+            (self.mlflow, self.mlflow.process),
+            (self.s3, self.s3.process),
+            (self.vault, self.vault.process),
+        ]
 
     def down(self) -> list[str]:
         stopped = []
@@ -161,9 +179,13 @@ class LocalStack:
                 continue
             pid = proc.pid()
             health = "stopped" if pid is None else "healthy" if svc.healthy() else "unhealthy"
-            out.append(ServiceStatus(svc.name, svc.ports()[:1] if svc.name != "seaweedfs" else svc.ports()[:4],
-                                     pid, health))
+            out.append(
+                ServiceStatus(
+                    svc.name, svc.ports()[:1] if svc.name != "seaweedfs" else svc.ports()[:4], pid, health
+                )
+            )
         if not self.with_registry and not registry_available():
             out = [s for s in out if s.name != "registry"] + [
-                ServiceStatus("registry", self.registry.ports()[:1], None, "not installed")]
+                ServiceStatus("registry", self.registry.ports()[:1], None, "not installed")
+            ]
         return out

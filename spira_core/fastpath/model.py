@@ -44,7 +44,9 @@ from torch import nn
 LOG2E = 1.0 / math.log(2.0)
 LN2 = math.log(2.0)
 DEFAULT_CHUNK = 8  # windows per pass through the conv stack
-DEFAULT_SEGMENT = 97  # block 1's pooled frames per segment: a whole 4 s window (1 MB); fewer calls beat L2 fit (measured)
+DEFAULT_SEGMENT = (
+    97  # block 1's pooled frames per segment: a whole 4 s window (1 MB); fewer calls beat L2 fit (measured)
+)
 # later blocks' output columns per GEMM block (16 × 16384 × 4 B = 1 MB): against 4096, 0.1–0.4 ms less per
 # call at batch 1–8 in per-call alternated runs (fewer, larger GEMMs; EPYC, MKL); same sums in the same order
 DEFAULT_GEMM_COLUMNS = 16384
@@ -99,25 +101,45 @@ def _blocks_from(conv: nn.Sequential) -> list[_Block]:
     blocks: list[_Block] = []
     i = 0
     while i < len(layers):
-        c, gn, act = ([*layers[i:i + 3], None, None, None])[:3]
+        c, gn, act = ([*layers[i : i + 3], None, None, None])[:3]
         if not (isinstance(c, nn.Conv2d) and isinstance(gn, nn.GroupNorm) and isinstance(act, nn.Mish)):
-            raise UnsupportedModuleError(f"layer {i}: expected Conv2d, GroupNorm, Mish, got {layers[i:i + 3]}")
-        if (c.kernel_size[1], c.stride, _pair(c.padding), c.dilation[1], c.groups) != (1, (1, 1), (0, 0), 1, 1):
-            raise UnsupportedModuleError(f"layer {i}: only (k, 1) convolutions without stride, padding or groups")
+            raise UnsupportedModuleError(
+                f"layer {i}: expected Conv2d, GroupNorm, Mish, got {layers[i : i + 3]}"
+            )
+        if (c.kernel_size[1], c.stride, _pair(c.padding), c.dilation[1], c.groups) != (
+            1,
+            (1, 1),
+            (0, 0),
+            1,
+            1,
+        ):
+            raise UnsupportedModuleError(
+                f"layer {i}: only (k, 1) convolutions without stride, padding or groups"
+            )
         if not gn.affine:
             raise UnsupportedModuleError(f"layer {i + 1}: GroupNorm without affine parameters")
         i += 3
         pool = False
         if i < len(layers) and isinstance(layers[i], nn.MaxPool2d):
             mp = layers[i]
-            shape = (_pair(mp.kernel_size), _pair(mp.stride), _pair(mp.padding), _pair(mp.dilation), mp.ceil_mode)
+            shape = (
+                _pair(mp.kernel_size),
+                _pair(mp.stride),
+                _pair(mp.padding),
+                _pair(mp.dilation),
+                mp.ceil_mode,
+            )
             if shape != ((2, 1), (2, 1), (0, 0), (1, 1), False):
                 raise UnsupportedModuleError(f"layer {i}: only MaxPool2d((2, 1))")
             pool, i = True, i + 1
         if i < len(layers) and isinstance(layers[i], nn.Dropout):
             i += 1  # the identity in eval mode
         w = c.weight.detach().to(torch.float64)[..., 0]  # [C_out, C_in, k]
-        b = c.bias.detach().to(torch.float64) if c.bias is not None else torch.zeros(w.shape[0], dtype=torch.float64)
+        b = (
+            c.bias.detach().to(torch.float64)
+            if c.bias is not None
+            else torch.zeros(w.shape[0], dtype=torch.float64)
+        )
         in_scale = 1.0 if not blocks else LN2  # a previous block hands on log2(e)·mish
         blocks.append(
             _Block(
@@ -162,9 +184,17 @@ class _Workspace:
 class FastSpiraConvV2:
     """SpiraConvV2's eval-mode function on float32 CPU tensors; built from a trained module's weights."""
 
-    def __init__(self, blocks: list[_Block], input_frames: int, n_features: int, fc1: nn.Linear, fc2: nn.Linear,
-                 chunk: int = DEFAULT_CHUNK, segment: int = DEFAULT_SEGMENT,
-                 gemm_columns: int = DEFAULT_GEMM_COLUMNS) -> None:
+    def __init__(
+        self,
+        blocks: list[_Block],
+        input_frames: int,
+        n_features: int,
+        fc1: nn.Linear,
+        fc2: nn.Linear,
+        chunk: int = DEFAULT_CHUNK,
+        segment: int = DEFAULT_SEGMENT,
+        gemm_columns: int = DEFAULT_GEMM_COLUMNS,
+    ) -> None:
         if chunk < 1 or segment < 1:
             raise ValueError("chunk and segment must be at least 1")
         if blocks[0].c_in != 1:
@@ -211,14 +241,27 @@ class FastSpiraConvV2:
         self._free: list[_Workspace] = []
 
     @classmethod
-    def from_module(cls, model: nn.Module, chunk: int = DEFAULT_CHUNK, segment: int = DEFAULT_SEGMENT,
-                    gemm_columns: int = DEFAULT_GEMM_COLUMNS) -> FastSpiraConvV2:
+    def from_module(
+        cls,
+        model: nn.Module,
+        chunk: int = DEFAULT_CHUNK,
+        segment: int = DEFAULT_SEGMENT,
+        gemm_columns: int = DEFAULT_GEMM_COLUMNS,
+    ) -> FastSpiraConvV2:
         """Copy the weights of a SpiraConvV2 (train or eval mode; the copy always computes eval mode)."""
         for name in ("conv", "fc1", "fc2", "input_frames", "n_features"):
             if not hasattr(model, name):
                 raise UnsupportedModuleError(f"not a SpiraConvV2: no attribute {name!r}")
-        return cls(_blocks_from(model.conv), model.input_frames, model.n_features, model.fc1, model.fc2,
-                   chunk, segment, gemm_columns)
+        return cls(
+            _blocks_from(model.conv),
+            model.input_frames,
+            model.n_features,
+            model.fc1,
+            model.fc2,
+            chunk,
+            segment,
+            gemm_columns,
+        )
 
     @contextmanager
     def _workspace(self) -> Iterator[_Workspace]:
@@ -260,13 +303,16 @@ class FastSpiraConvV2:
         var_c = ((cov @ w.T) * w.T).sum(axis=1)  # [B, C]: w_c · cov · w_c
         g, per = blk.groups, blk.c_out // blk.groups
         mean_g = mean_c.reshape(batch, g, per).mean(axis=2, keepdims=True)  # [B, G, 1]
-        var_g = (var_c.reshape(batch, g, per) + (mean_c.reshape(batch, g, per) - mean_g) ** 2).mean(axis=2,
-                                                                                                   keepdims=True)
+        var_g = (var_c.reshape(batch, g, per) + (mean_c.reshape(batch, g, per) - mean_g) ** 2).mean(
+            axis=2, keepdims=True
+        )
         scale = (self._gamma64 * (1.0 / np.sqrt(var_g + blk.eps))).reshape(batch, -1)  # [B, C]
         shift = self._beta64 - (mean_g * scale.reshape(batch, g, per)).reshape(batch, -1)
         weight = (LOG2E * scale)[:, :, None] * w[None]
         bias = LOG2E * (scale * b + shift)
-        return torch.from_numpy(weight.astype(np.float32)), torch.from_numpy(bias.astype(np.float32)[:, :, None])
+        return torch.from_numpy(weight.astype(np.float32)), torch.from_numpy(
+            bias.astype(np.float32)[:, :, None]
+        )
 
     def _first_block(self, x: torch.Tensor, blk: _Block, ws: _Workspace) -> tuple[torch.Tensor, int]:
         """x [B, T, F] → log2(e)·(pooled) block output [C, T', B, F]."""
@@ -296,7 +342,9 @@ class FastSpiraConvV2:
         return h, t_out
 
     # -- later blocks: the whole chunk at once in [C, T, B, F] ----------------------------------------
-    def _block(self, h: torch.Tensor, frames: int, blk: _Block, idx: int, ws: _Workspace) -> tuple[torch.Tensor, int]:
+    def _block(
+        self, h: torch.Tensor, frames: int, blk: _Block, idx: int, ws: _Workspace
+    ) -> tuple[torch.Tensor, int]:
         c_in, _, batch, f = h.shape
         row = batch * f
         t_conv = blk.conv_frames(frames)
@@ -322,7 +370,9 @@ class FastSpiraConvV2:
         tmp = ws.get("t1", (blk.c_out, t_conv, batch, f))
         torch.sub(yv, mean_c[:, None, :, None], out=tmp)
         var = tmp.square_().sum(dim=1).sum(dim=2).view(g, per, batch).sum(dim=1) / n
-        scale = (var + blk.eps).rsqrt_().repeat_interleave(per, dim=0) * (blk.gamma[:, None] * LOG2E)  # [C, B]
+        scale = (var + blk.eps).rsqrt_().repeat_interleave(per, dim=0) * (
+            blk.gamma[:, None] * LOG2E
+        )  # [C, B]
         shift_c = blk.beta[:, None] * LOG2E - mean_c * scale
         t_keep = (t_conv // 2) * 2 if blk.pool else t_conv
         z = ws.get(f"z{idx}", (blk.c_out, t_keep, batch, f))
@@ -346,7 +396,9 @@ class FastSpiraConvV2:
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: [B, input_frames, n_features] → probabilities [B] float32."""
         if x.ndim != 3 or x.shape[1] != self.input_frames or x.shape[2] != self.n_features:
-            raise ValueError(f"expected windows [N, {self.input_frames}, {self.n_features}], got {tuple(x.shape)}")
+            raise ValueError(
+                f"expected windows [N, {self.input_frames}, {self.n_features}], got {tuple(x.shape)}"
+            )
         x = x.to(torch.float32).contiguous()
         if x.shape[0] == 0:
             return torch.zeros(0)

@@ -62,10 +62,16 @@ def wav_layout(data: bytes) -> WavLayout | None:
 def pcm16_samples(data: bytes, layout: WavLayout | None, channels: int, frames: int) -> np.ndarray | None:
     """float32 [frames, channels] = int16 / 32768, when `layout` is plain 16-bit PCM holding exactly the
     `channels` and `frames` libsndfile reported for these bytes; otherwise None (decode with libsndfile)."""
-    if (layout is None or layout.data_offset is None or layout.data_size is None
-            or layout.format_tag not in (WAVE_FORMAT_PCM, WAVE_FORMAT_EXTENSIBLE)
-            or layout.bits != 16 or layout.channels != channels or layout.block_align != 2 * channels
-            or frames <= 0):
+    if (
+        layout is None
+        or layout.data_offset is None
+        or layout.data_size is None
+        or layout.format_tag not in (WAVE_FORMAT_PCM, WAVE_FORMAT_EXTENSIBLE)
+        or layout.bits != 16
+        or layout.channels != channels
+        or layout.block_align != 2 * channels
+        or frames <= 0
+    ):
         return None
     available = min(layout.data_size, len(data) - layout.data_offset) // layout.block_align
     if available != frames:  # libsndfile counted the data some other way: let it decode

@@ -31,8 +31,9 @@ class SecretStatus:
 
 
 class CachedSecret:
-    def __init__(self, reader: SecretReader, ttl_s: float, grace_s: float,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, reader: SecretReader, ttl_s: float, grace_s: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.reader = reader
         self.ttl_s = ttl_s
         self.grace_s = grace_s
@@ -61,7 +62,11 @@ class CachedSecret:
             except (VaultError, OSError, ValueError) as exc:
                 self._failures += 1
                 self._last_error = str(exc)
-                if self._value is not None and self._read_at is not None and now - self._read_at < self.ttl_s + self.grace_s:
+                if (
+                    self._value is not None
+                    and self._read_at is not None
+                    and now - self._read_at < self.ttl_s + self.grace_s
+                ):
                     return self._value
                 raise SecretUnavailable(f"secret unavailable: {exc}") from exc
 

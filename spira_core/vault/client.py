@@ -31,7 +31,9 @@ class SecretReader(ABC):
 
 
 class VaultSecretReader(SecretReader):
-    def __init__(self, settings: VaultSettings, tokens: TokenSource, session: requests.Session | None = None) -> None:
+    def __init__(
+        self, settings: VaultSettings, tokens: TokenSource, session: requests.Session | None = None
+    ) -> None:
         self.settings = settings
         self.tokens = tokens
         self.session = session or requests.Session()
@@ -41,20 +43,26 @@ class VaultSecretReader(SecretReader):
     def _login(self) -> str:
         s = self.settings
         try:
-            resp = self.session.post(f"{s.addr}/v1/auth/{s.auth_mount}/login",
-                                     json={"role": s.role, "jwt": self.tokens.token()}, timeout=s.timeout_s)
+            resp = self.session.post(
+                f"{s.addr}/v1/auth/{s.auth_mount}/login",
+                json={"role": s.role, "jwt": self.tokens.token()},
+                timeout=s.timeout_s,
+            )
         except requests.RequestException as exc:
             raise VaultError(f"Vault at {s.addr} is unreachable: {exc.__class__.__name__}") from exc
         if resp.status_code != 200:
-            raise VaultError(f"login as role {s.role!r} refused ({resp.status_code}): {_errors(resp)}", resp.status_code)
+            raise VaultError(
+                f"login as role {s.role!r} refused ({resp.status_code}): {_errors(resp)}", resp.status_code
+            )
         self.logins += 1
         return resp.json()["auth"]["client_token"]
 
     def _get(self, token: str) -> requests.Response:
         s = self.settings
         try:
-            return self.session.get(f"{s.addr}/v1/{s.mount}/data/{s.path}", headers={"X-Vault-Token": token},
-                                    timeout=s.timeout_s)
+            return self.session.get(
+                f"{s.addr}/v1/{s.mount}/data/{s.path}", headers={"X-Vault-Token": token}, timeout=s.timeout_s
+            )
         except requests.RequestException as exc:
             raise VaultError(f"Vault at {s.addr} is unreachable: {exc.__class__.__name__}") from exc
 
@@ -66,8 +74,11 @@ class VaultSecretReader(SecretReader):
             self._client_token = self._login()
             resp = self._get(self._client_token)
         if resp.status_code != 200:
-            raise VaultError(f"reading {self.settings.mount}/{self.settings.path} failed ({resp.status_code}): "
-                             f"{_errors(resp)}", resp.status_code)
+            raise VaultError(
+                f"reading {self.settings.mount}/{self.settings.path} failed ({resp.status_code}): "
+                f"{_errors(resp)}",
+                resp.status_code,
+            )
         body = resp.json()["data"]
         return SecretVersion(data=dict(body["data"]), version=int(body["metadata"]["version"]))
 

@@ -56,6 +56,8 @@ class VaultSettings:
     def token_source(self) -> TokenSource:
         if self.signer_key is not None:
             if not self.signer_subject:
-                raise SettingsError("VAULT_JWT_SIGNER_KEY needs VAULT_JWT_SUBJECT (the service-account subject)")
+                raise SettingsError(
+                    "VAULT_JWT_SIGNER_KEY needs VAULT_JWT_SUBJECT (the service-account subject)"
+                )
             return SignerTokenSource(self.signer_key, self.signer_subject)
         return FileTokenSource(self.token_path)

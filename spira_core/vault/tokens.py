@@ -31,8 +31,14 @@ class FileTokenSource(TokenSource):
 class SignerTokenSource(TokenSource):
     """Local stack only: mint a short-lived token shaped like a projected service-account token."""
 
-    def __init__(self, key_path: Path, subject: str, issuer: str = "spira-local-stack",
-                 audience: str = "vault", ttl_s: int = 300) -> None:
+    def __init__(
+        self,
+        key_path: Path,
+        subject: str,
+        issuer: str = "spira-local-stack",
+        audience: str = "vault",
+        ttl_s: int = 300,
+    ) -> None:
         self.key_path = key_path
         self.subject = subject
         self.issuer = issuer
@@ -43,6 +49,13 @@ class SignerTokenSource(TokenSource):
         import jwt
 
         now = int(time.time())
-        claims = {"iss": self.issuer, "sub": self.subject, "aud": self.audience, "iat": now, "nbf": now - 5,
-                  "exp": now + self.ttl_s, "jti": uuid.uuid4().hex}
+        claims = {
+            "iss": self.issuer,
+            "sub": self.subject,
+            "aud": self.audience,
+            "iat": now,
+            "nbf": now - 5,
+            "exp": now + self.ttl_s,
+            "jti": uuid.uuid4().hex,
+        }
         return jwt.encode(claims, self.key_path.read_bytes(), algorithm="RS256")

@@ -16,7 +16,15 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-ANSWER_FIELDS = {"probability", "label", "threshold", "model_version", "windows", "duration_s", "sample_rate_in"}
+ANSWER_FIELDS = {
+    "probability",
+    "label",
+    "threshold",
+    "model_version",
+    "windows",
+    "duration_s",
+    "sample_rate_in",
+}
 
 
 def _clip(seconds: float, rate: int, channels: int = 1, fmt: str = "WAV", subtype: str = "PCM_16") -> bytes:
@@ -24,19 +32,32 @@ def _clip(seconds: float, rate: int, channels: int = 1, fmt: str = "WAV", subtyp
     sig = sum(np.sin(2 * np.pi * 130 * k * t) / k for k in range(1, 6)) * 0.2
     sig = sig + 0.01 * np.random.default_rng(1).standard_normal(t.size)
     buf = io.BytesIO()
-    sf.write(buf, np.repeat(sig[:, None], channels, axis=1).astype(np.float32), rate, format=fmt, subtype=subtype)
+    sf.write(
+        buf, np.repeat(sig[:, None], channels, axis=1).astype(np.float32), rate, format=fmt, subtype=subtype
+    )
     return buf.getvalue()
 
 
-def _post(url: str, fields: list[tuple[str, str, bytes]], content_type: str | None = None) -> tuple[int, dict]:
+def _post(
+    url: str, fields: list[tuple[str, str, bytes]], content_type: str | None = None
+) -> tuple[int, dict]:
     boundary = uuid.uuid4().hex
-    body = b"".join(
-        f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{fname}"\r\n'
-        f"Content-Type: application/octet-stream\r\n\r\n".encode() + data + b"\r\n"
-        for name, fname, data in fields
-    ) + f"--{boundary}--\r\n".encode()
-    req = urllib.request.Request(url, data=body, method="POST",
-                                 headers={"Content-Type": content_type or f"multipart/form-data; boundary={boundary}"})
+    body = (
+        b"".join(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{fname}"\r\n'
+            f"Content-Type: application/octet-stream\r\n\r\n".encode()
+            + data
+            + b"\r\n"
+            for name, fname, data in fields
+        )
+        + f"--{boundary}--\r\n".encode()
+    )
+    req = urllib.request.Request(
+        url,
+        data=body,
+        method="POST",
+        headers={"Content-Type": content_type or f"multipart/form-data; boundary={boundary}"},
+    )
     try:
         with urllib.request.urlopen(req, timeout=60) as resp:
             return resp.status, json.loads(resp.read())
@@ -58,7 +79,9 @@ def test_the_server_is_live_and_ready(contract_url: str) -> None:
 
 
 @pytest.mark.parametrize(("rate", "channels"), [(16_000, 1), (44_100, 2), (48_000, 1)])
-def test_a_recording_gets_a_complete_answer(contract_url: str, expected_model_version, rate, channels) -> None:
+def test_a_recording_gets_a_complete_answer(
+    contract_url: str, expected_model_version, rate, channels
+) -> None:
     status, body = _post(f"{contract_url}/predict", [("audio", "a.wav", _clip(5.0, rate, channels))])
     assert status == 200, body
     assert set(body) == ANSWER_FIELDS
@@ -93,13 +116,19 @@ def test_silence_and_too_short_clips_are_422(contract_url: str) -> None:
     buf = io.BytesIO()
     sf.write(buf, np.zeros(48_000 * 3, dtype=np.int16), 48_000, format="WAV", subtype="PCM_16")
     assert _post(f"{contract_url}/predict", [("audio", "s.wav", buf.getvalue())])[1]["error"] == "silent"
-    assert _post(f"{contract_url}/predict", [("audio", "t.wav", _clip(0.4, 16_000))])[1]["error"] == "too_short"
+    assert (
+        _post(f"{contract_url}/predict", [("audio", "t.wav", _clip(0.4, 16_000))])[1]["error"] == "too_short"
+    )
 
 
 def test_metrics_expose_our_counters(contract_url: str) -> None:
     _post(f"{contract_url}/predict", [("audio", "a.wav", _clip(4.0, 16_000))])
     status, text = _get(f"{contract_url}/metrics")
     assert status == 200
-    for name in ("spira_predictions_total", "spira_rejected_uploads_total", "spira_audio_seconds_total",
-                 "spira_secret_version"):
+    for name in (
+        "spira_predictions_total",
+        "spira_rejected_uploads_total",
+        "spira_audio_seconds_total",
+        "spira_secret_version",
+    ):
         assert name.encode() in text

@@ -18,18 +18,42 @@ pytestmark = pytest.mark.e2e
 
 def _demo(stack: StackInfo, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "SPIRA_HOME": str(stack.home), "PYTHONPATH": str(REPO), "COLUMNS": "200"}
-    return subprocess.run([sys.executable, "-m", "spira.cli", "demo", "--no-images", "--n", str(SYNTH_N),
-                           "--seed", str(SYNTH_SEED), "--epochs", str(TEST_EPOCHS), "--gate-duration", "8", *args],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=1200)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "spira.cli",
+            "demo",
+            "--no-images",
+            "--n",
+            str(SYNTH_N),
+            "--seed",
+            str(SYNTH_SEED),
+            "--epochs",
+            str(TEST_EPOCHS),
+            "--gate-duration",
+            "8",
+            *args,
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
 
 
 def test_the_demo_gates_and_promotes_a_good_candidate_then_blocks_a_degraded_one(
-        local_stack: StackInfo, registered_model: RegisteredModel) -> None:
+    local_stack: StackInfo, registered_model: RegisteredModel
+) -> None:
     good = _demo(local_stack)
     assert good.returncode == 0, good.stdout[-4000:] + good.stderr[-2000:]
     assert "gate verdict" in good.stdout and "PASS" in good.stdout
     # the session already trained on this dataset: features, train and evaluate are reused, not recomputed
-    assert "stages reused" in good.stdout and "features" in good.stdout.split("stages reused", 1)[1].splitlines()[0]
+    assert (
+        "stages reused" in good.stdout
+        and "features" in good.stdout.split("stages reused", 1)[1].splitlines()[0]
+    )
     client = MlflowClient(local_stack.mlflow_uri)
     champion = client.get_model_version_by_alias("spira-respiratory", "champion").version
     assert str(champion) == registered_model.version

@@ -50,10 +50,20 @@ def version(served_model: ServedModel) -> str:
 def bento(served_model: ServedModel, tmp_path_factory) -> Path:
     """`spira bento build` of the trained model, exported with its models (what the Containerfile copies)."""
     out = tmp_path_factory.mktemp("bento") / "bento"
-    env = {**os.environ, "PYTHONPATH": str(REPO), "BENTOML_HOME": served_model.env["BENTOML_HOME"],
-           "SPIRA_MODEL_PIN": served_model.env["SPIRA_MODEL_PIN"]}
-    proc = subprocess.run([sys.executable, "-m", "spira.cli", "bento", "build", "--export-dir", str(out)],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "BENTOML_HOME": served_model.env["BENTOML_HOME"],
+        "SPIRA_MODEL_PIN": served_model.env["SPIRA_MODEL_PIN"],
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "spira.cli", "bento", "build", "--export-dir", str(out)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     return out
 

@@ -102,7 +102,9 @@ class HvacKvOver:
         except CasConflict as exc:
             import hvac.exceptions
 
-            raise hvac.exceptions.InvalidRequest("check-and-set parameter did not match the current version") from exc
+            raise hvac.exceptions.InvalidRequest(
+                "check-and-set parameter did not match the current version"
+            ) from exc
 
 
 class FakeObjectStoreAdmin(ObjectStoreAdmin):
@@ -236,19 +238,29 @@ class FakeMinioAdminHttp(urllib3.PoolManager):
         parts = urlsplit(url)
         command = parts.path.removeprefix("/minio/admin/v3/")
         query = {k: v[0] for k, v in parse_qs(parts.query).items()}
-        record = {"method": method, "command": command, "query": query, "headers": dict(headers or {}),
-                  "body": None}
+        record = {
+            "method": method,
+            "command": command,
+            "query": query,
+            "headers": dict(headers or {}),
+            "body": None,
+        }
         self.requests.append(record)
         p = preload_content
         if command == "user-info":
             user = self.users.get(query["accessKey"])
             if user is None:
                 return self._error(404, "XMinioAdminNoSuchUser", p)
-            return self._answer(200, {"status": user["status"], "policyName": ",".join(user["policies"])}, False, p)
+            return self._answer(
+                200, {"status": user["status"], "policyName": ",".join(user["policies"])}, False, p
+            )
         if command == "add-user":
             record["body"] = self._decrypt(body)
-            self.users[query["accessKey"]] = {"secret": record["body"]["secretKey"], "status": "enabled",
-                                              "policies": []}
+            self.users[query["accessKey"]] = {
+                "secret": record["body"]["secretKey"],
+                "status": "enabled",
+                "policies": [],
+            }
             return self._answer(200, None, False, p)
         if command == "add-canned-policy":
             record["body"] = json.loads(body)
@@ -271,15 +283,22 @@ class FakeMinioAdminHttp(urllib3.PoolManager):
                 return self._error(404, "XMinioAdminNoSuchUser", p)
             ak, sk = record["body"]["accessKey"], record["body"]["secretKey"]
             self.service_accounts[ak] = {"parent": target, "secret": sk}
-            return self._answer(200, {"credentials": {"accessKey": ak, "secretKey": sk,
-                                                      "expiration": "1970-01-01T00:00:00Z"}}, True, p)
+            return self._answer(
+                200,
+                {"credentials": {"accessKey": ak, "secretKey": sk, "expiration": "1970-01-01T00:00:00Z"}},
+                True,
+                p,
+            )
         if command == "list-service-accounts":
             user = query["user"]
             if user not in self.users:
                 return self._error(404, "XMinioAdminNoSuchUser", p)
             keys = [ak for ak, sa in self.service_accounts.items() if sa["parent"] == user]
-            accounts = ([{"parentUser": user, "accountStatus": "on", "accessKey": k} for k in keys]
-                        if self.list_format == "objects" else keys)
+            accounts = (
+                [{"parentUser": user, "accountStatus": "on", "accessKey": k} for k in keys]
+                if self.list_format == "objects"
+                else keys
+            )
             return self._answer(200, {"accounts": accounts}, True, p)
         if command == "delete-service-account":
             if self.service_accounts.pop(query["accessKey"], None) is None:

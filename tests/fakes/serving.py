@@ -65,8 +65,15 @@ def fake_predictor(value: float | None = None, threshold: float = 0.5) -> Predic
     return Predictor(FeatureParams(), threshold, "7", FakeWindowModel(value))
 
 
-def wav_bytes(seconds: float = 5.0, rate: int = 48_000, channels: int = 1, amplitude: float = 0.3,
-              fmt: str = "WAV", subtype: str = "PCM_16", seed: int = 0) -> bytes:
+def wav_bytes(
+    seconds: float = 5.0,
+    rate: int = 48_000,
+    channels: int = 1,
+    amplitude: float = 0.3,
+    fmt: str = "WAV",
+    subtype: str = "PCM_16",
+    seed: int = 0,
+) -> bytes:
     """A voice-like test clip: a 140 Hz harmonic tone with a little noise."""
     rng = np.random.default_rng(seed)
     t = np.arange(int(seconds * rate)) / rate

@@ -26,10 +26,32 @@ pytestmark = pytest.mark.integration
 
 
 def _gate(url: str, version: str, out: Path, duration: int = 10) -> tuple[int, dict]:
-    cmd = [sys.executable, "-m", "spira.cli", "gate", "--url", url, "--thresholds", "local",
-           "--expect-model-version", version, "--duration", str(duration), "--users", "3", "--out", str(out)]
-    proc = subprocess.run(cmd, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True,
-                          text=True, timeout=300)
+    cmd = [
+        sys.executable,
+        "-m",
+        "spira.cli",
+        "gate",
+        "--url",
+        url,
+        "--thresholds",
+        "local",
+        "--expect-model-version",
+        version,
+        "--duration",
+        str(duration),
+        "--users",
+        "3",
+        "--out",
+        str(out),
+    ]
+    proc = subprocess.run(
+        cmd,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     verdict = json.loads((out / "verdict.json").read_text())
     return proc.returncode, verdict
 
@@ -53,8 +75,13 @@ def test_the_gate_passes_the_real_model(served_model: ServedModel, tmp_path: Pat
     ],
 )
 def test_the_gate_blocks_a_degraded_candidate_for_the_right_reason(
-        local_stack: StackInfo, registered_model: RegisteredModel, served_model: ServedModel, tmp_path: Path,
-        spec: str, expected_failure: str) -> None:
+    local_stack: StackInfo,
+    registered_model: RegisteredModel,
+    served_model: ServedModel,
+    tmp_path: Path,
+    spec: str,
+    expected_failure: str,
+) -> None:
     home = second_server_home(served_model)
     degraded = start_server(local_stack, registered_model, home, extra_env={"SPIRA_DEGRADE": spec})
     try:

@@ -41,14 +41,24 @@ def audit_reads(info: StackInfo, service: str, since: datetime) -> list[dict]:
     for line in (info.home / "vault" / layout.AUDIT_LOG_FILE).read_text().splitlines():
         entry = json.loads(line)
         req, auth = entry.get("request") or {}, entry.get("auth") or {}
-        if (entry.get("type") == "response" and req.get("path") == path and req.get("operation") == "read"
-                and (auth.get("metadata") or {}).get("role") == role
-                and datetime.fromisoformat(entry["time"][:26].rstrip("Z") + "+00:00") >= since):
+        if (
+            entry.get("type") == "response"
+            and req.get("path") == path
+            and req.get("operation") == "read"
+            and (auth.get("metadata") or {}).get("role") == role
+            and datetime.fromisoformat(entry["time"][:26].rstrip("Z") + "+00:00") >= since
+        ):
             out.append(entry)
     return out
 
 
 def spira(*args: str, env: dict[str, str] | None = None, timeout: float = 180) -> subprocess.CompletedProcess:
     """The real CLI in a subprocess, as an operator runs it."""
-    return subprocess.run([sys.executable, "-m", "spira.cli", *args], cwd=REPO, capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})}, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "spira.cli", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})},
+        timeout=timeout,
+    )

@@ -32,32 +32,59 @@ def staging_operator(local_stack: StackInfo) -> dict[str, str]:
     for name, hcl in layout.policies("staging").items():
         root.sys.create_or_update_policy(name=name, policy=hcl)
     path = layout.secret_path("staging", "objectstore")
-    root.secrets.kv.v2.create_or_update_secret(path=path, mount_point=layout.KV_MOUNT, secret={
-        "admin_access_key": local_stack.s3_access_key, "admin_secret_key": local_stack.s3_secret_key,
-        "endpoint": local_stack.s3_endpoint})
-    token = root.auth.token.create(policies=[layout.operator_policy_name("staging")], ttl="15m",
-                                   no_default_policy=False)["auth"]["client_token"]
+    root.secrets.kv.v2.create_or_update_secret(
+        path=path,
+        mount_point=layout.KV_MOUNT,
+        secret={
+            "admin_access_key": local_stack.s3_access_key,
+            "admin_secret_key": local_stack.s3_secret_key,
+            "endpoint": local_stack.s3_endpoint,
+        },
+    )
+    token = root.auth.token.create(
+        policies=[layout.operator_policy_name("staging")], ttl="15m", no_default_policy=False
+    )["auth"]["client_token"]
     return {"VAULT_ADDR": local_stack.vault_addr, "VAULT_TOKEN": token}
 
 
 def test_a_staging_operator_seeds_rotates_and_reads_status_with_the_configured_engine(
-        local_stack: StackInfo, staging_operator: dict[str, str]) -> None:
+    local_stack: StackInfo, staging_operator: dict[str, str]
+) -> None:
     seeded = spira("secrets", "seed", "--env", "staging", env=staging_operator)
     assert seeded.returncode == 0, seeded.stderr
     root = local_stack.vault_client()
-    serving = root.secrets.kv.v2.read_secret_version(path=layout.secret_path("staging", "serving"),
-                                                     mount_point=layout.KV_MOUNT, raise_on_deleted_version=True)["data"]
+    serving = root.secrets.kv.v2.read_secret_version(
+        path=layout.secret_path("staging", "serving"),
+        mount_point=layout.KV_MOUNT,
+        raise_on_deleted_version=True,
+    )["data"]
     data = serving["data"]
     assert data["archive_bucket"] == "spira-staging-archive"
     assert s3_put_works(local_stack, data["s3_access_key"], data["s3_secret_key"], "spira-staging-archive")
-    training = root.secrets.kv.v2.read_secret_version(path=layout.secret_path("staging", "training"),
-                                                      mount_point=layout.KV_MOUNT, raise_on_deleted_version=True)["data"]["data"]
+    training = root.secrets.kv.v2.read_secret_version(
+        path=layout.secret_path("staging", "training"),
+        mount_point=layout.KV_MOUNT,
+        raise_on_deleted_version=True,
+    )["data"]["data"]
     assert training["mlflow_tracking_uri"].endswith(".svc.cluster.local:5000")
 
-    rotated = spira("secrets", "rotate", "--env", "staging", "--service", "serving", "--consumer-ttl", "0",
-                    "--margin", "0", env=staging_operator)
+    rotated = spira(
+        "secrets",
+        "rotate",
+        "--env",
+        "staging",
+        "--service",
+        "serving",
+        "--consumer-ttl",
+        "0",
+        "--margin",
+        "0",
+        env=staging_operator,
+    )
     assert rotated.returncode == 0, rotated.stderr
-    assert not s3_put_works(local_stack, data["s3_access_key"], data["s3_secret_key"], "spira-staging-archive")
+    assert not s3_put_works(
+        local_stack, data["s3_access_key"], data["s3_secret_key"], "spira-staging-archive"
+    )
 
     status = spira("secrets", "status", "--env", "staging", env=staging_operator)
     assert status.returncode == 0, status.stderr
@@ -65,7 +92,9 @@ def test_a_staging_operator_seeds_rotates_and_reads_status_with_the_configured_e
     assert f" {serving['metadata']['version'] + 1} " in row and "never" not in row
 
 
-def test_a_staging_operator_token_is_refused_another_environments_secrets(staging_operator: dict[str, str]) -> None:
+def test_a_staging_operator_token_is_refused_another_environments_secrets(
+    staging_operator: dict[str, str],
+) -> None:
     run = spira("secrets", "status", "--env", "production", env=staging_operator)
     assert run.returncode == 1 and "permission denied" in run.stderr
     assert len(run.stderr.strip().splitlines()) == 1, run.stderr

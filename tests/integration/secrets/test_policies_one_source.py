@@ -28,7 +28,8 @@ def test_openbao_holds_exactly_the_layouts_policies_for_local(local_stack: Stack
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_pulumi_is_given_the_bytes_the_local_bootstrap_applied_but_for_the_environment_name(
-        local_stack: StackInfo, stack: str) -> None:
+    local_stack: StackInfo, stack: str
+) -> None:
     given = {r.inputs["name"]: r.inputs["policy"] for r in plan(stack).of_type("vault:index/policy:Policy")}
     assert given == layout.policies(stack)
     applied = applied_policies(local_stack)
@@ -39,4 +40,6 @@ def test_pulumi_is_given_the_bytes_the_local_bootstrap_applied_but_for_the_envir
 
     assert {as_local(n) for n in given} == set(applied)
     for name, hcl in given.items():
-        assert as_local(hcl).encode() == applied[as_local(name)].encode(), f"{name} is not the bootstrap's HCL"
+        assert as_local(hcl).encode() == applied[as_local(name)].encode(), (
+            f"{name} is not the bootstrap's HCL"
+        )

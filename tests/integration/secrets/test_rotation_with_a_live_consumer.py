@@ -48,7 +48,9 @@ class Consumer:
             data = current.data
             s3 = clients.get(data["s3_access_key"])
             if s3 is None:
-                s3 = clients[data["s3_access_key"]] = self.info.s3_client(data["s3_access_key"], data["s3_secret_key"])
+                s3 = clients[data["s3_access_key"]] = self.info.s3_client(
+                    data["s3_access_key"], data["s3_secret_key"]
+                )
             try:
                 s3.put_object(Bucket=data["archive_bucket"], Key=f"rotation-probe/{i % 50}", Body=b"x" * 256)
                 self.ok += 1
@@ -85,7 +87,7 @@ def metrics_endpoint(secret: CachedSecret, ref: str) -> Iterator[str]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             version = secret.status().version or 0
-            body = (f"# TYPE {GAUGE} gauge\n{GAUGE}{{path=\"{ref}\"}} {version}\n").encode()
+            body = (f'# TYPE {GAUGE} gauge\n{GAUGE}{{path="{ref}"}} {version}\n').encode()
             self.send_response(200)
             self.send_header("Content-Type", "text/plain; version=0.0.4")
             self.end_headers()
@@ -102,13 +104,20 @@ def metrics_endpoint(secret: CachedSecret, ref: str) -> Iterator[str]:
         server.shutdown()
 
 
-def test_s3_writes_never_fail_while_the_key_rotates_and_the_old_key_is_then_refused(local_stack: StackInfo) -> None:
+def test_s3_writes_never_fail_while_the_key_rotates_and_the_old_key_is_then_refused(
+    local_stack: StackInfo,
+) -> None:
     target = local_target(local_stack)
     before = target.secrets.read(layout.secret_path("local", SERVICE))
     started = datetime.now(UTC)
     with running(consumer_of(local_stack)) as consumer:
-        result = rotate("local", SERVICE, target.secrets, target.object_store,
-                        TtlWait(ttl_s=TTL_S, margin_s=2, clock=utc_now))
+        result = rotate(
+            "local",
+            SERVICE,
+            target.secrets,
+            target.object_store,
+            TtlWait(ttl_s=TTL_S, margin_s=2, clock=utc_now),
+        )
     took = (result.finished_at - result.started_at).total_seconds()
     print(f"\nrotation (TTL {TTL_S}s + margin 2s) took {took:.2f}s; consumer puts: {consumer.ok}")
 
@@ -129,19 +138,35 @@ def test_the_cli_waits_for_the_consumers_version_gauge_before_revoking(local_sta
     before = target.secrets.read(path)
     consumer = consumer_of(local_stack)
     with metrics_endpoint(consumer.secret, layout.secret_ref("local", SERVICE)) as url, running(consumer):
-        run = spira("secrets", "rotate", "--env", "local", "--service", SERVICE, "--key", "s3",
-                    "--consumer", url, "--consumer-timeout", "60", "--margin", "1",
-                    env={"SPIRA_HOME": str(local_stack.home)})
+        run = spira(
+            "secrets",
+            "rotate",
+            "--env",
+            "local",
+            "--service",
+            SERVICE,
+            "--key",
+            "s3",
+            "--consumer",
+            url,
+            "--consumer-timeout",
+            "60",
+            "--margin",
+            "1",
+            env={"SPIRA_HOME": str(local_stack.home)},
+        )
     assert run.returncode == 0, run.stderr
     assert f"version {before.version} → {before.version + 1}" in run.stderr
     assert f"{GAUGE} on {url}" in run.stderr
     assert consumer.failures == [], consumer.failures[:3]
-    assert not s3_put_works(local_stack, before.data["s3_access_key"], before.data["s3_secret_key"],
-                            before.data["archive_bucket"])
+    assert not s3_put_works(
+        local_stack, before.data["s3_access_key"], before.data["s3_secret_key"], before.data["archive_bucket"]
+    )
 
 
 def test_a_consumer_that_never_picks_up_the_new_version_stops_the_rotation_before_revoking(
-        local_stack: StackInfo) -> None:
+    local_stack: StackInfo,
+) -> None:
     target = local_target(local_stack)
     path = layout.secret_path("local", SERVICE)
     before = target.secrets.read(path)
@@ -154,8 +179,13 @@ def test_a_consumer_that_never_picks_up_the_new_version_stops_the_rotation_befor
 
     with metrics_endpoint(stuck, layout.secret_ref("local", SERVICE)) as url:
         with pytest.raises(ConsumersNotReady, match=f"version {before.version}"):
-            rotate("local", SERVICE, target.secrets, target.object_store,
-                   MetricsWait([url], timeout_s=2, clock=utc_now, poll_s=0.2, margin_s=0))
+            rotate(
+                "local",
+                SERVICE,
+                target.secrets,
+                target.object_store,
+                MetricsWait([url], timeout_s=2, clock=utc_now, poll_s=0.2, margin_s=0),
+            )
         keys = target.object_store.list_keys(f"spira-local-{SERVICE}")
         assert before.data["s3_access_key"] in keys and len(keys) == 2, "both keys must stay valid"
         # Once the consumer catches up, rerunning finishes the same rotation.

@@ -35,26 +35,45 @@ def one_error_line(run) -> str:
 
 
 @pytest.mark.parametrize("command", [["status"], ["seed"], ["rotate", "--service", "serving"]])
-def test_a_sealed_vault_is_reported_as_sealed_for_the_local_stack(sealed: StackInfo, command: list[str]) -> None:
+def test_a_sealed_vault_is_reported_as_sealed_for_the_local_stack(
+    sealed: StackInfo, command: list[str]
+) -> None:
     run = spira("secrets", *command, "--env", "local", env={"SPIRA_HOME": str(sealed.home)})
     assert run.returncode == 1
     assert f"Vault at {sealed.vault_addr} is sealed" in one_error_line(run)
 
 
 def test_a_sealed_vault_is_reported_as_sealed_for_a_cluster_environment(sealed: StackInfo) -> None:
-    run = spira("secrets", "rotate", "--env", "staging", "--service", "serving",
-                env={"VAULT_ADDR": sealed.vault_addr, "VAULT_TOKEN": sealed.vault_root_token})
+    run = spira(
+        "secrets",
+        "rotate",
+        "--env",
+        "staging",
+        "--service",
+        "serving",
+        env={"VAULT_ADDR": sealed.vault_addr, "VAULT_TOKEN": sealed.vault_root_token},
+    )
     assert run.returncode == 1 and "is sealed" in one_error_line(run)
 
 
 def test_an_unreachable_vault_is_reported_as_unreachable(tmp_path) -> None:
     port = closed_port()
-    run = spira("secrets", "status", "--env", "production",
-                env={"VAULT_ADDR": f"http://127.0.0.1:{port}", "VAULT_TOKEN": "s.whatever"})
+    run = spira(
+        "secrets",
+        "status",
+        "--env",
+        "production",
+        env={"VAULT_ADDR": f"http://127.0.0.1:{port}", "VAULT_TOKEN": "s.whatever"},
+    )
     assert run.returncode == 1
     assert f"Vault at http://127.0.0.1:{port} is unreachable" in one_error_line(run)
-    run = spira("secrets", "status", "--env", "local",
-                env={"SPIRA_HOME": str(tmp_path), "SPIRA_VAULT_PORT": str(port)})
+    run = spira(
+        "secrets",
+        "status",
+        "--env",
+        "local",
+        env={"SPIRA_HOME": str(tmp_path), "SPIRA_VAULT_PORT": str(port)},
+    )
     assert run.returncode == 1 and "unreachable" in one_error_line(run)
 
 

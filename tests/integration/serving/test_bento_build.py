@@ -16,30 +16,62 @@ from tests.fixtures.model import REPO, RegisteredModel, ServedModel
 pytestmark = pytest.mark.integration
 
 
-def test_import_resolves_an_alias_to_its_version(registered_model: RegisteredModel, served_model: ServedModel) -> None:
+def test_import_resolves_an_alias_to_its_version(
+    registered_model: RegisteredModel, served_model: ServedModel
+) -> None:
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(registered_model.tracking_uri)
     client.set_registered_model_alias("spira-respiratory", "bento-test", registered_model.version)
-    env = {**os.environ, "PYTHONPATH": str(REPO), "BENTOML_HOME": served_model.env["BENTOML_HOME"],
-           "MLFLOW_TRACKING_URI": registered_model.tracking_uri}
-    out = subprocess.run([sys.executable, "-m", "spira.cli", "bento", "import", "--model", "bento-test", "--no-pin"],
-                         cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "BENTOML_HOME": served_model.env["BENTOML_HOME"],
+        "MLFLOW_TRACKING_URI": registered_model.tracking_uri,
+    }
+    out = subprocess.run(
+        [sys.executable, "-m", "spira.cli", "bento", "import", "--model", "bento-test", "--no-pin"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
-    assert result == {"bento_model": f"spira-respiratory:mlflow-v{registered_model.version}",
-                      "mlflow_version": registered_model.version, "resolved_from": "bento-test"}
-    refused = subprocess.run([sys.executable, "-m", "spira.cli", "bento", "import", "--model", "latest", "--no-pin"],
-                             cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert result == {
+        "bento_model": f"spira-respiratory:mlflow-v{registered_model.version}",
+        "mlflow_version": registered_model.version,
+        "resolved_from": "bento-test",
+    }
+    refused = subprocess.run(
+        [sys.executable, "-m", "spira.cli", "bento", "import", "--model", "latest", "--no-pin"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert refused.returncode != 0 and "latest" in (refused.stdout + refused.stderr)
 
 
 def test_the_built_bento_carries_the_pinned_model_and_its_feature_parameters(
-        served_model: ServedModel, tmp_path: Path) -> None:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "BENTOML_HOME": served_model.env["BENTOML_HOME"],
-           "SPIRA_MODEL_PIN": served_model.env["SPIRA_MODEL_PIN"]}
-    out = subprocess.run([sys.executable, "-m", "spira.cli", "bento", "build", "--export-dir", str(tmp_path / "bento")],
-                         cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    served_model: ServedModel, tmp_path: Path
+) -> None:
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "BENTOML_HOME": served_model.env["BENTOML_HOME"],
+        "SPIRA_MODEL_PIN": served_model.env["SPIRA_MODEL_PIN"],
+    }
+    out = subprocess.run(
+        [sys.executable, "-m", "spira.cli", "bento", "build", "--export-dir", str(tmp_path / "bento")],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     bento = tmp_path / "bento"
     pin = json.loads((bento / "src" / "serving" / "model.lock.json").read_text())

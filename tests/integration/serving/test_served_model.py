@@ -44,24 +44,32 @@ def _metric(url: str, name: str, labels: str = "") -> float | None:
     return None
 
 
-def test_served_answers_equal_spira_predict_within_1e_6(served_model: ServedModel, registered_model: RegisteredModel,
-                                                          tmp_path: Path) -> None:
+def test_served_answers_equal_spira_predict_within_1e_6(
+    served_model: ServedModel, registered_model: RegisteredModel, tmp_path: Path
+) -> None:
     files = []
     for rate, channels in PARITY_CASES:
         f = tmp_path / f"clip-{rate}-{channels}.wav"
         f.write_bytes(_clip(6.3, rate, channels))
         files.append(f)
     env = {**os.environ, "PYTHONPATH": str(REPO), "MLFLOW_TRACKING_URI": registered_model.tracking_uri}
-    out = subprocess.run([sys.executable, "-m", "spira.cli", "predict", "--model", registered_model.version,
-                          *map(str, files)], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-m", "spira.cli", "predict", "--model", registered_model.version, *map(str, files)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     offline = {Path(r["file"]).name: r for r in map(json.loads, out.stdout.splitlines())}
     for f in files:
         status, served = _post(f"{served_model.url}/predict", [("audio", f.name, f.read_bytes())])
         assert status == 200
         assert abs(served["probability"] - offline[f.name]["probability"]) < 1e-6, f.name
-        assert {k: v for k, v in served.items() if k != "probability"} == \
-            {k: v for k, v in offline[f.name].items() if k not in ("probability", "file")}
+        assert {k: v for k, v in served.items() if k != "probability"} == {
+            k: v for k, v in offline[f.name].items() if k not in ("probability", "file")
+        }
 
 
 def _archived_keys(s3, bucket: str) -> set[str]:
@@ -73,12 +81,19 @@ def _archived_keys(s3, bucket: str) -> set[str]:
 def _archive_pending(url: str) -> float:
     with urllib.request.urlopen(f"{url}/metrics", timeout=10) as resp:
         text = resp.read().decode()
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith("spira_archive_pending"))
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("spira_archive_pending")
+    )
 
 
-def test_uploads_and_answers_are_archived_to_the_serving_bucket(served_model: ServedModel, local_stack: StackInfo) -> None:
+def test_uploads_and_answers_are_archived_to_the_serving_bucket(
+    served_model: ServedModel, local_stack: StackInfo
+) -> None:
     secret = local_stack.vault_client().secrets.kv.v2.read_secret_version(
-        path=layout.secret_path("local", "serving"), mount_point="secret", raise_on_deleted_version=True)["data"]["data"]
+        path=layout.secret_path("local", "serving"), mount_point="secret", raise_on_deleted_version=True
+    )["data"]["data"]
     s3 = local_stack.s3_client()
     # earlier tests' uploads are archived in the background: let them land first, so only ours is new
     deadline = time.monotonic() + 30
@@ -92,29 +107,76 @@ def test_uploads_and_answers_are_archived_to_the_serving_bucket(served_model: Se
         new = _archived_keys(s3, secret["archive_bucket"]) - before
         time.sleep(0.5)
     assert sorted(k.rsplit(".", 1)[1] for k in new) == ["audio", "json"]
-    record = json.loads(s3.get_object(Bucket=secret["archive_bucket"], Key=next(k for k in new if k.endswith(".json")))["Body"].read())
+    record = json.loads(
+        s3.get_object(Bucket=secret["archive_bucket"], Key=next(k for k in new if k.endswith(".json")))[
+            "Body"
+        ].read()
+    )
     assert record["answer"]["model_version"] == served_model.version
 
 
-def test_an_operator_rotation_during_a_locust_run_fails_no_request(served_model: ServedModel,
-                                                                 local_stack: StackInfo, tmp_path: Path) -> None:
+def test_an_operator_rotation_during_a_locust_run_fails_no_request(
+    served_model: ServedModel, local_stack: StackInfo, tmp_path: Path
+) -> None:
     """`spira secrets rotate` while the gate's Locust load runs: 0 failed requests, the new version in use
     by the same process, the old key refused by the object store afterwards, the reads in the audit log."""
     vault = local_stack.vault_client()
     path = layout.secret_path("local", "serving")
-    before = vault.secrets.kv.v2.read_secret_version(path=path, mount_point="secret", raise_on_deleted_version=True)
+    before = vault.secrets.kv.v2.read_secret_version(
+        path=path, mount_point="secret", raise_on_deleted_version=True
+    )
     old, version = before["data"]["data"], before["data"]["metadata"]["version"]
     env = {**os.environ, "PYTHONPATH": str(REPO), "SPIRA_HOME": str(local_stack.home)}
     gate_out = tmp_path / "gate"
-    locust = subprocess.Popen([sys.executable, "-m", "spira.cli", "gate", "--url", served_model.url,
-                               "--thresholds", "local", "--expect-model-version", served_model.version,
-                               "--users", "3", "--duration", "30", "--out", str(gate_out)],
-                              cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    locust = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "spira.cli",
+            "gate",
+            "--url",
+            served_model.url,
+            "--thresholds",
+            "local",
+            "--expect-model-version",
+            served_model.version,
+            "--users",
+            "3",
+            "--duration",
+            "30",
+            "--out",
+            str(gate_out),
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         time.sleep(8)  # rotate in the middle of the load
-        rotated = subprocess.run([sys.executable, "-m", "spira.cli", "secrets", "rotate", "--env", "local",
-                                  "--service", "serving", "--key", "s3", "--consumer", f"{served_model.url}/metrics"],
-                                 cwd=REPO, env=env, capture_output=True, text=True, timeout=180)
+        rotated = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "spira.cli",
+                "secrets",
+                "rotate",
+                "--env",
+                "local",
+                "--service",
+                "serving",
+                "--key",
+                "s3",
+                "--consumer",
+                f"{served_model.url}/metrics",
+            ],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
         assert rotated.returncode == 0, rotated.stdout[-2000:] + rotated.stderr[-2000:]
     finally:
         gate_output = locust.communicate(timeout=240)[0]
@@ -124,8 +186,14 @@ def test_an_operator_rotation_during_a_locust_run_fails_no_request(served_model:
     assert errors["measured"] == 0, errors
     assert _metric(served_model.url, "spira_secret_version") == version + 1
     os.killpg(served_model.pid, 0)  # the same server process, never restarted
-    stale = boto3.client("s3", endpoint_url=local_stack.s3_endpoint, region_name=REGION, config=S3_CONFIG,
-                         aws_access_key_id=old["s3_access_key"], aws_secret_access_key=old["s3_secret_key"])
+    stale = boto3.client(
+        "s3",
+        endpoint_url=local_stack.s3_endpoint,
+        region_name=REGION,
+        config=S3_CONFIG,
+        aws_access_key_id=old["s3_access_key"],
+        aws_secret_access_key=old["s3_secret_key"],
+    )
     with pytest.raises(botocore.exceptions.ClientError):
         stale.put_object(Bucket=old["archive_bucket"], Key="after-rotation", Body=b"x")
     audit = (local_stack.home / "vault" / layout.AUDIT_LOG_FILE).read_text()
@@ -183,12 +251,21 @@ class _Proxy:
 
 
 def test_a_vault_outage_keeps_serving_with_the_last_good_secret_and_says_so(
-        local_stack: StackInfo, registered_model: RegisteredModel, served_model: ServedModel) -> None:
+    local_stack: StackInfo, registered_model: RegisteredModel, served_model: ServedModel
+) -> None:
     vault_port = int(local_stack.vault_addr.rsplit(":", 1)[1])
     proxy = _Proxy(vault_port)
     home = second_server_home(served_model)
-    served = start_server(local_stack, registered_model, home, extra_env={
-        "VAULT_ADDR": f"http://127.0.0.1:{proxy.port}", "VAULT_SECRET_TTL_S": "1", "VAULT_GRACE_S": "3"})
+    served = start_server(
+        local_stack,
+        registered_model,
+        home,
+        extra_env={
+            "VAULT_ADDR": f"http://127.0.0.1:{proxy.port}",
+            "VAULT_SECRET_TTL_S": "1",
+            "VAULT_GRACE_S": "3",
+        },
+    )
     try:
         proxy.cut()
         time.sleep(1.5)
@@ -199,7 +276,9 @@ def test_a_vault_outage_keeps_serving_with_the_last_good_secret_and_says_so(
         assert _metric(served.url, "spira_secret_stale") == 1.0
         time.sleep(3.5)  # past TTL + grace
         assert _get(f"{served.url}/readyz")[0] == 503
-        assert _post(f"{served.url}/predict", [("audio", "a.wav", _clip(4.0, 16_000))])[0] == 200  # still answers
+        assert (
+            _post(f"{served.url}/predict", [("audio", "a.wav", _clip(4.0, 16_000))])[0] == 200
+        )  # still answers
         proxy.up = True
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and _get(f"{served.url}/readyz")[0] != 200:

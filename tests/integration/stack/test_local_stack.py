@@ -22,7 +22,9 @@ def test_hvac_writes_and_reads_a_kv_v2_secret(local_stack: StackInfo) -> None:
     path = f"spira/test/{uuid.uuid4().hex}"
     client.secrets.kv.v2.create_or_update_secret(path=path, secret={"k": "v1"}, mount_point="secret")
     client.secrets.kv.v2.create_or_update_secret(path=path, secret={"k": "v2"}, mount_point="secret")
-    got = client.secrets.kv.v2.read_secret_version(path=path, mount_point="secret", raise_on_deleted_version=True)
+    got = client.secrets.kv.v2.read_secret_version(
+        path=path, mount_point="secret", raise_on_deleted_version=True
+    )
     assert got["data"]["data"] == {"k": "v2"}
     assert got["data"]["metadata"]["version"] == 2
 
@@ -41,10 +43,22 @@ def test_boto3_round_trips_an_object_with_the_configured_keys(local_stack: Stack
 
 
 def test_the_object_store_refuses_wrong_keys(local_stack: StackInfo) -> None:
-    wrong_secret = boto3.client("s3", endpoint_url=local_stack.s3_endpoint, region_name=REGION, config=S3_CONFIG,
-                                aws_access_key_id=local_stack.s3_access_key, aws_secret_access_key="not-the-secret")
-    unknown_key = boto3.client("s3", endpoint_url=local_stack.s3_endpoint, region_name=REGION, config=S3_CONFIG,
-                               aws_access_key_id="AKIANOBODY0000000000", aws_secret_access_key="x" * 40)
+    wrong_secret = boto3.client(
+        "s3",
+        endpoint_url=local_stack.s3_endpoint,
+        region_name=REGION,
+        config=S3_CONFIG,
+        aws_access_key_id=local_stack.s3_access_key,
+        aws_secret_access_key="not-the-secret",
+    )
+    unknown_key = boto3.client(
+        "s3",
+        endpoint_url=local_stack.s3_endpoint,
+        region_name=REGION,
+        config=S3_CONFIG,
+        aws_access_key_id="AKIANOBODY0000000000",
+        aws_secret_access_key="x" * 40,
+    )
     for client in (wrong_secret, unknown_key):
         with pytest.raises(botocore.exceptions.ClientError) as err:
             client.list_buckets()
@@ -66,20 +80,28 @@ def test_mlflow_logs_a_run_whose_artifact_lands_in_s3(local_stack: StackInfo, tm
     secret = local_stack.vault_client().secrets.kv.v2.read_secret_version(
         path=layout.secret_path("local", "mlflow"), mount_point="secret", raise_on_deleted_version=True
     )["data"]["data"]
-    keys = [o["Key"] for o in local_stack.s3_client().list_objects_v2(Bucket=secret["artifacts_bucket"])["Contents"]]
+    keys = [
+        o["Key"]
+        for o in local_stack.s3_client().list_objects_v2(Bucket=secret["artifacts_bucket"])["Contents"]
+    ]
     assert any(k.endswith(f"{run.info.run_id}/artifacts/evidence.txt") for k in keys)
 
 
 def test_a_service_logs_in_with_its_jwt_and_reads_only_its_own_secret(local_stack: StackInfo) -> None:
     client = hvac.Client(url=local_stack.vault_addr)
-    client.auth.jwt.jwt_login(role=layout.role_name("local", "serving"), jwt=local_stack.service_jwt("serving"),
-                              path=layout.JWT_MOUNT)
-    own = client.secrets.kv.v2.read_secret_version(path=layout.secret_path("local", "serving"),
-                                                   mount_point="secret", raise_on_deleted_version=True)
+    client.auth.jwt.jwt_login(
+        role=layout.role_name("local", "serving"),
+        jwt=local_stack.service_jwt("serving"),
+        path=layout.JWT_MOUNT,
+    )
+    own = client.secrets.kv.v2.read_secret_version(
+        path=layout.secret_path("local", "serving"), mount_point="secret", raise_on_deleted_version=True
+    )
     assert set(layout.SERVICES["serving"].keys) <= set(own["data"]["data"])
     with pytest.raises(hvac.exceptions.Forbidden):
-        client.secrets.kv.v2.read_secret_version(path=layout.secret_path("local", "training"),
-                                                 mount_point="secret", raise_on_deleted_version=True)
+        client.secrets.kv.v2.read_secret_version(
+            path=layout.secret_path("local", "training"), mount_point="secret", raise_on_deleted_version=True
+        )
 
 
 def test_seeded_service_keys_work_on_their_own_bucket_only(local_stack: StackInfo) -> None:

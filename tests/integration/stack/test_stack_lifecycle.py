@@ -21,7 +21,12 @@ def _all_ports(stack: LocalStack) -> list[int]:
 
 
 def _pids_alive(pids: list[int]) -> list[int]:
-    return [p for p in pids if Path(f"/proc/{p}").exists() and "Z" not in Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()[0]]
+    return [
+        p
+        for p in pids
+        if Path(f"/proc/{p}").exists()
+        and "Z" not in Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    ]
 
 
 @pytest.fixture

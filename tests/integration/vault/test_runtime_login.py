@@ -14,7 +14,9 @@ from spira_core.vault.tokens import FileTokenSource, SignerTokenSource
 pytestmark = pytest.mark.integration
 
 
-def test_the_serving_workload_reads_its_secret_with_only_the_contract_variables(local_stack: StackInfo) -> None:
+def test_the_serving_workload_reads_its_secret_with_only_the_contract_variables(
+    local_stack: StackInfo,
+) -> None:
     secret = cached_service_secret(local_stack.service_env("serving"))
     assert set(layout.SERVICES["serving"].keys) <= set(secret.get())
     assert secret.status().version >= 1
@@ -38,10 +40,16 @@ def test_serving_is_denied_the_training_secret_and_another_environment(local_sta
 
 
 @pytest.mark.parametrize("issuer,audience", [("someone-else", "vault"), ("spira-local-stack", "not-vault")])
-def test_a_token_from_the_wrong_issuer_or_audience_is_refused(local_stack: StackInfo, issuer, audience) -> None:
+def test_a_token_from_the_wrong_issuer_or_audience_is_refused(
+    local_stack: StackInfo, issuer, audience
+) -> None:
     settings = VaultSettings.from_env(local_stack.service_env("serving"))
-    forged = SignerTokenSource(local_stack.signer.private_key_path, layout.SERVICES["serving"].subject,
-                               issuer=issuer, audience=audience)
+    forged = SignerTokenSource(
+        local_stack.signer.private_key_path,
+        layout.SERVICES["serving"].subject,
+        issuer=issuer,
+        audience=audience,
+    )
     with pytest.raises(VaultError) as err:
         VaultSecretReader(settings, forged).read()
     assert err.value.status in (400, 403)
@@ -63,7 +71,9 @@ def test_a_revoked_token_leads_to_one_fresh_login(local_stack: StackInfo) -> Non
     settings = VaultSettings.from_env(local_stack.service_env("serving"))
     reader = VaultSecretReader(settings, settings.token_source())
     reader.read()
-    hvac.Client(url=local_stack.vault_addr, token=local_stack.vault_root_token).auth.token.revoke(reader._client_token)
+    hvac.Client(url=local_stack.vault_addr, token=local_stack.vault_root_token).auth.token.revoke(
+        reader._client_token
+    )
     reader.read()
     assert reader.logins == 2
 

@@ -90,7 +90,9 @@ def test_the_model_version_is_found_under_the_service_as_bentoml_1_4_writes_it(t
     (tmp_path / "bento.yaml").write_text(
         "models: []\nservices:\n- name: spira\n  models:\n  - tag: spira-respiratory:mlflow-v7\n"
     )
-    (tmp_path / "models/spira-respiratory/mlflow-v7/model.yaml").write_text("metadata:\n  model_version: '7'\n")
+    (tmp_path / "models/spira-respiratory/mlflow-v7/model.yaml").write_text(
+        "metadata:\n  model_version: '7'\n"
+    )
     assert bento_model_version(tmp_path) == "7"
 
 

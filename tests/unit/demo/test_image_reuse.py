@@ -13,8 +13,12 @@ from spira.demo import reuse
 
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
-    for name, text in {"serving/app.py": "app = 1\n", "spira_core/mfcc.py": "n = 40\n", "docs/a.md": "# a\n",
-                       "requirements.lock": "torch==2.13.0\n"}.items():
+    for name, text in {
+        "serving/app.py": "app = 1\n",
+        "spira_core/mfcc.py": "n = 40\n",
+        "docs/a.md": "# a\n",
+        "requirements.lock": "torch==2.13.0\n",
+    }.items():
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text(text)
     subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
@@ -39,8 +43,13 @@ def test_the_key_ignores_files_that_do_not_go_into_the_images(repo: Path) -> Non
 
 def test_a_record_for_another_key_is_not_reused(tmp_path: Path) -> None:
     record = tmp_path / "images.json"
-    reuse.save(record, "old", bento="spira:x", image="127.0.0.1:1/spira/model@sha256:" + "a" * 64,
-               loadtest_image="127.0.0.1:1/spira/loadtest@sha256:" + "b" * 64)
+    reuse.save(
+        record,
+        "old",
+        bento="spira:x",
+        image="127.0.0.1:1/spira/model@sha256:" + "a" * 64,
+        loadtest_image="127.0.0.1:1/spira/loadtest@sha256:" + "b" * 64,
+    )
     assert json.loads(record.read_text())["key"] == "old"
     assert reuse.reusable(record, "new") is None
 
@@ -48,7 +57,12 @@ def test_a_record_for_another_key_is_not_reused(tmp_path: Path) -> None:
 def test_a_record_whose_images_left_the_registry_is_not_reused(tmp_path: Path) -> None:
     record = tmp_path / "images.json"
     # port 1 on loopback: nothing listens, as after the registry's data was wiped
-    reuse.save(record, "k", bento="spira:x", image="127.0.0.1:1/spira/model@sha256:" + "a" * 64,
-               loadtest_image="127.0.0.1:1/spira/loadtest@sha256:" + "b" * 64)
+    reuse.save(
+        record,
+        "k",
+        bento="spira:x",
+        image="127.0.0.1:1/spira/model@sha256:" + "a" * 64,
+        loadtest_image="127.0.0.1:1/spira/loadtest@sha256:" + "b" * 64,
+    )
     assert reuse.reusable(record, "k") is None
     assert reuse.reusable(tmp_path / "missing.json", "k") is None

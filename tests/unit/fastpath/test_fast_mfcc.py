@@ -48,7 +48,9 @@ def test_fast_mfcc_matches_the_reference_for_voice_like_clips_of_any_length(seco
 def test_fast_mfcc_matches_the_reference_across_several_fft_blocks_and_for_noise():
     rate = FeatureParams().sample_rate
     n = (3 * BLOCK_FRAMES + 5) * FeatureParams().hop_length
-    _assert_close_to_reference(np.random.default_rng(1).standard_normal(n).astype(np.float32), FeatureParams())
+    _assert_close_to_reference(
+        np.random.default_rng(1).standard_normal(n).astype(np.float32), FeatureParams()
+    )
     assert F.n_frames(n, FeatureParams()) > 3 * BLOCK_FRAMES
     _assert_close_to_reference(_voice_like(n / rate, seed=2), FeatureParams())
 

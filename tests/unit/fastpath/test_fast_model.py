@@ -44,7 +44,11 @@ def _voice_like(seconds: float, rate: int, seed: int) -> np.ndarray:
     breath noise and a pause, so MFCCs have a large c0, voiced and silent frames, and time structure."""
     rng = np.random.default_rng(seed)
     t = np.arange(int(seconds * rate)) / rate
-    f0 = rng.uniform(90, 220) * (1 + 0.05 * np.sin(2 * np.pi * rng.uniform(2, 5) * t)) * (1 + 0.01 * rng.standard_normal(t.size))
+    f0 = (
+        rng.uniform(90, 220)
+        * (1 + 0.05 * np.sin(2 * np.pi * rng.uniform(2, 5) * t))
+        * (1 + 0.01 * rng.standard_normal(t.size))
+    )
     phase = 2 * np.pi * np.cumsum(f0) / rate
     source = sum(np.sin(h * phase) / h for h in range(1, 25))
     out = np.zeros_like(source)
@@ -72,7 +76,11 @@ def _real_feature_windows(params: FeatureParams, n_clips: int = 3) -> np.ndarray
 def test_fast_model_matches_eager_within_1e_5_on_random_windows(batch):
     params = FeatureParams()
     model = _model(params, seed=batch)
-    x = np.random.default_rng(batch).normal(0.0, 20.0, (batch, params.input_frames, params.n_mfcc)).astype(np.float32)
+    x = (
+        np.random.default_rng(batch)
+        .normal(0.0, 20.0, (batch, params.input_frames, params.n_mfcc))
+        .astype(np.float32)
+    )
     fast = FastSpiraConvV2.from_module(model)
     np.testing.assert_allclose(fast.predict(x), predict_windows(model, x), rtol=0, atol=ATOL)
 
@@ -94,28 +102,36 @@ def test_fast_model_matches_eager_with_default_initialised_weights_and_in_paddin
     params = FeatureParams(temporal_mode="padding")
     model = _model(params, seed=5, spread_norm=False)
     x = np.random.default_rng(5).normal(0.0, 10.0, (4, params.input_frames, params.n_mfcc)).astype(np.float32)
-    np.testing.assert_allclose(FastSpiraConvV2.from_module(model).predict(x), predict_windows(model, x),
-                               rtol=0, atol=ATOL)
+    np.testing.assert_allclose(
+        FastSpiraConvV2.from_module(model).predict(x), predict_windows(model, x), rtol=0, atol=ATOL
+    )
 
 
 def test_constant_and_large_offset_windows_keep_parity():
     params = FeatureParams()
     model = _model(params, seed=9)
     rng = np.random.default_rng(9)
-    x = np.stack([
-        np.zeros((params.input_frames, params.n_mfcc)),  # zero variance: GroupNorm's eps decides
-        np.full((params.input_frames, params.n_mfcc), 7.0),
-        1000.0 + rng.normal(0.0, 1.0, (params.input_frames, params.n_mfcc)),  # mean far above the spread
-        rng.normal(0.0, 1e3, (params.input_frames, params.n_mfcc)),  # Mish far into both tails
-    ]).astype(np.float32)
-    np.testing.assert_allclose(FastSpiraConvV2.from_module(model).predict(x), predict_windows(model, x),
-                               rtol=0, atol=ATOL)
+    x = np.stack(
+        [
+            np.zeros((params.input_frames, params.n_mfcc)),  # zero variance: GroupNorm's eps decides
+            np.full((params.input_frames, params.n_mfcc), 7.0),
+            1000.0 + rng.normal(0.0, 1.0, (params.input_frames, params.n_mfcc)),  # mean far above the spread
+            rng.normal(0.0, 1e3, (params.input_frames, params.n_mfcc)),  # Mish far into both tails
+        ]
+    ).astype(np.float32)
+    np.testing.assert_allclose(
+        FastSpiraConvV2.from_module(model).predict(x), predict_windows(model, x), rtol=0, atol=ATOL
+    )
 
 
 def test_chunking_segmenting_and_blocking_do_not_change_the_result():
     params = FeatureParams()
     model = _model(params, seed=2)
-    x = np.random.default_rng(2).normal(0.0, 10.0, (11, params.input_frames, params.n_mfcc)).astype(np.float32)
+    x = (
+        np.random.default_rng(2)
+        .normal(0.0, 10.0, (11, params.input_frames, params.n_mfcc))
+        .astype(np.float32)
+    )
     default = FastSpiraConvV2.from_module(model).predict(x)
     odd = FastSpiraConvV2.from_module(model, chunk=3, segment=7, gemm_columns=100).predict(x)
     np.testing.assert_allclose(odd, default, rtol=0, atol=1e-6)
@@ -132,8 +148,12 @@ def test_a_fast_model_built_from_other_weights_gives_other_probabilities():
 def test_concurrent_callers_get_the_same_answers_as_one_caller():
     params = FeatureParams()
     fast = FastSpiraConvV2.from_module(_model(params, seed=6))
-    inputs = [np.random.default_rng(s).normal(0.0, 10.0, (s + 1, params.input_frames, params.n_mfcc))
-              .astype(np.float32) for s in range(4)]
+    inputs = [
+        np.random.default_rng(s)
+        .normal(0.0, 10.0, (s + 1, params.input_frames, params.n_mfcc))
+        .astype(np.float32)
+        for s in range(4)
+    ]
     expected = [fast.predict(x) for x in inputs]
     results: dict[int, list[np.ndarray]] = {i: [] for i in range(4)}
 

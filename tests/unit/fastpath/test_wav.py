@@ -25,8 +25,16 @@ def _hand_wav(ints: np.ndarray, rate: int, extra_chunks: bytes = b"", format_tag
     channels = ints.shape[1]
     fmt = struct.pack("<HHIIHH", format_tag, channels, rate, rate * 2 * channels, 2 * channels, 16)
     payload = ints.astype("<i2").tobytes()
-    body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt + extra_chunks + b"data" + \
-        struct.pack("<I", len(payload)) + payload
+    body = (
+        b"WAVE"
+        + b"fmt "
+        + struct.pack("<I", len(fmt))
+        + fmt
+        + extra_chunks
+        + b"data"
+        + struct.pack("<I", len(payload))
+        + payload
+    )
     return b"RIFF" + struct.pack("<I", len(body)) + body
 
 
@@ -90,7 +98,8 @@ def test_the_upload_decode_gives_the_same_samples_with_and_without_the_numpy_pat
     header = read_header(data, limits)
     assert header.subtype == "PCM_16" and header.wav is not None
     fast, rate = decode(data, header, limits)
-    slow, slow_rate = decode(data, type(header)(header.sample_rate, header.channels, header.frames,
-                                                header.format), limits)  # no layout: libsndfile decodes
+    slow, slow_rate = decode(
+        data, type(header)(header.sample_rate, header.channels, header.frames, header.format), limits
+    )  # no layout: libsndfile decodes
     assert rate == slow_rate == 48_000
     assert np.array_equal(fast, slow)

@@ -14,13 +14,16 @@ def run(*args: str, env: dict[str, str] | None = None):
     return runner.invoke(app, list(args), env={"VAULT_ADDR": "", "VAULT_TOKEN": "", **(env or {})})
 
 
-@pytest.mark.parametrize("args,message", [
-    (["status", "--env", "qa"], "unknown environment 'qa'"),
-    (["rotate", "--env", "staging", "--service", "objectstore"], "no s3 credential of its own"),
-    (["rotate", "--env", "staging", "--service", "serving", "--key", "db"], "unknown key 'db'"),
-    (["seed", "--env", "staging", "--engine", "ceph"], "unknown object-store engine 'ceph'"),
-    (["status", "--env", "staging"], "VAULT_ADDR and VAULT_TOKEN must be set for --env staging"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["status", "--env", "qa"], "unknown environment 'qa'"),
+        (["rotate", "--env", "staging", "--service", "objectstore"], "no s3 credential of its own"),
+        (["rotate", "--env", "staging", "--service", "serving", "--key", "db"], "unknown key 'db'"),
+        (["seed", "--env", "staging", "--engine", "ceph"], "unknown object-store engine 'ceph'"),
+        (["status", "--env", "staging"], "VAULT_ADDR and VAULT_TOKEN must be set for --env staging"),
+    ],
+)
 def test_bad_input_is_one_error_line_and_exit_1(args, message) -> None:
     result = run(*args)
     assert result.exit_code == 1, result.output

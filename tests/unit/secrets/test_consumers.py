@@ -49,20 +49,42 @@ def test_the_gauge_wait_returns_once_every_consumer_reports_the_version(monkeypa
         slept.append(s)
         clock.advance(s)
 
-    fetch = Consumers({"http://a/metrics": [gauge(4), gauge(5)],
-                       "http://b/metrics": [requests.ConnectionError("starting"), gauge(4), gauge(6)]})
-    MetricsWait(["http://a/metrics", "http://b/metrics"], timeout_s=30, clock=clock, poll_s=1, margin_s=2,
-                fetch=fetch, sleep=sleep).wait(REF, 5, clock.now)
+    fetch = Consumers(
+        {
+            "http://a/metrics": [gauge(4), gauge(5)],
+            "http://b/metrics": [requests.ConnectionError("starting"), gauge(4), gauge(6)],
+        }
+    )
+    MetricsWait(
+        ["http://a/metrics", "http://b/metrics"],
+        timeout_s=30,
+        clock=clock,
+        poll_s=1,
+        margin_s=2,
+        fetch=fetch,
+        sleep=sleep,
+    ).wait(REF, 5, clock.now)
     assert slept == [1, 1, 2], "two polls, then the margin"
 
 
 def test_the_gauge_wait_names_the_lagging_consumer_when_it_times_out() -> None:
     clock = WallClock()
-    fetch = Consumers({"http://a/metrics": [gauge(5)], "http://b/metrics": [gauge(4)],
-                       "http://c/metrics": ["# nothing here\n"]})
+    fetch = Consumers(
+        {
+            "http://a/metrics": [gauge(5)],
+            "http://b/metrics": [gauge(4)],
+            "http://c/metrics": ["# nothing here\n"],
+        }
+    )
     with pytest.raises(ConsumersNotReady) as err:
-        MetricsWait(["http://a/metrics", "http://b/metrics", "http://c/metrics"], timeout_s=3, clock=clock,
-                    poll_s=1, fetch=fetch, sleep=clock.advance).wait(REF, 5, clock.now)
+        MetricsWait(
+            ["http://a/metrics", "http://b/metrics", "http://c/metrics"],
+            timeout_s=3,
+            clock=clock,
+            poll_s=1,
+            fetch=fetch,
+            sleep=clock.advance,
+        ).wait(REF, 5, clock.now)
     message = str(err.value)
     assert "http://b/metrics: version 4" in message and "http://c/metrics: no gauge" in message
     assert "http://a/metrics" not in message and "rerun" in message

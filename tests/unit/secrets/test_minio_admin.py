@@ -38,15 +38,17 @@ def http(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Fak
     if "minios_real_key_derivation" not in request.node.name:
         import minio.crypto
 
-        monkeypatch.setattr(minio.crypto, "_generate_key",
-                            lambda secret, salt: hashlib.sha256(secret + salt).digest())
+        monkeypatch.setattr(
+            minio.crypto, "_generate_key", lambda secret, salt: hashlib.sha256(secret + salt).digest()
+        )
     return FakeMinioAdminHttp(ADMIN_SK)
 
 
 @pytest.fixture
 def admin(http: FakeMinioAdminHttp) -> MinioObjectStoreAdmin:
-    return MinioObjectStoreAdmin(minio_admin("https://minio.objectstore.svc:9000", ADMIN_AK, ADMIN_SK, http),
-                                 FakeS3Buckets())
+    return MinioObjectStoreAdmin(
+        minio_admin("https://minio.objectstore.svc:9000", ADMIN_AK, ADMIN_SK, http), FakeS3Buckets()
+    )
 
 
 def test_requests_go_to_the_admin_api_over_tls_signed_with_the_admin_key(admin, http) -> None:
@@ -67,7 +69,9 @@ def test_ensure_user_creates_the_user_and_grants_exactly_its_buckets_idempotentl
     assert [r["command"] for r in http.requests].count("add-user") == 1
 
 
-def test_a_key_is_a_service_account_of_the_service_user_not_of_the_admin_with_minios_real_key_derivation(admin, http) -> None:
+def test_a_key_is_a_service_account_of_the_service_user_not_of_the_admin_with_minios_real_key_derivation(
+    admin, http
+) -> None:
     admin.ensure_user(USER, ["b"])
     key = admin.create_key(USER)
     sent = next(r for r in http.requests if r["command"] == "add-service-account")
@@ -91,7 +95,10 @@ def test_deleting_a_key_removes_only_that_service_account(admin, http) -> None:
     admin.delete_key(USER, drop.access_key)
     sent = http.requests[-1]
     assert (sent["method"], sent["command"], sent["query"]) == (
-        "DELETE", "delete-service-account", {"accessKey": drop.access_key})
+        "DELETE",
+        "delete-service-account",
+        {"accessKey": drop.access_key},
+    )
     assert admin.list_keys(USER) == [keep.access_key]
 
 
@@ -103,11 +110,20 @@ def test_seed_and_rotation_run_unchanged_on_the_minio_adapter(admin, http) -> No
     clock = WallClock()
     vault = InMemorySecretStore(clock)
 
-    seed("production", HvacKvOver(vault), admin, EnvironmentEndpoints("https://minio:9000", "http://mlflow:5000"))
+    seed(
+        "production",
+        HvacKvOver(vault),
+        admin,
+        EnvironmentEndpoints("https://minio:9000", "http://mlflow:5000"),
+    )
     old = vault.read(layout.secret_path("production", "serving")).data
     assert http.keys_of(USER) == {old["s3_access_key"]: old["s3_secret_key"]}
     rotate("production", "serving", vault, admin, RecordingWait(), clock=clock)
     new = vault.read(layout.secret_path("production", "serving")).data
     assert http.keys_of(USER) == {new["s3_access_key"]: new["s3_secret_key"]}
     assert new["s3_access_key"] != old["s3_access_key"]
-    assert set(admin.s3.names) == {"spira-production-archive", "spira-production-features", "spira-production-mlflow"}
+    assert set(admin.s3.names) == {
+        "spira-production-archive",
+        "spira-production-features",
+        "spira-production-mlflow",
+    }

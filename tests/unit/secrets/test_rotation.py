@@ -58,8 +58,12 @@ def assert_consistent(vault: InMemorySecretStore, store: CrashingFakeAdmin) -> N
     data = current(vault)
     assert store.works(USER, data["s3_access_key"], data["s3_secret_key"]), "Vault hands out a dead key"
     journal = vault.read(JOURNAL).data if vault.read(JOURNAL) else {}
-    accounted = {data["s3_access_key"], journal.get("old_access_key"), journal.get("new_access_key"),
-                 *(journal.get("keys_before") or [])}
+    accounted = {
+        data["s3_access_key"],
+        journal.get("old_access_key"),
+        journal.get("new_access_key"),
+        *(journal.get("keys_before") or []),
+    }
     unaccounted = set(store.list_keys(USER)) - accounted
     assert not unaccounted or journal.get("state") == "started", "a key exists that nothing records"
     assert len(unaccounted) <= 1
@@ -71,7 +75,8 @@ def test_a_rotation_replaces_the_key_in_vault_and_revokes_the_old_one(vault, sto
     new = current(vault)
     assert new["s3_access_key"] != old["s3_access_key"] and new["s3_secret_key"] != old["s3_secret_key"]
     assert {k: v for k, v in new.items() if not k.startswith("s3_") or k == "s3_endpoint"} == {
-        k: v for k, v in old.items() if not k.startswith("s3_") or k == "s3_endpoint"}, "other fields changed"
+        k: v for k, v in old.items() if not k.startswith("s3_") or k == "s3_endpoint"
+    }, "other fields changed"
     assert store.list_keys(USER) == [new["s3_access_key"]]
     assert (result.from_version, result.to_version) == (1, 2)
     assert result.old_access_key == old["s3_access_key"] and not result.resumed
@@ -103,7 +108,9 @@ def test_the_rotation_is_recorded_in_metadata_and_the_journal(vault, store, cloc
 
 
 @pytest.mark.parametrize("step", STEPS)
-def test_an_interrupted_rotation_leaves_a_working_key_and_a_rerun_finishes_cleanly(vault, store, clock, step) -> None:
+def test_an_interrupted_rotation_leaves_a_working_key_and_a_rerun_finishes_cleanly(
+    vault, store, clock, step
+) -> None:
     old = current(vault)["s3_access_key"]
     with pytest.raises(Crash):
         rotate(ENV, SERVICE, vault, store, RecordingWait(), clock=clock, on_step=crash_at(step))
@@ -166,8 +173,15 @@ def test_a_write_that_landed_without_its_journal_entry_is_recognised_not_undone(
 def test_a_resumed_rotation_waits_only_what_is_left_of_the_ttl(vault, store, clock) -> None:
     slept: list[float] = []
     with pytest.raises(Crash):
-        rotate(ENV, SERVICE, vault, store, TtlWait(30, 10, clock, sleep=slept.append), clock=clock,
-               on_step=crash_at("published"))
+        rotate(
+            ENV,
+            SERVICE,
+            vault,
+            store,
+            TtlWait(30, 10, clock, sleep=slept.append),
+            clock=clock,
+            on_step=crash_at("published"),
+        )
     clock.advance(25)
     rotate(ENV, SERVICE, vault, store, TtlWait(30, 10, clock, sleep=slept.append), clock=clock)
     assert slept == [15.0]
@@ -176,7 +190,8 @@ def test_a_resumed_rotation_waits_only_what_is_left_of_the_ttl(vault, store, clo
 def test_a_check_and_set_conflict_stops_deletes_the_new_key_and_revokes_nothing(vault, store, clock) -> None:
     old = current(vault)
     vault.before_write = lambda path: (
-        path == PATH and vault.versions[PATH].append(({**old, "archive_bucket": "someone-else"}, clock.now)))
+        path == PATH and vault.versions[PATH].append(({**old, "archive_bucket": "someone-else"}, clock.now))
+    )
     with pytest.raises(RotationConflict, match=r"changed since version 1 was read.*nothing was revoked"):
         rotate(ENV, SERVICE, vault, store, RecordingWait(), clock=clock)
     assert store.list_keys(USER) == [old["s3_access_key"]], "the new key must not be left behind"
@@ -213,11 +228,14 @@ def test_an_unseeded_secret_asks_for_seed(clock) -> None:
         rotate(ENV, SERVICE, InMemorySecretStore(clock), CrashingFakeAdmin(), RecordingWait(), clock=clock)
 
 
-@pytest.mark.parametrize("service,key,message", [
-    ("objectstore", "s3", "no s3 credential of its own"),
-    ("serving", "mlflow", "unknown key"),
-    ("frontend", "s3", "unknown service"),
-])
+@pytest.mark.parametrize(
+    "service,key,message",
+    [
+        ("objectstore", "s3", "no s3 credential of its own"),
+        ("serving", "mlflow", "unknown key"),
+        ("frontend", "s3", "unknown service"),
+    ],
+)
 def test_only_a_services_own_s3_credential_can_be_rotated(vault, store, service, key, message) -> None:
     with pytest.raises(SecretsError, match=message):
         rotate(ENV, service, vault, store, RecordingWait(), key=key)

@@ -25,9 +25,15 @@ ENDPOINTS = EnvironmentEndpoints("http://s3:9000", "http://mlflow:5000")
 def test_seed_creates_each_workloads_secret_once_and_then_keeps_it() -> None:
     vault, store = InMemorySecretStore(), FakeObjectStoreAdmin()
     assert seed("staging", HvacKvOver(vault), store, ENDPOINTS) == {
-        "serving": "created", "training": "created", "mlflow": "created"}
+        "serving": "created",
+        "training": "created",
+        "mlflow": "created",
+    }
     assert seed("staging", HvacKvOver(vault), store, ENDPOINTS) == {
-        "serving": "kept", "training": "kept", "mlflow": "kept"}
+        "serving": "kept",
+        "training": "kept",
+        "mlflow": "kept",
+    }
     for service in ("serving", "training", "mlflow"):
         data = vault.read(layout.secret_path("staging", service)).data
         assert set(data) == set(layout.SERVICES[service].keys)
@@ -37,8 +43,11 @@ def test_seed_creates_each_workloads_secret_once_and_then_keeps_it() -> None:
 def test_a_seed_that_loses_the_race_to_another_seed_deletes_its_key() -> None:
     vault, store = InMemorySecretStore(), FakeObjectStoreAdmin()
     path = layout.secret_path("staging", "serving")
-    vault.before_write = lambda p: p == path and not vault.versions.get(p) and vault.versions.setdefault(
-        p, [({"s3_access_key": "OTHER"}, vault.clock())])
+    vault.before_write = lambda p: (
+        p == path
+        and not vault.versions.get(p)
+        and vault.versions.setdefault(p, [({"s3_access_key": "OTHER"}, vault.clock())])
+    )
     outcome = seed("staging", HvacKvOver(vault), store, ENDPOINTS)
     assert outcome["serving"] == "kept"
     assert store.list_keys(object_store_user("staging", "serving")) == []
@@ -51,16 +60,22 @@ def test_status_shows_version_age_last_rotation_and_an_unfinished_rotation() -> 
     clock.advance(3600)
     rotate("staging", "serving", vault, store, RecordingWait(), clock=clock)
     with pytest.raises(Crash):
-        rotate("staging", "training", vault, store, RecordingWait(), clock=clock, on_step=crash_at("published"))
+        rotate(
+            "staging", "training", vault, store, RecordingWait(), clock=clock, on_step=crash_at("published")
+        )
     clock.advance(90)
     rows = {r.path: r for r in secret_status("staging", vault, clock.now)}
-    serving, training, mlflow = (rows[layout.secret_ref("staging", s)] for s in ("serving", "training", "mlflow"))
+    serving, training, mlflow = (
+        rows[layout.secret_ref("staging", s)] for s in ("serving", "training", "mlflow")
+    )
     assert (serving.version, serving.age_s, serving.rotation) == (2, 90, None)
     assert serving.last_rotated is not None and mlflow.last_rotated is None and mlflow.age_s == 3690
     assert training.rotation == "published" and training.last_rotated is None
     assert rows[layout.secret_ref("staging", "objectstore")].version is None
 
 
-@pytest.mark.parametrize("seconds,shown", [(None, "-"), (7, "7s"), (67, "1m7s"), (3725, "1h2m"), (90000, "1d1h")])
+@pytest.mark.parametrize(
+    "seconds,shown", [(None, "-"), (7, "7s"), (67, "1m7s"), (3725, "1h2m"), (90000, "1d1h")]
+)
 def test_ages_read_in_at_most_two_units(seconds, shown) -> None:
     assert human_age(seconds) == shown

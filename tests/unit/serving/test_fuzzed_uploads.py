@@ -22,8 +22,15 @@ VALID = wav_bytes(4.0, 16_000)
 def _wav_header(rate: int, channels: int, bits: int, data_len: int) -> bytes:
     block = channels * bits // 8
     fmt = struct.pack("<HHIIHH", 1, channels, rate, rate * block, block, bits)
-    return b"RIFF" + struct.pack("<I", (36 + data_len) % 2**32) + b"WAVEfmt " + struct.pack("<I", 16) + fmt + \
-        b"data" + struct.pack("<I", data_len)
+    return (
+        b"RIFF"
+        + struct.pack("<I", (36 + data_len) % 2**32)
+        + b"WAVEfmt "
+        + struct.pack("<I", 16)
+        + fmt
+        + b"data"
+        + struct.pack("<I", data_len)
+    )
 
 
 def _silent(rate: int) -> bytes:
@@ -33,14 +40,22 @@ def _silent(rate: int) -> bytes:
 
 
 malformed = st.one_of(
-    st.binary(min_size=0, max_size=2048),                                       # random bytes
-    st.integers(0, len(VALID) - 1).map(lambda n: VALID[:n]),                     # truncations of a valid WAV
-    st.tuples(st.integers(44, len(VALID) - 1), st.binary(min_size=1, max_size=64)).map(   # corrupted header bytes
-        lambda t: VALID[: t[0] % 44] + t[1] + VALID[t[0] % 44 + len(t[1]):]),
-    st.builds(lambda r, c, b, n, body: _wav_header(r, c, b, n) + body,         # lying headers
-              st.integers(0, 400_000), st.integers(0, 9), st.sampled_from([8, 16, 24, 32, 0, 7]),
-              st.integers(0, 2**32 - 1), st.binary(max_size=512)),
-    st.sampled_from([8000, 16000, 48000]).map(_silent),                         # silence
+    st.binary(min_size=0, max_size=2048),  # random bytes
+    st.integers(0, len(VALID) - 1).map(lambda n: VALID[:n]),  # truncations of a valid WAV
+    st.tuples(
+        st.integers(44, len(VALID) - 1), st.binary(min_size=1, max_size=64)
+    ).map(  # corrupted header bytes
+        lambda t: VALID[: t[0] % 44] + t[1] + VALID[t[0] % 44 + len(t[1]) :]
+    ),
+    st.builds(
+        lambda r, c, b, n, body: _wav_header(r, c, b, n) + body,  # lying headers
+        st.integers(0, 400_000),
+        st.integers(0, 9),
+        st.sampled_from([8, 16, 24, 32, 0, 7]),
+        st.integers(0, 2**32 - 1),
+        st.binary(max_size=512),
+    ),
+    st.sampled_from([8000, 16000, 48000]).map(_silent),  # silence
 )
 
 

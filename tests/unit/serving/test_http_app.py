@@ -16,14 +16,25 @@ from serving.degrade import Degradation, degrade
 from serving.runtime import ServingRuntime
 from tests.fakes.serving import MemoryArchive, RecordingMetrics, fake_predictor, wav_bytes
 
-ANSWER_FIELDS = {"probability", "label", "threshold", "model_version", "windows", "duration_s", "sample_rate_in"}
+ANSWER_FIELDS = {
+    "probability",
+    "label",
+    "threshold",
+    "model_version",
+    "windows",
+    "duration_s",
+    "sample_rate_in",
+}
 
 
-def _runtime(value: float | None = None, archiver: SpoolingArchiver | None = None,
-             max_latency_ms: float = 5.0) -> ServingRuntime:
+def _runtime(
+    value: float | None = None, archiver: SpoolingArchiver | None = None, max_latency_ms: float = 5.0
+) -> ServingRuntime:
     predictor = fake_predictor(value)
     metrics = archiver.metrics if archiver else RecordingMetrics()
-    return ServingRuntime(predictor, MicroBatcher(predictor.model, 64, max_latency_ms), metrics, archiver=archiver)
+    return ServingRuntime(
+        predictor, MicroBatcher(predictor.model, 64, max_latency_ms), metrics, archiver=archiver
+    )
 
 
 def _client(runtime: ServingRuntime) -> TestClient:
@@ -52,7 +63,11 @@ def test_the_label_follows_the_threshold_stored_with_the_model() -> None:
         ({"data": {"x": "1"}, "files": {"other": ("a.wav", b"RIFF", "audio/wav")}}, 400, "missing_audio"),
         ({"content": b"raw bytes", "headers": {"content-type": "audio/wav"}}, 415, "not_multipart"),
         ({"files": {"audio": ("a.txt", b"hello", "text/plain")}}, 415, "unsupported_audio"),
-        ({"content": b"--x\r\nbroken", "headers": {"content-type": "multipart/form-data; boundary=x"}}, 400, None),
+        (
+            {"content": b"--x\r\nbroken", "headers": {"content-type": "multipart/form-data; boundary=x"}},
+            400,
+            None,
+        ),
     ],
 )
 def test_bad_requests_are_json_4xx_with_a_code(kwargs, status, code) -> None:
@@ -79,8 +94,10 @@ def test_concurrent_requests_share_forward_passes() -> None:
     runtime = _runtime(max_latency_ms=200)
     clip = wav_bytes(5.0, 16_000)
     with _client(runtime) as client:
-        threads = [threading.Thread(target=lambda: client.post("/predict", files={"audio": ("a.wav", clip)}))
-                   for _ in range(8)]
+        threads = [
+            threading.Thread(target=lambda: client.post("/predict", files={"audio": ("a.wav", clip)}))
+            for _ in range(8)
+        ]
         for t in threads:
             t.start()
         for t in threads:
@@ -91,7 +108,10 @@ def test_concurrent_requests_share_forward_passes() -> None:
 
 
 def test_predict_batch_answers_each_file_and_reports_bad_ones_inline() -> None:
-    files = [("audio", ("good.wav", wav_bytes(4.5), "audio/wav")), ("audio", ("bad.wav", b"nope" * 50, "audio/wav"))]
+    files = [
+        ("audio", ("good.wav", wav_bytes(4.5), "audio/wav")),
+        ("audio", ("bad.wav", b"nope" * 50, "audio/wav")),
+    ]
     with _client(_runtime(0.6)) as client:
         resp = client.post("/predict_batch", files=files)
     assert resp.status_code == 200
@@ -123,8 +143,10 @@ def test_an_archive_outage_never_fails_a_prediction_and_nothing_is_lost(tmp_path
     archiver.start()
     try:
         with _client(_runtime(0.9, archiver)) as client:
-            codes = [client.post("/predict", files={"audio": ("p.wav", wav_bytes(4.2, seed=i))}).status_code
-                     for i in range(3)]
+            codes = [
+                client.post("/predict", files={"audio": ("p.wav", wav_bytes(4.2, seed=i))}).status_code
+                for i in range(3)
+            ]
         assert codes == [200, 200, 200]
         time.sleep(0.3)
         assert archiver.pending() == 3 and metrics.archive["failed"] >= 1

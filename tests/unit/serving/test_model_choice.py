@@ -69,7 +69,10 @@ def test_prometheus_counts_fallbacks_by_reason() -> None:
     from prometheus_client import REGISTRY
 
     def count() -> float:
-        return REGISTRY.get_sample_value("spira_model_fallbacks_total", {"reason": "UnsupportedModuleError"}) or 0.0
+        return (
+            REGISTRY.get_sample_value("spira_model_fallbacks_total", {"reason": "UnsupportedModuleError"})
+            or 0.0
+        )
 
     before = count()
     best_window_model(_bundle_the_fast_path_refuses(), prometheus_metrics())
@@ -82,7 +85,9 @@ def test_served_windows_carry_the_reference_features_within_1e_5_of_their_scale(
     for rate, channels in ((48_000, 1), (44_100, 2), (16_000, 1)):
         data = wav_bytes(6.5, rate, channels)
         samples, sr = A.decode(data)
-        reference = W.file_windows(F.mfcc(A.resample(A.to_mono(samples), sr, params.sample_rate), params), params)
+        reference = W.file_windows(
+            F.mfcc(A.resample(A.to_mono(samples), sr, params.sample_rate), params), params
+        )
         served = predictor.prepare(data).windows
         assert served.shape == reference.shape
         assert np.max(np.abs(served - reference)) <= 1e-5 * np.max(np.abs(reference))

@@ -11,7 +11,9 @@ from spira.stack import StackConfig, StackError
 from spira.stack import vault as vault_module
 
 
-def test_ports_come_from_arguments_then_environment_then_the_recorded_state(tmp_path: Path, monkeypatch) -> None:
+def test_ports_come_from_arguments_then_environment_then_the_recorded_state(
+    tmp_path: Path, monkeypatch
+) -> None:
     StackConfig.load(tmp_path, vault_port=21000).save()
     assert StackConfig.load(tmp_path).vault_port == 21000
     monkeypatch.setenv("SPIRA_VAULT_PORT", "22000")

@@ -131,8 +131,15 @@ def test_a_skipped_publish_says_its_reason_dates_from_when_the_version_was_publi
     from training.cli import _print_publish
     from training.stages.common import StageResult
 
-    decision = {"model_name": "spira-respiratory", "version": "3", "candidate": True, "reason": "no champion yet"}
-    output = write_output(InMemoryStore(), "publish", "k", {}, {"publish.json": json.dumps(decision).encode()})
+    decision = {
+        "model_name": "spira-respiratory",
+        "version": "3",
+        "candidate": True,
+        "reason": "no champion yet",
+    }
+    output = write_output(
+        InMemoryStore(), "publish", "k", {}, {"publish.json": json.dumps(decision).encode()}
+    )
     _print_publish(StageResult("publish", "k", skipped=False, output=output, seconds=1.0))
     fresh = " ".join(capsys.readouterr().out.split())  # rich wraps long lines
     _print_publish(StageResult("publish", "k", skipped=True, output=output, seconds=0.0))

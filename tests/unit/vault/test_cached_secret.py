@@ -79,9 +79,15 @@ def test_a_first_read_failure_is_unavailable_not_a_crash() -> None:
 def test_the_runtime_contract_needs_exactly_three_variables() -> None:
     with pytest.raises(SettingsError, match="VAULT_ROLE, VAULT_SECRET_PATH"):
         VaultSettings.from_env({"VAULT_ADDR": "http://v"})
-    s = VaultSettings.from_env({"VAULT_ADDR": "http://v/", "VAULT_ROLE": "r", "VAULT_SECRET_PATH": "secret/spira/x/serving"})
-    assert (s.addr, s.mount, s.path, str(s.token_path)) == ("http://v", "secret", "spira/x/serving",
-                                                            "/var/run/secrets/vault/token")
+    s = VaultSettings.from_env(
+        {"VAULT_ADDR": "http://v/", "VAULT_ROLE": "r", "VAULT_SECRET_PATH": "secret/spira/x/serving"}
+    )
+    assert (s.addr, s.mount, s.path, str(s.token_path)) == (
+        "http://v",
+        "secret",
+        "spira/x/serving",
+        "/var/run/secrets/vault/token",
+    )
 
 
 def test_a_secret_path_without_a_mount_is_refused() -> None:
