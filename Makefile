@@ -43,7 +43,7 @@ sysdeps:  ## install the Debian packages the suite needs (root), or name them
 	  fi; \
 	fi
 
-test: sysdeps venv $(TEST_DEPS)  ## the whole suite (unit, integration, e2e); CI=true turns skips into failures
+test: sysdeps venv lint $(TEST_DEPS)  ## lint, then the whole suite (unit, integration, e2e); CI=true turns skips into failures
 	$(BIN)/python -m ci.run_pytest $(PYTEST_ARGS)
 
 test-unit: venv  ## unit tests only (no network, no services)
