@@ -93,16 +93,6 @@ def validation_loss(model: nn.Module, x: np.ndarray, y: np.ndarray) -> float:
     return mean_bce(FastSpiraConvV2.from_module(model).predict(x), y)
 
 
-def epoch_copies(variants: list[str], offsets: np.ndarray, epoch: int) -> list[str]:
-    """The copy (clean or a noisy one) each training file trains on in `epoch`: (epoch + offset_i) mod k.
-
-    Each file cycles through every copy, and every epoch (so every batch) mixes copies: whole epochs of
-    one copy swung the validation loss from epoch to epoch (docs/training.md, Figures). The offsets are
-    drawn rather than taken from the file's position, so the copy a file gets cannot follow its label.
-    """
-    return [variants[(epoch + int(o)) % len(variants)] for o in offsets]
-
-
 @torch.no_grad()
 def _update_average(average: nn.Module, model: nn.Module, decay: float) -> None:
     """average ← decay·average + (1 − decay)·model, parameter by parameter (SpiraConvV2 has no buffers)."""
@@ -144,18 +134,16 @@ def fit(
         scored = copy.deepcopy(model) if preset.ema_decay else model
         best_loss, best_state, best_epoch, stale = float("inf"), None, -1, 0
         history: list[dict[str, float]] = []
-        offsets = rng.numpy("copy-offsets").integers(len(variants), size=len(train_files))
         bar = progress(range(preset.epochs), desc="train", unit="epoch")
         for epoch in bar:
             erng = rng.numpy("epoch", epoch)
-            copy_of = epoch_copies(variants, offsets, epoch)
+            variant = variants[epoch % len(variants)]
             order = erng.permutation(len(train_files))
             model.train()
             losses, sizes = [], []
             for start in range(0, len(order), preset.batch_files):
-                picked = order[start : start + preset.batch_files]
-                batch = [train_files[i] for i in picked]
-                xs = [W.training_windows(train_files[i].variant(copy_of[i]), params, erng) for i in picked]
+                batch = [train_files[i] for i in order[start : start + preset.batch_files]]
+                xs = [W.training_windows(f.variant(variant), params, erng) for f in batch]
                 x = torch.from_numpy(np.concatenate(xs))
                 y = torch.from_numpy(
                     np.concatenate(
