@@ -92,7 +92,7 @@ PRESETS: dict[str, Preset] = {
     "fast": _FAST,
     # the fast recipe with a 3x higher peak learning rate and a moving average of the weights, for the
     # held-out figure on more training files (n=960: accuracy 0.967 clean, 0.917 with test-time noise on a
-    # held-out seed, 17 min on one core). lr 3e-3 ranked held-out files better than 1e-3 and 1e-2; the
+    # held-out seed with training data seed 1, but 0.892 / 0.883 with training data seed 3; 17 min on one core). lr 3e-3 ranked held-out files better than 1e-3 and 1e-2; the
     # average (decay 0.995) made the validation curve smooth at n=480 with the same held-out scores as the
     # raw weights; too slow for the demo, hence its own preset (docs/training.md, Figures)
     "fast-accurate": dataclasses.replace(
