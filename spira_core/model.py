@@ -42,6 +42,11 @@ class SpiraConvV2(nn.Module):
     on the first three), each GroupNorm (16/8/4/2 groups) → Mish → [MaxPool (2,1) on the first three] →
     Dropout 0.7; then flatten → Linear(100) → Mish → Dropout → Linear(1) → sigmoid. The flatten size comes
     from a dry run on the input length, so it follows the window (or padding) length.
+
+    Before the first conv the input passes a fixed per-coefficient affine, (x − input_mean) · input_scale,
+    held in buffers (saved with the weights, not trained, not counted as parameters). It is the identity
+    unless training set it from the training data (`set_input_standardization`, preset option
+    `standardize_input`; SPIRA fed raw MFCCs, so its presets keep the identity).
     """
 
     def __init__(
@@ -50,6 +55,8 @@ class SpiraConvV2(nn.Module):
         super().__init__()
         self.input_frames = int(input_frames)
         self.n_features = int(n_features)
+        self.register_buffer("input_mean", torch.zeros(self.n_features))
+        self.register_buffer("input_scale", torch.ones(self.n_features))
         self.conv = nn.Sequential(
             nn.Conv2d(1, 32, kernel_size=(7, 1), dilation=(2, 1)),
             nn.GroupNorm(16, 32),
@@ -81,7 +88,22 @@ class SpiraConvV2(nn.Module):
         self.dropout = nn.Dropout(p=dropout)
         self.fc2 = nn.Linear(fc1_dim, 1)
 
+    @torch.no_grad()
+    def set_input_standardization(self, mean: np.ndarray, std: np.ndarray) -> None:
+        """Standardise each input coefficient with training-data statistics: (x − mean) / std."""
+        mean = np.asarray(mean, dtype=np.float64).reshape(-1)
+        std = np.asarray(std, dtype=np.float64).reshape(-1)
+        if mean.shape != (self.n_features,) or std.shape != (self.n_features,):
+            raise ValueError(
+                f"expected {self.n_features} means and deviations, got {mean.shape}, {std.shape}"
+            )
+        if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(std)) and np.all(std > 0)):
+            raise ValueError("input statistics must be finite, with positive deviations")
+        self.input_mean.copy_(torch.from_numpy(mean))
+        self.input_scale.copy_(torch.from_numpy(1.0 / std))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = (x - self.input_mean) * self.input_scale  # exact identity with the default buffers
         x = self.conv(x.unsqueeze(1))  # [B, C, T', F]
         x = x.transpose(1, 2).contiguous()  # [B, T', C, F], SPIRA's flatten order
         x = x.view(x.size(0), -1)
@@ -204,6 +226,9 @@ def load_bundle(directory: str | Path) -> ModelBundle:
         state[entry["name"]] = torch.from_numpy(
             np.frombuffer(raw, dtype="<f4").reshape(entry["shape"]).copy()
         )
+    # bundles written before the input standardisation existed carry no buffers for it: the identity
+    for name in ("input_mean", "input_scale"):
+        state.setdefault(name, model.state_dict()[name])
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:

@@ -43,6 +43,10 @@ class Preset:
     # validation scores, and the checkpoint keeps, an exponential moving average of the weights updated
     # after every optimiser step with this decay (0 disables it: SPIRA's setting, the raw weights)
     ema_decay: float = 0.0
+    # standardise each MFCC coefficient with the training files' mean and deviation, a fixed affine saved
+    # in the model (SPIRA fed raw MFCCs, whose coefficients differ in scale by 30x: c0 dominates the first
+    # GroupNorm and the network learns slowly)
+    standardize_input: bool = False
     threshold: float = 0.5
     # publish: the test metric a candidate must beat the champion on
     publish_metric: str = "f1_noisy"
@@ -65,6 +69,7 @@ class Preset:
             "threshold",
             "train_on_clean",
             "ema_decay",
+            "standardize_input",
         )
         return {k: getattr(self, k) for k in keys}
 

@@ -225,6 +225,8 @@ class FastSpiraConvV2:
         self.fc1_b = fc1.bias.detach().to(torch.float32).clone()
         self.fc2_wt = fc2.weight.detach().to(torch.float32).t().contiguous()  # [hidden, 1]
         self.fc2_b = fc2.bias.detach().to(torch.float32).clone()
+        # SpiraConvV2's fixed input affine, (x − mean) · scale; None when it is the identity
+        self.input_affine: tuple[torch.Tensor, torch.Tensor] | None = None
         first_block = blocks[0]
         # block 1's moments as differences of prefix sums: entry (i, j) sums prefix row `lags` (the lagged
         # products q_|i-j|; row k: plain frame sums, for the means) from frame `first` over t_conv frames
@@ -252,7 +254,7 @@ class FastSpiraConvV2:
         for name in ("conv", "fc1", "fc2", "input_frames", "n_features"):
             if not hasattr(model, name):
                 raise UnsupportedModuleError(f"not a SpiraConvV2: no attribute {name!r}")
-        return cls(
+        fast = cls(
             _blocks_from(model.conv),
             model.input_frames,
             model.n_features,
@@ -262,6 +264,13 @@ class FastSpiraConvV2:
             segment,
             gemm_columns,
         )
+        mean, scale = getattr(model, "input_mean", None), getattr(model, "input_scale", None)
+        if mean is not None and scale is not None and (bool(mean.any()) or not bool((scale == 1).all())):
+            fast.input_affine = (
+                mean.detach().to(torch.float32).clone(),
+                scale.detach().to(torch.float32).clone(),
+            )
+        return fast
 
     @contextmanager
     def _workspace(self) -> Iterator[_Workspace]:
@@ -402,6 +411,9 @@ class FastSpiraConvV2:
         x = x.to(torch.float32).contiguous()
         if x.shape[0] == 0:
             return torch.zeros(0)
+        if self.input_affine is not None:
+            mean, scale = self.input_affine
+            x = (x - mean).mul_(scale)
         with torch.inference_mode(), self._workspace() as ws:
             parts = [self._forward_chunk(x[i : i + self.chunk], ws) for i in range(0, x.shape[0], self.chunk)]
         return torch.cat(parts)

@@ -28,6 +28,7 @@ from spira_core.fastpath.model import FastSpiraConvV2
 from spira_core.model import ModelBundle, build_model, load_bundle, save_bundle, weights_digest
 from spira_core.params import FeatureParams
 from training.artifacts import StageOutput, code_version, find_output, stage_key, write_output
+from training.fast_layers import use_fast_layers
 from training.ports import ArtifactStore, Clock, RandomSource
 from training.presets import Preset
 from training.stages import features as features_stage
@@ -35,7 +36,13 @@ from training.stages.common import StageNotReady, StageResult
 from training.stages.features import FileFeatures
 
 STAGE = "train"
-CODE = ("spira_core.model", "spira_core.windows", "spira_core.fastpath.model", __name__)
+CODE = (
+    "spira_core.model",
+    "spira_core.windows",
+    "spira_core.fastpath.model",
+    "training.fast_layers",
+    __name__,
+)
 BUNDLE_FILES = ("bundle.json", "feature_params.json", "weights.bin", "weights.json")
 
 
@@ -95,9 +102,17 @@ def validation_loss(model: nn.Module, x: np.ndarray, y: np.ndarray) -> float:
 
 @torch.no_grad()
 def _update_average(average: nn.Module, model: nn.Module, decay: float) -> None:
-    """average ← decay·average + (1 − decay)·model, parameter by parameter (SpiraConvV2 has no buffers)."""
+    """average ← decay·average + (1 − decay)·model, parameter by parameter (the buffers are constants)."""
     for avg, current in zip(average.parameters(), model.parameters(), strict=True):
         avg.lerp_(current, 1.0 - decay)
+
+
+def input_statistics(files: list[FileFeatures]) -> tuple[np.ndarray, np.ndarray]:
+    """Per-coefficient mean and deviation over every clean frame of `files` (float64); a coefficient that
+    never varies keeps deviation 1, so it is centred but not blown up."""
+    frames = np.concatenate([f.variant("clean") for f in files]).astype(np.float64)
+    mean, std = frames.mean(axis=0), frames.std(axis=0)
+    return mean, np.where(std > 1e-6, std, 1.0)
 
 
 def fit(
@@ -124,7 +139,10 @@ def fit(
     val_y = np.concatenate([y for _, y in val_sets])
 
     with seeded_torch(rng.int_seed("init")):
-        model = build_model(params)
+        # the same network with cheaper CPU kernels for Mish, pooling and dropout (~1.6x per step)
+        model = use_fast_layers(build_model(params))
+        if preset.standardize_input:
+            model.set_input_standardization(*input_statistics(train_files))
         optimizer = torch.optim.Adam(
             model.parameters(), lr=preset.learning_rate, weight_decay=preset.weight_decay
         )

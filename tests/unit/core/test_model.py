@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import hashlib
 import json
 
 import numpy as np
@@ -95,3 +96,59 @@ def test_an_incomplete_bundle_names_the_missing_file(tmp_path):
     with pytest.raises(BundleError, match=r"weights\.json"):
         load_bundle(tmp_path)
     assert json.loads((tmp_path / "bundle.json").read_text())["architecture"] == "SpiraConvV2"
+
+
+def test_the_input_standardisation_is_the_exact_identity_until_training_sets_it():
+    torch.manual_seed(6)
+    model = build_model(FeatureParams()).eval()
+    assert torch.equal(model.input_mean, torch.zeros(40)) and torch.equal(model.input_scale, torch.ones(40))
+    x = torch.randn(2, 401, 40) * 30
+    with torch.no_grad():
+        before = model(x)
+        mean, std = np.linspace(-50, 50, 40), np.linspace(1, 40, 40)
+        model.set_input_standardization(mean, std)
+        standardised = model(x)
+        model.set_input_standardization(np.zeros(40), np.ones(40))
+        assert torch.equal(model(x), before)
+        # the affine is applied to the input: the same as feeding standardised windows to the identity
+        x_std = ((x.double() - torch.from_numpy(mean)) / torch.from_numpy(std)).float()
+        assert torch.allclose(model(x_std), standardised, atol=1e-6)
+    assert count_parameters(model) == SPIRACONV_V2_PARAMETERS_4S
+
+
+@pytest.mark.parametrize("std", [np.zeros(40), np.full(40, np.nan), np.ones(39)])
+def test_input_statistics_must_be_finite_positive_and_one_per_coefficient(std):
+    with pytest.raises(ValueError):
+        build_model(FeatureParams()).set_input_standardization(np.zeros(len(std)), std)
+
+
+def test_a_bundle_keeps_the_input_standardisation_and_an_older_bundle_loads_as_identity(tmp_path):
+    torch.manual_seed(7)
+    params = FeatureParams()
+    model = build_model(params).eval()
+    model.set_input_standardization(np.arange(40.0), np.arange(1.0, 41.0))
+    save_bundle(ModelBundle(model, params), tmp_path / "new")
+    loaded = load_bundle(tmp_path / "new")
+    assert torch.equal(loaded.model.input_mean, model.input_mean)
+    assert torch.equal(loaded.model.input_scale, model.input_scale)
+    # a bundle written before the buffers existed: the same files without their two tensors
+    old = build_model(params).eval()
+    out = tmp_path / "old"
+    save_bundle(ModelBundle(old, params), out)
+    index = json.loads((out / "weights.json").read_text())
+    blob = (out / "weights.bin").read_bytes()
+    kept = [t for t in index["tensors"] if not t["name"].startswith("input_")]
+    raw, offset = b"", 0
+    for t in kept:
+        raw += blob[t["offset"] : t["offset"] + t["nbytes"]]
+        t["offset"], offset = offset, offset + t["nbytes"]
+    (out / "weights.json").write_text(json.dumps({"dtype": "<f4", "tensors": kept}))
+    (out / "weights.bin").write_bytes(raw)
+    meta = json.loads((out / "bundle.json").read_text())
+    meta["weights_sha256"] = hashlib.sha256(raw).hexdigest()
+    (out / "bundle.json").write_text(json.dumps(meta))
+    legacy = load_bundle(out)
+    assert torch.equal(legacy.model.input_scale, torch.ones(40))
+    x = torch.randn(2, 401, 40)
+    with torch.no_grad():
+        assert torch.equal(legacy.model(x), old(x))

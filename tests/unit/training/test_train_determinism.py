@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from spira_core import windows as W
 from tests.fakes.training import FixedSeed
 from tests.unit.training.conftest import TINY, write_dataset
-from training.stages.features import DataInputs, compute, read_feature_set
-from training.stages.train import fit
+from training.stages.features import DataInputs, FileFeatures, compute, read_feature_set
+from training.stages.train import fit, input_statistics
 
 
 @pytest.fixture(scope="module")
@@ -61,3 +62,23 @@ def test_a_weight_average_trains_deterministically_and_keeps_other_weights_than_
 def test_a_weight_average_decay_outside_zero_to_one_is_refused(feature_set):
     with pytest.raises(ValueError, match="ema_decay"):
         _digest(feature_set, 3, TINY.with_overrides(ema_decay=1.0))
+
+
+def test_input_standardisation_uses_the_training_files_statistics_and_trains_deterministically(feature_set):
+    preset = TINY.with_overrides(standardize_input=True)
+    model, _, _ = fit(feature_set, preset.features, preset, FixedSeed(3), lambda it, **_: it)
+    mean, std = input_statistics(feature_set["train"])
+    np.testing.assert_allclose(model.input_mean.numpy(), mean, rtol=1e-6, atol=1e-5)
+    np.testing.assert_allclose(model.input_scale.numpy(), 1.0 / std, rtol=1e-6)
+    assert _digest(feature_set, 3, preset) == _digest(feature_set, 3, preset) != _digest(feature_set, 3)
+    # without the option the model keeps the identity (SPIRA's raw MFCC input)
+    plain, _, _ = fit(feature_set, TINY.features, TINY, FixedSeed(3), lambda it, **_: it)
+    assert not plain.input_mean.any() and bool((plain.input_scale == 1).all())
+
+
+def test_input_statistics_leave_a_constant_coefficient_unscaled():
+    frames = np.random.default_rng(0).normal(5.0, 2.0, (50, 3)).astype(np.float32)
+    frames[:, 1] = 4.0
+    mean, std = input_statistics([FileFeatures("a.wav", "0", 0, {"clean": frames})])
+    assert mean[1] == pytest.approx(4.0) and std[1] == 1.0
+    assert std[0] == pytest.approx(frames[:, 0].std(), rel=1e-5)
