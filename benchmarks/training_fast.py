@@ -1,9 +1,10 @@
 """The fast preset's quality and cost: train on one synthetic seed, test on files of another seed.
 
     python -m benchmarks.training_fast --n 240 --seed 1 --heldout-n 120 --heldout-seed 2
-    python -m benchmarks.training_fast --preset fast-accurate --n 480 --seed 1 --heldout-n 120 --heldout-seed 2
+    python -m benchmarks.training_fast --n 240 --seed 3 --heldout-n 120 --heldout-seed 2
 
-`--epochs`, `--learning-rate` and `--warmup-steps` override the preset (the JSON shows the training
+`--epochs`, `--learning-rate`, `--warmup-steps`, `--early-stop-epochs`, `--batch-files`, `--ema-decay` and
+`--raw-input` (no input standardisation, as SPIRA) override the preset (the JSON shows the training
 parameters used).
 
 Runs the real stages (features → train → evaluate → publish) on in-memory adapters, then scores the trained
@@ -78,6 +79,9 @@ def main() -> None:
     ap.add_argument("--early-stop-epochs", type=int, default=None, help="override the preset's patience")
     ap.add_argument("--batch-files", type=int, default=None, help="override the preset's files per batch")
     ap.add_argument("--ema-decay", type=float, default=None, help="override the preset's weight average")
+    ap.add_argument(
+        "--raw-input", action="store_true", help="no input standardisation (SPIRA's raw MFCC input)"
+    )
     ap.add_argument("--save-bundle", type=Path, default=None, help="also keep the trained bundle here")
     args = ap.parse_args()
 
@@ -98,6 +102,7 @@ def main() -> None:
         early_stop_epochs=args.early_stop_epochs,
         batch_files=args.batch_files,
         ema_decay=args.ema_decay,
+        standardize_input=False if args.raw_input else None,
     )
     store, registry = InMemoryStore(), FakeRegistry()
     pipeline = Pipeline.from_csv(
