@@ -92,7 +92,7 @@ class FastDropout(nn.Dropout):
             return x
         if self.p == 1.0:
             return torch.zeros_like(x)
-        keep = torch.rand(x.shape, dtype=x.dtype) >= self.p
+        keep = torch.rand(x.shape, dtype=x.dtype, device=x.device) >= self.p
         return x * keep * (1.0 / (1.0 - self.p))
 
 
