@@ -7,6 +7,7 @@ rotating: the files wait and are retried with backoff; the prediction never wait
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
@@ -77,6 +78,10 @@ class SpoolingArchiver:
         self.retry_base_s = retry_base_s
         self.retry_max_s = retry_max_s
         self.spool.mkdir(parents=True, exist_ok=True)
+        # Counted in memory, not by listing the spool per request: the worker deletes files while the
+        # handler would stat them (a FileNotFoundError there once failed a request during a rotation).
+        self._lock = threading.Lock()
+        self._pending, self._bytes = _scan(self.spool)
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -97,14 +102,17 @@ class SpoolingArchiver:
             self._thread.join(timeout_s)
 
     def pending(self) -> int:
-        return len(list(self.spool.glob("*.json")))
+        """Spooled uploads not yet archived."""
+        with self._lock:
+            return self._pending
 
-    def _spool_bytes(self) -> int:
-        return sum(p.stat().st_size for p in self.spool.iterdir() if p.is_file())
+    def spool_bytes(self) -> int:
+        with self._lock:
+            return self._bytes
 
     def submit(self, audio: bytes, answer: dict[str, object], filename: str = "") -> bool:
-        """Spool one upload; False (and counted) only when the spool is full."""
-        if self._spool_bytes() + len(audio) > self.max_spool_bytes:
+        """Spool one upload; False (and counted as dropped) when the spool is full or cannot be written."""
+        if self.spool_bytes() + len(audio) > self.max_spool_bytes:
             self.dropped += 1
             self.metrics.archive_state(self.pending(), dropped=1)
             return False
@@ -117,10 +125,20 @@ class SpoolingArchiver:
             "answer": answer,
             "key_prefix": f"uploads/{now:%Y/%m/%d}/{item}",
         }
-        _atomic_write(self.spool / f"{item}.audio", audio)
-        _atomic_write(
-            self.spool / f"{item}.json", json.dumps(record).encode()
-        )  # written last: marks complete
+        meta = json.dumps(record).encode()
+        try:
+            _atomic_write(self.spool / f"{item}.audio", audio)
+            _atomic_write(self.spool / f"{item}.json", meta)  # written last: marks complete
+        except OSError as exc:  # disk full or unwritable: the answer still goes out, the loss is counted
+            for leftover in self.spool.glob(f"{item}.*"):
+                leftover.unlink(missing_ok=True)
+            self.dropped += 1
+            self.last_error = f"spool: {type(exc).__name__}: {exc}"
+            self.metrics.archive_state(self.pending(), dropped=1)
+            return False
+        with self._lock:
+            self._pending += 1
+            self._bytes += len(audio) + len(meta)
         self.metrics.archive_state(self.pending())
         self._wake.set()
         return True
@@ -131,17 +149,20 @@ class SpoolingArchiver:
         for meta in sorted(self.spool.glob("*.json")):
             audio = meta.with_suffix(".audio")
             try:
-                record = json.loads(meta.read_text())
-                prefix = record["key_prefix"]
-                self.archive.put(f"{prefix}.audio", audio.read_bytes(), "application/octet-stream")
-                self.archive.put(f"{prefix}.json", meta.read_bytes(), "application/json")
+                body, raw = audio.read_bytes(), meta.read_bytes()
+                prefix = json.loads(raw)["key_prefix"]
+                self.archive.put(f"{prefix}.audio", body, "application/octet-stream")
+                self.archive.put(f"{prefix}.json", raw, "application/json")
             except Exception as exc:  # S3, secret or network: keep the files, retry later
                 self.failures += 1
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 self.metrics.archive_state(self.pending(), failed=1)
                 return done
-            audio.unlink(missing_ok=True)
-            meta.unlink(missing_ok=True)
+            meta.unlink(missing_ok=True)  # first: a crash here leaves an orphan .audio, not a .json whose
+            audio.unlink(missing_ok=True)  # audio is gone and that would fail every retry after it
+            with self._lock:
+                self._pending -= 1
+                self._bytes -= len(body) + len(raw)
             done += 1
             self.uploaded += 1
             self.metrics.archive_state(self.pending(), uploaded=1)
@@ -157,6 +178,16 @@ class SpoolingArchiver:
             failures_before = self.failures
             self.drain_once()
             delay = min(self.retry_max_s, delay * 2) if self.failures > failures_before else self.retry_base_s
+
+
+def _scan(spool: Path) -> tuple[int, int]:
+    """Complete items and bytes left by an earlier process (its half-written .tmp files do not count)."""
+    items, size = 0, 0
+    for meta in spool.glob("*.json"):
+        with contextlib.suppress(FileNotFoundError):
+            size += meta.stat().st_size + meta.with_suffix(".audio").stat().st_size
+            items += 1
+    return items, size
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

@@ -54,7 +54,9 @@ class PrometheusMetrics(ServingMetrics, ModelChoiceMetrics):
         )
         self._archive_uploaded = Counter("spira_archive_uploaded_total", "Uploads archived to S3")
         self._archive_failed = Counter("spira_archive_failures_total", "Failed archive attempts (retried)")
-        self._archive_dropped = Counter("spira_archive_dropped_total", "Uploads not archived: spool full")
+        self._archive_dropped = Counter(
+            "spira_archive_dropped_total", "Uploads not archived: spool full or unwritable"
+        )
         self._model_fallbacks = Counter(
             "spira_model_fallbacks_total",
             "Model loads that fell back from the fast CPU model to the eager one",

@@ -35,8 +35,8 @@ class ServingRuntime:
         probs = await self.batcher.predict(prepared.windows)
         answer = self.predictor.answer(prepared, probs)
         self.metrics.prediction(str(answer["label"]), prepared.duration_s)
-        if self.archiver is not None:
-            self.archiver.submit(data, answer, filename)
+        if self.archiver is not None:  # fsyncs two files: off the event loop, which serves everyone
+            await asyncio.to_thread(self.archiver.submit, data, answer, filename)
         self.report_secret()
         return answer
 

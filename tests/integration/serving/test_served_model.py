@@ -183,7 +183,9 @@ def test_an_operator_rotation_during_a_locust_run_fails_no_request(
     verdict = json.loads((gate_out / "verdict.json").read_text())
     errors = next(c for c in verdict["verdict"]["checks"] if c["slo"] == "error_ratio")
     assert locust.returncode == 0, gate_output[-3000:]
-    assert errors["measured"] == 0, errors
+    failures = (gate_out / "locust_failures.csv").read_text()
+    counters = (gate_out / "counters.json").read_text()
+    assert errors["measured"] == 0, f"{errors}\n{failures}\n{counters}\n{gate_output[-3000:]}"
     assert _metric(served_model.url, "spira_secret_version") == version + 1
     os.killpg(served_model.pid, 0)  # the same server process, never restarted
     stale = boto3.client(
