@@ -58,14 +58,77 @@ class FastWindowModelAdapter(WindowModel):
         return self.fast.predict(windows)
 
 
-def best_window_model(bundle, metrics: ModelChoiceMetrics | None = None) -> WindowModel:
-    """The fast path when it reproduces the eager model within 1e-5, else the eager model itself.
+class AcceleratorWindowModel(WindowModel):
+    """The eager model on an accelerator (the GPU the model pod requests), in float32 without TF32.
 
-    The eager model gives the same answers 2–7× slower, so falling back is not an error, but it must not be
-    silent: capacity plans assume the fast path. It is logged as a warning and counted in `metrics`.
+    Checked at load time against the eager model on the CPU, like the fast path: a device whose answers
+    drift beyond 1e-5 (a driver, a kernel, reduced precision) is refused rather than served."""
+
+    def __init__(self, bundle, device: str, batch_size: int = 256, probe_windows: int = 8, seed: int = 0):
+        import copy
+
+        import torch
+
+        from spira_core.fastpath import PARITY_ATOL, ParityError
+        from spira_core.model import predict_windows
+
+        # cuDNN convolutions default to TF32 on Ampere and later (~1e-3 relative): not the trained function
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
+        self.device = torch.device(device)
+        self.batch_size = batch_size
+        self.model = copy.deepcopy(bundle.model).eval().to(self.device)
+        rng = np.random.default_rng(seed)
+        probe = rng.normal(0.0, 20.0, size=(probe_windows, bundle.params.input_frames, bundle.params.n_mfcc))
+        probe = probe.astype(np.float32)
+        worst = float(np.max(np.abs(self.predict(probe) - predict_windows(bundle.model, probe)), initial=0.0))
+        if not worst <= PARITY_ATOL:  # also catches NaN
+            raise ParityError(
+                f"the model on {device} differs from the CPU by {worst:.3g} (> {PARITY_ATOL:g})"
+            )
+        self.parity = worst
+
+    def predict(self, windows: np.ndarray) -> np.ndarray:
+        import torch
+
+        out = []
+        with torch.inference_mode():
+            for i in range(0, len(windows), self.batch_size):
+                x = torch.from_numpy(np.ascontiguousarray(windows[i : i + self.batch_size], dtype=np.float32))
+                out.append(self.model(x.to(self.device)).reshape(-1).double().cpu().numpy())
+        return np.concatenate(out) if out else np.zeros(0)
+
+
+def available_accelerator() -> str | None:
+    """ "cuda" when this process sees a GPU (the model pod on a GPU node, CUDA image), else None."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else None
+
+
+def best_window_model(
+    bundle, metrics: ModelChoiceMetrics | None = None, accelerator: str | None = None
+) -> WindowModel:
+    """The accelerator when there is one and it reproduces the CPU within 1e-5; else the CPU fast path when
+    it reproduces the eager model within 1e-5; else the eager model itself on the CPU.
+
+    Every step down gives the same answers more slowly, so it is not an error, but it must not be silent:
+    capacity plans assume the faster path. It is logged as a warning and counted in `metrics`.
+    `accelerator` None: `available_accelerator()` decides.
     """
     from spira_core.fastpath import ParityError
 
+    device = accelerator or available_accelerator()
+    if device is not None:
+        try:
+            model = AcceleratorWindowModel(bundle, device)
+            log.info("serving the model on %s (parity with the CPU: %.2g)", device, model.parity)
+            return model
+        except (ParityError, RuntimeError) as exc:
+            reason = f"{device}:{type(exc).__name__}"
+            log.warning("model not served on %s, serving it on the CPU: %s: %s", device, reason, exc)
+            if metrics is not None:
+                metrics.model_fallback(reason)
     try:
         return FastWindowModelAdapter(bundle)
     except (ParityError, ValueError, RuntimeError) as exc:

@@ -30,7 +30,8 @@ class ModelChoiceMetrics(ABC):
 
     @abstractmethod
     def model_fallback(self, reason: str) -> None:
-        """The fast CPU model was refused (reason: the exception's class) and the eager model serves."""
+        """A faster path was refused (reason: the exception's class, prefixed by the device when it was the
+        accelerator) and the next one serves."""
 
 
 class PrometheusMetrics(ServingMetrics, ModelChoiceMetrics):
@@ -59,7 +60,7 @@ class PrometheusMetrics(ServingMetrics, ModelChoiceMetrics):
         )
         self._model_fallbacks = Counter(
             "spira_model_fallbacks_total",
-            "Model loads that fell back from the fast CPU model to the eager one",
+            "Model loads that fell back to a slower path (accelerator → CPU fast path → CPU eager), by reason",
             ["reason"],
         )
 

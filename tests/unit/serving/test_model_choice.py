@@ -1,14 +1,23 @@
-"""Serving uses the fast CPU model only when it reproduces the eager model; answers are the same either way."""
+"""Serving uses the accelerator, else the fast CPU model, only when it reproduces the eager model; answers are
+the same either way."""
 
 from __future__ import annotations
 
 import logging
 
 import numpy as np
+import pytest
 import torch
 from torch import nn
 
-from serving.inference import FastWindowModelAdapter, Predictor, TorchWindowModel, best_window_model
+import serving.inference
+from serving.inference import (
+    AcceleratorWindowModel,
+    FastWindowModelAdapter,
+    Predictor,
+    TorchWindowModel,
+    best_window_model,
+)
 from serving.metrics import prometheus_metrics
 from spira_core import audio as A
 from spira_core import features as F
@@ -17,6 +26,12 @@ from spira_core.model import ModelBundle, build_model
 from spira_core.params import FeatureParams
 from tests.fakes.model_choice import RecordingModelChoice
 from tests.fakes.serving import wav_bytes
+
+
+@pytest.fixture(autouse=True)
+def _no_gpu(monkeypatch) -> None:
+    """The CPU choices are tested on any machine; the accelerator tests pass the CPU as the device."""
+    monkeypatch.setattr(serving.inference, "available_accelerator", lambda: None)
 
 
 def _bundle(seed: int = 3) -> ModelBundle:
@@ -91,3 +106,35 @@ def test_served_windows_carry_the_reference_features_within_1e_5_of_their_scale(
         served = predictor.prepare(data).windows
         assert served.shape == reference.shape
         assert np.max(np.abs(served - reference)) <= 1e-5 * np.max(np.abs(reference))
+
+
+def test_an_accelerator_serves_the_model_once_it_matches_the_cpu() -> None:
+    # "cpu" stands in for the GPU here: the same code path, device placement and parity check included
+    bundle = _bundle()
+    metrics = RecordingModelChoice()
+    model = best_window_model(bundle, metrics, accelerator="cpu")
+    assert isinstance(model, AcceleratorWindowModel)
+    assert model.model is not bundle.model  # a copy moved to the device; the CPU reference stays put
+    windows = np.random.default_rng(1).normal(0, 20, size=(300, 401, 40)).astype(np.float32)
+    expected = TorchWindowModel(bundle.model).predict(windows)
+    assert np.max(np.abs(model.predict(windows) - expected)) <= 1e-6  # 300 windows: two device batches
+    assert metrics.fallbacks == []
+
+
+def test_an_accelerator_that_drifts_from_the_cpu_is_refused_for_the_fast_path(monkeypatch, caplog) -> None:
+    drifted = AcceleratorWindowModel.predict
+
+    def off_by_1e_3(self, windows: np.ndarray) -> np.ndarray:
+        return drifted(self, windows) + 1e-3  # what TF32 convolutions do to this model
+
+    monkeypatch.setattr(AcceleratorWindowModel, "predict", off_by_1e_3)
+    metrics = RecordingModelChoice()
+    with caplog.at_level(logging.WARNING, logger="serving.inference"):
+        model = best_window_model(_bundle(), metrics, accelerator="cpu")
+    assert isinstance(model, FastWindowModelAdapter)
+    assert metrics.fallbacks == ["cpu:ParityError"]
+    assert any("not served on cpu" in r.getMessage() for r in caplog.records)
+
+
+def test_without_an_accelerator_the_cpu_fast_path_serves() -> None:
+    assert isinstance(best_window_model(_bundle()), FastWindowModelAdapter)
