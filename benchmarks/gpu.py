@@ -8,8 +8,9 @@ Each figure runs `serving.inference.AcceleratorWindowModel.predict`, the call th
 host memory, copied to the device, the eager model in float32 (TF32 off), probabilities copied back. The
 model is the one the server would refuse if it drifted from the CPU by more than 1e-5 (checked at load,
 printed). The recommended batch is the smallest whose windows/s reach 90% of the best: larger batches add
-latency (a request waits for its batch) for under 10% more throughput. It is what SPIRA_MAX_BATCH_WINDOWS
-should be on that GPU.
+latency (a request waits for its batch) for under 10% more throughput. It is the MicroBatcher's
+max_batch_size for that GPU: `SPIRA_MAX_BATCH_WINDOWS` sets it on a local server; pods get only the VAULT_*
+variables, so for production it becomes the default in serving/wiring.py (64, measured on CPU).
 """
 
 from __future__ import annotations
@@ -85,7 +86,7 @@ def table(device: str, batches: tuple[int, ...], repeats: int, bundle_path: str 
     ]
     tail = [
         "",
-        f"Recommended: SPIRA_MAX_BATCH_WINDOWS={best} (the smallest batch within {1 - ENOUGH:.0%} of the best "
+        f"Recommended max batch: {best} windows (the smallest batch within {1 - ENOUGH:.0%} of the best "
         f"throughput, {rates[best]:,.0f} against {max(rates.values()):,.0f} windows/s)",
     ]
     return "\n".join(head + rows + tail), best

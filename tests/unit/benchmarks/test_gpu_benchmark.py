@@ -19,7 +19,7 @@ def test_the_benchmark_measures_each_batch_through_the_serving_model_and_recomme
     rows = [line for line in out.splitlines() if line.startswith("| ") and line[2].isdigit()]
     assert [r.split("|")[1].strip() for r in rows] == ["1", "2"]
     assert float(out.split("parity with the CPU ", 1)[1].split()[0]) <= 1e-5
-    assert "Recommended: SPIRA_MAX_BATCH_WINDOWS=" in out
+    assert "Recommended max batch: " in out
 
 
 def test_asking_for_cuda_without_a_gpu_exits_2_with_a_reason(monkeypatch, capsys) -> None:
