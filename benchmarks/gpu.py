@@ -34,16 +34,10 @@ def recommend(windows_per_s: dict[int, float], enough: float = ENOUGH) -> int:
 
 
 def _bundle(path: str | None):
-    import torch
-
-    from spira_core.model import ModelBundle, build_model, load_bundle
+    from spira_core.model import ModelBundle, load_bundle
     from spira_core.params import FeatureParams
 
-    if path:
-        return load_bundle(path)
-    torch.manual_seed(0)
-    params = FeatureParams()
-    return ModelBundle(build_model(params).eval(), params, 0.5, {})
+    return load_bundle(path) if path else ModelBundle(C.eager_model(), FeatureParams(), 0.5, {})
 
 
 def _synchronize(device: str) -> None:
@@ -74,22 +68,24 @@ def table(device: str, batches: tuple[int, ...], repeats: int, bundle_path: str 
         peak = f"{torch.cuda.max_memory_allocated(device) / 2**20:,.0f}" if cuda else "–"
         rates[b] = b / t.median
         rows.append(
-            f"| {b} | {C.ms(t.median)} ({C.ms(t.p10)}–{C.ms(t.p90)}) | {C.ms(t.median / b)} | "
-            f"{rates[b]:,.0f} | {peak} |"
+            [
+                str(b),
+                f"{C.ms(t.median)} ({C.ms(t.p10)}–{C.ms(t.p90)})",
+                C.ms(t.median / b),
+                f"{rates[b]:,.0f}",
+                peak,
+            ]
         )
     best = recommend(rates)
-    head = [
+    text = C.table(
         f"Device: {device} ({name}), torch {torch.__version__}, parity with the CPU {model.parity:.2g}",
-        "",
-        "| batch | ms per call (p10–p90) | ms per window | windows/s | peak device MiB |",
-        "|-------|-----------------------|---------------|-----------|-----------------|",
-    ]
-    tail = [
-        "",
-        f"Recommended max batch: {best} windows (the smallest batch within {1 - ENOUGH:.0%} of the best "
-        f"throughput, {rates[best]:,.0f} against {max(rates.values()):,.0f} windows/s)",
-    ]
-    return "\n".join(head + rows + tail), best
+        ["batch", "ms per call (p10–p90)", "ms per window", "windows/s", "peak device MiB"],
+        rows,
+    )
+    return (
+        f"{text}\n\nRecommended max batch: {best} window{'s' if best > 1 else ''} (the smallest batch within {1 - ENOUGH:.0%} of "
+        f"the best throughput, {rates[best]:,.0f} against {max(rates.values()):,.0f} windows/s)"
+    ), best
 
 
 def main(argv: list[str] | None = None) -> int:

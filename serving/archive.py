@@ -113,9 +113,7 @@ class SpoolingArchiver:
     def submit(self, audio: bytes, answer: dict[str, object], filename: str = "") -> bool:
         """Spool one upload; False (and counted as dropped) when the spool is full or cannot be written."""
         if self.spool_bytes() + len(audio) > self.max_spool_bytes:
-            self.dropped += 1
-            self.metrics.archive_state(self.pending(), dropped=1)
-            return False
+            return self._drop()
         now = datetime.now(UTC)
         item = f"{now:%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:12]}"
         record = {
@@ -132,16 +130,22 @@ class SpoolingArchiver:
         except OSError as exc:  # disk full or unwritable: the answer still goes out, the loss is counted
             for leftover in self.spool.glob(f"{item}.*"):
                 leftover.unlink(missing_ok=True)
-            self.dropped += 1
-            self.last_error = f"spool: {type(exc).__name__}: {exc}"
-            self.metrics.archive_state(self.pending(), dropped=1)
-            return False
+            return self._drop(f"spool: {type(exc).__name__}: {exc}")
         with self._lock:
             self._pending += 1
             self._bytes += len(audio) + len(meta)
         self.metrics.archive_state(self.pending())
         self._wake.set()
         return True
+
+    def _drop(self, error: str | None = None) -> bool:
+        """Count an upload that is not archived (requests submit from several threads at once)."""
+        with self._lock:
+            self.dropped += 1
+            if error is not None:
+                self.last_error = error
+        self.metrics.archive_state(self.pending(), dropped=1)
+        return False
 
     def drain_once(self) -> int:
         """Upload what is spooled now; returns how many items were archived. Raises nothing."""

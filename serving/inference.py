@@ -50,15 +50,13 @@ class FastWindowModelAdapter(WindowModel):
         from spira_core.fastpath import FastWindowModel
 
         self.fast = FastWindowModel.from_bundle(bundle)
-        rng = np.random.default_rng(seed)
-        probe = rng.normal(0.0, 20.0, size=(probe_windows, bundle.params.input_frames, bundle.params.n_mfcc))
-        self.parity = self.fast.check_parity(probe.astype(np.float32))  # raises ParityError if off
+        self.parity = self.fast.check_parity(_probe(bundle, probe_windows, seed))  # raises ParityError if off
 
     def predict(self, windows: np.ndarray) -> np.ndarray:
         return self.fast.predict(windows)
 
 
-class AcceleratorWindowModel(WindowModel):
+class AcceleratorWindowModel(TorchWindowModel):
     """The eager model on an accelerator (the GPU the model pod requests), in float32 without TF32.
 
     Checked at load time against the eager model on the CPU, like the fast path: a device whose answers
@@ -75,12 +73,8 @@ class AcceleratorWindowModel(WindowModel):
         # cuDNN convolutions default to TF32 on Ampere and later (~1e-3 relative): not the trained function
         torch.backends.cudnn.allow_tf32 = False
         torch.backends.cuda.matmul.allow_tf32 = False
-        self.device = torch.device(device)
-        self.batch_size = batch_size
-        self.model = copy.deepcopy(bundle.model).eval().to(self.device)
-        rng = np.random.default_rng(seed)
-        probe = rng.normal(0.0, 20.0, size=(probe_windows, bundle.params.input_frames, bundle.params.n_mfcc))
-        probe = probe.astype(np.float32)
+        super().__init__(copy.deepcopy(bundle.model).eval().to(torch.device(device)), batch_size)
+        probe = _probe(bundle, probe_windows, seed)
         worst = float(np.max(np.abs(self.predict(probe) - predict_windows(bundle.model, probe)), initial=0.0))
         if not worst <= PARITY_ATOL:  # also catches NaN
             raise ParityError(
@@ -88,15 +82,12 @@ class AcceleratorWindowModel(WindowModel):
             )
         self.parity = worst
 
-    def predict(self, windows: np.ndarray) -> np.ndarray:
-        import torch
 
-        out = []
-        with torch.inference_mode():
-            for i in range(0, len(windows), self.batch_size):
-                x = torch.from_numpy(np.ascontiguousarray(windows[i : i + self.batch_size], dtype=np.float32))
-                out.append(self.model(x.to(self.device)).reshape(-1).double().cpu().numpy())
-        return np.concatenate(out) if out else np.zeros(0)
+def _probe(bundle, n: int, seed: int) -> np.ndarray:
+    """Random windows at the scale of MFCCs, for the load-time parity checks."""
+    rng = np.random.default_rng(seed)
+    windows = rng.normal(0.0, 20.0, size=(n, bundle.params.input_frames, bundle.params.n_mfcc))
+    return windows.astype(np.float32)
 
 
 def available_accelerator() -> str | None:

@@ -131,13 +131,19 @@ def weights_digest(model: nn.Module) -> str:
 
 @torch.no_grad()
 def predict_windows(model: nn.Module, windows: np.ndarray, batch_size: int = 64) -> np.ndarray:
-    """Probabilities for inputs [N, W, F] → float64 [N] (eval mode, no dropout)."""
+    """Probabilities for inputs [N, W, F] → float64 [N] (eval mode, no dropout), on the model's device."""
     was_training = model.training
+    device = next(model.parameters()).device
     model.eval()
     try:
         out = [
-            model(torch.from_numpy(np.ascontiguousarray(windows[i : i + batch_size], dtype=np.float32)))
+            model(
+                torch.from_numpy(np.ascontiguousarray(windows[i : i + batch_size], dtype=np.float32)).to(
+                    device
+                )
+            )
             .reshape(-1)
+            .cpu()
             .double()
             .numpy()
             for i in range(0, len(windows), batch_size)
