@@ -53,24 +53,31 @@ class ServingRuntime:
         def loop() -> None:
             while True:
                 time.sleep(interval_s)
-                self.secret_readable()
+                self.refresh_secret()
 
         thread = threading.Thread(target=loop, name="spira-secret-refresh", daemon=True)
         thread.start()
         return thread
 
+    def refresh_secret(self) -> None:
+        """Read Vault if the cache is due (the network call): from the refresher thread and at start-up,
+        never on the event loop."""
+        if self.secret is not None:
+            with contextlib.suppress(SecretUnavailable):
+                self.secret.get_version()
+        self.report_secret()
+
     def secret_readable(self) -> bool:
+        """From the cache only: /readyz and /info never wait on Vault, even one that hangs."""
         if self.secret is None:
             return True
-        with contextlib.suppress(SecretUnavailable):
-            self.secret.get_version()
         status = self.secret.status()
         self.metrics.secret_state(self.secret_path, status.version, status.stale)
         return status.usable
 
     def readiness(self) -> dict[str, object]:
         secret = self.secret.status() if self.secret is not None else None
-        readable = self.secret_readable()
+        readable = secret is None or secret.usable
         return {
             "ready": readable,
             "model_version": self.predictor.model_version,

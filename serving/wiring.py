@@ -59,7 +59,7 @@ def build_runtime(
     warm_up(predictor)
     runtime = ServingRuntime(predictor, batcher, metrics, secret, secret_path, archiver)
     if secret is not None:
-        runtime.secret_readable()  # first read now: /readyz and the gauge are right from the start
+        runtime.refresh_secret()  # first read now: /readyz and the gauge are right from the start
         runtime.start_secret_refresher(max(0.5, secret.ttl_s / 2))
     if env.get("SPIRA_DEGRADE"):
         from serving.degrade import degrade

@@ -10,6 +10,16 @@ from pathlib import Path
 from spira_core.vault.tokens import FileTokenSource, SignerTokenSource, TokenSource
 
 DEFAULT_TOKEN_PATH = "/var/run/secrets/vault/token"
+# The file name of Vault's CA certificate, beside the login credential (see `vault_ca_path`).
+CA_FILE_NAME = "ca.crt"
+
+
+def vault_ca_path(credential: Path) -> Path:
+    """Where a workload finds the CA that signed Vault's certificate: `ca.crt` in the directory of the
+    credential it logs in with. In a cluster that is the projected volume at /var/run/secrets/vault, which
+    holds the service-account token and the ConfigMap `vault-ca` (key `ca.crt`); the local stack writes its
+    CA beside its JWT signing key. The one rule, so no variable names the CA."""
+    return credential.parent / CA_FILE_NAME
 
 
 class SettingsError(ValueError):
@@ -52,6 +62,15 @@ class VaultSettings:
             cache_ttl_s=float(env.get("VAULT_SECRET_TTL_S", 30)),
             grace_s=float(env.get("VAULT_GRACE_S", 300)),
         )
+
+    @property
+    def tls(self) -> bool:
+        return self.addr.startswith("https://")
+
+    @property
+    def ca_path(self) -> Path:
+        """The CA for an https VAULT_ADDR, beside the token (clusters) or the signing key (local stack)."""
+        return vault_ca_path(self.signer_key if self.signer_key is not None else self.token_path)
 
     def token_source(self) -> TokenSource:
         if self.signer_key is not None:

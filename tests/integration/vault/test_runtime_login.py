@@ -72,7 +72,7 @@ def test_a_revoked_token_leads_to_one_fresh_login(local_stack: StackInfo) -> Non
     reader = VaultSecretReader(settings, settings.token_source())
     reader.read()
     hvac.Client(url=local_stack.vault_addr, token=local_stack.vault_root_token).auth.token.revoke(
-        reader._client_token
+        reader.client_token
     )
     reader.read()
     assert reader.logins == 2
