@@ -58,9 +58,10 @@ test-e2e: sysdeps venv $(TEST_DEPS)  ## whole flows
 demo: sysdeps venv $(DEMO_DEPS)  ## the main job: data -> pipeline -> Bento -> image -> gate -> promotion, on local services
 	$(BIN)/spira demo $(DEMO_ARGS)
 
-lint: venv  ## ruff
+lint: venv  ## ruff, and the layer contracts (import-linter, [tool.importlinter] in pyproject.toml)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 
 fmt: venv
 	$(BIN)/ruff format .

@@ -28,9 +28,7 @@ import argparse
 import contextlib
 import multiprocessing as mp
 import os
-import random
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -155,32 +153,6 @@ def tree_usage(root: int) -> tuple[float, float]:
 
 
 # -- a real trained model, imported into a private BentoML home ----------------------------------------------
-def _free_stack_ports() -> dict[str, int]:
-    """Ports for a private stack: each p with p+1 and SeaweedFS's gRPC twin p+10000 free, below the
-    ephemeral range (where bind(0) and outgoing connections take theirs)."""
-    from spira.stack.config import DEFAULT_PORTS, GRPC_OFFSET
-
-    def free(port: int) -> bool:
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                return False
-        return True
-
-    rng, chosen, ports = random.Random(), set(), {}
-    for name in DEFAULT_PORTS:
-        for _ in range(200):
-            p = rng.randrange(20000, 22000)
-            needed = {p, p + 1, p + GRPC_OFFSET}
-            if not needed & chosen and all(free(q) for q in needed):
-                ports[name], chosen = p, chosen | needed
-                break
-        else:
-            raise RuntimeError("no free ports for a private stack")
-    return ports
-
-
 def _spira(args: list[str], env: dict[str, str], timeout: int) -> None:
     from spira.local_server import REPO
 
@@ -202,12 +174,13 @@ def prepare_model(work: Path, say=print) -> Path:
     """WORK/model.lock.json naming a trained version imported into WORK/bentoml (trained on first use)."""
     from spira.local_server import REPO, import_pinned
     from spira.stack import LocalStack, StackConfig
+    from spira.stack.private import free_stack_ports
 
     pin = work / "model.lock.json"
     if pin.exists():
         say(f"reusing the model imported in {work}")
         return pin
-    stack = LocalStack(StackConfig.load(work / "stack", **_free_stack_ports()), with_registry=False)
+    stack = LocalStack(StackConfig.load(work / "stack", **free_stack_ports()), with_registry=False)
     try:
         info = stack.up(say=say)
         env = {**os.environ, **info.service_env("training"), "PYTHONPATH": str(REPO)}

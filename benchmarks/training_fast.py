@@ -7,7 +7,7 @@
 `--raw-input` (no input standardisation, as SPIRA) override the preset (the JSON shows the training
 parameters used).
 
-Runs the real stages (features → train → evaluate → publish) on in-memory adapters, then scores the trained
+Runs the real stages (features → train → evaluate) on an in-memory store, then scores the trained
 bundle on every file of an independently generated held-out dataset, per file (mean over windows), clean and
 with test-time hospital noise (the held-out noise clips, seeded per file). Prints one JSON document.
 """
@@ -28,7 +28,7 @@ import torch
 
 from spira_core import audio, augment
 from spira_core.model import load_bundle
-from tests.fakes.training import FakeRegistry, InMemoryStore
+from training.adapters.memory import MemoryStore
 from training.adapters.system import SeededRandom, SystemClock
 from training.data import load_dataset_csv, load_noise_csv
 from training.data.synth import SynthParams, synthesize
@@ -104,22 +104,21 @@ def main() -> None:
         ema_decay=args.ema_decay,
         standardize_input=False if args.raw_input else None,
     )
-    store, registry = InMemoryStore(), FakeRegistry()
+    # publish is left out: it only registers the bundle, which is scored here directly
     pipeline = Pipeline.from_csv(
         train_dir / "dataset.csv",
         train_dir / "noise.csv",
-        store=store,
+        store=MemoryStore(),
         clock=SystemClock(),
         random=SeededRandom(preset.seed),
         preset=preset,
-        registry_factory=lambda: (registry, "memory"),
         progress=_progress,
     )
     timings = {}
     results = {}
-    for stage in ("features", "train", "evaluate", "publish"):
+    for stage in ("features", "train", "evaluate"):
         t0 = time.perf_counter()
-        results[stage] = getattr(pipeline, stage)()
+        results[stage] = pipeline.run(stage)
         timings[stage] = round(time.perf_counter() - t0, 1)
     with tempfile.TemporaryDirectory() as tmp:
         bundle = train_stage.read_bundle(results["train"].output, Path(tmp))

@@ -60,26 +60,26 @@ def command_on_port(cmd: list[str], port: int) -> list[str]:
 @contextmanager
 def throwaway_stack(say: Callable[[str], None] = print) -> Iterator:
     """A private OpenBao + SeaweedFS + MLflow on free ports, removed afterwards."""
-    from spira.stack import LocalStack, StackConfig
-    from tests.fixtures.stack import free_stack_ports, stack_home
+    from spira.stack.private import throwaway_stack as private
 
-    home = stack_home()
-    stack = LocalStack(StackConfig.load(home, **free_stack_ports()), with_registry=False)
-    try:
-        say(f"throwaway stack in {home}")
-        yield stack.up()
-    finally:
-        stack.down()
-        shutil.rmtree(home, ignore_errors=True)
+    with private(with_registry=False, say=say) as (_, info):
+        yield info
 
 
-def write_token(directory: Path, token: str) -> Path:
-    """The projected-token stand-in, readable by the container's uid 10001."""
+def write_token(directory: Path, token: str, ca: Path | None) -> Path:
+    """The projected volume's stand-in, readable by the container's uid 10001: the token and, as the
+    cluster projects the ConfigMap vault-ca beside it, Vault's CA (None: a pod without it)."""
+    from spira_core.vault.settings import vault_ca_path
+
     directory.mkdir(parents=True, exist_ok=True)
     directory.chmod(0o755)
     path = directory / "token"
     path.write_text(token)
     path.chmod(0o644)
+    if ca is not None:
+        copied = vault_ca_path(path)
+        copied.write_bytes(ca.read_bytes())
+        copied.chmod(0o644)
     return path
 
 
@@ -166,7 +166,7 @@ def run_ephemeral(
             podman("pull", "-q", tls, opts.model_ref, timeout=1800)
             report.steps.append("pulled by digest")
             token_dir = Path(tmp) / "vault"
-            write_token(token_dir, info.service_jwt("serving", ttl_s=3600))
+            write_token(token_dir, info.service_jwt("serving", ttl_s=3600), ca=info.vault_ca)
             cmd = json.loads(
                 podman.text("image", "inspect", "--format", "{{json .Config.Cmd}}", opts.model_ref)
             )

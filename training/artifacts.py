@@ -9,8 +9,9 @@ Everything written is a deterministic function of the key's inputs, so reruns ar
 
 from __future__ import annotations
 
+import ast
 import hashlib
-import importlib
+import importlib.util
 import io
 import json
 from collections.abc import Iterable, Mapping
@@ -31,6 +32,11 @@ def canonical_json(obj: Any) -> bytes:
     return (json.dumps(obj, sort_keys=True, indent=2, ensure_ascii=False) + "\n").encode()
 
 
+# The packages whose modules count as the project's code in a stage's key (third-party code is pinned by
+# requirements.lock and the image, not here).
+PROJECT_PACKAGES = ("spira_core", "training")
+
+
 def code_version(modules: Iterable[str]) -> str:
     """sha256 over the source files of `modules`: changing any of them changes the stage's key.
 
@@ -44,10 +50,70 @@ def code_version(modules: Iterable[str]) -> str:
 def _code_version(modules: tuple[str, ...]) -> str:
     digest = hashlib.sha256()
     for name in modules:
-        module = importlib.import_module(name)
-        digest.update(name.encode())
-        digest.update(Path(module.__file__).read_bytes())
+        digest.update(name.encode() + b"\0")
+        digest.update(module_source(name))
     return digest.hexdigest()[:KEY_CHARS]
+
+
+def _module_file(name: str) -> Path | None:
+    spec = importlib.util.find_spec(name)
+    return Path(spec.origin) if spec is not None and spec.origin not in (None, "built-in") else None
+
+
+def module_source(name: str) -> bytes:
+    path = _module_file(name)
+    if path is None:
+        raise ModuleNotFoundError(f"no source file for module {name}")
+    return path.read_bytes()
+
+
+def _is_module(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def _imported_modules(name: str) -> set[str]:
+    """The project modules `name` imports anywhere in its source (inside functions too)."""
+    path = _module_file(name)
+    assert path is not None
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(module_source(name))):
+        if isinstance(node, ast.Import):
+            candidates = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")
+                parent = ".".join(parts[: len(parts) - node.level + 1])
+                base = f"{parent}.{base}" if base else parent
+            # `from pkg import mod` names a module; `from mod import name` names the module itself
+            candidates = [base] + [f"{base}.{alias.name}" for alias in node.names]
+        else:
+            continue
+        for candidate in candidates:
+            if candidate.split(".")[0] in PROJECT_PACKAGES and _is_module(candidate):
+                found.add(candidate)
+                # importing a.b.c runs a/__init__ and a/b/__init__ first
+                parts = candidate.split(".")
+                found.update(".".join(parts[:i]) for i in range(1, len(parts)))
+    return found
+
+
+@lru_cache(maxsize=64)
+def module_closure(root: str) -> tuple[str, ...]:
+    """`root` and every project module it imports, directly or through others, sorted."""
+    seen: set[str] = set()
+    todo = [root]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        todo.extend(_imported_modules(name) - seen)
+    return tuple(sorted(seen))
 
 
 def stage_key(stage: str, inputs: Mapping[str, Any]) -> str:

@@ -15,7 +15,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from training.pipeline import STAGES
 from training.presets import PRESETS, Preset, UnknownPreset, get_preset
+from training.stages.common import Stage
 
 app = typer.Typer(
     help="Training pipeline stages: features → train → evaluate → publish (content-addressed, resumable).",
@@ -127,53 +129,7 @@ def _metrics_table(metrics: dict[str, Any]) -> None:
     console.print(table)
 
 
-@app.command()
-def features(
-    data: DataOpt,
-    noise: NoiseOpt,
-    preset: PresetOpt = "exp3.5",
-    seed: SeedOpt = None,
-    settings: SettingsOpt = None,
-    progress: ProgressOpt = True,
-) -> None:
-    """Decode, split and compute MFCC features (clean and noisy) into the S3 feature store."""
-    p = _preset(preset, seed, None)
-    result = _guarded(lambda: _pipeline(data, noise, p, settings, progress).features())
-    _print_stage(result)
-    out.print(result.key)
-
-
-@app.command()
-def train(
-    data: DataOpt,
-    noise: NoiseOpt,
-    preset: PresetOpt = "exp3.5",
-    seed: SeedOpt = None,
-    epochs: EpochsOpt = None,
-    settings: SettingsOpt = None,
-    progress: ProgressOpt = True,
-) -> None:
-    """Train SpiraConvV2 on stored features; the best checkpoint by validation loss is kept."""
-    p = _preset(preset, seed, epochs)
-    result = _guarded(lambda: _pipeline(data, noise, p, settings, progress).train())
-    _print_stage(result)
-    out.print(result.key)
-
-
-@app.command()
-def evaluate(
-    data: DataOpt,
-    noise: NoiseOpt,
-    preset: PresetOpt = "exp3.5",
-    seed: SeedOpt = None,
-    epochs: EpochsOpt = None,
-    settings: SettingsOpt = None,
-    progress: ProgressOpt = True,
-) -> None:
-    """Per-file test metrics with and without test-time hospital noise, and confusion matrices."""
-    p = _preset(preset, seed, epochs)
-    result = _guarded(lambda: _pipeline(data, noise, p, settings, progress).evaluate())
-    _print_stage(result)
+def _after_evaluate(result: Any) -> None:
     _metrics_table(result.output.read_json("metrics.json"))
     out.print(result.key)
 
@@ -187,21 +143,32 @@ def _print_publish(result: Any) -> None:
     out.print(f"registered {d['model_name']} version {d['version']} ({when}{alias}: {d['reason']})")
 
 
-@app.command()
-def publish(
-    data: DataOpt,
-    noise: NoiseOpt,
-    preset: PresetOpt = "exp3.5",
-    seed: SeedOpt = None,
-    epochs: EpochsOpt = None,
-    settings: SettingsOpt = None,
-    progress: ProgressOpt = True,
-) -> None:
-    """Log the run to MLflow, register the model, and set alias `candidate` if it beats `champion`."""
-    p = _preset(preset, seed, epochs)
-    result = _guarded(lambda: _pipeline(data, noise, p, settings, progress).publish())
-    _print_stage(result)
-    _print_publish(result)
+# What a stage's command prints after the stage line (its key, unless said otherwise here).
+_AFTER: dict[str, Any] = {"evaluate": _after_evaluate, "publish": _print_publish}
+
+
+def _stage_command(stage: Stage) -> Any:
+    def command(
+        data: DataOpt,
+        noise: NoiseOpt,
+        preset: PresetOpt = "exp3.5",
+        seed: SeedOpt = None,
+        epochs: EpochsOpt = None,
+        settings: SettingsOpt = None,
+        progress: ProgressOpt = True,
+    ) -> None:
+        p = _preset(preset, seed, epochs)
+        result = _guarded(lambda: _pipeline(data, noise, p, settings, progress).run(stage.name))
+        _print_stage(result)
+        _AFTER.get(stage.name, lambda r: out.print(r.key))(result)
+
+    command.__doc__ = stage.summary()
+    return command
+
+
+# one command per stage, declared by the stage list (training.pipeline.STAGES) and nowhere else
+for _stage in STAGES:
+    app.command(_stage.name)(_stage_command(_stage))
 
 
 @app.command()
@@ -215,7 +182,7 @@ def run(
     progress: ProgressOpt = True,
     json_out: Annotated[Path | None, typer.Option("--json-out", help="write the outcome as JSON")] = None,
 ) -> None:
-    """All four stages in order; completed stages are skipped. Prints the registered model version."""
+    """Every stage in order; completed stages are skipped. Prints the registered model version."""
     p = _preset(preset, seed, epochs)
     results = _guarded(lambda: _pipeline(data, noise, p, settings, progress).run_all(_print_stage))
     _summary(results)
@@ -225,7 +192,7 @@ def run(
             "stages": [
                 {"stage": r.stage, "key": r.key, "skipped": r.skipped, "seconds": r.seconds} for r in results
             ],
-            "metrics": results[2].output.info["metrics"],
+            "metrics": next(r for r in results if r.stage == "evaluate").output.info["metrics"],
             "publish": results[-1].output.read_json("publish.json"),
         }
         json_out.write_text(json.dumps(outcome, indent=2, sort_keys=True) + "\n")

@@ -14,14 +14,14 @@ from typing import Any
 
 from training.ports import ArtifactStore, Clock, ModelRegistry, RandomSource
 from training.presets import Preset
-from training.stages import evaluate as evaluate_stage
-from training.stages import features as features_stage
-from training.stages import publish as publish_stage
-from training.stages import train as train_stage
-from training.stages.common import StageResult
+from training.stages import evaluate, features, publish, train
+from training.stages.common import Stage, StageResult, run_stage
 from training.stages.features import DataInputs
 
-STAGES = ("features", "train", "evaluate", "publish")
+# The stages in order; each reads only stages before it. A new stage is added here and nowhere else: the
+# CLI's commands and the keys are derived from this tuple.
+STAGES: tuple[Stage, ...] = (features.STAGE, train.STAGE, evaluate.STAGE, publish.STAGE)
+STAGE_NAMES = tuple(stage.name for stage in STAGES)
 
 
 def no_progress(iterable: Any, **_: Any) -> Any:
@@ -39,59 +39,46 @@ class Pipeline:
     registry_factory: Callable[[], tuple[ModelRegistry, str]] | None = None
     progress: Callable[..., Any] = no_progress
     tags: Mapping[str, str] = field(default_factory=dict)
+    _registry: tuple[ModelRegistry, str] | None = field(default=None, init=False, repr=False)
 
     @classmethod
     def from_csv(cls, dataset_csv: Path, noise_csv: Path, **kwargs: Any) -> Pipeline:
         return cls(data=DataInputs.load(dataset_csv, noise_csv), **kwargs)
 
-    # keys, computed without running anything
-    def features_key(self) -> str:
-        return features_stage.features_key(self.data, self.preset)
+    def registry(self) -> tuple[ModelRegistry, str]:
+        """The model registry and where it is (part of publish's key), created on first use."""
+        if self._registry is None:
+            if self.registry_factory is None:
+                raise RuntimeError("publish needs a model registry")
+            self._registry = self.registry_factory()
+        return self._registry
 
-    def train_key(self) -> str:
-        return train_stage.stage_key(
-            train_stage.STAGE, train_stage.key_inputs(self.features_key(), self.preset)
-        )
+    def _stage(self, name: str) -> Stage:
+        return next(s for s in STAGES if s.name == name)
 
-    def evaluate_key(self) -> str:
-        inputs = evaluate_stage.key_inputs(self.features_key(), self.train_key())
-        return evaluate_stage.stage_key(evaluate_stage.STAGE, inputs)
+    def key(self, name: str) -> str:
+        """A stage's content key, computed without running anything (the keys of the stages it needs
+        first)."""
+        return self._keys_until(name)[name]
 
-    # stages
-    def features(self) -> StageResult:
-        return features_stage.run(self.store, self.data, self.preset, self.clock, self.progress)
+    def _keys_until(self, name: str) -> dict[str, str]:
+        keys: dict[str, str] = {}
+        for stage in STAGES:
+            keys[stage.name] = stage.key_of(self, keys)
+            if stage.name == name:
+                return keys
+        raise KeyError(f"no stage {name!r}; stages: {', '.join(STAGE_NAMES)}")
 
-    def train(self) -> StageResult:
-        meta = {"dataset_fingerprint": self.data.dataset_fingerprint}
-        return train_stage.run(
-            self.store, self.features_key(), self.preset, self.clock, self.random, self.progress, meta
-        )
-
-    def evaluate(self) -> StageResult:
-        return evaluate_stage.run(
-            self.store, self.features_key(), self.train_key(), self.clock, self.progress
-        )
-
-    def publish(self) -> StageResult:
-        if self.registry_factory is None:
-            raise RuntimeError("publish needs a model registry")
-        registry, location = self.registry_factory()
-        return publish_stage.run(
-            self.store,
-            registry,
-            location,
-            self.features_key(),
-            self.train_key(),
-            self.evaluate_key(),
-            self.preset,
-            self.clock,
-            self.tags,
-        )
+    def run(self, name: str) -> StageResult:
+        """Run one stage (or reuse its completed output); the stages it needs must be complete."""
+        stage = self._stage(name)
+        upstream = self._keys_until(name) if stage.needs else {}
+        return run_stage(stage, self, self.store, self.clock, upstream)
 
     def run_all(self, on_stage: Callable[[StageResult], None] | None = None) -> list[StageResult]:
         results = []
-        for name in STAGES:
-            result = getattr(self, name)()
+        for name in STAGE_NAMES:
+            result = self.run(name)
             results.append(result)
             if on_stage:
                 on_stage(result)

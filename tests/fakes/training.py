@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from training.adapters.memory import MemoryStore
 from training.ports import (
-    ArtifactMissing,
-    ArtifactStore,
     Clock,
     ModelRegistry,
     ModelVersionInfo,
@@ -16,11 +15,12 @@ from training.ports import (
 )
 
 
-class InMemoryStore(ArtifactStore):
-    """A dict of key → bytes; `fail_puts_after` makes it go down after that many writes (an S3 outage)."""
+class InMemoryStore(MemoryStore):
+    """The memory store that records its writes; `fail_puts_after` makes it go down after that many writes
+    (an S3 outage)."""
 
     def __init__(self, fail_puts_after: int | None = None) -> None:
-        self.objects: dict[str, bytes] = {}
+        super().__init__()
         self.puts: list[str] = []
         self.fail_puts_after = fail_puts_after
 
@@ -28,16 +28,7 @@ class InMemoryStore(ArtifactStore):
         if self.fail_puts_after is not None and len(self.puts) >= self.fail_puts_after:
             raise ServiceUnavailable(f"fake S3 is down (writing {key})")
         self.puts.append(key)
-        self.objects[key] = bytes(data)
-
-    def get(self, key: str) -> bytes:
-        try:
-            return self.objects[key]
-        except KeyError:
-            raise ArtifactMissing(key) from None
-
-    def exists(self, key: str) -> bool:
-        return key in self.objects
+        super().put(key, data)
 
 
 class FakeRegistry(ModelRegistry):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,19 +17,11 @@ import numpy as np
 from spira_core import windows as W
 from spira_core.model import predict_windows
 from training import metrics as M
-from training.artifacts import code_version, find_output, stage_key, write_output
-from training.ports import ArtifactStore, Clock
 from training.stages import features as features_stage
 from training.stages import train as train_stage
-from training.stages.common import StageNotReady, StageResult
+from training.stages.common import Built, RunContext, Stage, StageInputs
 
-STAGE = "evaluate"
-CODE = ("spira_core.windows", "training.metrics", __name__)
 CONDITIONS = ("clean", "noisy")
-
-
-def key_inputs(features_key: str, train_key: str) -> dict[str, Any]:
-    return {"features": features_key, "train": train_key, "code": code_version(CODE)}
 
 
 def flat_metrics(metrics: dict[str, Any]) -> dict[str, float]:
@@ -38,19 +29,8 @@ def flat_metrics(metrics: dict[str, Any]) -> dict[str, float]:
     return {f"{name}_{cond}": value for cond, values in metrics.items() for name, value in values.items()}
 
 
-def run(
-    store: ArtifactStore, features_key: str, train_key: str, clock: Clock, progress: Callable[..., Any]
-) -> StageResult:
-    start = clock.now()
-    inputs = key_inputs(features_key, train_key)
-    key = stage_key(STAGE, inputs)
-    done = find_output(store, STAGE, key)
-    if done is not None:
-        return StageResult(STAGE, key, True, done, clock.now() - start)
-    feats = find_output(store, features_stage.STAGE, features_key)
-    trained = find_output(store, train_stage.STAGE, train_key)
-    if feats is None or trained is None:
-        raise StageNotReady(f"train {train_key} is not in the store: run 'spira pipeline train' first")
+def build(_: RunContext, inputs: StageInputs) -> Built:
+    feats, trained = inputs["features"], inputs["train"]
     test = features_stage.read_feature_set(feats.read("frames.npy"), feats.read("index.json"))["test"]
     if not test:
         raise ValueError("the test split is empty: the dataset is too small to evaluate")
@@ -76,5 +56,7 @@ def run(
     files["metrics.json"] = (json.dumps(metrics, sort_keys=True, indent=2) + "\n").encode()
     files["predictions.json"] = (json.dumps(predictions, sort_keys=True, indent=1) + "\n").encode()
     scalar = {c: {k: v for k, v in m.items() if k != "confusion"} for c, m in metrics.items()}
-    out = write_output(store, STAGE, key, inputs, files, {"metrics": flat_metrics(scalar)})
-    return StageResult(STAGE, key, False, out, clock.now() - start)
+    return Built(files, {"metrics": flat_metrics(scalar)})
+
+
+STAGE = Stage("evaluate", __name__, needs=("features", "train"), params=lambda _: {}, compute=build)

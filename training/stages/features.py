@@ -22,14 +22,11 @@ import numpy as np
 from spira_core import audio, augment
 from spira_core import features as F
 from spira_core.augment import file_rng
-from training.artifacts import code_version, find_output, npy_bytes, npy_load, stage_key, write_output
+from training.artifacts import npy_bytes, npy_load
 from training.data import Example, dataset_fingerprint, load_dataset_csv, load_noise_csv, stratified_split
-from training.ports import ArtifactStore, Clock
 from training.presets import Preset
-from training.stages.common import StageResult
+from training.stages.common import Built, RunContext, Stage, StageInputs
 
-STAGE = "features"
-CODE = ("spira_core.audio", "spira_core.augment", "spira_core.features", "spira_core.params", __name__)
 SPLITS = ("train", "val", "test")
 # errors a single bad file may raise while decoding; anything else is a bug and should surface
 _BAD_AUDIO = (audio.AudioError, ValueError, RuntimeError, MemoryError)
@@ -65,7 +62,8 @@ class DataInputs:
         return os.path.relpath(path, self.dataset_csv.resolve().parent)
 
 
-def key_inputs(data: DataInputs, preset: Preset) -> dict[str, Any]:
+def params(ctx: RunContext) -> dict[str, Any]:
+    data, preset = ctx.data, ctx.preset
     return {
         "dataset": data.dataset_fingerprint,
         "noise": data.noise_fingerprint,
@@ -73,12 +71,7 @@ def key_inputs(data: DataInputs, preset: Preset) -> dict[str, Any]:
         "noise_config": preset.noise.to_dict(),
         "train_noise_variants": preset.train_noise_variants,
         "split": {"seed": preset.seed, "fractions": list(preset.split_fractions)},
-        "code": code_version(CODE),
     }
-
-
-def features_key(data: DataInputs, preset: Preset) -> str:
-    return stage_key(STAGE, key_inputs(data, preset))
 
 
 def _decode_all(
@@ -174,20 +167,14 @@ def compute(data: DataInputs, preset: Preset, progress: Callable[..., Any]) -> d
     }
 
 
-def run(
-    store: ArtifactStore, data: DataInputs, preset: Preset, clock: Clock, progress: Callable[..., Any]
-) -> StageResult:
-    start = clock.now()
-    inputs = key_inputs(data, preset)
-    key = stage_key(STAGE, inputs)
-    done = find_output(store, STAGE, key)
-    if done is not None:
-        return StageResult(STAGE, key, True, done, clock.now() - start)
-    files = compute(data, preset, progress)
+def build(ctx: RunContext, _: StageInputs) -> Built:
+    files = compute(ctx.data, ctx.preset, ctx.progress)
     report = json.loads(files["report.json"])
     info = {k: report[k] for k in ("files_listed", "files_used", "files_excluded", "split_counts")}
-    out = write_output(store, STAGE, key, inputs, files, info)
-    return StageResult(STAGE, key, False, out, clock.now() - start)
+    return Built(files, info)
+
+
+STAGE = Stage("features", __name__, needs=(), params=params, compute=build)
 
 
 @dataclass(frozen=True)

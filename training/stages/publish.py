@@ -12,33 +12,20 @@ from __future__ import annotations
 import json
 import math
 import tempfile
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from training.artifacts import code_version, find_output, stage_key, write_output
-from training.ports import ArtifactStore, Clock, ModelRegistry, ModelVersionInfo, RunRecord
+from training.ports import ModelVersionInfo, RunRecord
 from training.presets import Preset
-from training.stages import evaluate as evaluate_stage
-from training.stages import features as features_stage
 from training.stages import train as train_stage
-from training.stages.common import StageNotReady, StageResult
+from training.stages.common import Built, RunContext, Stage, StageInputs
 
-STAGE = "publish"
-CODE = (__name__,)
 MODEL_NAME = "spira-respiratory"
 CANDIDATE, CHAMPION = "candidate", "champion"
 
 
-def key_inputs(train_key: str, evaluate_key: str, preset: Preset, registry_location: str) -> dict[str, Any]:
-    return {
-        "train": train_key,
-        "evaluate": evaluate_key,
-        "model_name": MODEL_NAME,
-        "metric": preset.publish_metric,
-        "registry": registry_location,
-        "code": code_version(CODE),
-    }
+def params(ctx: RunContext) -> dict[str, Any]:
+    return {"model_name": MODEL_NAME, "metric": ctx.preset.publish_metric, "registry": ctx.registry()[1]}
 
 
 def decide(metric: str, value: float, champion: ModelVersionInfo | None) -> tuple[bool, str]:
@@ -63,30 +50,11 @@ def _params(preset: Preset) -> dict[str, str]:
     return out
 
 
-def run(
-    store: ArtifactStore,
-    registry: ModelRegistry,
-    registry_location: str,
-    features_key: str,
-    train_key: str,
-    evaluate_key: str,
-    preset: Preset,
-    clock: Clock,
-    tags: Mapping[str, str],
-) -> StageResult:
-    start = clock.now()
-    inputs = key_inputs(train_key, evaluate_key, preset, registry_location)
-    key = stage_key(STAGE, inputs)
-    done = find_output(store, STAGE, key)
-    if done is not None:
-        return StageResult(STAGE, key, True, done, clock.now() - start)
-    feats = find_output(store, features_stage.STAGE, features_key)
-    trained = find_output(store, train_stage.STAGE, train_key)
-    evaluated = find_output(store, evaluate_stage.STAGE, evaluate_key)
-    if feats is None or trained is None or evaluated is None:
-        raise StageNotReady(
-            f"evaluation {evaluate_key} is not in the store: run 'spira pipeline evaluate' first"
-        )
+def build(ctx: RunContext, inputs: StageInputs) -> Built:
+    feats, trained, evaluated = inputs["features"], inputs["train"], inputs["evaluate"]
+    preset, tags = ctx.preset, ctx.tags
+    registry = ctx.registry()[0]
+    features_key, train_key, evaluate_key = feats.key, trained.key, evaluated.key
 
     metrics = dict(evaluated.info["metrics"])
     summary = trained.read_json("train.json")
@@ -144,5 +112,7 @@ def run(
         "champion_version": champion.version if champion else None,
     }
     files = {"publish.json": (json.dumps(decision, sort_keys=True, indent=2) + "\n").encode()}
-    out = write_output(store, STAGE, key, inputs, files, decision)
-    return StageResult(STAGE, key, False, out, clock.now() - start)
+    return Built(files, decision)
+
+
+STAGE = Stage("publish", __name__, needs=("features", "train", "evaluate"), params=params, compute=build)

@@ -27,27 +27,15 @@ from spira_core import windows as W
 from spira_core.fastpath.model import FastSpiraConvV2
 from spira_core.model import ModelBundle, build_model, load_bundle, save_bundle, weights_digest
 from spira_core.params import FeatureParams
-from training.artifacts import StageOutput, code_version, find_output, stage_key, write_output
+from training.artifacts import StageOutput
 from training.fast_layers import use_fast_layers
-from training.ports import ArtifactStore, Clock, RandomSource
+from training.ports import RandomSource
 from training.presets import Preset
 from training.stages import features as features_stage
-from training.stages.common import StageNotReady, StageResult
+from training.stages.common import Built, RunContext, Stage, StageInputs
 from training.stages.features import FileFeatures
 
-STAGE = "train"
-CODE = (
-    "spira_core.model",
-    "spira_core.windows",
-    "spira_core.fastpath.model",
-    "training.fast_layers",
-    __name__,
-)
 BUNDLE_FILES = ("bundle.json", "feature_params.json", "weights.bin", "weights.json")
-
-
-def key_inputs(features_key: str, preset: Preset) -> dict[str, Any]:
-    return {"features": features_key, "train": preset.train_params(), "code": code_version(CODE)}
 
 
 def noam_factor(warmup_steps: int) -> Callable[[int], float]:
@@ -222,37 +210,32 @@ def fit(
     return model, history, summary
 
 
-def run(
-    store: ArtifactStore,
-    features_key: str,
-    preset: Preset,
-    clock: Clock,
-    rng: RandomSource,
-    progress: Callable[..., Any],
-    metadata: dict[str, Any] | None = None,
-) -> StageResult:
-    start = clock.now()
-    inputs = key_inputs(features_key, preset)
-    key = stage_key(STAGE, inputs)
-    done = find_output(store, STAGE, key)
-    if done is not None:
-        return StageResult(STAGE, key, True, done, clock.now() - start)
-    feats = find_output(store, features_stage.STAGE, features_key)
-    if feats is None:
-        raise StageNotReady(
-            f"features {features_key} are not in the store: run 'spira pipeline features' first"
-        )
+def build(ctx: RunContext, inputs: StageInputs) -> Built:
+    feats = inputs["features"]
     data = features_stage.read_feature_set(feats.read("frames.npy"), feats.read("index.json"))
-    params = preset.features
-    model, history, summary = fit(data, params, preset, rng, progress)
-    bundle_meta = {"features_key": features_key, "train_key": key, "preset": preset.name, **(metadata or {})}
+    params, preset = ctx.preset.features, ctx.preset
+    model, history, summary = fit(data, params, preset, ctx.random, ctx.progress)
+    bundle_meta = {
+        "features_key": feats.key,
+        "train_key": inputs.key,
+        "preset": preset.name,
+        "dataset_fingerprint": ctx.data.dataset_fingerprint,
+    }
     with tempfile.TemporaryDirectory() as tmp:
         save_bundle(ModelBundle(model, params, preset.threshold, bundle_meta), tmp)
         files = {f"model/{name}": (Path(tmp) / name).read_bytes() for name in BUNDLE_FILES}
     files["history.json"] = (json.dumps(history, indent=1) + "\n").encode()
     files["train.json"] = (json.dumps(summary, sort_keys=True, indent=2) + "\n").encode()
-    out = write_output(store, STAGE, key, inputs, files, summary)
-    return StageResult(STAGE, key, False, out, clock.now() - start)
+    return Built(files, summary)
+
+
+STAGE = Stage(
+    "train",
+    __name__,
+    needs=("features",),
+    params=lambda ctx: {"train": ctx.preset.train_params()},
+    compute=build,
+)
 
 
 def read_bundle(output: StageOutput, directory: Path) -> ModelBundle:

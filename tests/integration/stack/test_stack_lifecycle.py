@@ -11,7 +11,7 @@ import pytest
 
 from spira.stack import LocalStack, StackConfig, StackError
 from spira.stack.net import port_in_use
-from tests.fixtures.stack import free_stack_ports, stack_home
+from spira.stack.private import free_stack_ports, private_home
 
 pytestmark = pytest.mark.integration
 
@@ -31,8 +31,8 @@ def _pids_alive(pids: list[int]) -> list[int]:
 
 @pytest.fixture
 def tmp_path() -> Iterator[Path]:
-    """A private stack home (see stack_home), removed afterwards."""
-    home = stack_home()
+    """A private stack home (see private_home), removed afterwards."""
+    home = private_home()
     yield home
     shutil.rmtree(home, ignore_errors=True)
 

@@ -91,7 +91,7 @@ def test_unreadable_audio_is_reported_and_excluded_without_stopping_the_run(tmp_
         tmp_path / "d",
         bad={"clips/empty.wav": b"", "clips/corrupt.wav": b"RIFF\x00\x00\x00\x00WAVEjunkjunkjunk"},
     )
-    result = make_pipeline(data).features()
+    result = make_pipeline(data).run("features")
     report = result.output.read_json("report.json")
     assert report["files_listed"] == 14 and report["files_excluded"] == 2 and report["files_used"] == 12
     assert sorted(b["file"] for b in report["bad_files"]) == ["clips/corrupt.wav", "clips/empty.wav"]
@@ -124,18 +124,18 @@ def test_changing_a_training_parameter_keeps_the_features_and_retrains(completed
     store = InMemoryStore()
     store.objects = dict(done.objects)
     other = make_pipeline(data, store, preset=TINY.with_overrides(epochs=1))
-    assert other.features_key() == results[0].key
-    assert other.train_key() != results[1].key
-    assert other.features().skipped and not other.train().skipped
+    assert other.key("features") == results[0].key
+    assert other.key("train") != results[1].key
+    assert other.run("features").skipped and not other.run("train").skipped
 
 
 def test_changing_a_feature_parameter_changes_every_key(completed):
     data, _, _, results = completed
     other = make_pipeline(data, preset=TINY.with_overrides(features=TINY.features.__class__(window_s=1.0)))
-    assert other.features_key() != results[0].key and other.train_key() != results[1].key
+    assert other.key("features") != results[0].key and other.key("train") != results[1].key
 
 
 def test_a_stage_run_before_its_input_stage_says_which_to_run(tiny_data):
     pipeline = make_pipeline(tiny_data)
     with pytest.raises(StageNotReady, match="spira pipeline features"):
-        pipeline.train()
+        pipeline.run("train")

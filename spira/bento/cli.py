@@ -1,4 +1,6 @@
-"""`spira serve`, `spira predict` and `spira bento import|build` (contract names other checks use)."""
+"""`spira serve`, `spira predict` and `spira bento import|build` (contract names other checks use).
+
+Operator side: it imports serving (what the pod runs) and the local stack; serving never imports this."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ import typer
 from rich.console import Console
 
 console = Console(stderr=True)
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 BENTO_EXPORT_DIR = REPO_ROOT / "build" / "bento"
 
 bento_app = typer.Typer(
@@ -63,7 +65,7 @@ def import_cmd(
     ),
 ) -> None:
     """Resolve the model once, import it into the BentoML store, pin the version."""
-    from serving.model_import import MlflowModelSource, import_model
+    from spira.bento.model_import import MlflowModelSource, import_model
 
     result = import_model(MlflowModelSource(_tracking_uri(tracking_uri)), model)
     if pin_file is not None:
@@ -152,7 +154,7 @@ def serve(
         raise typer.BadParameter("use --bento or --model, not both")
     target = bento or "serving.service:Spira"
     if model:
-        from serving.model_import import MlflowModelSource, import_model
+        from spira.bento.model_import import MlflowModelSource, import_model
 
         pin = import_model(MlflowModelSource(_tracking_uri(tracking_uri)), model)
         pin_file = Path(tempfile.mkdtemp(prefix="spira-pin-")) / "model.lock.json"
@@ -170,7 +172,7 @@ def predict(
     """Predict offline through the same code as the server: one JSON line per file."""
     from serving.inference import Predictor
     from serving.limits import Rejected
-    from serving.model_import import MlflowModelSource
+    from spira.bento.model_import import MlflowModelSource
     from spira_core.model import load_bundle
 
     source = MlflowModelSource(_tracking_uri(tracking_uri))
