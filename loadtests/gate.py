@@ -22,7 +22,7 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -47,19 +47,60 @@ ARTIFACTS = {
 }
 
 
+def _option(flag: str, help: str, type: type | None = None) -> dict[str, Any]:
+    """Field metadata of a command-line option: both command lines (`spira-gate`, `spira gate`) parse
+    these with `parser()`, so an option, its type, default and help are declared here only."""
+    return {"flag": flag, "help": help, "type": type}
+
+
 @dataclass(frozen=True)
 class GateConfig:
-    url: str
-    thresholds: str | Path = "local"
-    out_dir: Path = Path("gate-report")
-    users: int | None = None  # None: the thresholds file's load section decides
-    spawn_rate: float | None = None
-    duration_s: float | None = None
-    max_requests: int | None = None
-    expect_model_version: str | None = None
-    ready_timeout_s: float = 5.0
-    corpus_dir: Path | None = None
+    url: str = field(metadata=_option("--url", "candidate base URL, e.g. http://spira-preview:3000"))
+    thresholds: str | Path = field(
+        default="local",
+        metadata=_option(
+            "--thresholds", "local, staging, production (packaged files) or a thresholds YAML path"
+        ),
+    )
+    out_dir: Path = field(
+        default=Path(".spira/gate"),
+        metadata=_option("--out", "folder for the HTML report, CSV stats and verdict.json", Path),
+    )
+    # None: the thresholds file's load section decides
+    users: int | None = field(
+        default=None, metadata=_option("--users", "concurrent users (default: the thresholds file)", int)
+    )
+    spawn_rate: float | None = field(
+        default=None,
+        metadata=_option("--spawn-rate", "users started per second (default: the thresholds file)", float),
+    )
+    duration_s: float | None = field(
+        default=None,
+        metadata=_option("--duration", "run time in seconds (default: the thresholds file)", float),
+    )
+    max_requests: int | None = field(
+        default=None,
+        metadata=_option(
+            "--max-requests", "stop after this many requests (default: the thresholds file)", int
+        ),
+    )
+    expect_model_version: str | None = field(
+        default=None,
+        metadata=_option(
+            "--expect-model-version",
+            "model_version every answer must carry (default: read from /readyz or the first answer)",
+        ),
+    )
+    ready_timeout_s: float = field(
+        default=5.0, metadata=_option("--ready-timeout", "seconds to wait for GET /readyz 200", float)
+    )
+    corpus_dir: Path | None = field(
+        default=None, metadata=_option("--corpus-dir", "cached WAV corpus folder (default: user cache)", Path)
+    )
     probe_timeout_s: float = 30.0  # a candidate's first prediction may include model warm-up
+
+
+OPTIONS = {f.name: f for f in fields(GateConfig) if "flag" in f.metadata}
 
 
 @dataclass
@@ -89,6 +130,7 @@ class GateResult:
             "environment": t.environment if t else None,
             "thresholds_file": t.source if t else None,
             "thresholds_schema_version": t.schema_version if t else None,
+            "thresholds": slo.as_document(t) if t else None,
             "expected_model_version": self.expected_model_version,
             "expected_model_version_source": self.expected_model_version_source,
             "load": asdict(self.load) if self.load else None,
@@ -105,23 +147,12 @@ def _now() -> str:
 
 
 def _load_shape(config: GateConfig, t: slo.Thresholds) -> slo.LoadShape:
-    shape = t.load
-    overrides = {
-        "users": config.users,
-        "spawn_rate": config.spawn_rate,
-        "duration_s": config.duration_s,
-        "max_requests": config.max_requests,
-    }
-    shape = replace(shape, **{k: v for k, v in overrides.items() if v is not None})
-    options = {
-        "users": "--users",
-        "spawn_rate": "--spawn-rate",
-        "duration_s": "--duration",
-        "max_requests": "--max-requests",
-    }
-    for name, option in options.items():
+    """The file's load shape with the options given on the command line (same names) put over it."""
+    names = [f.name for f in fields(slo.LoadShape) if f.name in OPTIONS]
+    shape = replace(t.load, **{n: getattr(config, n) for n in names if getattr(config, n) is not None})
+    for name in names:
         if getattr(shape, name) <= 0:
-            raise ValueError(f"{option} must be > 0, got {getattr(shape, name)}")
+            raise ValueError(f"{OPTIONS[name].metadata['flag']} must be > 0, got {getattr(shape, name)}")
     return shape
 
 
@@ -363,38 +394,24 @@ def format_text(result: GateResult) -> str:
     return "\n".join(lines)
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="spira-gate", description=__doc__.split("\n\n")[0])
-    p.add_argument("--url", required=True, help="candidate base URL, e.g. http://spira-preview:3000")
-    p.add_argument(
-        "--thresholds",
-        default="local",
-        help="local, staging, production (packaged files) or a path to a thresholds YAML",
-    )
-    p.add_argument("--users", type=int, help="concurrent users (default: the thresholds file)")
-    p.add_argument("--spawn-rate", type=float, help="users started per second")
-    p.add_argument("--duration", type=float, help="run time in seconds")
-    p.add_argument("--max-requests", type=int, help="stop after this many requests")
-    p.add_argument("--expect-model-version", help="default: read from /readyz or the first answer")
-    p.add_argument("--out", type=Path, default=Path("gate-report"), help="report folder")
-    p.add_argument("--ready-timeout", type=float, default=5.0, help="seconds to wait for /readyz 200")
-    p.add_argument("--corpus-dir", type=Path, help="cached WAV corpus (default: user cache)")
+def parser(prog: str = "spira-gate") -> argparse.ArgumentParser:
+    """The gate's command line, from GateConfig's option fields (`spira gate` parses with it too)."""
+    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
+    for name, f in OPTIONS.items():
+        required = f.default is MISSING
+        p.add_argument(
+            f.metadata["flag"],
+            dest=name,
+            type=f.metadata["type"],
+            required=required,
+            default=None if required else f.default,
+            help=f.metadata["help"] + ("" if required or f.default is None else f" (default: {f.default})"),
+        )
     return p
 
 
 def config_from_args(args: argparse.Namespace) -> GateConfig:
-    return GateConfig(
-        url=args.url,
-        thresholds=args.thresholds,
-        out_dir=args.out,
-        users=args.users,
-        spawn_rate=args.spawn_rate,
-        duration_s=args.duration,
-        max_requests=args.max_requests,
-        expect_model_version=args.expect_model_version,
-        ready_timeout_s=args.ready_timeout,
-        corpus_dir=args.corpus_dir,
-    )
+    return GateConfig(**{name: getattr(args, name) for name in OPTIONS})
 
 
 def main(argv: list[str] | None = None) -> int:

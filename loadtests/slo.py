@@ -4,11 +4,15 @@ The files live in `loadtests/thresholds/<env>.yaml` and travel inside the loadte
 a cluster judges with exactly the thresholds reviewed in git. A malformed file must stop the gate before
 any load is sent (exit 2), with the offending field named, because a typo that silently loosened an SLO
 would promote a bad model.
+
+Each field is declared once, on the dataclasses below: its type, where it sits in the file (`at`), its JSON
+schema and any bound relative to another field. The schema, the parser and the rendering back to a file
+document (`document`) are derived from those declarations.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,50 +27,84 @@ _POSITIVE = {"type": "number", "exclusiveMinimum": 0}
 _RATIO = {"type": "number", "minimum": 0, "maximum": 1}
 _COUNT = {"type": "integer", "minimum": 0}
 _AT_LEAST_ONE = {"type": "integer", "minimum": 1}
+_READ_AS = {"number": float, "integer": int, "string": str}
 
-SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["schema_version", "environment", "slo", "load"],
-    "properties": {
-        "schema_version": {"const": SCHEMA_VERSION},
-        "environment": {"type": "string", "minLength": 1},
-        "description": {"type": "string"},
-        "slo": {
-            "type": "object",
-            "additionalProperties": False,
-            "required": ["latency_p95_ms", "latency_p99_ms", "max_error_ratio", "min_rps", "correctness"],
-            "properties": {
-                "latency_p95_ms": _POSITIVE,
-                "latency_p99_ms": _POSITIVE,
-                "max_error_ratio": _RATIO,
-                "min_rps": {"type": "number", "minimum": 0},
-                "correctness": {
-                    "type": "object",
-                    "additionalProperties": False,
-                    "required": ["min_checked_answers", "max_incorrect_answers"],
-                    "properties": {
-                        "min_checked_answers": _AT_LEAST_ONE,
-                        "max_incorrect_answers": _COUNT,
-                    },
-                },
-            },
-        },
-        # default load shape for this environment; command-line options override it
-        "load": {
-            "type": "object",
-            "additionalProperties": False,
-            "required": ["users", "spawn_rate", "duration_s", "max_requests"],
-            "properties": {
-                "users": _AT_LEAST_ONE,
-                "spawn_rate": _POSITIVE,
-                "duration_s": _POSITIVE,
-                "max_requests": _AT_LEAST_ONE,
-                "invalid_ratio": {"type": "number", "minimum": 0, "maximum": 0.5},
-            },
-        },
-    },
-}
+
+def _in_file(schema: dict[str, Any], at: str = "", at_least: str | None = None) -> dict[str, Any]:
+    """Field metadata: its JSON schema, its section in the file ("slo.correctness"; "" the root) and, with
+    `at_least`, the field of the same dataclass it may not be below."""
+    return {"schema": schema, "at": at, "at_least": at_least}
+
+
+def _section(cls: type, at: str = "") -> dict[str, Any]:
+    """Field metadata of a nested dataclass, a mapping of its own in the file."""
+    return {"section": cls, "at": at}
+
+
+@dataclass(frozen=True)
+class LoadShape:
+    """The environment's default load; the gate's command-line options override it."""
+
+    users: int = field(metadata=_in_file(_AT_LEAST_ONE))
+    spawn_rate: float = field(metadata=_in_file(_POSITIVE))
+    duration_s: float = field(metadata=_in_file(_POSITIVE))
+    max_requests: int = field(metadata=_in_file(_AT_LEAST_ONE))
+    invalid_ratio: float = field(
+        default=0.05, metadata=_in_file({"type": "number", "minimum": 0, "maximum": 0.5})
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Thresholds:
+    schema_version: int = field(metadata=_in_file({"const": SCHEMA_VERSION}))
+    environment: str = field(metadata=_in_file({"type": "string", "minLength": 1}))
+    description: str = field(default="", metadata=_in_file({"type": "string"}))
+    latency_p95_ms: float = field(metadata=_in_file(_POSITIVE, "slo"))
+    latency_p99_ms: float = field(metadata=_in_file(_POSITIVE, "slo", at_least="latency_p95_ms"))
+    max_error_ratio: float = field(metadata=_in_file(_RATIO, "slo"))
+    min_rps: float = field(metadata=_in_file({"type": "number", "minimum": 0}, "slo"))
+    min_checked_answers: int = field(metadata=_in_file(_AT_LEAST_ONE, "slo.correctness"))
+    max_incorrect_answers: int = field(metadata=_in_file(_COUNT, "slo.correctness"))
+    load: LoadShape = field(metadata=_section(LoadShape))
+    source: str = "<memory>"  # where it was read from; not a field of the file
+
+
+def _required(f) -> bool:
+    return f.default is MISSING and f.default_factory is MISSING
+
+
+def _path(f) -> list[str]:
+    return [*filter(None, f.metadata["at"].split(".")), f.name]
+
+
+def _in_document(cls: type) -> list:
+    return [f for f in fields(cls) if "schema" in f.metadata or "section" in f.metadata]
+
+
+def _object() -> dict[str, Any]:
+    return {"type": "object", "additionalProperties": False, "required": [], "properties": {}}
+
+
+def schema_of(cls: type) -> dict[str, Any]:
+    """The JSON schema of a dataclass's file document, from its fields' metadata."""
+    root = _object()
+    for f in _in_document(cls):
+        *sections, name = _path(f)
+        node = root
+        for part in sections:  # a section is required: it holds required fields
+            if part not in node["properties"]:
+                node["properties"][part] = _object()
+                node["required"].append(part)
+            node = node["properties"][part]
+        node["properties"][name] = (
+            schema_of(f.metadata["section"]) if "section" in f.metadata else f.metadata["schema"]
+        )
+        if _required(f):
+            node["required"].append(name)
+    return root
+
+
+SCHEMA: dict[str, Any] = schema_of(Thresholds)
 
 
 class ThresholdsError(ValueError):
@@ -79,29 +117,6 @@ class ThresholdsError(ValueError):
         for other, why in more or []:
             message += f"; field '{other}': {why}"
         super().__init__(message)
-
-
-@dataclass(frozen=True)
-class LoadShape:
-    users: int
-    spawn_rate: float
-    duration_s: float
-    max_requests: int
-    invalid_ratio: float = 0.05
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    environment: str
-    schema_version: int
-    latency_p95_ms: float
-    latency_p99_ms: float
-    max_error_ratio: float
-    min_rps: float
-    min_checked_answers: int
-    max_incorrect_answers: int
-    load: LoadShape
-    source: str
 
 
 def _named(error: jsonschema.ValidationError) -> list[tuple[str, str]]:
@@ -119,6 +134,26 @@ def _named(error: jsonschema.ValidationError) -> list[tuple[str, str]]:
     return [(".".join(path) or "<root>", error.message)]
 
 
+def _build(cls: type, document: dict[str, Any], prefix: str, source: str):
+    values: dict[str, Any] = {}
+    for f in _in_document(cls):
+        node: Any = document
+        for part in _path(f)[:-1]:
+            node = node[part]
+        if f.name not in node:
+            continue  # optional and absent: the dataclass default
+        if "section" in f.metadata:
+            values[f.name] = _build(f.metadata["section"], node[f.name], f"{f.name}.", source)
+        else:
+            values[f.name] = _READ_AS.get(f.metadata["schema"].get("type"), lambda v: v)(node[f.name])
+    for f in _in_document(cls):
+        other = f.metadata.get("at_least")
+        if other and values[f.name] < values[other]:
+            where = {g.name: ".".join(_path(g)) for g in fields(cls) if "at" in g.metadata}
+            raise ThresholdsError(source, prefix + where[f.name], f"must be >= {prefix + where[other]}")
+    return cls(**values)
+
+
 def parse(document: Any, source: str = "<memory>") -> Thresholds:
     """Validate a loaded YAML document and build Thresholds; raises ThresholdsError naming the field."""
     validator = jsonschema.Draft202012Validator(SCHEMA)
@@ -129,27 +164,20 @@ def parse(document: Any, source: str = "<memory>") -> Thresholds:
         # jsonschema reports each missing field once per required keyword: keep one of each
         named = list(dict.fromkeys(item for e in errors for item in _named(e)))
         raise ThresholdsError(source, *named[0], more=named[1:])
-    slo, load = document["slo"], document["load"]
-    if slo["latency_p99_ms"] < slo["latency_p95_ms"]:
-        raise ThresholdsError(source, "slo.latency_p99_ms", "must be >= slo.latency_p95_ms")
-    return Thresholds(
-        environment=document["environment"],
-        schema_version=document["schema_version"],
-        latency_p95_ms=float(slo["latency_p95_ms"]),
-        latency_p99_ms=float(slo["latency_p99_ms"]),
-        max_error_ratio=float(slo["max_error_ratio"]),
-        min_rps=float(slo["min_rps"]),
-        min_checked_answers=int(slo["correctness"]["min_checked_answers"]),
-        max_incorrect_answers=int(slo["correctness"]["max_incorrect_answers"]),
-        load=LoadShape(
-            users=int(load["users"]),
-            spawn_rate=float(load["spawn_rate"]),
-            duration_s=float(load["duration_s"]),
-            max_requests=int(load["max_requests"]),
-            invalid_ratio=float(load.get("invalid_ratio", 0.05)),
-        ),
-        source=source,
-    )
+    return replace(_build(Thresholds, document, "", source), source=source)
+
+
+def as_document(value: Any) -> dict[str, Any]:
+    """The file document of Thresholds (or of a section): what `parse` reads back into an equal value."""
+    out: dict[str, Any] = {}
+    for f in _in_document(type(value)):
+        *sections, name = _path(f)
+        node = out
+        for part in sections:
+            node = node.setdefault(part, {})
+        v = getattr(value, f.name)
+        node[name] = as_document(v) if "section" in f.metadata else v
+    return out
 
 
 def resolve(name_or_path: str | Path) -> Path:
@@ -166,9 +194,9 @@ def load(name_or_path: str | Path) -> Thresholds:
     except OSError as exc:
         raise ThresholdsError(str(path), "<file>", f"cannot be read: {exc.strerror or exc}") from exc
     try:
-        document = yaml.safe_load(text)
+        loaded = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark else "<file>"
         raise ThresholdsError(str(path), where, f"is not valid YAML: {exc}") from exc
-    return parse(document, str(path))
+    return parse(loaded, str(path))

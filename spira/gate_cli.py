@@ -1,21 +1,21 @@
 """`spira gate`: the promotion gate from the project CLI, with a rich verdict table.
 
-The work is done by `loadtests.gate` (the same code the loadtest image runs as `spira-gate`); this module
-only maps options and renders the result. Exit 0 pass, 1 fail, 2 could not run.
+The work is done by `loadtests.gate` (the same code the loadtest image runs as `spira-gate`), and so is the
+command line: the arguments go to `loadtests.gate.parser()`, where each option is declared once. This
+module only renders the result. Exit 0 pass, 1 fail, 2 could not run (or a usage error).
 """
 
 from __future__ import annotations
 
 import sys
-from pathlib import Path
-from typing import Annotated
 
 import typer
+import typer.main
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from loadtests.gate import COULD_NOT_RUN, PASS, GateConfig, GateResult, headline, rows, run_gate
+from loadtests.gate import COULD_NOT_RUN, PASS, GateResult, config_from_args, headline, parser, rows, run_gate
 
 
 def render(result: GateResult, console: Console) -> None:
@@ -42,43 +42,27 @@ def render(result: GateResult, console: Console) -> None:
                 console.print(f"[dim]{name}:[/dim] {result.artifacts[name]}")
 
 
-def gate(
-    url: Annotated[str, typer.Option(help="Candidate base URL, e.g. http://127.0.0.1:3000.")],
-    users: Annotated[int | None, typer.Option(help="Concurrent users (default: thresholds file).")] = None,
-    spawn_rate: Annotated[float | None, typer.Option(help="Users started per second.")] = None,
-    duration: Annotated[float | None, typer.Option(help="Run time in seconds.")] = None,
-    max_requests: Annotated[int | None, typer.Option(help="Stop after this many requests.")] = None,
-    thresholds: Annotated[
-        str, typer.Option(help="local, staging, production (packaged files) or a thresholds YAML path.")
-    ] = "local",
-    expect_model_version: Annotated[
-        str | None,
-        typer.Option(
-            help="model_version every answer must carry (default: read from /readyz or the first answer)."
-        ),
-    ] = None,
-    out: Annotated[Path, typer.Option(help="Folder for the HTML report, CSV stats and verdict.json.")] = Path(
-        ".spira/gate"
-    ),
-    ready_timeout: Annotated[float, typer.Option(help="Seconds to wait for GET /readyz 200.")] = 5.0,
-    corpus_dir: Annotated[Path | None, typer.Option(help="Cached WAV corpus folder.")] = None,
-) -> None:
-    """Load test a candidate with Locust and judge it against SLO thresholds (exit 0 pass, 1 fail, 2 error)."""
-    config = GateConfig(
-        url=url,
-        thresholds=thresholds,
-        out_dir=out,
-        users=users,
-        spawn_rate=spawn_rate,
-        duration_s=duration,
-        max_requests=max_requests,
-        expect_model_version=expect_model_version,
-        ready_timeout_s=ready_timeout,
-        corpus_dir=corpus_dir,
-    )
+def run(argv: list[str]) -> int:
+    """Parse `argv` with the gate's own parser (argparse exits 2 on a usage error, 0 after --help)."""
+    config = config_from_args(parser(prog="spira gate").parse_args(argv))
     console = Console(width=max(Console().width, 140))
-    with console.status(f"gate: load testing {url}", spinner="dots"):
+    with console.status(f"gate: load testing {config.url}", spinner="dots"):
         result = run_gate(config)
     render(result, console)
+    return result.exit_code
+
+
+_app = typer.Typer(add_completion=False)
+
+
+@_app.command(
+    add_help_option=False,  # --help goes to the gate's parser, which lists the options
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []},
+)
+def _gate(ctx: typer.Context) -> None:
+    """Load test a candidate with Locust and judge it against SLO thresholds (exit 0 pass, 1 fail, 2 error)."""
     # SystemExit, not typer.Exit: the root group is plain click, which does not know typer's Exit class
-    sys.exit(result.exit_code)
+    sys.exit(run(ctx.args))
+
+
+gate = typer.main.get_command(_app)

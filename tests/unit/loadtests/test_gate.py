@@ -126,3 +126,25 @@ def test_the_text_verdict_shows_measured_threshold_result_and_reason_for_each_sl
 
 def test_a_passing_verdict_headline_says_pass():
     assert gate.headline(verdict_result(True)).startswith("GATE PASS (staging)")
+
+
+def test_the_command_line_defaults_are_the_configs_own():
+    parsed = gate.config_from_args(gate.parser().parse_args(["--url", "http://x:1"]))
+    assert parsed == gate.GateConfig(url="http://x:1")
+
+
+def test_each_load_option_overrides_the_load_shape_field_of_its_name():
+    args = [
+        "--url",
+        "http://x:1",
+        "--users",
+        "7",
+        "--spawn-rate",
+        "0.5",
+        "--duration",
+        "9",
+        "--max-requests",
+        "11",
+    ]
+    shape = gate._load_shape(gate.config_from_args(gate.parser().parse_args(args)), slo.load("local"))
+    assert (shape.users, shape.spawn_rate, shape.duration_s, shape.max_requests) == (7, 0.5, 9.0, 11)

@@ -95,3 +95,11 @@ def test_a_yaml_scalar_instead_of_a_mapping_is_refused_at_the_root(tmp_path):
     with pytest.raises(slo.ThresholdsError) as caught:
         slo.load(write(tmp_path, "just a string\n"))
     assert caught.value.field == "<root>"
+
+
+@pytest.mark.parametrize("env", slo.ENVIRONMENTS)
+def test_each_packaged_file_renders_back_to_the_same_document_and_reads_back_equal(env):
+    t = slo.load(env)
+    assert slo.as_document(t) == yaml.safe_load(slo.resolve(env).read_text())
+    assert slo.parse(slo.as_document(t), t.source) == t
+
