@@ -24,7 +24,6 @@ import torch
 from torch import nn
 
 from spira_core import windows as W
-from spira_core.fastpath.model import FastSpiraConvV2
 from spira_core.model import ModelBundle, build_model, load_bundle, save_bundle, weights_digest
 from spira_core.params import FeatureParams
 from training.artifacts import StageOutput
@@ -34,6 +33,7 @@ from training.presets import Preset
 from training.stages import features as features_stage
 from training.stages.common import Built, RunContext, Stage, StageInputs
 from training.stages.features import FileFeatures
+from training.validation import score_windows
 
 BUNDLE_FILES = ("bundle.json", "feature_params.json", "weights.bin", "weights.json")
 
@@ -80,12 +80,8 @@ def mean_bce(probs: np.ndarray, labels: np.ndarray) -> float:
 
 
 def validation_loss(model: nn.Module, x: np.ndarray, y: np.ndarray) -> float:
-    """The eval-mode BCE over every validation window, scored by the CPU fast path.
-
-    The fast path computes the eager module's function (within 1e-5 on probabilities, tests/unit/fastpath)
-    at ~1/8 of its CPU time; scoring every validation window eagerly took as long as the epoch's training.
-    """
-    return mean_bce(FastSpiraConvV2.from_module(model).predict(x), y)
+    """The eval-mode BCE over every validation window (training.validation picks the fast or eager path)."""
+    return mean_bce(score_windows(model, x), y)
 
 
 @torch.no_grad()

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from torch import nn
 
+from spira_core.fastpath.model import FastSpiraConvV2, UnsupportedModuleError
 from spira_core.model import SpiraConvV2
 from training.stages.train import mean_bce, validation_loss
 
@@ -39,3 +41,20 @@ def test_the_weight_average_moves_each_parameter_by_one_minus_the_decay_toward_t
     _update_average(average, model, decay=0.75)
     for old, new, target in zip(before, average.parameters(), model.parameters(), strict=True):
         assert torch.allclose(new, 0.75 * old + 0.25 * target, atol=1e-7)
+
+
+def test_a_model_the_fast_path_refuses_is_scored_by_the_eager_module_with_the_same_loss():
+    torch.manual_seed(5)
+    model = SpiraConvV2(input_frames=401)
+    # a layer the fast path does not implement: training must go on without it, eagerly
+    first_mish = next(name for name, m in model.named_modules() if isinstance(m, nn.Mish))
+    parent, _, attr = first_mish.rpartition(".")
+    setattr(model.get_submodule(parent) if parent else model, attr, nn.ReLU())
+    with pytest.raises(UnsupportedModuleError):
+        FastSpiraConvV2.from_module(model)
+    rng = np.random.default_rng(1)
+    windows = (rng.standard_normal((6, 401, 40)) * 20).astype(np.float32)
+    labels = (rng.random(6) < 0.5).astype(np.float32)
+    with torch.no_grad():
+        eager = nn.BCELoss()(model.eval()(torch.from_numpy(windows)).reshape(-1), torch.from_numpy(labels))
+    assert abs(validation_loss(model, windows, labels) - eager.item()) < 1e-6
