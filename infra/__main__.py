@@ -16,7 +16,9 @@ from infra.components.argo import Argo, ArgoArgs
 from infra.components.aws import AwsPlatform, AwsPlatformArgs
 from infra.components.device_plugin import DevicePlugin, DevicePluginArgs
 from infra.components.mlflow import Mlflow, MlflowArgs
+from infra.components.monitoring import Monitoring, MonitoringArgs
 from infra.components.object_store import ObjectStore, ObjectStoreArgs
+from infra.components.workloads import Workloads, WorkloadsArgs
 
 cfg = config.load()
 
@@ -43,6 +45,12 @@ vault = vault_component.Vault(
     ),
     on_cluster,
 )
+workloads = Workloads("workloads", WorkloadsArgs(vault_ca_pem=vault.ca_cert_pem), on_cluster)
+monitoring = Monitoring(
+    "monitoring",
+    MonitoringArgs(storage_class=platform.storage_class, volume_size=cfg.prometheus_volume_size),
+    on_cluster,
+)
 store = ObjectStore(
     "objectstore",
     ObjectStoreArgs(
@@ -60,6 +68,7 @@ mlflow = Mlflow(
         settings=cfg.mlflow,
         database=platform.database,
         vault_ca_pem=vault.ca_cert_pem,
+        namespace=workloads.namespace,
     ),
     on_cluster,
 )
@@ -71,5 +80,6 @@ pulumi.export("gpuMaxNodes", cloud.pools.gpu_max_nodes)
 pulumi.export("registryUrls", platform.registry_urls)
 pulumi.export("objectStoreEndpoint", store.endpoint)
 pulumi.export("mlflowTrackingUri", mlflow.tracking_uri)
+pulumi.export("prometheusAddress", monitoring.address)
 pulumi.export("vaultCaCertPem", vault.ca_cert_pem)
 pulumi.export("kubeconfig", pulumi.Output.secret(cloud.network.kubeconfig))

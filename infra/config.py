@@ -37,7 +37,6 @@ class ObjectStoreSettings:
     volume_size: str
     cpu: str
     memory: str
-    buckets: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -72,6 +71,7 @@ class StackConfig:
     vault: VaultSettings
     mlflow: MlflowSettings
     registry_repositories: tuple[str, ...]
+    prometheus_volume_size: str
 
     @property
     def is_production(self) -> bool:
@@ -119,7 +119,6 @@ def load(cfg: pulumi.Config | None = None, aws_cfg: pulumi.Config | None = None)
             volume_size=cfg.require("objectStoreVolumeSize"),
             cpu=cfg.require("objectStoreCpu"),
             memory=cfg.require("objectStoreMemory"),
-            buckets=_strings(cfg, "buckets"),
         ),
         vault=VaultSettings(
             replicas=cfg.require_int("vaultReplicas"),
@@ -134,4 +133,5 @@ def load(cfg: pulumi.Config | None = None, aws_cfg: pulumi.Config | None = None)
             db_multi_az=cfg.require_bool("mlflowDbMultiAz"),
         ),
         registry_repositories=_strings(cfg, "registryRepositories"),
+        prometheus_volume_size=cfg.require("prometheusVolumeSize"),
     )

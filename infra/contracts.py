@@ -14,13 +14,13 @@ from typing import Any
 
 import yaml
 
+from infra.environments import declared
+
 INFRA_DIR = Path(__file__).resolve().parent
 REPO_ROOT = INFRA_DIR.parent
 BOOTSTRAP_DIR = REPO_ROOT / "argocd" / "bootstrap"
 APPPROJECT_TEMPLATE = BOOTSTRAP_DIR / "appproject.yaml"
 ROOT_APPLICATION_TEMPLATE = BOOTSTRAP_DIR / "root-application.yaml"
-# Which branch and overlay each environment's root Application follows (kept with the manifests).
-ENVIRONMENTS_FILE = REPO_ROOT / "argocd" / "environments.yaml"
 
 # GPUs per instance for the GPU instance families the pool may use (AWS instance specifications).
 # The table is a fact about the hardware, not a setting: the pool's size is derived from it.
@@ -181,14 +181,7 @@ class GitTarget:
 
 
 def git_target(environment: str) -> GitTarget:
-    """The branch and overlay path the environment's root Application tracks (argocd/environments.yaml)."""
-    if not ENVIRONMENTS_FILE.is_file():
-        raise ContractError(
-            f"{ENVIRONMENTS_FILE.relative_to(REPO_ROOT)} is missing: it names each environment's branch"
-        )
-    entry = (yaml.safe_load(ENVIRONMENTS_FILE.read_text()) or {}).get(environment)
-    if not isinstance(entry, dict) or not entry.get("branch") or not entry.get("overlay"):
-        raise ContractError(
-            f"{ENVIRONMENTS_FILE.relative_to(REPO_ROOT)} has no branch/overlay for {environment!r}"
-        )
-    return GitTarget(branch=str(entry["branch"]), overlay=str(entry["overlay"]))
+    """The branch and overlay path the environment's root Application tracks (infra/environments.yaml)."""
+    env = declared().cluster(environment)
+    assert env.branch is not None and env.overlay is not None  # a cluster environment has both
+    return GitTarget(branch=env.branch, overlay=env.overlay)

@@ -16,8 +16,9 @@ import yaml
 
 from infra.config import PROJECT
 from infra.contracts import INFRA_DIR, REPO_ROOT
+from infra.environments import declared
 
-STACKS = ("staging", "production")
+STACKS = declared().clusters
 PROGRAM = INFRA_DIR / "__main__.py"
 
 

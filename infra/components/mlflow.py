@@ -13,13 +13,17 @@ from infra import contracts
 from infra.components import vault as vault_component
 from infra.components.platform import Database
 from infra.config import MlflowSettings
+from infra.environments import declared
 from infra.vault import layout
 
-PORT = 5000
+# Namespace, Service name and port: infra/environments.yaml (services.mlflow).
+ADDRESS = declared().service("mlflow")
+PORT = ADDRESS.port
 SERVICE = layout.SERVICES["mlflow"]
 # Where the injected Vault agent expects the projected token (audience `vault`) for JWT auto-auth.
 TOKEN_DIR = "/var/run/secrets/vault.hashicorp.com/serviceaccount"
-VAULT_CA_SECRET = "vault-ca"
+# The Vault agent takes its CA from a Secret; it carries the name and key of the pods' ConfigMap.
+VAULT_CA_SECRET = declared().vault_ca.configmap
 S3_ENV_FILE = "s3.env"
 
 
@@ -29,6 +33,8 @@ class MlflowArgs:
     settings: MlflowSettings
     database: Database
     vault_ca_pem: pulumi.Input[str]
+    # The workload namespace (created with the Vault CA ConfigMap by the Workloads component).
+    namespace: pulumi.Input[str]
 
 
 def agent_template(environment: str) -> str:
@@ -48,11 +54,9 @@ def vault_agent_annotations(environment: str) -> dict[str, str]:
     secret = f"{layout.KV_MOUNT}/data/{layout.secret_path(environment, 'mlflow')}"
     return {
         "vault.hashicorp.com/agent-inject": "true",
-        "vault.hashicorp.com/service": (
-            f"https://{vault_component.RELEASE}.{vault_component.NAMESPACE}.svc:8200"
-        ),
+        "vault.hashicorp.com/service": vault_component.ADDRESS.url,
         "vault.hashicorp.com/tls-secret": VAULT_CA_SECRET,
-        "vault.hashicorp.com/ca-cert": "/vault/tls/ca.crt",
+        "vault.hashicorp.com/ca-cert": f"/vault/tls/{declared().vault_ca.key}",
         "vault.hashicorp.com/auth-type": "jwt",
         "vault.hashicorp.com/auth-path": f"auth/{layout.JWT_MOUNT}",
         "vault.hashicorp.com/auth-config-path": f"{TOKEN_DIR}/token",
@@ -67,8 +71,7 @@ class Mlflow(pulumi.ComponentResource):
     def __init__(self, name: str, args: MlflowArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("spira:platform:Mlflow", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        ns = k8s.core.v1.Namespace(f"{name}-ns", metadata={"name": layout.NAMESPACE}, opts=child)
-        namespace = ns.metadata.name
+        namespace = args.namespace
         sa = k8s.core.v1.ServiceAccount(
             f"{name}-sa",
             metadata={"name": SERVICE.service_account, "namespace": namespace},
@@ -92,7 +95,7 @@ class Mlflow(pulumi.ComponentResource):
         k8s.core.v1.Secret(
             f"{name}-vault-ca",
             metadata={"name": VAULT_CA_SECRET, "namespace": namespace},
-            string_data={"ca.crt": args.vault_ca_pem},
+            string_data={declared().vault_ca.key: args.vault_ca_pem},
             opts=child,
         )
         labels = {"app.kubernetes.io/name": "mlflow", "app.kubernetes.io/part-of": "spira"}
@@ -172,7 +175,7 @@ class Mlflow(pulumi.ComponentResource):
         )
         service = k8s.core.v1.Service(
             f"{name}-svc",
-            metadata={"name": "mlflow", "namespace": namespace, "labels": labels},
+            metadata={"name": ADDRESS.service, "namespace": namespace, "labels": labels},
             spec={"selector": labels, "ports": [{"name": "http", "port": PORT, "targetPort": "http"}]},
             opts=child,
         )

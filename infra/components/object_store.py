@@ -19,14 +19,13 @@ from infra import contracts
 from infra.components.helm import pinned_release
 from infra.components.vault import VaultSecrets
 from infra.config import ObjectStoreSettings
+from infra.environments import declared
 from infra.vault import layout
 
-NAMESPACE = "objectstore"
+# Namespace, release and the S3 Service of each engine: infra/environments.yaml (services.objectstore).
+NAMESPACE = declared().service("objectstore", "seaweedfs").namespace
+RELEASE = str(declared().services["objectstore"]["release"])
 ROOT_SECRET = "objectstore-root"
-S3_PORT = {"minio": 9000, "seaweedfs": 8333}
-RELEASE = "objectstore"
-# Service names the charts give the S3 endpoint (MinIO via fullnameOverride; SeaweedFS by chart name).
-SERVICE = {"minio": RELEASE, "seaweedfs": "seaweedfs-s3"}
 # MinIO's erasure coding needs at least 4 drives; below that it runs standalone.
 MINIO_DISTRIBUTED_FROM = 4
 
@@ -39,7 +38,7 @@ class ObjectStoreArgs:
     secrets: VaultSecrets | None
 
 
-def minio_values(s: ObjectStoreSettings, storage_class: str) -> dict:
+def minio_values(s: ObjectStoreSettings, storage_class: str, buckets: tuple[str, ...]) -> dict:
     repo, tag = contracts.image_parts("minio")
     mc_repo, mc_tag = contracts.image_parts("minio-mc")
     return {
@@ -52,14 +51,14 @@ def minio_values(s: ObjectStoreSettings, storage_class: str) -> dict:
         "existingSecret": ROOT_SECRET,
         "persistence": {"enabled": True, "size": s.volume_size, "storageClass": storage_class},
         "resources": {"requests": {"cpu": s.cpu, "memory": s.memory}},
-        "buckets": [{"name": b, "policy": "none", "purge": False, "versioning": True} for b in s.buckets],
+        "buckets": [{"name": b, "policy": "none", "purge": False, "versioning": True} for b in buckets],
         "users": [],
         "svcaccts": [],
         "policies": [],
     }
 
 
-def seaweedfs_values(s: ObjectStoreSettings, storage_class: str) -> dict:
+def seaweedfs_values(s: ObjectStoreSettings, storage_class: str, buckets: tuple[str, ...]) -> dict:
     repo, tag = contracts.image_parts("seaweedfs")
     volume = {"type": "persistentVolumeClaim", "size": s.volume_size, "storageClass": storage_class}
     # The chart takes resources as a YAML string.
@@ -72,11 +71,11 @@ def seaweedfs_values(s: ObjectStoreSettings, storage_class: str) -> dict:
         "filer": {"replicas": min(s.replicas, 2), "data": volume, "resources": resources},
         "s3": {
             "enabled": True,
-            "port": S3_PORT["seaweedfs"],
+            "port": declared().service("objectstore", "seaweedfs").port,
             # Every request is signed with a configured identity; there is no anonymous access.
             "enableAuth": True,
             "existingConfigSecret": ROOT_SECRET,
-            "createBuckets": [{"name": b, "anonymousRead": False} for b in s.buckets],
+            "createBuckets": [{"name": b, "anonymousRead": False} for b in buckets],
         },
     }
 
@@ -88,11 +87,13 @@ class ObjectStore(pulumi.ComponentResource):
         engine = args.settings.engine
         access_key = random.RandomPassword(f"{name}-root-access-key", length=20, special=False, opts=child)
         secret_key = random.RandomPassword(f"{name}-root-secret-key", length=40, special=False, opts=child)
-        self.endpoint = f"http://{SERVICE[engine]}.{NAMESPACE}.svc.cluster.local:{S3_PORT[engine]}"
+        self.endpoint = declared().service("objectstore", engine).url
+        # The buckets every workload's secret names (the seeding reads the same declaration).
+        buckets = tuple(declared().buckets(args.environment).values())
 
         if engine == "minio":
             data = {"rootUser": access_key.result, "rootPassword": secret_key.result}
-            values = minio_values(args.settings, args.storage_class)
+            values = minio_values(args.settings, args.storage_class, buckets)
         else:
             identities = pulumi.Output.all(access_key.result, secret_key.result).apply(
                 lambda k: json.dumps(
@@ -108,7 +109,7 @@ class ObjectStore(pulumi.ComponentResource):
                 )
             )
             data = {"seaweedfs_s3_config": identities}
-            values = seaweedfs_values(args.settings, args.storage_class)
+            values = seaweedfs_values(args.settings, args.storage_class, buckets)
 
         ns = k8s.core.v1.Namespace(f"{name}-ns", metadata={"name": NAMESPACE}, opts=child)
         root = k8s.core.v1.Secret(

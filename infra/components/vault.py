@@ -13,10 +13,14 @@ import pulumi_vault as vault
 from infra.components.helm import pinned_release
 from infra.components.platform import VaultUnseal
 from infra.config import VaultSettings
+from infra.environments import declared
 from infra.vault import layout
 
-NAMESPACE = "vault"
-RELEASE = "vault"
+# Namespace, release and port of the in-cluster Service: infra/environments.yaml (services.vault).
+ADDRESS = declared().service("vault")
+NAMESPACE = ADDRESS.namespace
+RELEASE = str(ADDRESS.release)
+PORT = ADDRESS.port
 # The chart names its service account after the release; the unseal key's IAM role trusts exactly it.
 SERVICE_ACCOUNT = "vault"
 TLS_SECRET = "vault-tls"
@@ -57,14 +61,14 @@ def _dns_names(replicas: int) -> list[str]:
 def server_config(replicas: int, seal_stanza: str) -> str:
     """Vault's server HCL: TLS listener, raft storage joining every peer over TLS, the KMS seal."""
     joins = "".join(
-        f'  retry_join {{\n    leader_api_addr     = "https://{RELEASE}-{i}.{RELEASE}-internal:8200"\n'
+        f'  retry_join {{\n    leader_api_addr     = "https://{RELEASE}-{i}.{RELEASE}-internal:{PORT}"\n'
         f'    leader_ca_cert_file = "{TLS_DIR}/ca.crt"\n  }}\n'
         for i in range(replicas)
     )
     return (
         "ui = true\n"
         'listener "tcp" {\n'
-        '  address         = "[::]:8200"\n'
+        f'  address         = "[::]:{PORT}"\n'
         '  cluster_address = "[::]:8201"\n'
         f'  tls_cert_file   = "{TLS_DIR}/tls.crt"\n'
         f'  tls_key_file    = "{TLS_DIR}/tls.key"\n'

@@ -20,10 +20,11 @@ from pulumi_policy import (
     ResourceValidationPolicy,
 )
 
+from infra.environments import declared
 from infra.policy.rules import RULES, Rule
 
 ENV_SCHEMA = PolicyConfigSchema(
-    properties={"environment": {"type": "string", "enum": ["staging", "production"], "default": "production"}}
+    properties={"environment": {"type": "string", "enum": list(declared().clusters), "default": "production"}}
 )
 
 

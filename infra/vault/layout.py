@@ -9,17 +9,19 @@ from dataclasses import dataclass
 from importlib import resources
 from string import Template
 
+from infra.environments import declared
+
 KV_MOUNT = "secret"
 KV_MAX_VERSIONS = 10
 JWT_MOUNT = "jwt"
 AUDIENCE = "vault"
-NAMESPACE = "spira"
+NAMESPACE = declared().workload_namespace
 # Short-lived tokens: a leaked token is useless within minutes, and workloads log in again on expiry.
 TOKEN_TTL_S = 15 * 60
 TOKEN_MAX_TTL_S = 60 * 60
 AUDIT_LOG_FILE = "audit.log"
 
-ENVIRONMENTS: tuple[str, ...] = ("local", "staging", "production")
+ENVIRONMENTS: tuple[str, ...] = declared().names
 
 
 @dataclass(frozen=True)

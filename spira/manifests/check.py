@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from itertools import combinations
 
-from spira.manifests import bootstrap, contracts, drift, render, schemas, semantic
+from infra.environments import declared
+from spira.manifests import bootstrap, contracts, drift, integrity, render, schemas, semantic
 from spira.manifests.checkov_scan import Checkov, CheckovCli, as_core_workloads
 from spira.manifests.semantic import Doc, Finding
 
@@ -37,32 +38,32 @@ def bootstrap_findings(rendered: dict[str, list[Doc]], version: str) -> list[Fin
     project, template = contracts.bootstrap_templates()
     out = schema_findings([project, template], "bootstrap", version)
     table = contracts.environments()
-    if sorted(table) != sorted(render.CLUSTER_ENVIRONMENTS):
-        out.append(
-            Finding(
-                "argocd",
-                "argocd/environments.yaml",
-                f"names {sorted(table)}, not the clusters {sorted(render.CLUSTER_ENVIRONMENTS)}",
-            )
-        )
     for env, entry in table.items():
+        # Each cluster of infra/environments.yaml is a Pulumi stack and an overlay; a cluster missing one
+        # would have a root Application and nothing to create or sync.
+        for needed in (f"Pulumi.{env}.yaml", f"{entry['overlay']}/kustomization.yaml"):
+            if not (render.REPO_ROOT / needed).is_file():
+                out.append(Finding("argocd", f"infra/environments.yaml {env}", f"{needed} does not exist"))
         if env not in rendered:
             continue
-        overlay = render.REPO_ROOT / entry["overlay"]
-        if overlay.resolve() != render.environment_dir(env).resolve():
-            out.append(
-                Finding(
-                    "argocd",
-                    f"argocd/environments.yaml {env}",
-                    f"overlay {entry['overlay']} is not the {env} overlay",
-                )
-            )
         app = bootstrap.root_application(
             template, env, entry["branch"], entry["overlay"], contracts.repo_url()
         )
         out += schema_findings([app], f"bootstrap {env}", version)
         out += bootstrap.check(project, app, rendered[env], env)
     return out
+
+
+def integrity_findings(rendered: dict[str, list[Doc]]) -> list[Finding]:
+    """Every cross-layer reference of each cluster resolves to what that cluster creates."""
+    return [
+        finding
+        for env in declared().clusters
+        if env in rendered
+        for finding in integrity.check(
+            integrity.live_inputs(env, rendered[env], render.REPO_ROOT), declared()
+        )
+    ]
 
 
 def drift_findings(rendered: dict[str, list[Doc]]) -> list[Finding]:
@@ -119,6 +120,7 @@ def run(
         rendered[env] = render.parse(texts[env])
         out += rendered_findings(env, rendered[env], version)
     out += semantic.kustomization_images(contracts.base_kustomization())
+    out += integrity_findings(rendered)
     out += bootstrap_findings(rendered, version)
     out += drift_findings(rendered)
     out += golden_findings(texts)

@@ -9,6 +9,8 @@ from typing import Any
 
 import yaml
 
+from infra import contracts as infra_contracts
+from infra.environments import declared
 from infra.vault import layout
 from spira.manifests import drift
 from spira.manifests.render import ARGOCD_DIR, REPO_ROOT
@@ -22,15 +24,16 @@ def _yaml(path: Path) -> Any:
     return yaml.safe_load(path.read_text())
 
 
-def gpu_pool(path: Path = REPO_ROOT / "infra" / "gpu_pool.yaml") -> GpuPool:
-    raw = _yaml(path)
+def gpu_pool() -> GpuPool:
+    """infra/gpu_pool.yaml as the checks compare it, parsed by the one parser the Pulumi program uses."""
+    contract = infra_contracts.gpu_pool()
     return GpuPool(
-        taint_key=str(raw["taint"]["key"]),
-        taint_value=str(raw["taint"]["value"]),
-        taint_effect=str(raw["taint"]["effect"]),
-        label_key=str(raw["label"]["key"]),
-        label_value=str(raw["label"]["value"]),
-        resource=str(raw["resource"]),
+        taint_key=contract.taint.key,
+        taint_value=contract.taint.value,
+        taint_effect=contract.taint.effect,
+        label_key=contract.label_key,
+        label_value=contract.label_value,
+        resource=contract.resource,
     )
 
 
@@ -71,8 +74,14 @@ def allowlist(path: Path = ARGOCD_DIR / "allowlist.yaml") -> list[drift.Allowed]
     return drift.parse_allowlist(_yaml(path))
 
 
-def environments(path: Path = ARGOCD_DIR / "environments.yaml") -> dict[str, dict[str, str]]:
-    return _yaml(path)
+def environments() -> dict[str, dict[str, str]]:
+    """Branch and overlay of each cluster environment, as infra/environments.yaml declares them."""
+    table = declared()
+    return {
+        name: {"branch": str(env.branch), "overlay": str(env.overlay)}
+        for name, env in table.environments.items()
+        if env.cluster
+    }
 
 
 def bootstrap_templates() -> tuple[dict[str, Any], dict[str, Any]]:

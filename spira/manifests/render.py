@@ -16,18 +16,20 @@ from typing import Any
 
 import yaml
 
+from infra.environments import declared
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ARGOCD_DIR = REPO_ROOT / "argocd"
 GOLDEN_DIR = ARGOCD_DIR / "golden"
 
-# What each environment renders. "local" is the base itself: the loopback Vault and local gate
-# thresholds, the spec the image tests run with podman.
+# What each environment of infra/environments.yaml renders: a cluster its overlay; the one environment
+# that is no cluster ("local") the base itself: the loopback Vault and local gate thresholds, the spec
+# the image tests run with podman.
 ENVIRONMENTS: Mapping[str, Path] = {
-    "local": ARGOCD_DIR / "base",
-    "staging": ARGOCD_DIR / "overlays" / "staging",
-    "production": ARGOCD_DIR / "overlays" / "production",
+    env.name: REPO_ROOT / env.overlay if env.overlay else ARGOCD_DIR / "base"
+    for env in declared().environments.values()
 }
-CLUSTER_ENVIRONMENTS: tuple[str, ...] = ("staging", "production")
+CLUSTER_ENVIRONMENTS: tuple[str, ...] = declared().clusters
 
 Doc = dict[str, Any]
 

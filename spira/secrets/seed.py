@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import hvac
 import hvac.exceptions
 
+from infra.environments import declared
 from infra.vault import layout
 from spira.secrets.objectstore import ObjectStoreAdmin
 
@@ -24,11 +25,8 @@ class EnvironmentEndpoints:
 
 
 def buckets(env: str) -> dict[str, str]:
-    return {
-        "features_bucket": f"spira-{env}-features",
-        "archive_bucket": f"spira-{env}-archive",
-        "artifacts_bucket": f"spira-{env}-mlflow",
-    }
+    """Secret key -> bucket, as infra/environments.yaml declares them (the object store creates the same)."""
+    return declared().buckets(env)
 
 
 def object_store_user(env: str, service: str) -> str:

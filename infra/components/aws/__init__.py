@@ -13,9 +13,12 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
+from infra.components.aws.autoscaler import NAMESPACE as AUTOSCALER_NAMESPACE
+from infra.components.aws.autoscaler import SERVICE_ACCOUNT as AUTOSCALER_SERVICE_ACCOUNT
+from infra.components.aws.autoscaler import ClusterAutoscaler, ClusterAutoscalerArgs
 from infra.components.aws.database import DB_NAME, DB_USER, Postgres, PostgresArgs
 from infra.components.aws.network_cluster import NetworkCluster, NetworkClusterArgs
-from infra.components.aws.node_pools import NodePools, NodePoolsArgs
+from infra.components.aws.node_pools import SYSTEM_LABEL, NodePools, NodePoolsArgs
 from infra.components.aws.registry import Registry, RegistryArgs
 from infra.components.platform import Database, Platform, VaultUnseal
 from infra.config import StackConfig
@@ -100,6 +103,22 @@ class AwsPlatform(pulumi.ComponentResource):
             allow_volume_expansion=True,
             reclaim_policy="Retain",
             opts=k8s_opts,
+        )
+
+        # Node autoscaling within each pool's min..max, with its own role (scale only this cluster's groups).
+        autoscaler_role = self.network.irsa_role(
+            f"{name}-cluster-autoscaler", AUTOSCALER_NAMESPACE, AUTOSCALER_SERVICE_ACCOUNT, tags
+        )
+        self.autoscaler = ClusterAutoscaler(
+            "cluster-autoscaler",
+            ClusterAutoscalerArgs(
+                cluster_name=cluster.name,
+                region=cfg.region,
+                role=autoscaler_role,
+                node_selector=SYSTEM_LABEL,
+                kube_provider=self.network.kube_provider,
+            ),
+            pulumi.ResourceOptions(parent=self, depends_on=[self.pools.system]),
         )
 
         # Vault auto-unseal: a KMS key only Vault's service account can use.

@@ -8,6 +8,7 @@ import pulumi
 import pulumi_aws as aws
 
 from infra import contracts
+from infra.components.aws.autoscaler import discovery_tags
 from infra.components.aws.iam import service_role
 from infra.config import GpuPool, Pool
 
@@ -16,6 +17,7 @@ NODE_POLICIES = (
     "arn:aws:iam::aws:policy/AmazonEKS_CNI_Policy",
     "arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryReadOnly",
 )
+SYSTEM_LABEL = {"spira.dev/pool": "system"}
 SYSTEM_AMI = "AL2023_x86_64_STANDARD"
 # EKS-optimised AL2023 with the NVIDIA driver and container toolkit; the device plugin does the rest.
 GPU_AMI = "AL2023_x86_64_NVIDIA"
@@ -37,6 +39,9 @@ class NodePools(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         contract = contracts.gpu_pool()
         role = service_role(f"{name}-node", "ec2.amazonaws.com", NODE_POLICIES, args.tags, child)
+        cluster_name = pulumi.Output.from_input(args.cluster_name)
+        # Every group carries the cluster autoscaler's discovery tags: it sizes each within min..max.
+        system_tags = cluster_name.apply(lambda n: {**args.tags, **discovery_tags(n)})
 
         self.system = aws.eks.NodeGroup(
             f"{name}-system",
@@ -52,9 +57,10 @@ class NodePools(pulumi.ComponentResource):
                 max_size=args.system.max_nodes,
             ),
             update_config=aws.eks.NodeGroupUpdateConfigArgs(max_unavailable=1),
-            labels={"spira.dev/pool": "system"},
-            tags=args.tags,
-            opts=child,
+            labels=SYSTEM_LABEL,
+            tags=system_tags,
+            # The autoscaler owns the desired size once the group exists.
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["scalingConfig.desiredSize"]),
         )
 
         per_node = contracts.gpus_per_node(args.gpu.instance_types)
@@ -81,14 +87,17 @@ class NodePools(pulumi.ComponentResource):
             # Only pods that tolerate the taint (the model) land on GPU nodes; they select them by label.
             taints=[aws.eks.NodeGroupTaintArgs(**contract.eks_taint)],
             labels=contract.node_selector,
-            tags={
-                **args.tags,
-                # Lets the cluster autoscaler scale the group up from zero for pods selecting the label.
-                f"k8s.io/cluster-autoscaler/node-template/label/{contract.label_key}": contract.label_value,
-                f"k8s.io/cluster-autoscaler/node-template/taint/{contract.taint.key}": (
-                    f"{contract.taint.value}:{contract.taint.effect}"
-                ),
-            },
+            tags=cluster_name.apply(
+                lambda n: {
+                    **args.tags,
+                    **discovery_tags(n),
+                    # Lets the cluster autoscaler scale the group up from zero for pods selecting the label.
+                    f"k8s.io/cluster-autoscaler/node-template/label/{contract.label_key}": contract.label_value,
+                    f"k8s.io/cluster-autoscaler/node-template/taint/{contract.taint.key}": (
+                        f"{contract.taint.value}:{contract.taint.effect}"
+                    ),
+                }
+            ),
             # The autoscaler owns the desired size once the group exists.
             opts=pulumi.ResourceOptions(parent=self, ignore_changes=["scalingConfig.desiredSize"]),
         )

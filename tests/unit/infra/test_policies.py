@@ -148,7 +148,8 @@ def test_every_helm_release_is_pinned_to_the_version_in_charts_yaml(stack_plan: 
     pins = yaml.safe_load((contracts.INFRA_DIR / "charts.yaml").read_text())["charts"]
     by_chart = {v["chart"]: v for v in pins.values()}
     releases = stack_plan.of_type(RELEASE)
-    assert len(releases) == 5
+    # every pinned chart is installed, but for the object-store engine the stack did not choose
+    assert {r.inputs["chart"] for r in releases} == set(by_chart) - {"minio"}
     for r in releases:
         pin = by_chart[r.inputs["chart"]]
         assert re.fullmatch(r"\d+\.\d+\.\d+", r.inputs["version"]), (

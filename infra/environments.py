@@ -1,0 +1,145 @@
+"""infra/environments.yaml parsed once: the environments and the names and addresses the layers share.
+
+Pure functions over one file in the repository (no Pulumi, no cloud), so the Pulumi program, the Vault
+layout, `spira secrets` and `spira manifests` all read the same values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+INFRA_DIR = Path(__file__).resolve().parent
+DECLARATION = INFRA_DIR / "environments.yaml"
+OVERLAYS_DIR = "argocd/overlays"
+
+
+class DeclarationError(ValueError):
+    """infra/environments.yaml is missing a value or holds a malformed one."""
+
+
+@dataclass(frozen=True)
+class Environment:
+    name: str
+    cluster: bool
+    # Cluster environments only: the branch the root Application follows and the overlay it syncs.
+    branch: str | None
+
+    @property
+    def overlay(self) -> str | None:
+        return f"{OVERLAYS_DIR}/{self.name}" if self.cluster else None
+
+
+@dataclass(frozen=True)
+class ServiceAddress:
+    """An in-cluster Service: `<service>.<namespace>.svc.cluster.local:<port>`."""
+
+    name: str
+    namespace: str
+    service: str
+    port: int
+    scheme: str
+    release: str | None  # the Helm release that creates it; None when the program creates the Service
+
+    @property
+    def host(self) -> str:
+        return f"{self.service}.{self.namespace}.svc.cluster.local"
+
+    @property
+    def url(self) -> str:
+        return f"{self.scheme}://{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class VaultCa:
+    configmap: str
+    key: str
+
+
+@dataclass(frozen=True)
+class Declaration:
+    environments: dict[str, Environment]
+    workload_namespace: str
+    services: dict[str, dict[str, Any]]
+    bucket_suffixes: dict[str, str]
+    vault_ca: VaultCa
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(self.environments)
+
+    @property
+    def clusters(self) -> tuple[str, ...]:
+        return tuple(name for name, env in self.environments.items() if env.cluster)
+
+    def environment(self, name: str) -> Environment:
+        try:
+            return self.environments[name]
+        except KeyError:
+            raise ValueError(
+                f"unknown environment {name!r}; expected one of {', '.join(self.names)}"
+            ) from None
+
+    def cluster(self, name: str) -> Environment:
+        env = self.environment(name)
+        if not env.cluster:
+            raise ValueError(
+                f"{name!r} is not a cluster environment; clusters are {', '.join(self.clusters)}"
+            )
+        return env
+
+    def service(self, name: str, engine: str | None = None) -> ServiceAddress:
+        """An in-cluster Service by its role (vault, mlflow, prometheus, objectstore with its engine)."""
+        raw = self.services.get(name)
+        if raw is None:
+            raise DeclarationError(f"infra/environments.yaml declares no service {name!r}")
+        if "engines" in raw:
+            if engine not in raw["engines"]:
+                raise DeclarationError(f"infra/environments.yaml: service {name!r} has no engine {engine!r}")
+            raw = {**raw, **raw["engines"][engine]}
+        return ServiceAddress(
+            name=name,
+            namespace=str(raw["namespace"]),
+            service=str(raw["service"]),
+            port=int(raw["port"]),
+            scheme=str(raw["scheme"]),
+            release=raw.get("release"),
+        )
+
+    def buckets(self, env: str) -> dict[str, str]:
+        """Secret key -> bucket name of an environment (`spira-<env>-<suffix>`)."""
+        self.environment(env)
+        return {key: f"spira-{env}-{suffix}" for key, suffix in self.bucket_suffixes.items()}
+
+
+def parse(raw: Any) -> Declaration:
+    try:
+        environments = {
+            str(name): Environment(
+                name=str(name),
+                cluster=bool(entry["cluster"]),
+                branch=str(entry["branch"]) if entry.get("cluster") else None,
+            )
+            for name, entry in raw["environments"].items()
+        }
+        return Declaration(
+            environments=environments,
+            workload_namespace=str(raw["workload_namespace"]),
+            services=dict(raw["services"]),
+            bucket_suffixes={str(k): str(v) for k, v in raw["buckets"].items()},
+            vault_ca=VaultCa(str(raw["vault_ca"]["configmap"]), str(raw["vault_ca"]["key"])),
+        )
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise DeclarationError(f"infra/environments.yaml lacks {exc}") from exc
+
+
+@cache
+def declared() -> Declaration:
+    """The repository's declaration (read once per process)."""
+    if not DECLARATION.is_file():
+        raise DeclarationError(f"{DECLARATION} is missing")
+    return parse(yaml.safe_load(DECLARATION.read_text()))

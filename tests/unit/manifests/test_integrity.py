@@ -1,0 +1,135 @@
+"""Every cross-layer reference resolves to what the same environment creates (spira.manifests.integrity).
+
+The recorded references of 2026-12-06 keep the check honest: it must keep finding the defects the tree
+had then (a Prometheus nothing installed, a namespace nothing created, buckets named differently by the
+seeding and by the object store). The live tree must have none.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from infra.environments import declared
+from spira.manifests import integrity, render
+
+DEFECTS = Path(__file__).parent / "data" / "integrity-defects-2026-12-06.yaml"
+
+
+def recorded() -> integrity.Inputs:
+    return integrity.Inputs(**yaml.safe_load(DEFECTS.read_text()))
+
+
+def messages(inputs: integrity.Inputs) -> list[str]:
+    return [str(f) for f in integrity.check(inputs, declared())]
+
+
+def test_the_references_recorded_on_2026_12_06_fail_on_prometheus_the_monitoring_namespace_and_buckets():
+    found = messages(recorded())
+    assert len(found) == 6, "\n".join(found)
+    assert any("'http://prometheus-server.monitoring.svc.cluster.local:80': no Service" in m for m in found)
+    assert any("release 'prometheus' in namespace 'monitoring' is not installed" in m for m in found)
+    assert any("namespace 'monitoring' is not created in staging" in m for m in found)
+    for bucket in ("spira-staging-features", "spira-staging-archive", "spira-staging-mlflow"):
+        assert any(f"bucket {bucket!r} is not created by the object store" in m for m in found), bucket
+
+
+@pytest.mark.parametrize("env", declared().clusters)
+def test_every_cross_layer_reference_of_each_cluster_resolves(env: str):
+    inputs = integrity.live_inputs(env, render.render_docs(env), render.REPO_ROOT)
+    assert messages(inputs) == []
+
+
+def _fixed() -> integrity.Inputs:
+    """The recorded references with the three defects repaired by hand: the check then finds nothing,
+    so each test below isolates one broken reference."""
+    inputs = recorded()
+    inputs.resources.append(
+        {
+            "type": integrity.RELEASE,
+            "name": "prometheus",
+            "inputs": {
+                "name": "prometheus",
+                "namespace": "monitoring",
+                "chart": "prometheus",
+                "version": "1.0.0",
+            },
+        }
+    )
+    inputs.charts["prometheus"] = {"repo": "https://example.org", "chart": "prometheus", "version": "1.0.0"}
+    store = next(r for r in inputs.resources if r["name"] == "objectstore" and r["type"] == integrity.RELEASE)
+    store["inputs"]["values"]["s3"]["createBuckets"] = [
+        {"name": name} for name in declared().buckets("staging").values()
+    ]
+    return inputs
+
+
+def test_the_recorded_references_pass_once_prometheus_and_the_buckets_exist():
+    assert messages(_fixed()) == []
+
+
+def _rollout_env(inputs: integrity.Inputs, name: str, value: str) -> None:
+    rollout = next(d for d in inputs.docs if d["kind"] == "Rollout")
+    for e in rollout["spec"]["template"]["spec"]["containers"][0]["env"]:
+        if e["name"] == name:
+            e["value"] = value
+
+
+def test_a_vault_role_the_cluster_does_not_create_is_found():
+    inputs = _fixed()
+    _rollout_env(inputs, "VAULT_ROLE", "spira-stagin-serving")
+    assert messages(inputs) == [
+        "[integrity] staging: Rollout/spira-model spec.template container model: "
+        "Vault role 'spira-stagin-serving' is not created in staging"
+    ]
+
+
+def test_a_secret_path_the_roles_policies_do_not_grant_is_found():
+    inputs = _fixed()
+    _rollout_env(inputs, "VAULT_SECRET_PATH", "secret/spira/staging/training")
+    (found,) = messages(inputs)
+    assert "do not grant reading 'secret/spira/staging/training'" in found
+
+
+def test_a_pod_whose_service_account_the_role_is_not_bound_to_is_found():
+    inputs = _fixed()
+    rollout = next(d for d in inputs.docs if d["kind"] == "Rollout")
+    rollout["spec"]["template"]["spec"]["serviceAccountName"] = "default"
+    (found,) = messages(inputs)
+    assert "is bound to 'system:serviceaccount:spira:spira-serving'" in found
+
+
+def test_a_service_port_that_does_not_exist_is_found():
+    inputs = _fixed()
+    rollout = next(d for d in inputs.docs if d["kind"] == "Rollout")
+    pre = rollout["spec"]["strategy"]["blueGreen"]["prePromotionAnalysis"]["args"][0]
+    pre["value"] = "http://spira-model-preview.spira.svc.cluster.local:8080"
+    (found,) = messages(inputs)
+    assert "Service spira/spira-model-preview has ports [3000], not 8080" in found
+
+
+def test_a_secret_key_the_mlflow_agent_reads_but_nobody_seeds_is_found():
+    inputs = _fixed()
+    del inputs.seeded["mlflow"]["artifacts_bucket"]
+    found = messages(inputs)
+    assert any("plan mlflow-server" in m and "reads ['artifacts_bucket']" in m for m in found), found
+    assert any("seeded secret mlflow: lacks ['artifacts_bucket']" in m for m in found), found
+
+
+def test_a_release_whose_chart_is_not_pinned_is_found():
+    inputs = _fixed()
+    del inputs.charts["prometheus"]
+    assert messages(inputs) == [
+        "[integrity] staging: plan release prometheus: chart prometheus 1.0.0 is not pinned in infra/charts.yaml"
+    ]
+
+
+def test_gate_thresholds_without_a_file_are_found():
+    inputs = copy.deepcopy(_fixed())
+    inputs.thresholds.remove("staging")
+    assert messages(inputs) == [
+        "[integrity] staging: AnalysisTemplate/spira-gate args.thresholds: no loadtests/thresholds/staging.yaml"
+    ]
