@@ -30,6 +30,7 @@ MaxPool (~45%), the scalar Mish kernel (~30%), oneDNN's convolutions and GroupNo
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
 from collections.abc import Iterator
@@ -53,7 +54,14 @@ DEFAULT_GEMM_COLUMNS = 16384
 
 
 class UnsupportedModuleError(ValueError):
-    """A module whose layer sequence is not SpiraConvV2's."""
+    """The module computes something the fast path does not reproduce; raised at build time, never later.
+
+    `layer` names the first layer (or operation) of its forward pass that the rewrite does not know, as the
+    module names it ("conv.2", "fc1", "transpose"); None when the module as a whole does not fit."""
+
+    def __init__(self, message: str, layer: str | None = None) -> None:
+        super().__init__(message)
+        self.layer = layer
 
 
 @dataclass(frozen=True)
@@ -95,69 +103,221 @@ def _pair(v) -> tuple[int, int]:
     return (v, v) if isinstance(v, int) else tuple(v)
 
 
-def _blocks_from(conv: nn.Sequential) -> list[_Block]:
-    """Read SpiraConvV2's conv stack into blocks, refusing any layer the rewrite does not reproduce."""
-    layers = list(conv)
-    blocks: list[_Block] = []
-    i = 0
-    while i < len(layers):
-        c, gn, act = ([*layers[i : i + 3], None, None, None])[:3]
-        if not (isinstance(c, nn.Conv2d) and isinstance(gn, nn.GroupNorm) and isinstance(act, nn.Mish)):
-            raise UnsupportedModuleError(
-                f"layer {i}: expected Conv2d, GroupNorm, Mish, got {layers[i : i + 3]}"
-            )
-        if (c.kernel_size[1], c.stride, _pair(c.padding), c.dilation[1], c.groups) != (
-            1,
-            (1, 1),
-            (0, 0),
-            1,
-            1,
-        ):
-            raise UnsupportedModuleError(
-                f"layer {i}: only (k, 1) convolutions without stride, padding or groups"
-            )
-        if not gn.affine:
-            raise UnsupportedModuleError(f"layer {i + 1}: GroupNorm without affine parameters")
-        i += 3
-        pool = False
-        if i < len(layers) and isinstance(layers[i], nn.MaxPool2d):
-            mp = layers[i]
-            shape = (
-                _pair(mp.kernel_size),
-                _pair(mp.stride),
-                _pair(mp.padding),
-                _pair(mp.dilation),
-                mp.ceil_mode,
-            )
-            if shape != ((2, 1), (2, 1), (0, 0), (1, 1), False):
-                raise UnsupportedModuleError(f"layer {i}: only MaxPool2d((2, 1))")
-            pool, i = True, i + 1
-        if i < len(layers) and isinstance(layers[i], nn.Dropout):
-            i += 1  # the identity in eval mode
-        w = c.weight.detach().to(torch.float64)[..., 0]  # [C_out, C_in, k]
-        b = (
-            c.bias.detach().to(torch.float64)
-            if c.bias is not None
-            else torch.zeros(w.shape[0], dtype=torch.float64)
+@dataclass(frozen=True)
+class _Layer:
+    """One step of the module's traced forward pass: a submodule call or a tensor operation."""
+
+    name: str  # the submodule's qualified name ("conv.2"), or the operation's ("transpose")
+    what: str  # the submodule's class, or the operation
+    args: tuple  # the traced arguments after the input
+    module: nn.Module | None = None
+
+    def refuse(self, expected: str) -> UnsupportedModuleError:
+        return UnsupportedModuleError(
+            f"layer '{self.name}' ({self.what}) is not supported by the fast path: expected {expected}",
+            layer=self.name,
         )
-        in_scale = 1.0 if not blocks else LN2  # a previous block hands on log2(e)·mish
-        blocks.append(
-            _Block(
-                taps=(w * in_scale).permute(2, 0, 1).to(torch.float32).contiguous(),
-                bias=b.to(torch.float32).reshape(-1, 1).contiguous(),
-                weight64=w.reshape(w.shape[0], -1).numpy().copy(),
-                bias64=b.numpy().copy(),
-                dilation=int(c.dilation[0]),
-                groups=int(gn.num_groups),
-                eps=float(gn.eps),
-                gamma=gn.weight.detach().to(torch.float32).clone(),
-                beta=gn.bias.detach().to(torch.float32).clone(),
-                pool=pool,
-            )
+
+
+_IDENTITY_IN_EVAL = (nn.Dropout, nn.Identity)
+
+
+def _op_name(node) -> str:
+    """ "sub" for operator.sub and torch.sub alike, "sigmoid" for torch.sigmoid and Tensor.sigmoid."""
+    target = node.target
+    return target if isinstance(target, str) else getattr(target, "__name__", str(target))
+
+
+def _reads_shape(node) -> bool:
+    return node.op == "call_method" and node.target == "size"
+
+
+def _trace(model: nn.Module) -> tuple[list[_Layer], dict[str, torch.Tensor]]:
+    """The forward pass as one chain of layers (each consumes the previous one's output), and the module's
+    tensors that operations read (the input standardisation buffers)."""
+    import torch.fx
+
+    try:
+        graph = torch.fx.symbolic_trace(model).graph
+    except Exception as exc:  # data-dependent control flow, untraceable calls: nothing to derive from
+        raise UnsupportedModuleError(
+            f"{type(model).__name__}'s forward cannot be traced into layers: {type(exc).__name__}: {exc}"
+        ) from exc
+    inputs = [n for n in graph.nodes if n.op == "placeholder"]
+    if len(inputs) != 1:
+        raise UnsupportedModuleError(f"{type(model).__name__}.forward takes {len(inputs)} inputs, not one")
+    tensors: dict[str, torch.Tensor] = {}
+    layers: list[_Layer] = []
+    previous = inputs[0]
+    for node in graph.nodes:
+        if node.op == "get_attr":
+            tensors[node.name] = functools.reduce(getattr, node.target.split("."), model)
+            continue
+        if node.op in ("placeholder", "output") or _reads_shape(node):
+            continue  # shapes are read, not computed
+        if node.op == "call_module":
+            module = model.get_submodule(node.target)
+            layer = _Layer(node.target, type(module).__name__, tuple(node.args[1:]), module)
+        else:
+            layer = _Layer(node.name, _op_name(node), tuple(node.args[1:]))
+        consumers = [u for u in previous.users if not _reads_shape(u)]
+        if not node.args or node.args[0] is not previous or consumers != [node]:
+            raise layer.refuse("one chain of layers, each taking the previous one's output alone")
+        layers.append(layer)
+        previous = node
+    return layers, tensors
+
+
+class _Layers:
+    """A cursor over the traced chain."""
+
+    def __init__(self, layers: list[_Layer]) -> None:
+        self.layers, self.i = layers, 0
+
+    def peek(self) -> _Layer | None:
+        return self.layers[self.i] if self.i < len(self.layers) else None
+
+    def take(self, *kinds) -> _Layer | None:
+        """The next layer if it is one of `kinds` (module classes or operation names), else None."""
+        layer = self.peek()
+        if layer is None:
+            return None
+        # a module's exact class: a subclass may compute something else in its own forward
+        matches = any(
+            (layer.module is not None and type(layer.module) is kind)
+            or (layer.module is None and layer.what == kind)
+            for kind in kinds
         )
-    if not blocks:
-        raise UnsupportedModuleError("no conv blocks")
-    return blocks
+        if matches:
+            self.i += 1
+            return layer
+        return None
+
+    def expect(self, expected: str, *kinds) -> _Layer:
+        layer = self.take(*kinds)
+        if layer is None:
+            nxt = self.peek()
+            if nxt is None:
+                raise UnsupportedModuleError(f"the forward pass ends where the fast path expects {expected}")
+            raise nxt.refuse(expected)
+        return layer
+
+    def skip_identities(self) -> None:
+        while self.take(*_IDENTITY_IN_EVAL) is not None:
+            pass
+
+
+def _input_affine(
+    layers: _Layers, tensors: dict[str, torch.Tensor], n_features: int
+) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """(x − mean) · scale from per-coefficient tensors, as SpiraConvV2's standardisation buffers; None when
+    it is the identity or absent."""
+    mean = torch.zeros(n_features)
+    scale = torch.ones(n_features)
+    for op, target in (("sub", mean), ("mul", scale)):
+        layer = layers.take(op)
+        if layer is None:
+            continue
+        value = tensors.get(getattr(layer.args[0], "name", None)) if len(layer.args) == 1 else None
+        if value is None or tuple(value.shape) != (n_features,):
+            raise layer.refuse(f"a {op} by a tensor of the module of shape [{n_features}]")
+        target.copy_(value.detach().to(torch.float32))
+    if not bool(mean.any()) and bool((scale == 1).all()):
+        return None
+    return mean, scale
+
+
+def _block(layers: _Layers, first: bool) -> _Block:
+    """Conv2d((k, 1)) → GroupNorm → Mish → [MaxPool2d((2, 1))], dropouts anywhere between (eval: identity)."""
+    conv = layers.take(nn.Conv2d)
+    assert conv is not None
+    c: nn.Conv2d = conv.module
+    if (c.kernel_size[1], c.stride, _pair(c.padding), c.dilation[1], c.groups, c.padding_mode) != (
+        1,
+        (1, 1),
+        (0, 0),
+        1,
+        1,
+        "zeros",
+    ):
+        raise conv.refuse("a (k, 1) convolution without stride, padding or groups")
+    if first and c.in_channels != 1:
+        raise conv.refuse("one input channel in the first convolution (the window)")
+    layers.skip_identities()
+    norm = layers.expect("GroupNorm after a convolution", nn.GroupNorm)
+    gn: nn.GroupNorm = norm.module
+    if not gn.affine or gn.num_channels != c.out_channels:
+        raise norm.refuse(f"GroupNorm with affine parameters over the {c.out_channels} channels")
+    layers.skip_identities()
+    layers.expect("Mish after GroupNorm", nn.Mish)
+    layers.skip_identities()
+    pool = layers.take(nn.MaxPool2d)
+    if pool is not None:
+        mp: nn.MaxPool2d = pool.module
+        shape = (
+            _pair(mp.kernel_size),
+            _pair(mp.stride),
+            _pair(mp.padding),
+            _pair(mp.dilation),
+            mp.ceil_mode,
+            mp.return_indices,
+        )
+        if shape != ((2, 1), (2, 1), (0, 0), (1, 1), False, False):
+            raise pool.refuse("MaxPool2d((2, 1))")
+        layers.skip_identities()
+    w = c.weight.detach().to(torch.float64)[..., 0]  # [C_out, C_in, k]
+    b = (
+        c.bias.detach().to(torch.float64)
+        if c.bias is not None
+        else torch.zeros(w.shape[0], dtype=torch.float64)
+    )
+    in_scale = 1.0 if first else LN2  # a previous block hands on log2(e)·mish
+    return _Block(
+        taps=(w * in_scale).permute(2, 0, 1).to(torch.float32).contiguous(),
+        bias=b.to(torch.float32).reshape(-1, 1).contiguous(),
+        weight64=w.reshape(w.shape[0], -1).numpy().copy(),
+        bias64=b.numpy().copy(),
+        dilation=int(c.dilation[0]),
+        groups=int(gn.num_groups),
+        eps=float(gn.eps),
+        gamma=gn.weight.detach().to(torch.float32).clone(),
+        beta=gn.bias.detach().to(torch.float32).clone(),
+        pool=pool is not None,
+    )
+
+
+def _flatten(layers: _Layers) -> bool:
+    """[B, C, T', F] → [B, C·T'·F]; True when the module flattens in [T', C, F] order (SpiraConvV2's)."""
+    transposed = layers.take("transpose")
+    if transposed is not None and tuple(transposed.args) not in ((1, 2), (2, 1)):
+        raise transposed.refuse("transpose(1, 2): channels and time swapped before the flatten")
+    layers.take("contiguous")
+    flat = layers.expect(
+        "a flatten of each window's features (view, reshape or flatten)", "view", "reshape", "flatten"
+    )
+    if flat.what == "flatten" and tuple(flat.args) not in ((1,), (1, -1)):
+        raise flat.refuse("flatten(1)")
+    if flat.what in ("view", "reshape") and (len(flat.args) != 2 or flat.args[1] != -1):
+        raise flat.refuse(f"{flat.what}(batch, -1)")
+    return transposed is not None
+
+
+def _head(layers: _Layers) -> list[nn.Linear]:
+    """Linear (→ Mish → Linear)* → sigmoid, dropouts anywhere (eval: identity); one output per window."""
+    linears = [layers.expect("a Linear layer after the flatten", nn.Linear).module]
+    layers.skip_identities()
+    while layers.take(nn.Mish, "mish") is not None:
+        layers.skip_identities()
+        linears.append(layers.expect("a Linear layer after Mish", nn.Linear).module)
+        layers.skip_identities()
+    layers.expect("Mish or sigmoid after a Linear layer", "sigmoid")
+    if layers.peek() is not None:
+        raise layers.peek().refuse("nothing after the final sigmoid")
+    if linears[-1].out_features != 1:
+        raise UnsupportedModuleError(
+            f"the last Linear layer gives {linears[-1].out_features} outputs, the fast path one", layer=None
+        )
+    return linears
 
 
 def _mish2_(z: torch.Tensor, tmp: torch.Tensor) -> torch.Tensor:
@@ -189,16 +349,17 @@ class FastSpiraConvV2:
         blocks: list[_Block],
         input_frames: int,
         n_features: int,
-        fc1: nn.Linear,
-        fc2: nn.Linear,
+        head: list[nn.Linear],
+        flatten_time_first: bool = True,
+        input_affine: tuple[torch.Tensor, torch.Tensor] | None = None,
         chunk: int = DEFAULT_CHUNK,
         segment: int = DEFAULT_SEGMENT,
         gemm_columns: int = DEFAULT_GEMM_COLUMNS,
     ) -> None:
         if chunk < 1 or segment < 1:
             raise ValueError("chunk and segment must be at least 1")
-        if blocks[0].c_in != 1:
-            raise UnsupportedModuleError("the first conv block must have one input channel")
+        if not blocks:
+            raise UnsupportedModuleError("no convolution block before the flatten")
         self.blocks = blocks
         self.input_frames = int(input_frames)
         self.n_features = int(n_features)
@@ -208,25 +369,36 @@ class FastSpiraConvV2:
         frames = self.input_frames
         for blk in blocks:
             if blk.conv_frames(frames) < 1:
-                raise ValueError(f"input of {input_frames} frames is too short for this network")
+                raise UnsupportedModuleError(f"input of {input_frames} frames is too short for this network")
             frames = blk.next_frames(frames)
         if frames < 1:
-            raise ValueError(f"input of {input_frames} frames is too short for this network")
+            raise UnsupportedModuleError(f"input of {input_frames} frames is too short for this network")
         self.out_frames = frames
         c_last = blocks[-1].c_out
-        w1 = fc1.weight.detach().to(torch.float64)
+        w1 = head[0].weight.detach().to(torch.float64)
         if w1.shape[1] != frames * c_last * n_features:
             raise UnsupportedModuleError(
-                f"fc1 takes {w1.shape[1]} inputs, the conv stack gives {frames * c_last * n_features}"
+                f"the first Linear layer takes {w1.shape[1]} inputs, the conv stack gives"
+                f" {frames * c_last * n_features}"
             )
-        # eager flattens [T', C, F]; ours flatten [C, T', F]; the last block hands on log2(e)·mish
-        w1 = w1.reshape(-1, frames, c_last, n_features).permute(0, 2, 1, 3).reshape(w1.shape[0], -1) * LN2
-        self.fc1_wt = w1.t().to(torch.float32).contiguous()  # [in, hidden]
-        self.fc1_b = fc1.bias.detach().to(torch.float32).clone()
-        self.fc2_wt = fc2.weight.detach().to(torch.float32).t().contiguous()  # [hidden, 1]
-        self.fc2_b = fc2.bias.detach().to(torch.float32).clone()
-        # SpiraConvV2's fixed input affine, (x − mean) · scale; None when it is the identity
-        self.input_affine: tuple[torch.Tensor, torch.Tensor] | None = None
+        if flatten_time_first:  # the module flattens [T', C, F]; ours flatten [C, T', F]
+            w1 = w1.reshape(-1, frames, c_last, n_features).permute(0, 2, 1, 3).reshape(w1.shape[0], -1)
+        # (weight transposed [in, out], bias) per Linear layer; Mish between them, sigmoid after the last.
+        # The last block hands on log2(e)·mish, so the first layer's weights carry ln 2.
+        self.head = [
+            (
+                (w1 * LN2 if i == 0 else layer.weight.detach().to(torch.float64))
+                .t()
+                .to(torch.float32)
+                .contiguous(),
+                (layer.bias.detach() if layer.bias is not None else torch.zeros(layer.out_features))
+                .to(torch.float32)
+                .clone(),
+            )
+            for i, layer in enumerate(head)
+        ]
+        # the module's fixed input affine, (x − mean) · scale; None when it is the identity
+        self.input_affine = input_affine
         first_block = blocks[0]
         # block 1's moments as differences of prefix sums: entry (i, j) sums prefix row `lags` (the lagged
         # products q_|i-j|; row k: plain frame sums, for the means) from frame `first` over t_conv frames
@@ -250,27 +422,37 @@ class FastSpiraConvV2:
         segment: int = DEFAULT_SEGMENT,
         gemm_columns: int = DEFAULT_GEMM_COLUMNS,
     ) -> FastSpiraConvV2:
-        """Copy the weights of a SpiraConvV2 (train or eval mode; the copy always computes eval mode)."""
-        for name in ("conv", "fc1", "fc2", "input_frames", "n_features"):
+        """Derive the rewrite from a module's forward pass, layer by layer (train or eval mode; the copy always
+        computes eval mode): input standardisation, Conv2d → GroupNorm → Mish → [MaxPool2d] blocks, flatten,
+        Linear → Mish → ... → Linear → sigmoid, dropouts anywhere. Raises UnsupportedModuleError naming the
+        first layer it does not reproduce. The window's shape comes from `input_frames` and `n_features`."""
+        for name in ("input_frames", "n_features"):
             if not hasattr(model, name):
-                raise UnsupportedModuleError(f"not a SpiraConvV2: no attribute {name!r}")
-        fast = cls(
-            _blocks_from(model.conv),
+                raise UnsupportedModuleError(
+                    f"not a SpiraConvV2-like module: no attribute {name!r} (the window shape)"
+                )
+        chain, tensors = _trace(model)
+        layers = _Layers(chain)
+        affine = _input_affine(layers, tensors, int(model.n_features))
+        channel = layers.expect("unsqueeze(1): the window as one input channel", "unsqueeze")
+        if tuple(channel.args) != (1,):
+            raise channel.refuse("unsqueeze(1)")
+        blocks: list[_Block] = []
+        while layers.peek() is not None and type(layers.peek().module) is nn.Conv2d:
+            blocks.append(_block(layers, first=not blocks))
+        time_first = _flatten(layers)
+        head = _head(layers)
+        return cls(
+            blocks,
             model.input_frames,
             model.n_features,
-            model.fc1,
-            model.fc2,
+            head,
+            time_first,
+            affine,
             chunk,
             segment,
             gemm_columns,
         )
-        mean, scale = getattr(model, "input_mean", None), getattr(model, "input_scale", None)
-        if mean is not None and scale is not None and (bool(mean.any()) or not bool((scale == 1).all())):
-            fast.input_affine = (
-                mean.detach().to(torch.float32).clone(),
-                scale.detach().to(torch.float32).clone(),
-            )
-        return fast
 
     @contextmanager
     def _workspace(self) -> Iterator[_Workspace]:
@@ -399,8 +581,10 @@ class FastSpiraConvV2:
         for idx, blk in enumerate(self.blocks[1:], start=1):
             h, frames = self._block(h, frames, blk, idx, ws)
         feats = h.permute(2, 0, 1, 3).reshape(x.shape[0], -1)  # [B, C·T'·F]
-        hidden = TF.mish(torch.addmm(self.fc1_b, feats, self.fc1_wt))
-        return torch.sigmoid(torch.addmm(self.fc2_b, hidden, self.fc2_wt)).reshape(-1)
+        out = feats
+        for i, (weight_t, bias) in enumerate(self.head):
+            out = torch.addmm(bias, out if i == 0 else TF.mish(out), weight_t)
+        return torch.sigmoid(out).reshape(-1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: [B, input_frames, n_features] → probabilities [B] float32."""

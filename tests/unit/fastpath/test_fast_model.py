@@ -209,10 +209,101 @@ def test_windows_of_the_wrong_shape_are_refused():
         fast.predict(np.zeros((1, 400, 40), np.float32))
 
 
-def test_a_module_that_is_not_spiraconv_v2_is_refused():
+def test_a_module_that_is_not_spiraconv_v2_is_refused_naming_the_layer():
     model = _model(FeatureParams(), seed=0)
     model.conv[2] = nn.ReLU()  # Mish replaced: the rewrite would compute another function
-    with pytest.raises(UnsupportedModuleError, match="expected Conv2d, GroupNorm, Mish"):
+    with pytest.raises(UnsupportedModuleError, match=r"layer 'conv\.2' \(ReLU\)") as caught:
         FastSpiraConvV2.from_module(model)
+    assert caught.value.layer == "conv.2"
     with pytest.raises(UnsupportedModuleError, match="not a SpiraConvV2"):
         FastSpiraConvV2.from_module(nn.Linear(3, 1))
+
+
+class _Variant(nn.Module):
+    """A SpiraConvV2-like network of another shape: other channels, kernels, dilations and groups, a block
+    without pooling in the middle, dropout before the pool, no bias in one conv, flatten without the time
+    transpose and two hidden layers. `extra` is inserted after the second GroupNorm."""
+
+    def __init__(self, frames: int = 201, features: int = 24, extra: nn.Module | None = None) -> None:
+        super().__init__()
+        self.input_frames, self.n_features = frames, features
+        self.register_buffer("input_mean", torch.linspace(-3.0, 2.0, features))
+        self.register_buffer("input_scale", torch.linspace(0.5, 1.5, features))
+        self.conv = nn.Sequential(
+            nn.Conv2d(1, 12, kernel_size=(5, 1), dilation=(3, 1)),
+            nn.GroupNorm(3, 12),
+            nn.Mish(),
+            nn.Dropout(0.3),
+            nn.MaxPool2d(kernel_size=(2, 1)),
+            nn.Conv2d(12, 6, kernel_size=(4, 1), bias=False),
+            nn.GroupNorm(2, 6),
+            *([extra] if extra is not None else []),
+            nn.Mish(),
+            nn.Conv2d(6, 10, kernel_size=(3, 1), dilation=(2, 1)),
+            nn.GroupNorm(5, 10),
+            nn.Mish(),
+            nn.MaxPool2d(kernel_size=(2, 1)),
+        )
+        with torch.no_grad():
+            out = self.conv(torch.zeros(1, 1, frames, features))
+        self.fc1 = nn.Linear(out.numel(), 30)
+        self.fc2 = nn.Linear(30, 7)
+        self.fc3 = nn.Linear(7, 1)
+        self.act = nn.Mish()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = (x - self.input_mean) * self.input_scale
+        x = torch.flatten(self.conv(x.unsqueeze(1)), 1)
+        x = self.act(self.fc1(x))
+        x = nn.functional.mish(self.fc2(x))
+        return torch.sigmoid(self.fc3(x))
+
+
+def test_another_block_configuration_is_derived_from_its_layers_and_matches_eager():
+    torch.manual_seed(5)
+    model = _Variant().eval()
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.GroupNorm):
+                m.weight.normal_(0.0, 1.0)
+                m.bias.normal_(0.0, 0.5)
+    fast = FastSpiraConvV2.from_module(model)
+    assert [(b.c_in, b.c_out, b.kernel, b.dilation, b.groups, b.pool) for b in fast.blocks] == [
+        (1, 12, 5, 3, 3, True),
+        (12, 6, 4, 1, 2, False),
+        (6, 10, 3, 2, 5, True),
+    ]
+    x = np.random.default_rng(5).normal(0.0, 10.0, (9, 201, 24)).astype(np.float32)
+    worst = np.max(np.abs(fast.predict(x) - predict_windows(model, x)))
+    assert worst <= ATOL
+
+
+@pytest.mark.parametrize(
+    ("extra", "name"),
+    [(nn.ReLU(), "conv.7"), (nn.BatchNorm2d(6), "conv.7"), (nn.Conv2d(6, 6, 1), "conv.7")],
+)
+def test_a_model_with_an_extra_layer_is_refused_at_build_time_naming_that_layer(extra, name):
+    with pytest.raises(UnsupportedModuleError) as caught:
+        FastSpiraConvV2.from_module(_Variant(extra=extra))
+    assert caught.value.layer == name
+    assert f"'{name}' ({type(extra).__name__})" in str(caught.value)
+
+
+def test_an_operation_the_rewrite_does_not_know_is_refused_naming_it():
+    class Scaled(_Variant):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return super().forward(x * 2.0)
+
+    with pytest.raises(UnsupportedModuleError, match=r"layer 'mul' \(mul\)") as caught:
+        FastSpiraConvV2.from_module(Scaled())
+    assert caught.value.layer == "mul"
+
+
+def test_a_branching_forward_pass_is_refused():
+    class Residual(_Variant):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            h = self.act(self.fc1(torch.flatten(self.conv(x.unsqueeze(1)), 1)))
+            return torch.sigmoid(self.fc3(self.fc2(h) + h[:, :7]))
+
+    with pytest.raises(UnsupportedModuleError, match="one chain of layers"):
+        FastSpiraConvV2.from_module(Residual())
