@@ -10,9 +10,13 @@ from collections.abc import Callable, Iterable
 from itertools import combinations
 
 from infra.environments import declared
-from spira.manifests import bootstrap, contracts, drift, integrity, render, schemas, semantic
+from spira.manifests import bootstrap, contracts, drift, generate, integrity, render, schemas, semantic
 from spira.manifests.checkov_scan import Checkov, CheckovCli, as_core_workloads
 from spira.manifests.semantic import Doc, Finding
+
+GENERATED_STALE = (
+    "differs from what infra/environments.yaml and the stacks generate; run `spira manifests golden`"
+)
 
 
 def schema_findings(docs: Iterable[Doc], where: str, version: str) -> list[Finding]:
@@ -110,7 +114,10 @@ def run(
     version = contracts.kubernetes_version()
     texts: dict[str, str] = {}
     rendered: dict[str, list[Doc]] = {}
-    out: list[Finding] = []
+    out: list[Finding] = [
+        Finding("generated", str(path.relative_to(render.REPO_ROOT)), GENERATED_STALE)
+        for path in generate.stale()
+    ]
     for env in envs:
         try:
             texts[env] = renderer(env)

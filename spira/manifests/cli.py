@@ -42,9 +42,12 @@ def check_cmd() -> None:
 
 @app.command("golden")
 def golden_cmd() -> None:
-    """Re-render the golden files under argocd/golden/ (review the diff before committing it)."""
-    from spira.manifests import render
+    """Regenerate the declared patches, then re-render the golden files under argocd/golden/ (review the
+    diff before committing it)."""
+    from spira.manifests import generate, render
 
+    for path in generate.write():
+        typer.echo(f"wrote {path.relative_to(render.REPO_ROOT)}")
     for env in render.ENVIRONMENTS:
         path = render.write_golden(env)
         typer.echo(f"wrote {path.relative_to(render.REPO_ROOT)}")

@@ -385,3 +385,100 @@ def test_the_crossguard_rules_find_nothing_in_either_stack(stack_plan: Plan) -> 
         for rule, msg in rules.check(r.type, r.inputs, stack_plan.stack)
     ]
     assert violations == []
+
+
+# ------------------------------------------------------------------------------------ node autoscaling
+def _tags(r: Recorded) -> dict[str, str]:
+    return r.state.get("tags") or r.inputs.get("tags") or {}
+
+
+def test_a_pool_whose_min_and_max_differ_is_scaled_by_the_cluster_autoscaler(stack_plan: Plan) -> None:
+    cluster = stack_plan.one("aws:eks/cluster:Cluster", "spira-cluster-eks").state["name"]
+    releases = [r for r in stack_plan.of_type(RELEASE) if r.inputs["chart"] == "cluster-autoscaler"]
+    for pool in stack_plan.of_type(NODE_GROUP):
+        scaling = pool.inputs["scalingConfig"]
+        if scaling["minSize"] == scaling["maxSize"]:
+            continue
+        assert len(releases) == 1, f"{where(pool)} may grow from {scaling['minSize']} but nothing scales it"
+        values = releases[0].inputs["values"]
+        assert values["autoDiscovery"]["clusterName"] == cluster, (
+            f"{where(releases[0])} discovers another cluster"
+        )
+        tags = _tags(pool)
+        assert tags.get("k8s.io/cluster-autoscaler/enabled") == "true", f"{where(pool)} is not discoverable"
+        assert tags.get(f"k8s.io/cluster-autoscaler/{cluster}") == "owned", (
+            f"{where(pool)} is not this cluster's"
+        )
+
+
+def test_the_cluster_autoscaler_acts_with_its_own_role_that_may_scale_only_this_clusters_groups(
+    stack_plan: Plan,
+) -> None:
+    import json
+
+    cluster = stack_plan.one("aws:eks/cluster:Cluster", "spira-cluster-eks").state["name"]
+    role = stack_plan.one("aws:iam/role:Role", "spira-cluster-autoscaler")
+    assert "system:serviceaccount:kube-system:cluster-autoscaler" in role.inputs["assumeRolePolicy"], where(
+        role
+    )
+    release = next(r for r in stack_plan.of_type(RELEASE) if r.inputs["chart"] == "cluster-autoscaler")
+    sa = release.inputs["values"]["rbac"]["serviceAccount"]
+    assert (
+        sa["name"] == "cluster-autoscaler"
+        and sa["annotations"]["eks.amazonaws.com/role-arn"] == (role.state["arn"])
+    ), f"{where(release)} does not run as {where(role)}"
+    policy = stack_plan.one("aws:iam/rolePolicy:RolePolicy", "cluster-autoscaler-scale")
+    statements = json.loads(policy.inputs["policy"])["Statement"]
+    for s in statements:
+        writes = [a for a in s["Action"] if not a.split(":")[1].startswith(("Describe", "Get"))]
+        if writes:
+            assert s["Condition"] == {
+                "StringEquals": {f"aws:ResourceTag/k8s.io/cluster-autoscaler/{cluster}": "owned"}
+            }, f"{where(policy)} lets {writes} act on groups of other clusters"
+        assert not any(a.endswith("*") for a in s["Action"]), f"{where(policy)} grants a wildcard action"
+    attached = [
+        r for r in stack_plan.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
+        if r.inputs["role"] == role.state.get("name")
+    ]  # fmt: skip
+    assert attached == [], f"{where(role)} carries managed policies beyond its own"
+
+
+def test_the_autoscaler_policy_test_fails_for_a_growable_pool_without_an_autoscaler(stack_plan: Plan) -> None:
+    without = Plan(stack_plan.stack, [r for r in stack_plan.resources if r.name != "cluster-autoscaler"])
+    gpu = _gpu_pool(without)
+    assert gpu.inputs["scalingConfig"]["minSize"] != gpu.inputs["scalingConfig"]["maxSize"]
+    with pytest.raises(AssertionError, match="nothing scales it"):
+        test_a_pool_whose_min_and_max_differ_is_scaled_by_the_cluster_autoscaler(without)
+
+
+# ------------------------------------------------------------------------------------ monitoring, CA
+def test_the_prometheus_the_rollout_queries_is_installed_where_the_declaration_says(stack_plan: Plan) -> None:
+    from infra.environments import declared
+
+    address = declared().service("prometheus")
+    release = _release(stack_plan, "prometheus")
+    assert (release.inputs["chart"], release.inputs["namespace"]) == ("prometheus", address.namespace), where(
+        release
+    )
+    assert release.inputs["values"]["server"]["service"]["servicePort"] == address.port, where(release)
+    assert stack_plan.outputs["prometheusAddress"] == address.url
+
+
+def test_every_workload_namespace_holds_the_vault_ca_as_a_configmap(stack_plan: Plan) -> None:
+    from infra.environments import declared
+
+    table = declared()
+    ca = stack_plan.one("tls:index/selfSignedCert:SelfSignedCert", "vault-ca").state["certPem"]
+    namespaces = {
+        r.inputs["metadata"]["namespace"]
+        for r in stack_plan.resources
+        if r.type in ("kubernetes:apps/v1:Deployment", "kubernetes:core/v1:ServiceAccount")
+    } | {table.workload_namespace}
+    maps = {
+        r.inputs["metadata"]["namespace"]: r
+        for r in stack_plan.of_type("kubernetes:core/v1:ConfigMap")
+        if r.inputs["metadata"]["name"] == table.vault_ca.configmap
+    }
+    assert set(maps) == namespaces
+    for cm in maps.values():
+        assert cm.inputs["data"] == {table.vault_ca.key: ca}, f"{where(cm)} is not Vault's CA"
