@@ -32,7 +32,10 @@ def demo(
     epochs: Annotated[int | None, typer.Option(help="override the preset's epochs (a quicker demo)")] = None,
     images: Annotated[bool, typer.Option(help="build, push and test the model and loadtest images")] = True,
     degrade: Annotated[
-        str | None, typer.Option(help="serve a bad candidate: latency | errors | version")
+        str | None,
+        typer.Option(
+            help="degrade the candidate through a fault proxy in front of it: latency | errors | version"
+        ),
     ] = None,
     gate_duration: Annotated[int, typer.Option(help="seconds of gate load")] = 20,
 ) -> None:
@@ -116,6 +119,7 @@ def _summary(console: Console, ctx: steps.DemoContext, timings: list[tuple[str, 
         ("image", f.get("image")),
         ("ephemeral test", f.get("ephemeral_test")),
         ("preview", f.get("preview")),
+        ("fault proxy", f.get("fault_proxy")),
         ("preview pod", f.get("preview_pod")),
         ("active", f.get("active")),
         ("gate verdict", f.get("gate")),

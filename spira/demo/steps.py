@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from spira.demo import reuse
+from spira.demo.faults import Degradation, FaultProxy
 from spira.local_server import LocalServer, LocalServerError, import_pinned, server_env, start_local_server
 from spira.stack import LocalStack, StackConfig, StackInfo
 
@@ -39,12 +40,14 @@ class DemoContext:
     preset: str = "fast"
     epochs: int | None = None
     images: bool = True
-    degrade: str | None = None
+    degrade: str | None = None  # a Degradation spec, injected by a fault proxy in front of the preview
     gate_duration_s: int = 20
     stack: StackInfo | None = None
     facts: dict[str, object] = field(default_factory=dict)
     servers: list[LocalServer] = field(default_factory=list)
     pods: list[str] = field(default_factory=list)  # preview pods played with podman
+    proxies: list[FaultProxy] = field(default_factory=list)
+    candidate_url: str = ""  # what the gate judges: the preview, or the fault proxy in front of it
     build_key: str = ""  # what the images are built from (spira/demo/reuse.py)
     reused: dict | None = None  # the last tested build, when build_key matches it
 
@@ -279,8 +282,6 @@ def _play_preview(ctx: DemoContext) -> str:
         "--token-dir",
         str(ctx.home / "preview-token"),
     ]
-    if ctx.degrade:
-        cmd += ["--degrade", ctx.degrade]
     out = ctx.run(cmd, capture=True)
     preview = json.loads(out.stdout.strip().splitlines()[-1])
     ctx.pods.append(preview["pod"])
@@ -291,12 +292,29 @@ def _play_preview(ctx: DemoContext) -> str:
     return preview["url"]
 
 
+def front_with_faults(ctx: DemoContext, preview_url: str) -> str:
+    """The URL the gate judges: the preview itself, or, with --degrade, a fault proxy started in front of
+    it (the preview runs exactly what the image ships; the faults are the operator's)."""
+    ctx.facts["preview"] = preview_url
+    if not ctx.degrade:
+        return preview_url
+    degradation = Degradation.parse(ctx.degrade)
+    proxy = FaultProxy(preview_url, degradation).start()
+    ctx.proxies.append(proxy)
+    ctx.console.print(f"[dim]fault proxy {proxy.url} → {preview_url} ({degradation})[/dim]")
+    ctx.facts["preview"] = f"{preview_url} (as the image ships it; degraded through the fault proxy)"
+    ctx.facts["fault_proxy"] = (
+        f"{proxy.url}: the preview degraded through the fault proxy ({degradation}); the gate judges this URL"
+    )
+    return proxy.url
+
+
 def start_preview(ctx: DemoContext) -> None:
     if ctx.images:
-        ctx.facts["preview"] = _play_preview(ctx)
+        preview_url = _play_preview(ctx)
     else:
-        extra = {"SPIRA_DEGRADE": ctx.degrade} if ctx.degrade else {}
-        ctx.facts["preview"] = _serve(ctx, ctx.home / "model.lock.json", "preview", extra)
+        preview_url = _serve(ctx, ctx.home / "model.lock.json", "preview", {})
+    ctx.candidate_url = front_with_faults(ctx, preview_url)
     champion = current_champion(ctx)
     if champion and champion != ctx.facts["model_version"]:
         pin = ctx.home / "champion.lock.json"
@@ -319,6 +337,9 @@ def current_champion(ctx: DemoContext) -> str | None:
 
 
 def stop_servers(ctx: DemoContext) -> None:
+    for proxy in ctx.proxies:
+        proxy.stop()
+    ctx.proxies.clear()
     for server in ctx.servers:
         server.stop()
     ctx.servers.clear()
@@ -334,7 +355,7 @@ def run_gate(ctx: DemoContext) -> bool:
         *SPIRA,
         "gate",
         "--url",
-        str(ctx.facts["preview"]),
+        ctx.candidate_url,
         "--thresholds",
         "local",
         "--expect-model-version",

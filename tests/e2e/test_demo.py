@@ -61,4 +61,5 @@ def test_the_demo_gates_and_promotes_a_good_candidate_then_blocks_a_degraded_one
     bad = _demo(local_stack, "--degrade", "version")
     assert bad.returncode == 1, bad.stdout[-4000:]
     assert "FAIL" in bad.stdout and "champion is unchanged" in bad.stdout
+    assert "fault proxy" in bad.stdout  # the preview ran unmodified; the faults came from the proxy
     assert client.get_model_version_by_alias("spira-respiratory", "champion").version == champion

@@ -6,8 +6,9 @@ purpose: added latency, HTTP 500 for a fraction of requests, a wrong model_versi
 Locust in its own process talks to it exactly as it would to the candidate.
 
 Contract: POST /predict (multipart field `audio`) -> 200 JSON {probability, label, threshold,
-model_version, windows, duration_s, sample_rate_in}, or 4xx JSON {error, detail}; GET /livez 200;
-GET /readyz 200 when ready else 503; GET /metrics Prometheus text.
+model_version, windows, duration_s, sample_rate_in}, or 4xx JSON {error, detail}; POST /predict_batch
+(one or more `audio` files) -> 200 JSON {results: [{file, <answer>} or {file, error, detail, status}]};
+GET /livez 200; GET /readyz 200 when ready else 503; GET /metrics Prometheus text.
 
 By hand: `python -m tests.fakes.prediction_server --port 3000 --latency-ms 200`.
 """
@@ -50,13 +51,14 @@ class BadUpload(Exception):
         self.status, self.code, self.detail = status, code, detail
 
 
-def _multipart_fields(content_type: str, body: bytes) -> dict[str, bytes]:
-    """Field name -> content of a multipart/form-data body (enough of RFC 7578 for one file field)."""
+def _multipart_parts(content_type: str, body: bytes) -> list[tuple[str, str, bytes]]:
+    """(field name, file name, content) of each part of a multipart/form-data body, in order (enough of
+    RFC 7578 for file fields)."""
     params = dict(p.strip().split("=", 1) for p in content_type.split(";")[1:] if "=" in p)
     boundary = params.get("boundary", "").strip('"')
     if not content_type.startswith("multipart/form-data") or not boundary:
         raise BadUpload(415, "unsupported_media_type", "expected multipart/form-data with a boundary")
-    fields: dict[str, bytes] = {}
+    parts: list[tuple[str, str, bytes]] = []
     for part in body.split(b"--" + boundary.encode())[1:]:
         if part.startswith(b"--"):
             break
@@ -75,9 +77,17 @@ def _multipart_fields(content_type: str, body: bytes) -> dict[str, bytes]:
             (p.split("=", 1)[1].strip('"') for p in disposition.split(";") if p.strip().startswith("name=")),
             None,
         )
+        filename = next(
+            (
+                p.split("=", 1)[1].strip('"')
+                for p in disposition.split(";")
+                if p.strip().startswith("filename=")
+            ),
+            "",
+        )
         if name is not None:
-            fields[name] = content[:-2] if content.endswith(b"\r\n") else content
-    return fields
+            parts.append((name, filename, content[:-2] if content.endswith(b"\r\n") else content))
+    return parts
 
 
 def _decode_wav(data: bytes) -> tuple[memoryview, int, int]:
@@ -210,7 +220,7 @@ class FakePredictionServer:
             self._json(handler, 413, {"error": "too_large", "detail": f"{length} bytes"})
             return
         body = handler.rfile.read(length)  # always drain the body so the connection can be reused
-        if handler.path != "/predict":
+        if handler.path not in ("/predict", "/predict_batch"):
             self._json(handler, 404, {"error": "not_found", "detail": handler.path})
             return
         b = self.behaviour
@@ -219,15 +229,43 @@ class FakePredictionServer:
         if self._inject_error():
             self._json(handler, 500, {"error": "internal", "detail": "injected failure"})
             return
+        content_type = handler.headers.get("Content-Type", "")
         try:
-            fields = _multipart_fields(handler.headers.get("Content-Type", ""), body)
-            if "audio" not in fields:
+            parts = _multipart_parts(content_type, body)
+            audio = [(filename, content) for name, filename, content in parts if name == "audio"]
+            if not audio:
                 raise BadUpload(422, "missing_field", "the multipart field 'audio' is required")
-            samples, rate, _channels = _decode_wav(fields["audio"])
         except BadUpload as bad:
             if not b.accept_broken_uploads:
                 self._json(handler, bad.status, {"error": bad.code, "detail": bad.detail})
                 return
+            audio = [("", b"")]
+        if handler.path == "/predict_batch":
+            results = []
+            for filename, content in audio:
+                try:
+                    results.append({"file": filename, **self._answer(content)})
+                except BadUpload as bad:
+                    results.append(
+                        {"file": filename, "error": bad.code, "detail": bad.detail, "status": bad.status}
+                    )
+            self._json(handler, 200, {"results": results})
+            return
+        try:
+            answer = self._answer(audio[-1][1])
+        except BadUpload as bad:
+            self._json(handler, bad.status, {"error": bad.code, "detail": bad.detail})
+            return
+        self._json(handler, 200, answer)
+
+    def _answer(self, audio: bytes) -> dict[str, Any]:
+        """The contract's answer for one recording, or BadUpload (unless broken uploads are accepted)."""
+        b = self.behaviour
+        try:
+            samples, rate, _channels = _decode_wav(audio)
+        except BadUpload:
+            if not b.accept_broken_uploads:
+                raise
             samples, rate = memoryview(b"\x00\x00" * 16_000).cast("h"), 16_000
         duration = len(samples) / rate
         # a deterministic, input-dependent score standing in for the model: louder clips score higher
@@ -236,19 +274,15 @@ class FakePredictionServer:
         probability = 1.0 / (1.0 + math.exp(-25.0 * (rms - 0.14)))
         if b.probability_out_of_range:
             probability = 1.5
-        self._json(
-            handler,
-            200,
-            {
-                "probability": round(probability, 6),
-                "label": "patient" if probability >= 0.5 else "control",
-                "threshold": 0.5,
-                "model_version": b.wrong_model_version or b.model_version,
-                "windows": max(1, math.ceil(duration / WINDOW_S)),
-                "duration_s": round(duration, 3),
-                "sample_rate_in": rate,
-            },
-        )
+        return {
+            "probability": round(probability, 6),
+            "label": "patient" if probability >= 0.5 else "control",
+            "threshold": 0.5,
+            "model_version": b.wrong_model_version or b.model_version,
+            "windows": max(1, math.ceil(duration / WINDOW_S)),
+            "duration_s": round(duration, 3),
+            "sample_rate_in": rate,
+        }
 
 
 def main(argv: list[str] | None = None) -> None:
