@@ -45,6 +45,10 @@ class VaultSettings:
     storage_size: str
     address: str
     configured: bool
+    # The identity provider operators log in with (`auth/oidc`).
+    oidc_issuer: str
+    oidc_client_id: str
+    oidc_client_secret: pulumi.Output[str]
 
 
 @dataclass(frozen=True)
@@ -125,6 +129,9 @@ def load(cfg: pulumi.Config | None = None, aws_cfg: pulumi.Config | None = None)
             storage_size=cfg.require("vaultStorageSize"),
             address=cfg.require("vaultAddress"),
             configured=cfg.require_bool("vaultConfigured"),
+            oidc_issuer=cfg.require("operatorOidcIssuer"),
+            oidc_client_id=cfg.require("operatorOidcClientId"),
+            oidc_client_secret=cfg.require_secret("operatorOidcClientSecret"),
         ),
         mlflow=MlflowSettings(
             replicas=cfg.require_int("mlflowReplicas"),

@@ -36,10 +36,25 @@ def _qualify(key: str) -> str:
     return key if ":" in key else f"{PROJECT}:{key}"
 
 
+# What an offline run hands the program for a key Pulumi.yaml declares `secret: true`: the real value is
+# encrypted in the operator's stack (`pulumi config set --secret`) and never decrypted here; the mocks
+# never send it anywhere.
+OFFLINE_SECRET = "offline-stand-in-for-{key}"
+
+
+def secret_keys(root: Path = REPO_ROOT) -> list[str]:
+    project = yaml.safe_load((root / "Pulumi.yaml").read_text())
+    return [
+        _qualify(key)
+        for key, decl in (project.get("config") or {}).items()
+        if isinstance(decl, dict) and decl.get("secret")
+    ]
+
+
 def stack_config(stack: str, root: Path = REPO_ROOT) -> dict[str, str]:
     """The config the Pulumi CLI would hand the program: Pulumi.yaml defaults and values, overlaid by the
     stack file. A key declared without default and missing from the stack file stays absent, so the
-    program's `require` fails as it would under `pulumi up`."""
+    program's `require` fails as it would under `pulumi up`; a secret key gets a stand-in value."""
     project = yaml.safe_load((root / "Pulumi.yaml").read_text())
     stack_file = root / f"Pulumi.{stack}.yaml"
     if not stack_file.is_file():
@@ -52,8 +67,15 @@ def stack_config(stack: str, root: Path = REPO_ROOT) -> dict[str, str]:
             out[_qualify(key)] = _config_value(decl)
     for key, value in (yaml.safe_load(stack_file.read_text()).get("config") or {}).items():
         if isinstance(value, dict) and "secure" in value:
-            raise ValueError(f"{stack_file.name}: {key} is a secret; offline runs never decrypt secrets")
+            if _qualify(key) in secret_keys(root):
+                continue  # encrypted by the operator's Pulumi; the stand-in below takes its place
+            raise ValueError(
+                f"{stack_file.name}: {key} is a secret Pulumi.yaml does not declare `secret: true`; "
+                "offline runs never decrypt secrets"
+            )
         out[_qualify(key)] = _config_value(value)
+    for key in secret_keys(root):
+        out.setdefault(key, OFFLINE_SECRET.format(key=key))
     return out
 
 
@@ -187,7 +209,7 @@ def run(stack: str, root: Path = REPO_ROOT, overrides: dict[str, Any] | None = N
     # A fresh root stack resource per run, so two stacks can be planned in one process.
     pulumi_settings.ROOT.set(None)
     pulumi.runtime.set_mocks(recorder, project=PROJECT, stack=stack, preview=False, monitor=monitor)
-    pulumi.runtime.set_all_config(config, [])
+    pulumi.runtime.set_all_config(config, secret_keys(root))
     exported: dict[str, Any] = {}
 
     @pulumi.runtime.test

@@ -211,13 +211,34 @@ class Vault(pulumi.ComponentResource):
         )
         policies = {
             policy_name: vault.Policy(f"{name}-policy-{policy_name}", name=policy_name, policy=hcl, opts=opts)
-            for policy_name, hcl in layout.policies(env).items()
+            for policy_name, hcl in {**layout.policies(env), **layout.cluster_policies(env)}.items()
         }
         for role_name, params in layout.roles(env).items():
             wanted = [policies[p] for p in params["token_policies"]]  # type: ignore[union-attr]
             vault.jwt.AuthBackendRole(
                 f"{name}-role-{role_name}",
                 backend=jwt.path,
+                role_name=role_name,
+                **params,
+                opts=pulumi.ResourceOptions(parent=self, provider=provider, depends_on=wanted),
+            )
+        # Operators (and `pulumi up` after the first configuration) log in through the identity provider.
+        oidc = vault.jwt.AuthBackend(
+            f"{name}-oidc",
+            path=layout.OIDC_MOUNT,
+            type="oidc",
+            description="Operators, through the organisation's identity provider",
+            oidc_discovery_url=args.settings.oidc_issuer,
+            oidc_client_id=args.settings.oidc_client_id,
+            oidc_client_secret=args.settings.oidc_client_secret,
+            default_role=layout.operator_role_name(env),
+            opts=opts,
+        )
+        for role_name, params in layout.oidc_roles(env).items():
+            wanted = [policies[p] for p in params["token_policies"]]  # type: ignore[union-attr]
+            vault.jwt.AuthBackendRole(
+                f"{name}-oidc-role-{role_name}",
+                backend=oidc.path,
                 role_name=role_name,
                 **params,
                 opts=pulumi.ResourceOptions(parent=self, provider=provider, depends_on=wanted),

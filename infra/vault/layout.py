@@ -14,6 +14,13 @@ from infra.environments import declared
 KV_MOUNT = "secret"
 KV_MAX_VERSIONS = 10
 JWT_MOUNT = "jwt"
+# Operators log in to a cluster's Vault through the organisation's identity provider (OIDC); locally the
+# stack's signer mints their JWT instead. Same role names, same policies, same token lifetimes.
+OIDC_MOUNT = "oidc"
+OIDC_GROUPS_CLAIM = "groups"
+# The `vault login -method=oidc` listener on the operator's machine (Vault's CLI default).
+OIDC_CLI_REDIRECT_URI = "http://localhost:8250/oidc/callback"
+OIDC_SCOPES = ("openid", "profile", "email")
 AUDIENCE = "vault"
 NAMESPACE = declared().workload_namespace
 # Short-lived tokens: a leaked token is useless within minutes, and workloads log in again on expiry.
@@ -140,6 +147,7 @@ def operator_subject(env: str) -> str:
 
 
 def operator_roles(env: str) -> dict[str, dict[str, object]]:
+    """The operator's role on the local stack: a JWT the stack's signer mints (`auth/jwt`)."""
     return {
         operator_role_name(env): {
             "role_type": "jwt",
@@ -150,6 +158,63 @@ def operator_roles(env: str) -> dict[str, dict[str, object]]:
             "token_ttl": TOKEN_TTL_S,
             "token_max_ttl": TOKEN_MAX_TTL_S,
         }
+    }
+
+
+def pulumi_policy_name(env: str) -> str:
+    _check(env)
+    return f"spira-{env}-pulumi"
+
+
+def pulumi_policy(env: str) -> str:
+    """What `pulumi up` changes in Vault after the first configuration: the auth methods, mounts, policies,
+    roles, audit device and object-store secret of this environment, nothing else."""
+    _check(env)
+    return _template("pulumi.hcl").substitute(
+        env=env, kv_mount=KV_MOUNT, jwt_mount=JWT_MOUNT, oidc_mount=OIDC_MOUNT
+    )
+
+
+def operator_group(env: str) -> str:
+    """The identity provider's group whose members operate an environment's secrets."""
+    _check(env)
+    return f"spira-{env}-operators"
+
+
+def platform_group(env: str) -> str:
+    """The identity provider's group whose members may run `pulumi up` against an environment's Vault."""
+    _check(env)
+    return f"spira-{env}-platform"
+
+
+def cluster_policies(env: str) -> dict[str, str]:
+    """Policies only a cluster's Vault has (the local stack is configured by `spira stack up` as root)."""
+    return {pulumi_policy_name(env): pulumi_policy(env)}
+
+
+def oidc_roles(env: str) -> dict[str, dict[str, object]]:
+    """The operators' roles in a cluster (`auth/oidc`): the operator role under the same name, policy and
+    token lifetimes as the local JWT role, bound to the identity provider's group instead of a subject;
+    and the role `pulumi up` runs with."""
+    _check(env)
+    local = operator_roles(env)[operator_role_name(env)]
+
+    def role(group: str, policy: str) -> dict[str, object]:
+        return {
+            "role_type": "oidc",
+            "user_claim": "sub",
+            "groups_claim": OIDC_GROUPS_CLAIM,
+            "bound_claims": {OIDC_GROUPS_CLAIM: group},
+            "allowed_redirect_uris": [OIDC_CLI_REDIRECT_URI],
+            "oidc_scopes": list(OIDC_SCOPES),
+            "token_policies": [policy],
+            "token_ttl": local["token_ttl"],
+            "token_max_ttl": local["token_max_ttl"],
+        }
+
+    return {
+        operator_role_name(env): role(operator_group(env), operator_policy_name(env)),
+        pulumi_policy_name(env): role(platform_group(env), pulumi_policy_name(env)),
     }
 
 

@@ -211,7 +211,12 @@ def _grants(patterns: set[str], path: str) -> bool:
 def _check_login(
     inputs: Inputs, where: str, role_name: str, secret_ref: str, subject: str, audiences: set[str]
 ) -> list[Finding]:
-    roles = {r["inputs"].get("roleName"): r["inputs"] for r in inputs.of_type(VAULT_ROLE)}
+    # Pods log in with their service-account token: only JWT roles (not the operators' OIDC roles).
+    roles = {
+        r["inputs"].get("roleName"): r["inputs"]
+        for r in inputs.of_type(VAULT_ROLE)
+        if r["inputs"].get("roleType") == "jwt"
+    }
     role = roles.get(role_name)
     if role is None:
         return [Finding("integrity", where, f"Vault role {role_name!r} is not created in {inputs.env}")]

@@ -192,12 +192,16 @@ def test_only_vaults_service_account_may_use_the_unseal_key(stack_plan: Plan) ->
 def test_vault_policies_are_the_layouts_hcl_byte_for_byte(stack_plan: Plan) -> None:
     env = _env(stack_plan)
     got = {r.inputs["name"]: r.inputs["policy"] for r in stack_plan.of_type("vault:index/policy:Policy")}
-    assert got == layout.policies(env)
+    assert got == {**layout.policies(env), **layout.cluster_policies(env)}
 
 
 def test_vault_jwt_roles_are_the_layouts_roles(stack_plan: Plan) -> None:
     env = _env(stack_plan)
-    roles = {r.inputs["roleName"]: r for r in stack_plan.of_type("vault:jwt/authBackendRole:AuthBackendRole")}
+    roles = {
+        r.inputs["roleName"]: r
+        for r in stack_plan.of_type("vault:jwt/authBackendRole:AuthBackendRole")
+        if r.inputs["backend"] == layout.JWT_MOUNT
+    }
     assert set(roles) == set(layout.roles(env))
     for name, expected in layout.roles(env).items():
         r = roles[name]
@@ -360,20 +364,41 @@ def _leaves(value: object, path: str = "") -> list[tuple[str, object]]:
     return [(path, value)]
 
 
+def _plain_secrets(config: dict) -> list[str]:
+    """Config paths that look like a secret kept in plain text. A key declared `secret: true` with no
+    value is a declaration (its value lives encrypted in the stack, under `secure`)."""
+    declared = {
+        key
+        for key, decl in config.items()
+        if isinstance(decl, dict) and decl.get("secret") is True and not {"default", "value"} & decl.keys()
+    }
+    return [
+        path
+        for path, value in _leaves(config)
+        if not path.endswith(".secure")  # encrypted by Pulumi: allowed
+        and path.split(".")[0] not in declared
+        and (SECRETISH.search(path) or CREDENTIAL_VALUE.search(str(value)))
+    ]
+
+
 @pytest.mark.parametrize("name", ["Pulumi.yaml", "Pulumi.staging.yaml", "Pulumi.production.yaml"])
 def test_no_secret_value_is_kept_in_plain_config(name: str) -> None:
     doc = yaml.safe_load((contracts.REPO_ROOT / name).read_text())
-    for path, value in _leaves(doc.get("config") or {}):
-        if path.endswith(".secure"):
-            continue  # encrypted by Pulumi: allowed
-        assert not SECRETISH.search(path), f"{name}: {path} looks like a secret kept in plain text"
-        assert not CREDENTIAL_VALUE.search(str(value)), f"{name}: {path} holds what looks like a credential"
+    assert _plain_secrets(doc.get("config") or {}) == [], (
+        f"{name} keeps what looks like a secret in plain text"
+    )
 
 
 def test_the_no_secret_check_catches_a_plain_password(tmp_path: Path) -> None:
     doc = {"config": {"spira-platform:dbPassword": "hunter2", "aws:accessKey": "AKIAABCDEFGHIJKLMNOP"}}
-    flagged = [p for p, v in _leaves(doc["config"]) if SECRETISH.search(p) or CREDENTIAL_VALUE.search(str(v))]
-    assert flagged == ["spira-platform:dbPassword", "aws:accessKey"]
+    assert _plain_secrets(doc["config"]) == ["spira-platform:dbPassword", "aws:accessKey"]
+    # a secret declaration is fine, but not one that carries its value in plain text
+    declared = {"clientSecret": {"type": "string", "secret": True}}
+    assert _plain_secrets(declared) == []
+    assert _plain_secrets({"clientSecret": {"secret": True, "default": "hunter2"}}) == [
+        "clientSecret.secret",
+        "clientSecret.default",
+    ]
 
 
 # ----------------------------------------------------------------------------------------- CrossGuard
@@ -482,3 +507,68 @@ def test_every_workload_namespace_holds_the_vault_ca_as_a_configmap(stack_plan: 
     assert set(maps) == namespaces
     for cm in maps.values():
         assert cm.inputs["data"] == {table.vault_ca.key: ca}, f"{where(cm)} is not Vault's CA"
+
+
+# ------------------------------------------------------------------------------------ operator login
+def test_operators_log_in_through_oidc_as_the_role_the_runbook_names(stack_plan: Plan) -> None:
+    env = _env(stack_plan)
+    backend = stack_plan.one("vault:jwt/authBackend:AuthBackend", "vault-oidc")
+    assert (backend.inputs["type"], backend.inputs["path"]) == ("oidc", layout.OIDC_MOUNT), where(backend)
+    assert backend.inputs["defaultRole"] == f"spira-{env}-operator", where(backend)
+    assert "oidcClientSecret" in {p.split(".")[0] for p in backend.secret_paths}, (
+        f"{where(backend)} does not keep the client secret secret"
+    )
+    runbook = (contracts.REPO_ROOT / "docs" / "runbooks" / "vault.md").read_text()
+    assert "vault login -method=oidc" in runbook and "role=spira-staging-operator" in runbook
+    roles = {
+        r.inputs["roleName"]: r
+        for r in stack_plan.of_type("vault:jwt/authBackendRole:AuthBackendRole")
+        if r.inputs["backend"] == layout.OIDC_MOUNT
+    }
+    operator = roles[f"spira-{env}-operator"]
+    local = layout.operator_roles(env)[f"spira-{env}-operator"]
+    # the same role as the local stack's, bound to the identity provider's group instead of a subject
+    assert operator.inputs["roleType"] == "oidc", where(operator)
+    assert operator.inputs["tokenPolicies"] == local["token_policies"], where(operator)
+    assert (operator.inputs["tokenTtl"], operator.inputs["tokenMaxTtl"]) == (
+        local["token_ttl"],
+        local["token_max_ttl"],
+    ), where(operator)
+    assert operator.inputs["boundClaims"] == {"groups": f"spira-{env}-operators"}, (
+        f"{where(operator)} is open"
+    )
+
+
+def test_pulumi_up_after_the_first_configuration_needs_no_root_token(stack_plan: Plan) -> None:
+    env = _env(stack_plan)
+    role = next(
+        r
+        for r in stack_plan.of_type("vault:jwt/authBackendRole:AuthBackendRole")
+        if r.inputs["roleName"] == f"spira-{env}-pulumi"
+    )
+    assert role.inputs["tokenPolicies"] == [f"spira-{env}-pulumi"], where(role)
+    assert role.inputs["boundClaims"] == {"groups": f"spira-{env}-platform"}, f"{where(role)} is open"
+    policy = next(
+        r
+        for r in stack_plan.of_type("vault:index/policy:Policy")
+        if r.inputs["name"] == f"spira-{env}-pulumi"
+    )
+    paths = set(re.findall(r'path "([^"]+)"', policy.inputs["policy"]))
+    # every path the program writes through pulumi-vault is granted ...
+    for needed in (
+        f"sys/auth/{layout.JWT_MOUNT}",
+        f"sys/auth/{layout.OIDC_MOUNT}",
+        f"sys/mounts/{layout.KV_MOUNT}",
+        f"sys/policies/acl/spira-{env}-*",
+        f"auth/{layout.JWT_MOUNT}/role/spira-{env}-*",
+        f"auth/{layout.OIDC_MOUNT}/role/spira-{env}-*",
+        "sys/audit/file",
+        f"{layout.KV_MOUNT}/data/{layout.secret_path(env, 'objectstore')}",
+    ):
+        assert needed in paths, f"{where(policy)} does not grant {needed}"
+    # ... and nothing beyond this environment: no wildcard root, no other environment's names
+    others = [e for e in layout.ENVIRONMENTS if e != env]
+    assert not any(p in ("*", "sys/*", "secret/*") for p in paths), f"{where(policy)} grants everything"
+    assert not any(f"-{o}-" in p or f"/{o}/" in p for p in paths for o in others), (
+        f"{where(policy)} reaches another environment"
+    )
