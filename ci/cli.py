@@ -160,9 +160,6 @@ def preview_cmd(
     token_dir: Annotated[Path, typer.Option(help="where the pod's Vault token file is kept")] = Path(
         "build/preview/token"
     ),
-    degrade: Annotated[
-        str | None, typer.Option(help="a deliberate fault (SPIRA_DEGRADE), added to the pod's env")
-    ] = None,
 ) -> None:
     """Play the rendered Rollout pod as the preview (podman kube play, by digest); print its JSON."""
     from ci.preview import play_preview
@@ -175,7 +172,7 @@ def preview_cmd(
     except StackError as exc:
         raise _fail(exc, 2) from exc
     try:
-        preview = play_preview(_podman(), stack, model_ref, token_dir.resolve(), degrade=degrade, say=_say)
+        preview = play_preview(_podman(), stack, model_ref, token_dir.resolve(), say=_say)
     except (RuntimeError, TimeoutError, ValueError) as exc:
         raise _fail(exc) from exc
     for change in preview.changed:

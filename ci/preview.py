@@ -2,8 +2,8 @@
 
 What Argo Rollouts would start as the preview ReplicaSet, minus what only a cluster has (ci/kube_play.py
 lists every translated field). The pod stays up after `play_preview` returns, as a preview does until the
-gate decides; `stop_preview` removes it. A deliberate fault (the demo's `--degrade`) is the only env added
-to the manifest's, and it is reported.
+gate decides; `stop_preview` removes it. The pod runs exactly what the image ships: a deliberately bad
+candidate (the demo's `--degrade`) is made by a fault proxy in front of it (spira/demo/faults.py), not here.
 """
 
 from __future__ import annotations
@@ -50,7 +50,6 @@ def play_preview(
     stack,
     image: str,
     token_dir: Path,
-    degrade: str | None = None,
     overlay: str = "local",
     say=print,
 ) -> Preview:
@@ -72,9 +71,6 @@ def play_preview(
         vault_port=urlsplit(stack.vault_addr).port,
     )
     main = pod["spec"]["containers"][0]
-    if degrade:
-        main.setdefault("env", []).append({"name": "SPIRA_DEGRADE", "value": degrade})
-        changed.append(f"containers[{main['name']}].env += SPIRA_DEGRADE={degrade} (deliberate fault)")
     name = container_name(pod, main["name"])
     url = f"http://127.0.0.1:{port}"
     start = time.monotonic()

@@ -61,8 +61,4 @@ def build_runtime(
     if secret is not None:
         runtime.refresh_secret()  # first read now: /readyz and the gauge are right from the start
         runtime.start_secret_refresher(max(0.5, secret.ttl_s / 2))
-    if env.get("SPIRA_DEGRADE"):
-        from serving.degrade import degrade
-
-        runtime = degrade(runtime, env["SPIRA_DEGRADE"])
     return runtime

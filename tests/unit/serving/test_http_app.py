@@ -12,7 +12,6 @@ from starlette.testclient import TestClient
 from serving.app import create_app
 from serving.archive import SpoolingArchiver
 from serving.batching import MicroBatcher
-from serving.degrade import Degradation, degrade
 from serving.runtime import ServingRuntime
 from tests.fakes.serving import MemoryArchive, RecordingMetrics, fake_predictor, wav_bytes
 
@@ -157,16 +156,3 @@ def test_an_archive_outage_never_fails_a_prediction_and_nothing_is_lost(tmp_path
     finally:
         archiver.stop()
     assert len(store.objects) == 6
-
-
-def test_a_degraded_candidate_answers_with_the_injected_faults() -> None:
-    runtime = degrade(_runtime(0.5), "errors=1.0")
-    with _client(runtime) as client:
-        assert client.post("/predict", files={"audio": ("a.wav", wav_bytes(4.0))}).status_code == 500
-    runtime = degrade(_runtime(0.5), "version=0-bogus,latency=50")
-    with _client(runtime) as client:
-        started = time.monotonic()
-        body = client.post("/predict", files={"audio": ("a.wav", wav_bytes(4.0))}).json()
-    assert body["model_version"] == "0-bogus" and time.monotonic() - started >= 0.05
-    with pytest.raises(ValueError, match="unknown setting"):
-        Degradation.parse("slow=1")
