@@ -19,6 +19,7 @@ from infra.components.mlflow import Mlflow, MlflowArgs
 from infra.components.monitoring import Monitoring, MonitoringArgs
 from infra.components.object_store import ObjectStore, ObjectStoreArgs
 from infra.components.workloads import Workloads, WorkloadsArgs
+from infra.environments import declared
 
 cfg = config.load()
 
@@ -69,6 +70,8 @@ mlflow = Mlflow(
         database=platform.database,
         vault_ca_pem=vault.ca_cert_pem,
         namespace=workloads.namespace,
+        database_cidr=cfg.vpc_cidr,
+        object_store_port=declared().service("objectstore", cfg.object_store.engine).port,
     ),
     on_cluster,
 )

@@ -1,5 +1,9 @@
 """MLflow tracking server: Postgres backend store (managed by the cloud), artifacts in the object store,
-S3 credentials read from Vault at run time by the Vault agent (the layout's `mlflow` role and path)."""
+S3 credentials read from Vault at run time by the Vault agent (the layout's `mlflow` role and path).
+
+Behind authentication (MLflow's `basic-auth` app: users and permissions in the same Postgres, the admin
+password from pulumi-random, no permission by default) and a NetworkPolicy that admits only the client
+namespaces infra/environments.yaml names and lets it reach only DNS, Vault, the object store and Postgres."""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from urllib.parse import quote
 
 import pulumi
 import pulumi_kubernetes as k8s
+import pulumi_random as random
 
 from infra import contracts
 from infra.components import vault as vault_component
@@ -24,6 +29,12 @@ SERVICE = layout.SERVICES["mlflow"]
 TOKEN_DIR = "/var/run/secrets/vault.hashicorp.com/serviceaccount"
 # The Vault agent takes its CA from a Secret; it carries the name and key of the pods' ConfigMap.
 VAULT_CA_SECRET = declared().vault_ca.configmap
+AUTH_SECRET = "mlflow-auth"
+AUTH_DIR = "/etc/mlflow-auth"
+AUTH_FILE = "basic_auth.ini"
+ADMIN_USER = "admin"
+POSTGRES_PORT = 5432
+DNS = {"namespace": "kube-system", "labels": {"k8s-app": "kube-dns"}}
 S3_ENV_FILE = "s3.env"
 
 
@@ -35,6 +46,10 @@ class MlflowArgs:
     vault_ca_pem: pulumi.Input[str]
     # The workload namespace (created with the Vault CA ConfigMap by the Workloads component).
     namespace: pulumi.Input[str]
+    # Where the database lives (the VPC): the only address range MLflow may open Postgres connections to.
+    database_cidr: str
+    # The object store's S3 port (the engine's), which MLflow's artifact proxy reaches.
+    object_store_port: int
 
 
 def agent_template(environment: str) -> str:
@@ -48,6 +63,55 @@ def agent_template(environment: str) -> str:
         'export ARTIFACTS_BUCKET="{{ .Data.data.artifacts_bucket }}"\n'
         "{{- end }}\n"
     )
+
+
+def auth_config(database_uri: str, admin_password: str) -> str:
+    """MLflow's basic-auth configuration: users and permissions in the backend store's database (its own
+    tables and migration history), nothing readable without a user, the generated admin password."""
+    # configparser interpolates %: the URL-quoted database password must keep its % signs.
+    return (
+        "[mlflow]\n"
+        "default_permission = NO_PERMISSIONS\n"
+        f"database_uri = {database_uri.replace('%', '%%')}\n"
+        f"admin_username = {ADMIN_USER}\n"
+        f"admin_password = {admin_password.replace('%', '%%')}\n"
+        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+    )
+
+
+def network_policy_spec(labels: dict[str, str], database_cidr: str, object_store_port: int) -> dict:
+    """Ingress on MLflow's port from the declared client namespaces only; egress to DNS, Vault (the agent),
+    the object store and Postgres, nothing else (no instance metadata, no internet)."""
+    table = declared()
+    clients = table.services["mlflow"]["clients"]
+    vault = table.service("vault")
+    store_ns = table.services["objectstore"]["namespace"]
+
+    def namespace(name: str) -> dict:
+        return {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": name}}}
+
+    return {
+        "podSelector": {"matchLabels": labels},
+        "policyTypes": ["Ingress", "Egress"],
+        "ingress": [
+            {
+                "from": [namespace(ns) for ns in clients],
+                "ports": [{"port": PORT, "protocol": "TCP"}],
+            }
+        ],
+        "egress": [
+            {
+                "to": [{**namespace(DNS["namespace"]), "podSelector": {"matchLabels": DNS["labels"]}}],
+                "ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}],
+            },
+            {"to": [namespace(vault.namespace)], "ports": [{"port": vault.port, "protocol": "TCP"}]},
+            {"to": [namespace(store_ns)], "ports": [{"port": object_store_port, "protocol": "TCP"}]},
+            {
+                "to": [{"ipBlock": {"cidr": database_cidr}}],
+                "ports": [{"port": POSTGRES_PORT, "protocol": "TCP"}],
+            },
+        ],
+    }
 
 
 def vault_agent_annotations(environment: str) -> dict[str, str]:
@@ -92,6 +156,17 @@ class Mlflow(pulumi.ComponentResource):
             string_data={"uri": pulumi.Output.secret(uri)},
             opts=child,
         )
+        admin_password = random.RandomPassword(f"{name}-admin-password", length=32, special=False, opts=child)
+        auth_secret = k8s.core.v1.Secret(
+            f"{name}-auth",
+            metadata={"name": AUTH_SECRET, "namespace": namespace},
+            string_data={
+                AUTH_FILE: pulumi.Output.secret(
+                    pulumi.Output.all(uri, admin_password.result).apply(lambda a: auth_config(a[0], a[1]))
+                )
+            },
+            opts=child,
+        )
         k8s.core.v1.Secret(
             f"{name}-vault-ca",
             metadata={"name": VAULT_CA_SECRET, "namespace": namespace},
@@ -100,7 +175,8 @@ class Mlflow(pulumi.ComponentResource):
         )
         labels = {"app.kubernetes.io/name": "mlflow", "app.kubernetes.io/part-of": "spira"}
         command = (
-            f". /vault/secrets/{S3_ENV_FILE} && exec mlflow server --host 0.0.0.0 --port {PORT}"
+            f". /vault/secrets/{S3_ENV_FILE} && exec mlflow server --app-name basic-auth"
+            f" --host 0.0.0.0 --port {PORT}"
             ' --backend-store-uri "$MLFLOW_BACKEND_STORE_URI"'
             ' --artifacts-destination "s3://$ARTIFACTS_BUCKET" --serve-artifacts'
         )
@@ -135,6 +211,7 @@ class Mlflow(pulumi.ComponentResource):
                                 },
                             },
                             {"name": "tmp", "emptyDir": {}},
+                            {"name": "auth", "secret": {"secretName": auth_secret.metadata.name}},
                         ],
                         "containers": [
                             {
@@ -149,6 +226,7 @@ class Mlflow(pulumi.ComponentResource):
                                         },
                                     },
                                     {"name": "HOME", "value": "/tmp"},
+                                    {"name": "MLFLOW_AUTH_CONFIG_PATH", "value": f"{AUTH_DIR}/{AUTH_FILE}"},
                                 ],
                                 "ports": [{"name": "http", "containerPort": PORT}],
                                 "readinessProbe": {"httpGet": {"path": "/health", "port": "http"}},
@@ -165,6 +243,7 @@ class Mlflow(pulumi.ComponentResource):
                                 "volumeMounts": [
                                     {"name": "vault-token", "mountPath": TOKEN_DIR, "readOnly": True},
                                     {"name": "tmp", "mountPath": "/tmp"},
+                                    {"name": "auth", "mountPath": AUTH_DIR, "readOnly": True},
                                 ],
                             }
                         ],
@@ -177,6 +256,12 @@ class Mlflow(pulumi.ComponentResource):
             f"{name}-svc",
             metadata={"name": ADDRESS.service, "namespace": namespace, "labels": labels},
             spec={"selector": labels, "ports": [{"name": "http", "port": PORT, "targetPort": "http"}]},
+            opts=child,
+        )
+        k8s.networking.v1.NetworkPolicy(
+            f"{name}-netpol",
+            metadata={"name": "mlflow", "namespace": namespace, "labels": labels},
+            spec=network_policy_spec(labels, args.database_cidr, args.object_store_port),
             opts=child,
         )
         self.tracking_uri = pulumi.Output.concat(

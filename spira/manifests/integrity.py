@@ -49,6 +49,7 @@ NAMESPACE = "kubernetes:core/v1:Namespace"
 VAULT_ROLE = "vault:jwt/authBackendRole:AuthBackendRole"
 VAULT_POLICY = "vault:index/policy:Policy"
 VAULT_MOUNT = "vault:index/mount:Mount"
+NETWORK_POLICY = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
 
 
 @dataclass
@@ -177,24 +178,24 @@ def addresses(inputs: Inputs, declaration: Declaration) -> list[Finding]:
 
 
 def namespaces(inputs: Inputs) -> list[Finding]:
-    """Namespaces the NetworkPolicies select by name exist in the environment."""
+    """Namespaces the NetworkPolicies (rendered and the plan's) select by name exist in the environment."""
     existing = set(CLUSTER_NAMESPACES)
     existing |= {d["metadata"].get("namespace") for d in inputs.docs if d.get("metadata")}
     existing |= {d["metadata"]["name"] for d in of_kind(inputs.docs, "Namespace")}
     existing |= {r["inputs"].get("metadata", {}).get("name") for r in inputs.of_type(NAMESPACE)}
     existing |= {r["inputs"].get("namespace") for r in inputs.of_type(RELEASE)}
+    policies = [(ref(p), p["spec"]) for p in of_kind(inputs.docs, "NetworkPolicy")]
+    policies += [(f"plan {r['name']}", r["inputs"].get("spec", {})) for r in inputs.of_type(NETWORK_POLICY)]
     out = []
-    for policy in of_kind(inputs.docs, "NetworkPolicy"):
-        for path, text in _strings(policy["spec"]):
+    for where, spec in policies:
+        for path, text in _strings(spec):
             if (
                 path.endswith("namespaceSelector.matchLabels.kubernetes.io/metadata.name")
                 and text not in existing
             ):
                 out.append(
                     Finding(
-                        "integrity",
-                        f"{ref(policy)} {path}",
-                        f"namespace {text!r} is not created in {inputs.env}",
+                        "integrity", f"{where} {path}", f"namespace {text!r} is not created in {inputs.env}"
                     )
                 )
     return out

@@ -572,3 +572,49 @@ def test_pulumi_up_after_the_first_configuration_needs_no_root_token(stack_plan:
     assert not any(f"-{o}-" in p or f"/{o}/" in p for p in paths for o in others), (
         f"{where(policy)} reaches another environment"
     )
+
+
+# ----------------------------------------------------------------------------------------------- MLflow
+def test_mlflow_answers_only_authenticated_users_with_a_generated_admin_password(stack_plan: Plan) -> None:
+    import configparser
+
+    deployment = stack_plan.one("kubernetes:apps/v1:Deployment", "mlflow-server")
+    container = deployment.inputs["spec"]["template"]["spec"]["containers"][0]
+    assert "--app-name basic-auth" in container["command"][-1], f"{where(deployment)} serves without login"
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    secret = stack_plan.one("kubernetes:core/v1:Secret", "mlflow-auth")
+    mounted = {m["mountPath"] for m in container["volumeMounts"] if m["name"] == "auth"}
+    assert env["MLFLOW_AUTH_CONFIG_PATH"].rsplit("/", 1)[0] in mounted, f"{where(deployment)} reads no config"
+    assert any(p.startswith("stringData") for p in secret.secret_paths), f"{where(secret)} is not secret"
+    ini = configparser.ConfigParser()
+    ini.read_string(secret.inputs["stringData"]["basic_auth.ini"])
+    password = stack_plan.one("random:index/randomPassword:RandomPassword", "mlflow-admin-password")
+    assert ini["mlflow"]["admin_password"] == password.state["result"], (
+        f"{where(secret)}: not the generated one"
+    )
+    assert ini["mlflow"]["default_permission"] == "NO_PERMISSIONS", f"{where(secret)} lets any user read"
+    # users live in the backend store's database, shared by every replica (never a per-pod SQLite file)
+    assert ini["mlflow"]["database_uri"].startswith("postgresql://"), f"{where(secret)} keeps users per pod"
+
+
+def test_mlflow_admits_only_the_declared_client_namespaces(stack_plan: Plan) -> None:
+    from infra.environments import declared
+
+    policy = stack_plan.one("kubernetes:networking.k8s.io/v1:NetworkPolicy", "mlflow-netpol")
+    deployment = stack_plan.one("kubernetes:apps/v1:Deployment", "mlflow-server")
+    spec = policy.inputs["spec"]
+    assert spec["podSelector"]["matchLabels"] == deployment.inputs["spec"]["selector"]["matchLabels"], where(
+        policy
+    )
+    assert set(spec["policyTypes"]) == {"Ingress", "Egress"}, f"{where(policy)} leaves a direction open"
+    (ingress,) = spec["ingress"]
+    sources = [s["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] for s in ingress["from"]]
+    assert sources == declared().services["mlflow"]["clients"], f"{where(policy)} admits other namespaces"
+    assert ingress["ports"] == [{"port": declared().service("mlflow").port, "protocol": "TCP"}], where(policy)
+    open_egress = [
+        rule
+        for rule in spec["egress"]
+        for peer in rule["to"]
+        if peer.get("ipBlock", {}).get("cidr") == "0.0.0.0/0"
+    ]
+    assert open_egress == [], f"{where(policy)} may reach the internet or instance metadata"
