@@ -8,12 +8,14 @@ manifest's, unchanged:
 - DROPPED: the GPU resource (`nvidia.com/gpu` in requests and limits), `nodeSelector` and `tolerations`.
   They schedule the pod onto the GPU pool; a CPU host has no such resource, node or taint.
 - REPLACED: the image by the pushed `name@sha256:` reference the test built (the rendered digest is the
-  one the release tooling wrote, not the one under test); the projected serviceAccountToken volume by a
-  hostPath holding a minted token (only a kubelet can project one); `{{args.*}}` in the gate by values.
+  one the release tooling wrote, not the one under test); the projected volume (serviceAccountToken and
+  the ConfigMap vault-ca) by a hostPath directory holding a minted token and the stack's CA as ca.crt,
+  the two files the cluster projects (only a kubelet can project a token); `{{args.*}}` in the gate by
+  values.
 - HOST NETWORK: these hosts have no bridge or slirp networking, so the pod joins the host network, where
   every pod shares the port space: the model listens on a free port (the image's own CMD with another
   `--port`, as ci/ephemeral.py does), and VAULT_ADDR keeps its scheme, host and path but gets the port of
-  the test's Vault (the rendered local value is http://127.0.0.1:8200). podman 4.3 turns every
+  the test's Vault (the rendered local value is https://127.0.0.1:8200). podman 4.3 turns every
   containerPort into a host port mapping, which host networking refuses, so the model's `ports` list is
   dropped too (the probes keep `port: http` unchanged; podman cannot resolve it, see model_pod).
 """
@@ -31,6 +33,7 @@ import yaml
 
 from ci.ephemeral import MODEL_PORT, TOKEN_DIR, command_on_port
 from ci.podman import Podman
+from spira_core.vault.settings import CA_FILE_NAME
 
 Doc = dict[str, Any]
 
@@ -138,6 +141,11 @@ def model_pod(
     sources = (token or {}).get("projected", {}).get("sources", [])
     if not any("serviceAccountToken" in s for s in sources):
         raise KubePlayError(f"volume {token_volume!r} is not a projected serviceAccountToken")
+    ca_items = [i for s in sources for i in (s.get("configMap") or {}).get("items", [])]
+    if not any(i.get("path") == CA_FILE_NAME for i in ca_items):
+        raise KubePlayError(
+            f"volume {token_volume!r} projects no {CA_FILE_NAME} (Vault's CA) beside the token"
+        )
     mounts = [m for m in main.get("volumeMounts", []) if m.get("name") == token_volume]
     if [m["mountPath"] for m in mounts] != [TOKEN_DIR]:
         raise KubePlayError(f"the token volume is not mounted at {TOKEN_DIR}")

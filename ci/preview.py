@@ -53,13 +53,14 @@ def play_preview(
     overlay: str = "local",
     say=print,
 ) -> Preview:
-    """Play the rendered model pod for `image` against the local stack's Vault; wait for its readiness."""
+    """Play the rendered model pod for `image` against the local stack's Vault (over TLS: the stack's CA
+    beside the token, as the cluster projects the ConfigMap vault-ca); wait for its readiness."""
     from spira.manifests.render import render_docs
 
     kube = podman.with_infra(ensure_infra(podman, say=say))
     podman("pull", "-q", "--tls-verify=false", image, timeout=1800)  # by digest, from the registry
     cmd = json.loads(kube.text("image", "inspect", "--format", "{{json .Config.Cmd}}", image))
-    write_token(token_dir, stack.service_jwt("serving", ttl_s=24 * 3600))
+    write_token(token_dir, stack.service_jwt("serving", ttl_s=24 * 3600), ca=stack.vault_ca)
     port = free_port()
     pod, changed = model_pod(
         render_docs(overlay),

@@ -45,6 +45,8 @@ def vault(env: str) -> VaultExpectation:
         audience=layout.AUDIENCE,
         role=layout.role_name(env, VAULT_SERVICE),
         secret_path=layout.secret_ref(env, VAULT_SERVICE),  # the <kv-mount>/<path> form workloads parse
+        ca_configmap=declared().vault_ca.configmap,
+        ca_key=declared().vault_ca.key,
     )
 
 

@@ -9,8 +9,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+from spira_core.vault.settings import DEFAULT_TOKEN_PATH, vault_ca_path
 
 Doc = dict[str, Any]
 
@@ -52,6 +55,9 @@ class VaultExpectation:
     audience: str
     role: str
     secret_path: str
+    # The ConfigMap (and its key) holding Vault's CA, projected as ca.crt beside the token.
+    ca_configmap: str
+    ca_key: str
 
 
 def ref(doc: Doc) -> str:
@@ -354,10 +360,58 @@ def vault_identity(docs: list[Doc], expect: VaultExpectation) -> list[Finding]:
                     "vault", where, f"no projected service-account token with audience {expect.audience!r}"
                 )
             )
+        out += [Finding("vault", where, p) for p in _vault_volume(spec, model, expect)]
+        addr = _env_value(model, "VAULT_ADDR") or ""
+        if urlsplit(addr).scheme != "https":
+            out.append(
+                Finding("vault", where, f"VAULT_ADDR {addr!r} is not https (the CA is trusted over TLS)")
+            )
     sa_names = {s["metadata"]["name"] for s in of_kind(docs, "ServiceAccount")}
     if expect.service_account not in sa_names:
         out.append(Finding("vault", f"ServiceAccount/{expect.service_account}", "is not rendered"))
     return out
+
+
+def _vault_volume(spec: Doc, model: Doc, expect: VaultExpectation) -> list[str]:
+    """The token and Vault's CA in one projected volume, mounted where the runtime client reads them:
+    /var/run/secrets/vault/token and ca.crt beside it (spira_core.vault.settings)."""
+    token_path = Path(DEFAULT_TOKEN_PATH)
+    ca_file = vault_ca_path(token_path).name
+    holders = [
+        v
+        for v in spec.get("volumes", [])
+        if any(
+            (s.get("serviceAccountToken") or {}).get("audience") == expect.audience
+            for s in (v.get("projected") or {}).get("sources", [])
+        )
+    ]
+    if len(holders) != 1:
+        return []  # reported above as a missing token
+    volume = holders[0]
+    problems = []
+    mounts = [
+        m.get("mountPath") for m in model.get("volumeMounts", []) if m.get("name") == volume.get("name")
+    ]
+    if mounts != [str(token_path.parent)]:
+        problems.append(f"volume {volume.get('name')} is mounted at {mounts}, not {str(token_path.parent)!r}")
+    sources = volume["projected"]["sources"]
+    paths = [(s.get("serviceAccountToken") or {}).get("path") for s in sources if "serviceAccountToken" in s]
+    if paths != [token_path.name]:
+        problems.append(f"the token's path is {paths}, not {token_path.name!r}")
+    ca = [
+        (s["configMap"].get("name"), item.get("key"))
+        for s in sources
+        if "configMap" in s
+        for item in s["configMap"].get("items", [])
+        if item.get("path") == ca_file
+    ]
+    if not ca:
+        problems.append(f"no ConfigMap projected as {ca_file} beside the token (Vault's CA)")
+    for name, key in ca:
+        for what, got, want in (("ConfigMap", name, expect.ca_configmap), ("key", key, expect.ca_key)):
+            if got != want:
+                problems.append(f"{ca_file} comes from {what} {got!r}, not {want!r}")
+    return problems
 
 
 def _secure_container(c: Doc) -> list[str]:

@@ -17,6 +17,7 @@ import hvac.exceptions
 import requests
 
 from infra.vault import layout
+from spira_core.vault.client import certificate_refused
 
 
 class SecretsError(RuntimeError):
@@ -154,7 +155,7 @@ class HvacSecretStore(SecretStore):
         )
 
 
-def probe(addr: str, timeout_s: float = 5.0) -> None:
+def probe(addr: str, timeout_s: float = 5.0, verify: bool | str = True) -> None:
     """Raise VaultUnavailable with one clear line unless Vault at `addr` is initialised and unsealed.
 
     Asked before anything else so the operator learns "sealed" rather than an error from the first
@@ -164,7 +165,13 @@ def probe(addr: str, timeout_s: float = 5.0) -> None:
             f"{addr.rstrip('/')}/v1/sys/health",
             timeout=timeout_s,
             params={"standbyok": "true", "perfstandbyok": "true"},
+            verify=verify,
         )
+    except requests.exceptions.SSLError as exc:
+        if not certificate_refused(exc):
+            raise VaultUnavailable(f"Vault at {addr} is unreachable (TLS handshake broken off)") from exc
+        trusted = verify if isinstance(verify, str) else "the system's CAs (set VAULT_CACERT to Vault's CA)"
+        raise VaultUnavailable(f"Vault at {addr} failed TLS verification against {trusted}") from exc
     except requests.exceptions.ConnectionError as exc:
         raise VaultUnavailable(f"Vault at {addr} is unreachable (connection refused or reset)") from exc
     except requests.exceptions.Timeout as exc:

@@ -1,7 +1,8 @@
 """Which Vault, object store and endpoints an environment means; the one wiring for `spira secrets`.
 
 - local: the local stack (its config under $SPIRA_HOME), logged in with the operator JWT role, not root.
-- staging / production: VAULT_ADDR + VAULT_TOKEN of an operator (never root in normal operation). The
+- staging / production: VAULT_ADDR + VAULT_TOKEN of an operator (never root in normal operation), and
+  VAULT_CACERT when Vault's certificate comes from the cluster's private CA (as for the `vault` CLI). The
   object store's admin credential and endpoint are read from Vault (`spira/<env>/objectstore`, written
   there by the Pulumi program); the store's engine (MinIO or SeaweedFS) comes from the stack's Pulumi
   config, the one place it is declared.
@@ -59,7 +60,9 @@ class Target:
         from spira.stack.vault import OpenBaoService
 
         cfg = StackConfig.load(self.environ.get("SPIRA_HOME"))
-        probe(OpenBaoService(cfg).addr)
+        vault = OpenBaoService(cfg)
+        # No CA yet: the stack never ran here, and the probe reports the Vault as unreachable.
+        probe(vault.addr, verify=str(vault.ca_cert) if vault.ca_cert.is_file() else True)
         try:
             return LocalStack(cfg).info()
         except StackError as exc:
@@ -85,8 +88,9 @@ class Target:
                 f"{' and '.join(missing)} must be set for --env {self.env} "
                 "(an operator token: `vault login -method=oidc role=spira-<env>-operator`)"
             )
-        probe(addr)
-        return hvac.Client(url=addr, token=token, timeout=30)
+        verify = self.environ.get("VAULT_CACERT") or True
+        probe(addr, verify=verify)
+        return hvac.Client(url=addr, token=token, verify=verify, timeout=30)
 
     @cached_property
     def secrets(self) -> HvacSecretStore:

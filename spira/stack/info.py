@@ -7,6 +7,7 @@ from pathlib import Path
 
 from infra.vault import layout
 from spira.stack.signer import LocalJwtSigner
+from spira_core.vault.settings import vault_ca_path
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,11 @@ class StackInfo:
     def signer(self) -> LocalJwtSigner:
         return LocalJwtSigner(self.home / "jwt")
 
+    @property
+    def vault_ca(self) -> Path:
+        """The private CA OpenBao's certificate is signed by; where the stack's workloads find it."""
+        return vault_ca_path(self.signer.private_key_path)
+
     def mint_jwt(
         self, subject: str, audience: str = layout.AUDIENCE, ttl_s: int = 600, **claims: object
     ) -> str:
@@ -37,13 +43,15 @@ class StackInfo:
     def vault_client(self, token: str | None = None):
         import hvac
 
-        return hvac.Client(url=self.vault_addr, token=token or self.vault_root_token, timeout=30)
+        return hvac.Client(
+            url=self.vault_addr, token=token or self.vault_root_token, verify=str(self.vault_ca), timeout=30
+        )
 
     def operator_client(self):
         """A Vault client logged in with the operator role (no root), as `spira secrets` uses."""
         import hvac
 
-        client = hvac.Client(url=self.vault_addr, timeout=30)
+        client = hvac.Client(url=self.vault_addr, verify=str(self.vault_ca), timeout=30)
         client.auth.jwt.jwt_login(
             role=layout.operator_role_name(self.env_name),
             jwt=self.mint_jwt(layout.operator_subject(self.env_name)),
@@ -73,6 +81,7 @@ class StackInfo:
             "VAULT_SECRET_PATH": f"{layout.KV_MOUNT}/{layout.secret_path(self.env_name, service)}",
             # Local only: mint the service-account-like JWT with the stack's key instead of reading a
             # projected token file (clusters set nothing here and use /var/run/secrets/vault/token).
+            # The Vault CA is found beside the key, as it is beside the projected token in a cluster.
             "VAULT_JWT_SIGNER_KEY": str(self.signer.private_key_path),
             "VAULT_JWT_SUBJECT": layout.SERVICES[service].subject,
         }
@@ -82,6 +91,7 @@ class StackInfo:
             "SPIRA_HOME": str(self.home),
             "VAULT_ADDR": self.vault_addr,
             "VAULT_TOKEN": self.vault_root_token,
+            "VAULT_CACERT": str(self.vault_ca),  # the bao CLI and hvac trust the stack's CA through it
             "AWS_ENDPOINT_URL": self.s3_endpoint,
             "AWS_ACCESS_KEY_ID": self.s3_access_key,
             "AWS_SECRET_ACCESS_KEY": self.s3_secret_key,

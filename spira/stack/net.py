@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import socket
+import ssl
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from pathlib import Path
 
 
 def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
@@ -21,10 +23,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def http_status(url: str, timeout: float = 2.0) -> int | None:
-    """The HTTP status of a GET, or None if nothing answered."""
+def http_status(url: str, timeout: float = 2.0, ca: Path | None = None) -> int | None:
+    """The HTTP status of a GET, or None if nothing answered; https trusts only `ca` when given."""
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
+        context = ssl.create_default_context(cafile=str(ca)) if ca is not None else None
+        with urllib.request.urlopen(url, timeout=timeout, context=context) as resp:
             return resp.status
     except urllib.error.HTTPError as exc:
         return exc.code

@@ -3,6 +3,8 @@
 OpenBao 2.x has no `file` storage backend; single-node integrated storage (raft) is the file-backed
 storage it offers, and it is what the clusters run (HA raft), so the local stack exercises the same.
 The root token and unseal key are kept in vault/init.json (0600) and printed only by `spira stack env`.
+The listener speaks TLS with a certificate from the stack's private CA (spira/stack/tls.py), as the
+clusters' Vault does; every client here trusts that CA explicitly.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from spira.stack.errors import StackError
 from spira.stack.net import http_status
 from spira.stack.process import ManagedProcess
 from spira.stack.signer import LocalJwtSigner
+from spira.stack.tls import LocalCa
+from spira_core.vault.settings import vault_ca_path
 
 NAME = "openbao"
 
@@ -49,7 +53,10 @@ class OpenBaoService:
     def __init__(self, cfg: StackConfig) -> None:
         self.cfg = cfg
         self.dir = cfg.home / "vault"
-        self.addr = f"http://127.0.0.1:{cfg.vault_port}"
+        self.addr = f"https://127.0.0.1:{cfg.vault_port}"
+        # The CA sits where the stack's workloads look for it: beside the JWT signing key they log in with.
+        self.tls = LocalCa(cfg.home, vault_ca_path(LocalJwtSigner(cfg.home / "jwt").private_key_path))
+        self.ca_cert = self.tls.ca_cert
         self.cluster_port = cfg.vault_port + 1
         self.init_file = self.dir / "init.json"
         self.audit_log = self.dir / layout.AUDIT_LOG_FILE
@@ -67,6 +74,7 @@ class OpenBaoService:
 
     def write_config(self) -> None:
         (self.dir / "data").mkdir(parents=True, exist_ok=True)
+        self.tls.ensure()
         os.chmod(self.dir, 0o700)
         # The audit device is declared in the config (OpenBao's recommended way), so it exists from start.
         (self.dir / "config.hcl").write_text(f"""\
@@ -78,11 +86,13 @@ storage "raft" {{
 listener "tcp" {{
   address         = "127.0.0.1:{self.cfg.vault_port}"
   cluster_address = "127.0.0.1:{self.cluster_port}"
-  tls_disable     = true
+  tls_cert_file   = "{self.tls.server_cert}"
+  tls_key_file    = "{self.tls.server_key}"
+  tls_min_version = "tls12"
 }}
 
 api_addr     = "{self.addr}"
-cluster_addr = "http://127.0.0.1:{self.cluster_port}"
+cluster_addr = "https://127.0.0.1:{self.cluster_port}"
 ui           = false
 
 audit "file" "file" {{
@@ -93,10 +103,10 @@ audit "file" "file" {{
 """)
 
     def answering(self) -> bool:
-        return http_status(f"{self.addr}/v1/sys/health") is not None
+        return http_status(f"{self.addr}/v1/sys/health", ca=self.ca_cert) is not None
 
     def healthy(self) -> bool:
-        return http_status(f"{self.addr}/v1/sys/health") == 200
+        return http_status(f"{self.addr}/v1/sys/health", ca=self.ca_cert) == 200
 
     # -- initialisation ---------------------------------------------------------------------------
     def keys(self) -> dict:
@@ -112,12 +122,13 @@ audit "file" "file" {{
             ) from exc
 
     def root_client(self) -> hvac.Client:
-        return hvac.Client(url=self.addr, token=self.keys()["root_token"], timeout=30)
+        return hvac.Client(
+            url=self.addr, token=self.keys()["root_token"], verify=str(self.ca_cert), timeout=30
+        )
 
     def init_and_unseal(self) -> None:
-        client = hvac.Client(
-            url=self.addr, timeout=60
-        )  # init writes keys through raft: slow on a busy machine
+        # init writes keys through raft: slow on a busy machine
+        client = hvac.Client(url=self.addr, verify=str(self.ca_cert), timeout=60)
         if not client.sys.is_initialized():
             result = client.sys.initialize(secret_shares=1, secret_threshold=1)
             fd = os.open(self.init_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

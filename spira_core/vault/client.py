@@ -35,6 +35,12 @@ _STATUS = {
 }
 
 
+def certificate_refused(exc: BaseException) -> bool:
+    """Whether a TLS failure is the certificate not verifying (wrong CA, wrong name), as opposed to a
+    connection that broke during the handshake (which is Vault being unreachable)."""
+    return "CERTIFICATE_VERIFY_FAILED" in str(exc)
+
+
 class VaultError(RuntimeError):
     """Vault could not be reached or refused us; `status` is the HTTP status when there was one."""
 
@@ -88,7 +94,11 @@ class VaultSecretReader(SecretReader):
             detail = "; ".join(exc.errors or []) or exc.args[0] or "no detail"
             raise VaultError(f"{what} failed ({status}): {detail}", status) from exc
         except requests.exceptions.SSLError as exc:
-            raise VaultError(f"TLS with Vault at {s.addr} failed (trusted CA {s.ca_path}): {exc}") from exc
+            if certificate_refused(exc):
+                raise VaultError(
+                    f"Vault at {s.addr} presented a certificate that {s.ca_path} does not verify"
+                ) from exc
+            raise VaultError(f"Vault at {s.addr} is unreachable: {exc.__class__.__name__}") from exc
         except requests.RequestException as exc:
             raise VaultError(f"Vault at {s.addr} is unreachable: {exc.__class__.__name__}") from exc
 

@@ -44,7 +44,11 @@ def staging_operator(local_stack: StackInfo) -> dict[str, str]:
     token = root.auth.token.create(
         policies=[layout.operator_policy_name("staging")], ttl="15m", no_default_policy=False
     )["auth"]["client_token"]
-    return {"VAULT_ADDR": local_stack.vault_addr, "VAULT_TOKEN": token}
+    return {
+        "VAULT_ADDR": local_stack.vault_addr,
+        "VAULT_TOKEN": token,
+        "VAULT_CACERT": str(local_stack.vault_ca),
+    }
 
 
 def test_a_staging_operator_seeds_rotates_and_reads_status_with_the_configured_engine(

@@ -51,9 +51,29 @@ def test_a_sealed_vault_is_reported_as_sealed_for_a_cluster_environment(sealed: 
         "staging",
         "--service",
         "serving",
-        env={"VAULT_ADDR": sealed.vault_addr, "VAULT_TOKEN": sealed.vault_root_token},
+        env={
+            "VAULT_ADDR": sealed.vault_addr,
+            "VAULT_TOKEN": sealed.vault_root_token,
+            "VAULT_CACERT": str(sealed.vault_ca),
+        },
     )
     assert run.returncode == 1 and "is sealed" in one_error_line(run)
+
+
+def test_a_cluster_vault_whose_ca_is_not_given_is_reported_as_a_tls_failure(local_stack: StackInfo) -> None:
+    run = spira(
+        "secrets",
+        "status",
+        "--env",
+        "staging",
+        env={
+            "VAULT_ADDR": local_stack.vault_addr,
+            "VAULT_TOKEN": local_stack.vault_root_token,
+            "VAULT_CACERT": "",
+        },
+    )
+    assert run.returncode == 1
+    assert "failed TLS verification against the system's CAs (set VAULT_CACERT" in one_error_line(run)
 
 
 def test_an_unreachable_vault_is_reported_as_unreachable(tmp_path) -> None:

@@ -88,7 +88,7 @@ def test_mlflow_logs_a_run_whose_artifact_lands_in_s3(local_stack: StackInfo, tm
 
 
 def test_a_service_logs_in_with_its_jwt_and_reads_only_its_own_secret(local_stack: StackInfo) -> None:
-    client = hvac.Client(url=local_stack.vault_addr)
+    client = hvac.Client(url=local_stack.vault_addr, verify=str(local_stack.vault_ca))
     client.auth.jwt.jwt_login(
         role=layout.role_name("local", "serving"),
         jwt=local_stack.service_jwt("serving"),

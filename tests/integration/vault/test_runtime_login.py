@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import hvac
 import pytest
 
 from infra.vault import layout
 from spira.stack import StackInfo
 from spira_core.settings import cached_service_secret, service_secret
 from spira_core.vault import VaultError, VaultSecretReader, VaultSettings
+from spira_core.vault.settings import vault_ca_path
 from spira_core.vault.tokens import FileTokenSource, SignerTokenSource
 
 pytestmark = pytest.mark.integration
@@ -22,11 +22,16 @@ def test_the_serving_workload_reads_its_secret_with_only_the_contract_variables(
     assert secret.status().version >= 1
 
 
-def test_a_projected_token_file_logs_in_the_same_way(local_stack: StackInfo, tmp_path) -> None:
+def test_a_projected_token_file_logs_in_the_same_way_with_the_ca_beside_it(
+    local_stack: StackInfo, tmp_path
+) -> None:
     token_file = tmp_path / "token"
     token_file.write_text(local_stack.service_jwt("training"))
     env = {k: v for k, v in local_stack.service_env("training").items() if not k.startswith("VAULT_JWT_")}
     env["VAULT_JWT_PATH"] = str(token_file)
+    with pytest.raises(VaultError, match=f"the Vault CA {tmp_path / 'ca.crt'} does not exist"):
+        service_secret("training", env)  # https trusts only the CA beside the token, never the system's
+    vault_ca_path(token_file).write_bytes(local_stack.vault_ca.read_bytes())  # what vault-ca projects
     assert service_secret("training", env)["features_bucket"] == "spira-local-features"
 
 
@@ -71,9 +76,7 @@ def test_a_revoked_token_leads_to_one_fresh_login(local_stack: StackInfo) -> Non
     settings = VaultSettings.from_env(local_stack.service_env("serving"))
     reader = VaultSecretReader(settings, settings.token_source())
     reader.read()
-    hvac.Client(url=local_stack.vault_addr, token=local_stack.vault_root_token).auth.token.revoke(
-        reader.client_token
-    )
+    local_stack.vault_client().auth.token.revoke(reader.client_token)
     reader.read()
     assert reader.logins == 2
 
@@ -82,3 +85,17 @@ def test_every_read_is_in_the_audit_log(local_stack: StackInfo) -> None:
     cached_service_secret(local_stack.service_env("serving")).get()
     audit = (local_stack.home / "vault" / layout.AUDIT_LOG_FILE).read_text()
     assert "secret/data/spira/local/serving" in audit
+
+
+def test_a_ca_that_did_not_sign_vaults_certificate_is_refused_naming_it(
+    local_stack: StackInfo, tmp_path
+) -> None:
+    from spira.stack.tls import LocalCa
+
+    token_file = tmp_path / "token"
+    token_file.write_text(local_stack.service_jwt("serving"))
+    LocalCa(tmp_path / "other", vault_ca_path(token_file)).ensure()  # another CA, where the pod looks
+    env = {k: v for k, v in local_stack.service_env("serving").items() if not k.startswith("VAULT_JWT_")}
+    settings = VaultSettings.from_env({**env, "VAULT_JWT_PATH": str(token_file)})
+    with pytest.raises(VaultError, match=f"certificate that {tmp_path / 'ca.crt'} does not verify"):
+        VaultSecretReader(settings, settings.token_source()).read()

@@ -97,7 +97,7 @@ def test_the_model_pod_keeps_env_security_probes_volumes_and_metadata_unchanged(
     renv = {e["name"]: e["value"] for e in rmain["env"]}
     assert list(env) == list(renv) == ["VAULT_ADDR", "VAULT_ROLE", "VAULT_SECRET_PATH"]
     assert env["VAULT_ROLE"] == renv["VAULT_ROLE"] and env["VAULT_SECRET_PATH"] == renv["VAULT_SECRET_PATH"]
-    assert renv["VAULT_ADDR"] == "http://127.0.0.1:8200" and env["VAULT_ADDR"] == "http://127.0.0.1:28200"
+    assert renv["VAULT_ADDR"] == "https://127.0.0.1:8200" and env["VAULT_ADDR"] == "https://127.0.0.1:28200"
 
 
 def test_the_model_pod_replaces_image_token_volume_and_port_and_joins_the_host_network(docs, model):
@@ -185,3 +185,12 @@ def test_with_port_keeps_scheme_host_and_path():
     assert with_port("https://vault.example:8200/v1", 9) == "https://vault.example:9/v1"
     with pytest.raises(KubePlayError):
         with_port("no-host", 9)
+
+
+def test_a_token_volume_without_vault_ca_beside_the_token_is_an_error(docs):
+    broken = copy.deepcopy(docs)
+    spec = find(broken, "Rollout", "spira-model")["spec"]["template"]["spec"]
+    token = next(v for v in spec["volumes"] if v["name"] == "vault-token")
+    token["projected"]["sources"] = [s for s in token["projected"]["sources"] if "configMap" not in s]
+    with pytest.raises(KubePlayError, match=r"projects no ca\.crt"):
+        model_pod(broken, name="x", image=MODEL_REF, image_cmd=CMD, port=1, token_dir="/t", vault_port=1)

@@ -171,6 +171,47 @@ def test_a_projected_token_for_another_audience_is_caught():
     assert any("audience 'vault'" in f for f in findings(rendered))
 
 
+def _vault_volume(rendered: list[dict]) -> dict:
+    volumes = one(rendered, "Rollout")["spec"]["template"]["spec"]["volumes"]
+    return next(v for v in volumes if v["name"] == "vault-token")
+
+
+def test_a_token_volume_without_vault_ca_beside_the_token_is_caught():
+    rendered = docs()
+    sources = _vault_volume(rendered)["projected"]["sources"]
+    _vault_volume(rendered)["projected"]["sources"] = [s for s in sources if "configMap" not in s]
+    assert any("no ConfigMap projected as ca.crt beside the token" in f for f in findings(rendered))
+
+
+def test_vault_ca_from_another_config_map_than_declared_is_caught():
+    rendered = docs()
+    next(s for s in _vault_volume(rendered)["projected"]["sources"] if "configMap" in s)["configMap"][
+        "name"
+    ] = "other-ca"
+    assert any("ca.crt comes from ConfigMap 'other-ca', not 'vault-ca'" in f for f in findings(rendered))
+
+
+def test_the_ca_config_map_is_read_from_infra_not_copied():
+    from infra.environments import declared
+
+    assert (contracts.vault("staging").ca_configmap, contracts.vault("staging").ca_key) == (
+        declared().vault_ca.configmap,
+        declared().vault_ca.key,
+    )
+
+
+def test_the_token_volume_mounted_elsewhere_is_caught():
+    rendered = docs()
+    next(m for m in model(rendered)["volumeMounts"] if m["name"] == "vault-token")["mountPath"] = "/vault"
+    assert any("is mounted at ['/vault'], not '/var/run/secrets/vault'" in f for f in findings(rendered))
+
+
+def test_a_plain_http_vault_address_is_caught():
+    rendered = docs("production")
+    next(e for e in model(rendered)["env"] if e["name"] == "VAULT_ADDR")["value"] = "http://vault:8200"
+    assert any("VAULT_ADDR 'http://vault:8200' is not https" in f for f in findings(rendered, "production"))
+
+
 def test_a_writable_root_filesystem_is_caught():
     rendered = docs()
     model(rendered)["securityContext"]["readOnlyRootFilesystem"] = False
