@@ -3,7 +3,7 @@
 What Argo Rollouts would start as the preview ReplicaSet, minus what only a cluster has (ci/kube_play.py
 lists every translated field). The pod stays up after `play_preview` returns, as a preview does until the
 gate decides; `stop_preview` removes it. The pod runs exactly what the image ships: a deliberately bad
-candidate (the demo's `--degrade`) is made by a fault proxy in front of it (spira/demo/faults.py), not here.
+candidate (the demo's `--degrade`) is made by a fault proxy in front of it (spira/faults.py), not here.
 """
 
 from __future__ import annotations

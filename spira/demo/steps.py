@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from spira.demo import reuse
-from spira.demo.faults import Degradation, FaultProxy
+from spira.faults import Degradation, FaultProxy
 from spira.local_server import LocalServer, LocalServerError, import_pinned, server_env, start_local_server
 from spira.stack import LocalStack, StackConfig, StackInfo
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from spira.demo.faults import Degradation, FaultProxy
+from spira.faults import Degradation, FaultProxy
 from tests.fixtures.model import REPO, ServedModel, get_json
 
 pytestmark = pytest.mark.integration

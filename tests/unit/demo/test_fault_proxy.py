@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from spira.demo import steps
-from spira.demo.faults import Degradation, FaultProxy
+from spira.faults import Degradation, FaultProxy
 from tests.fakes.prediction_server import Behaviour, FakePredictionServer
 
 

@@ -15,7 +15,7 @@ filter sit in front of a service. A `Degradation` spec, any subset of
 Every other request (`/livez`, `/readyz`, `/metrics`, `/info`, ...) is forwarded untouched, so the gate's
 readiness probe sees a healthy candidate and its verdict names the injected fault.
 
-By hand: `python -m spira.demo.faults --upstream http://127.0.0.1:3000 --spec latency=1500 --port 3100`.
+By hand: `python -m spira.faults --upstream http://127.0.0.1:3000 --spec latency=1500 --port 3100`.
 """
 
 from __future__ import annotations
