@@ -1,6 +1,7 @@
 """`spira manifests check`: every check over every environment, as one list of findings.
 
-Order: render, schemas, semantics, Argo CD bootstrap, drift guard, golden files, checkov. A render failure
+Order: generated patches, render, schemas, semantics, referential integrity (clusters), Argo CD bootstrap,
+drift guard, golden files, checkov. A render failure
 stops that environment's later checks (there is nothing to check), not the others.
 """
 
