@@ -97,8 +97,10 @@ def start_local_server(
     port: int | None = None,
     name: str = "serve",
     ready_timeout_s: float = READY_TIMEOUT_S,
+    wait_path: str = "/readyz",
 ) -> LocalServer:
-    """Start `bentoml serve serving.service:Spira` on 127.0.0.1 and wait until /readyz answers 200."""
+    """Start `bentoml serve serving.service:Spira` on 127.0.0.1 and wait until `wait_path` answers 200
+    (/livez: up, ready or not, for a test of a server that must not become ready)."""
     port = port or free_port()
     bentoml = str(Path(sys.executable).parent / "bentoml")
     proc = ManagedProcess(
@@ -117,7 +119,7 @@ def start_local_server(
             raise LocalServerError(
                 f"bentoml serve {proc.describe_exit()} during start-up:\n{proc.log_tail(40)}"
             )
-        if http_status(f"{server.url}/readyz") == 200:
+        if http_status(f"{server.url}{wait_path}") == 200:
             return server
         time.sleep(0.5)
     proc.stop()

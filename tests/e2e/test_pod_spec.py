@@ -4,28 +4,35 @@ The images are the session's (tests/e2e/test_image_delivery.py's fixtures, impor
 Bento, built once and pushed to the loopback registry); kube play pulls them by digest (tls off). The pod is
 ci/kube_play.py's translation of `spira manifests render local`: every field the manifest has (env,
 securityContext, probes, emptyDirs, read-only root, uid 10001) except the GPU scheduling fields and the
-few podman-only replacements listed there. The model pod must answer its readiness path; the gate's pod
-must exit 0 against it with the right model version and 1 with a wrong one.
+few podman-only replacements listed there. The model pod logs in to the stack's OpenBao over TLS with the
+CA beside its token (as the cluster projects the ConfigMap vault-ca) and must answer its readiness path; a
+pod without that CA must not become ready and must say where the CA should be, in one log line. The gate's
+pod must exit 0 against it with the right model version and 1 with a wrong one.
 """
 
 from __future__ import annotations
 
 import json
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
 from ci.base_image import ensure_infra
-from ci.ephemeral import http_ready
-from ci.kube_play import container_name, down, gate_pod, play, wait_exit
+from ci.ephemeral import TOKEN_DIR, free_port, http_ready, write_token
+from ci.kube_play import container_name, down, gate_pod, model_pod, play, wait_exit
 from ci.podman import Podman
 from ci.preview import play_preview, stop_preview
 from spira.manifests.render import render_docs
 from spira.stack import StackInfo
+from spira.stack.net import http_status
+from spira_core.vault.settings import vault_ca_path
 from tests.e2e.test_image_delivery import bento, images, podman, registry, version  # noqa: F401 (fixtures)
+from tests.fixtures.model import get_json
 
 pytestmark = [pytest.mark.e2e, pytest.mark.container, pytest.mark.slow]
 
@@ -99,7 +106,7 @@ def test_the_rendered_model_pod_runs_as_the_manifest_says_and_becomes_ready(
         for k, v in local_stack.service_env("serving").items()
         if k in ("VAULT_ROLE", "VAULT_SECRET_PATH")
     }, "the rendered local env does not match the stack's Vault layout"
-    assert env["VAULT_ADDR"] == local_stack.vault_addr
+    assert env["VAULT_ADDR"] == local_stack.vault_addr and env["VAULT_ADDR"].startswith("https://")
     assert not any(k.startswith("VAULT_JWT") for k in env), "only the manifest's env, no local signer"
     mounts = {m["Destination"]: m for m in inspect["Mounts"]}
     assert {"/home/bentoml", "/tmp", "/var/run/secrets/vault"} <= set(mounts)
@@ -108,6 +115,56 @@ def test_the_rendered_model_pod_runs_as_the_manifest_says_and_becomes_ready(
     assert kube("exec", name, "touch", "/opt/x", check=False).returncode != 0
     kube("exec", name, "touch", "/tmp/x", "/home/bentoml/x")
     assert http_ready(model_running["url"] + "/readyz")
+    # Logged in over TLS, trusting the CA beside the token: the secret was read and is fresh.
+    ca = str(vault_ca_path(Path(TOKEN_DIR) / "token"))
+    assert kube.text("exec", name, "cat", ca) == local_stack.vault_ca.read_text().strip()
+    secret = get_json(model_running["url"] + "/info")["readiness"]["secret"]
+    assert secret["version"] is not None and not secret["stale"], secret
+
+
+def test_a_model_pod_without_the_vault_ca_is_not_ready_and_logs_the_ca_path_once(
+    podman: Podman,  # noqa: F811
+    kube: Podman,
+    images,  # noqa: F811
+    docs,
+    local_stack: StackInfo,
+):
+    image = images["model"][1].ref
+    podman("pull", "-q", "--tls-verify=false", image, timeout=1800)
+    cmd = json.loads(kube.text("image", "inspect", "--format", "{{json .Config.Cmd}}", image))
+    with tempfile.TemporaryDirectory(prefix="spira-kp-noca-") as tmp:
+        token_dir = Path(tmp) / "vault"
+        write_token(token_dir, local_stack.service_jwt("serving"), ca=None)  # the ConfigMap is missing
+        port = free_port()
+        pod, _ = model_pod(
+            docs,
+            name=f"spira-kp-noca-{uuid.uuid4().hex[:8]}",
+            image=image,
+            image_cmd=cmd,
+            port=port,
+            token_dir=str(token_dir),
+            vault_port=urlsplit(local_stack.vault_addr).port,
+        )
+        name, url = container_name(pod, "model"), f"http://127.0.0.1:{port}"
+        line = f"the Vault CA {vault_ca_path(Path(TOKEN_DIR) / 'token')} does not exist"
+        play(kube, pod)
+        try:
+            deadline = time.monotonic() + 240
+            while time.monotonic() < deadline and http_status(url + "/livez") != 200:
+                assert kube.text("inspect", "--format", "{{.State.Status}}", name) == "running", logs(
+                    kube, name
+                )
+                time.sleep(1)
+            for _ in range(5):  # up, and stays unready across several refresh attempts
+                assert http_status(url + "/livez") == 200
+                assert http_status(url + "/readyz") == 503
+                time.sleep(1)
+            proc = kube("logs", name, check=False)
+            everything = ((proc.stdout or b"") + (proc.stderr or b"")).decode(errors="replace")
+            logged = [entry for entry in everything.splitlines() if line in entry]
+            assert len(logged) == 1, everything[-3000:]
+        finally:
+            down(kube, pod)
 
 
 def test_the_gate_job_pod_passes_the_good_model(kube: Podman, model_running, docs, images, version):  # noqa: F811

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -30,6 +27,7 @@ from tests.fixtures.model import (
     start_server,
     stop_server,
 )
+from tests.fixtures.vault_proxy import VaultProxy
 
 pytestmark = pytest.mark.integration
 
@@ -202,68 +200,18 @@ def test_an_operator_rotation_during_a_locust_run_fails_no_request(
     assert f"secret/data/{path}" in audit
 
 
-class _Proxy:
-    """A TCP proxy in front of OpenBao that a test can cut, to simulate Vault becoming unreachable."""
-
-    def __init__(self, target_port: int) -> None:
-        self.target = target_port
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
-        self.up = True
-        self.open: list[socket.socket] = []
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def cut(self) -> None:
-        """Refuse new connections and break the open ones (clients keep connections alive)."""
-        self.up = False
-        for s in self.open:
-            with contextlib.suppress(OSError):
-                s.shutdown(socket.SHUT_RDWR)
-            s.close()
-        self.open.clear()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.sock.accept()
-            except OSError:
-                return
-            if not self.up:
-                client.close()
-                continue
-            upstream = socket.create_connection(("127.0.0.1", self.target))
-            self.open += [client, upstream]
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pipe(a: socket.socket, b: socket.socket) -> None:
-        try:
-            while data := a.recv(65536):
-                b.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (a, b):
-                with contextlib.suppress(OSError):
-                    s.shutdown(socket.SHUT_RDWR)
-
-
 def test_a_vault_outage_keeps_serving_with_the_last_good_secret_and_says_so(
     local_stack: StackInfo, registered_model: RegisteredModel, served_model: ServedModel
 ) -> None:
     vault_port = int(local_stack.vault_addr.rsplit(":", 1)[1])
-    proxy = _Proxy(vault_port)
+    proxy = VaultProxy(vault_port)
     home = second_server_home(served_model)
     served = start_server(
         local_stack,
         registered_model,
         home,
         extra_env={
-            "VAULT_ADDR": f"http://127.0.0.1:{proxy.port}",
+            "VAULT_ADDR": proxy.addr,
             "VAULT_SECRET_TTL_S": "1",
             "VAULT_GRACE_S": "3",
         },
@@ -281,11 +229,11 @@ def test_a_vault_outage_keeps_serving_with_the_last_good_secret_and_says_so(
         assert (
             _post(f"{served.url}/predict", [("audio", "a.wav", _clip(4.0, 16_000))])[0] == 200
         )  # still answers
-        proxy.up = True
+        proxy.restore()
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and _get(f"{served.url}/readyz")[0] != 200:
             time.sleep(0.3)
         assert _get(f"{served.url}/readyz")[0] == 200
     finally:
         stop_server(served)
-        proxy.sock.close()
+        proxy.close()
