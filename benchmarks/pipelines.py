@@ -54,14 +54,12 @@ def stages(data: bytes, params: FeatureParams, model) -> dict[str, Callable[[], 
     wav = audio.resample(mono, rate, params.sample_rate)
     windows = W.file_windows(fast_mfcc(wav, params), params)
     fast = FastWindowModel(model)
-    from serving.limits import UploadLimits, decode, read_header
+    from serving.limits import UploadLimits, decode_upload
 
     limits = UploadLimits()
     return {
         "decode (libsndfile)": lambda: audio.decode(data),
-        "header + decode, upload path (PCM16 WAV: numpy)": lambda: decode(
-            data, read_header(data, limits), limits
-        ),
+        "header + decode, upload path (PCM16 WAV: numpy)": lambda: decode_upload(data, limits),
         "to mono (averaging pass; the service skips it for one channel)": lambda: audio.to_mono(samples),
         "resample 48k→16k (soxr)": lambda: audio.resample(mono, rate, params.sample_rate),
         "MFCC reference": lambda: F.mfcc(wav, params),

@@ -42,7 +42,7 @@ async def _audio_files(request: Request, runtime: ServingRuntime, max_files: int
         raise Rejected(
             415, "not_multipart", "send multipart/form-data with the recording in the field 'audio'"
         )
-    limit = runtime.predictor.limits.max_bytes * max_files + MULTIPART_OVERHEAD
+    limit = runtime.max_upload_bytes * max_files + MULTIPART_OVERHEAD
     body = await _read_body(request, limit)
 
     async def replay():
@@ -92,16 +92,7 @@ def create_app(get_runtime: Callable[[], ServingRuntime]) -> Starlette:
         return JSONResponse({"results": results})
 
     async def info(request: Request) -> JSONResponse:
-        runtime = get_runtime()
-        p = runtime.predictor
-        return JSONResponse(
-            {
-                "model_version": p.model_version,
-                "threshold": p.threshold,
-                "feature_params": p.params.to_dict(),
-                "readiness": runtime.readiness(),
-            }
-        )
+        return JSONResponse(get_runtime().info())
 
     return Starlette(
         routes=[

@@ -12,12 +12,30 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from serving.inference import WindowModel
+if TYPE_CHECKING:  # the Predictor (serving.inference) owns the batcher; the batcher only calls the model
+    from serving.inference import WindowModel
+
+
+@dataclass(frozen=True)
+class Batching:
+    """How long a batch may wait for company, and how many windows it may hold."""
+
+    max_batch_size: int = 64  # windows
+    max_latency_ms: float = 10.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Batching:
+        """SPIRA_MAX_BATCH_WINDOWS and SPIRA_MAX_LATENCY_MS, where set (a local server; pods get only VAULT_*)."""
+        return cls(
+            int(env.get("SPIRA_MAX_BATCH_WINDOWS", cls.max_batch_size)),
+            float(env.get("SPIRA_MAX_LATENCY_MS", cls.max_latency_ms)),
+        )
 
 
 @dataclass
@@ -27,10 +45,10 @@ class _Job:
 
 
 class MicroBatcher:
-    def __init__(self, model: WindowModel, max_batch_size: int = 64, max_latency_ms: float = 10.0) -> None:
+    def __init__(self, model: WindowModel, batching: Batching = Batching()) -> None:
         self.model = model
-        self.max_batch_size = max_batch_size
-        self.max_latency_s = max_latency_ms / 1000.0
+        self.max_batch_size = batching.max_batch_size
+        self.max_latency_s = batching.max_latency_ms / 1000.0
         self._queue: asyncio.Queue[_Job] | None = None
         self._worker: asyncio.Task | None = None
         self._coming = 0

@@ -1,19 +1,21 @@
 """From upload bytes to the answer, through the same spira_core code training used.
 
 predictor = Predictor.from_bundle(bundle, model_version="7")
-answer = predictor.predict_bytes(data)          # offline (`spira predict`) and parity tests
-prepared = predictor.prepare(data)              # the server: prepare, batch the model call, answer
+answer = await predictor.predict(data)          # the server: decode once, windows → the batcher → answer
+answer = predictor.predict_bytes(data)          # offline (`spira predict`), warm-up, parity tests
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import numpy as np
 
-from serving.limits import UploadLimits, decode, read_header
+from serving.batching import Batching, MicroBatcher
+from serving.limits import UploadLimits, decode_upload
 from serving.metrics import ModelChoiceMetrics
 from spira_core import audio as A
 from spira_core import windows as W
@@ -107,7 +109,7 @@ def best_window_model(
     capacity plans assume the faster path. It is logged as a warning and counted in `metrics`.
     `accelerator` None: `available_accelerator()` decides.
     """
-    from spira_core.fastpath import ParityError
+    from spira_core.fastpath import ParityError, UnsupportedModuleError
 
     device = accelerator or available_accelerator()
     if device is not None:
@@ -122,18 +124,20 @@ def best_window_model(
                 metrics.model_fallback(reason)
     try:
         return FastWindowModelAdapter(bundle)
+    except UnsupportedModuleError as exc:  # refused at build time, naming the layer it does not reproduce
+        reason, why = type(exc).__name__, f"the fast CPU path does not reproduce this model: {exc}"
     except (ParityError, ValueError, RuntimeError) as exc:
-        reason = type(exc).__name__
-        log.warning(
-            "fast CPU model not used, serving the eager model (slower, same answers): %s: %s", reason, exc
-        )
-        if metrics is not None:
-            metrics.model_fallback(reason)
-        return TorchWindowModel(bundle.model)
+        reason, why = type(exc).__name__, f"the fast CPU path failed its check: {type(exc).__name__}: {exc}"
+    log.warning("serving the eager model on the CPU (slower, same answers): %s", why)
+    if metrics is not None:
+        metrics.model_fallback(reason)
+    return TorchWindowModel(bundle.model)
 
 
 @dataclass(frozen=True)
 class Prepared:
+    """An upload decoded once and cut into the model's windows."""
+
     windows: np.ndarray  # [N, T, F]
     duration_s: float
     sample_rate_in: int
@@ -141,6 +145,9 @@ class Prepared:
 
 
 class Predictor:
+    """Upload bytes → answer: decode once, features, windows, probabilities (from the batcher, which shares
+    forward passes between concurrent requests, or from the model itself offline), label."""
+
     def __init__(
         self,
         params: FeatureParams,
@@ -148,12 +155,17 @@ class Predictor:
         model_version: str,
         model: WindowModel,
         limits: UploadLimits | None = None,
+        batching: Batching | None = None,
+        decoders: int = 4,
     ) -> None:
         self.params = params
         self.threshold = float(threshold)
         self.model_version = str(model_version)
         self.model = model
         self.limits = limits or UploadLimits()
+        self.batcher = MicroBatcher(model, batching or Batching())
+        # decoding and features run in threads; this bounds their memory when many uploads arrive at once
+        self._decoding = asyncio.Semaphore(decoders)
 
     @classmethod
     def from_bundle(
@@ -162,20 +174,49 @@ class Predictor:
         model_version: str,
         limits: UploadLimits | None = None,
         metrics: ModelChoiceMetrics | None = None,
+        batching: Batching | None = None,
     ) -> Predictor:
-        return cls(bundle.params, bundle.threshold, model_version, best_window_model(bundle, metrics), limits)
+        model = best_window_model(bundle, metrics)
+        return cls(bundle.params, bundle.threshold, model_version, model, limits, batching)
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return self.limits.max_bytes
+
+    def describe(self) -> dict[str, object]:
+        """What serves: for GET /info."""
+        return {
+            "model_version": self.model_version,
+            "threshold": self.threshold,
+            "feature_params": self.params.to_dict(),
+        }
+
+    async def predict(self, data: bytes) -> dict[str, object]:
+        """The server's path. A Rejected upload propagates (the HTTP layer answers 4xx and counts it).
+        Marked as coming to the batcher while it decodes, so a batch waits for its windows."""
+        with self.batcher.coming():
+            async with self._decoding:
+                prepared = await asyncio.to_thread(self.prepare, data)
+        return self._answer(prepared, await self.batcher.predict(prepared.windows))
+
+    def predict_bytes(self, data: bytes) -> dict[str, object]:
+        """The same answer without batching, in the calling thread."""
+        prepared = self.prepare(data)
+        return self._answer(prepared, self.model.predict(prepared.windows))
 
     def prepare(self, data: bytes) -> Prepared:
-        header = read_header(data, self.limits)
-        samples, rate = decode(data, header, self.limits)
+        """Decode once (upload rules checked), mono, resample, MFCC, windows."""
+        upload = decode_upload(data, self.limits)
+        samples = upload.samples
         # one channel: its own mean, without the 0.4 ms averaging pass (the values are identical)
-        mono = samples[:, 0] if samples.shape[1] == 1 else A.to_mono(samples)
-        wav = A.resample(mono, rate, self.params.sample_rate)
+        mono = samples[:, 0] if upload.channels == 1 else A.to_mono(samples)
+        wav = A.resample(mono, upload.sample_rate, self.params.sample_rate)
         # spira_core.features.mfcc's definition in less time; parity (1e-5 of scale) in tests/unit/fastpath
         feats = fast_mfcc(wav, self.params)
-        return Prepared(W.file_windows(feats, self.params), samples.shape[0] / rate, rate, samples.shape[1])
+        windows = W.file_windows(feats, self.params)
+        return Prepared(windows, upload.duration_s, upload.sample_rate, upload.channels)
 
-    def answer(self, prepared: Prepared, window_probs: np.ndarray) -> dict[str, object]:
+    def _answer(self, prepared: Prepared, window_probs: np.ndarray) -> dict[str, object]:
         probability = W.aggregate(window_probs)
         return {
             "probability": probability,
@@ -186,7 +227,3 @@ class Predictor:
             "duration_s": round(prepared.duration_s, 4),
             "sample_rate_in": prepared.sample_rate_in,
         }
-
-    def predict_bytes(self, data: bytes) -> dict[str, object]:
-        prepared = self.prepare(data)
-        return self.answer(prepared, self.model.predict(prepared.windows))

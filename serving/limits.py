@@ -5,14 +5,12 @@ Pure: takes bytes and numbers, returns facts or raises `Rejected`; no I/O beyond
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 
 import numpy as np
-import soundfile as sf
 
 from spira_core import audio as A
-from spira_core.fastpath.wav import WavLayout, pcm16_samples, wav_layout
+from spira_core.fastpath.wav import pcm16_samples, wav_layout
 
 
 @dataclass(frozen=True)
@@ -44,14 +42,24 @@ class AudioHeader:
     sample_rate: int
     channels: int
     frames: int  # what the container promises (a truncated WAV promises more than it holds)
-    format: str
-    subtype: str = ""
-    readable_frames: int = 0  # what libsndfile reads from these bytes
-    wav: WavLayout | None = None  # the RIFF chunks, walked once here and reused by `decode`
 
     @property
     def duration_s(self) -> float:
         return self.frames / self.sample_rate
+
+
+@dataclass(frozen=True)
+class DecodedUpload:
+    samples: np.ndarray  # float32 [frames, channels]
+    sample_rate: int
+
+    @property
+    def channels(self) -> int:
+        return int(self.samples.shape[1])
+
+    @property
+    def duration_s(self) -> float:
+        return self.samples.shape[0] / self.sample_rate
 
 
 def check_size(n_bytes: int, limits: UploadLimits) -> None:
@@ -61,26 +69,39 @@ def check_size(n_bytes: int, limits: UploadLimits) -> None:
         raise Rejected(413, "too_large", f"upload of {n_bytes} bytes exceeds the limit of {limits.max_bytes}")
 
 
-def read_header(data: bytes, limits: UploadLimits) -> AudioHeader:
-    """Read the container header only, and enforce the limits before any sample is decoded."""
+def decode_upload(data: bytes, limits: UploadLimits) -> DecodedUpload:
+    """The header read once and checked before any sample is decoded; then the samples, checked.
+
+    A plain PCM16 WAV (what phones record) is read from one walk of its RIFF chunks, header and samples,
+    with numpy; anything else by libsndfile from one open file (the header, then the samples). The chunk
+    walk also gives a WAV's declared length, which libsndfile quietly shortens when the upload was cut."""
     check_size(len(data), limits)
-    try:
-        info = sf.info(io.BytesIO(data))
-    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
-        raise Rejected(415, "unsupported_audio", "not a WAV, FLAC or OGG file soundfile can read") from exc
-    # libsndfile quietly shortens a truncated WAV, so the chunk sizes are read too
     wav = wav_layout(data)
-    declared = wav.declared_frames if wav is not None else None
-    frames = max(int(info.frames), declared or 0)  # a truncated WAV still promises its full length
-    header = AudioHeader(
-        int(info.samplerate),
-        int(info.channels),
-        frames,
-        str(info.format),
-        str(info.subtype),
-        int(info.frames),
-        wav,
-    )
+    if wav is not None and wav.pcm16:
+        header = AudioHeader(int(wav.sample_rate or 0), int(wav.channels or 0), int(wav.declared_frames or 0))
+        check_header(header, limits)
+        return _checked(DecodedUpload(pcm16_samples(data, wav), header.sample_rate), header, limits)
+    try:
+        f = A.open_audio(data)
+    except A.AudioError as exc:
+        raise Rejected(415, "unsupported_audio", "not a WAV, FLAC or OGG file soundfile can read") from exc
+    with f:
+        declared = wav.declared_frames if wav is not None else None
+        header = AudioHeader(int(f.samplerate), int(f.channels), max(int(f.frames), declared or 0))
+        check_header(header, limits)
+        try:
+            samples = A.read_samples(f, f"<upload of {len(data)} bytes>")
+        except A.NonFiniteAudioError as exc:
+            raise Rejected(422, "non_finite", "the audio contains NaN or infinite samples") from exc
+        except A.AudioError as exc:
+            raise Rejected(
+                422, "undecodable", "the audio could not be decoded (truncated or corrupt)"
+            ) from exc
+    return _checked(DecodedUpload(samples, header.sample_rate), header, limits)
+
+
+def check_header(header: AudioHeader, limits: UploadLimits) -> None:
+    """The limits a header alone decides, before any sample is decoded."""
     if header.channels < 1 or header.channels > limits.max_channels:
         raise Rejected(
             422, "bad_channels", f"{header.channels} channels; 1 to {limits.max_channels} accepted"
@@ -103,36 +124,14 @@ def read_header(data: bytes, limits: UploadLimits) -> AudioHeader:
         raise Rejected(
             413, "too_long", f"{header.duration_s:.1f} s exceeds the limit of {limits.max_duration_s:.0f} s"
         )
-    return header
 
 
-def decode(data: bytes, header: AudioHeader, limits: UploadLimits) -> tuple[np.ndarray, int]:
-    """Decode to float32 [frames, channels]; truncated, NaN/Inf and silent audio are rejected."""
-    # PCM16 WAV, what phones record: the same values as libsndfile's, without its conversion loop
-    samples = (
-        pcm16_samples(data, header.wav, header.channels, header.readable_frames)
-        if header.subtype == "PCM_16"
-        else None
-    )
-    if samples is not None:
-        return _checked(samples, header.sample_rate, header, limits)
-    try:
-        samples, rate = A.decode(data)
-    except A.NonFiniteAudioError as exc:
-        raise Rejected(422, "non_finite", "the audio contains NaN or infinite samples") from exc
-    except A.AudioError as exc:
-        raise Rejected(422, "undecodable", "the audio could not be decoded (truncated or corrupt)") from exc
-    return _checked(samples, rate, header, limits)
-
-
-def _checked(
-    samples: np.ndarray, rate: int, header: AudioHeader, limits: UploadLimits
-) -> tuple[np.ndarray, int]:
+def _checked(upload: DecodedUpload, header: AudioHeader, limits: UploadLimits) -> DecodedUpload:
     # A header that promises more frames than the data holds is a truncated upload.
-    if samples.shape[0] < header.frames * 0.99:
+    if upload.samples.shape[0] < header.frames * 0.99:
         raise Rejected(
-            422, "truncated", f"the file promises {header.frames} frames but holds {samples.shape[0]}"
+            422, "truncated", f"the file promises {header.frames} frames but holds {upload.samples.shape[0]}"
         )
-    if float(np.max(np.abs(samples))) < limits.silence_peak:
+    if float(np.max(np.abs(upload.samples))) < limits.silence_peak:
         raise Rejected(422, "silent", "the recording is silent")
-    return samples, rate
+    return upload

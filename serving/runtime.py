@@ -6,10 +6,9 @@ import asyncio
 import contextlib
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from serving.archive import SpoolingArchiver
-from serving.batching import MicroBatcher
 from serving.inference import Predictor
 from serving.metrics import ServingMetrics
 from spira_core.vault import CachedSecret, SecretUnavailable
@@ -18,23 +17,19 @@ from spira_core.vault import CachedSecret, SecretUnavailable
 @dataclass
 class ServingRuntime:
     predictor: Predictor
-    batcher: MicroBatcher
     metrics: ServingMetrics
     secret: CachedSecret | None = None
     secret_path: str = ""
     archiver: SpoolingArchiver | None = None
-    prepare_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(4))
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return self.predictor.max_upload_bytes
 
     async def predict(self, data: bytes, filename: str = "") -> dict[str, object]:
-        # Decoding and MFCC run in threads; the semaphore bounds memory when many uploads arrive at once.
         # A Rejected upload propagates to the HTTP layer, which answers 4xx and counts it.
-        # Marked as coming meanwhile, so the batcher waits for its windows rather than run a batch without them.
-        with self.batcher.coming():
-            async with self.prepare_slots:
-                prepared = await asyncio.to_thread(self.predictor.prepare, data)
-        probs = await self.batcher.predict(prepared.windows)
-        answer = self.predictor.answer(prepared, probs)
-        self.metrics.prediction(str(answer["label"]), prepared.duration_s)
+        answer = await self.predictor.predict(data)
+        self.metrics.prediction(str(answer["label"]), float(answer["duration_s"]))
         if self.archiver is not None:  # fsyncs two files: off the event loop, which serves everyone
             await asyncio.to_thread(self.archiver.submit, data, answer, filename)
         self.report_secret()
@@ -74,6 +69,10 @@ class ServingRuntime:
         status = self.secret.status()
         self.metrics.secret_state(self.secret_path, status.version, status.stale)
         return status.usable
+
+    def info(self) -> dict[str, object]:
+        """GET /info: what serves, and the readiness detail (from the cache only)."""
+        return {**self.predictor.describe(), "readiness": self.readiness()}
 
     def readiness(self) -> dict[str, object]:
         secret = self.secret.status() if self.secret is not None else None

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from serving.archive import S3Archive, SpoolingArchiver
-from serving.batching import MicroBatcher
+from serving.batching import Batching
 from serving.inference import Predictor
 from serving.metrics import ModelChoiceMetrics, ServingMetrics, prometheus_metrics
 from serving.pin import read_model_meta
@@ -40,11 +40,8 @@ def build_runtime(
     meta = read_model_meta(model_dir)
     # the Prometheus metrics also count a refused fast path (ModelChoiceMetrics); a test's fake may not
     choice = metrics if isinstance(metrics, ModelChoiceMetrics) else None
-    predictor = Predictor.from_bundle(bundle, model_version=meta["model_version"], metrics=choice)
-    batcher = MicroBatcher(
-        predictor.model,
-        max_batch_size=int(env.get("SPIRA_MAX_BATCH_WINDOWS", 64)),
-        max_latency_ms=float(env.get("SPIRA_MAX_LATENCY_MS", 10)),
+    predictor = Predictor.from_bundle(
+        bundle, model_version=meta["model_version"], metrics=choice, batching=Batching.from_env(env)
     )
     secret = archiver = None
     secret_path = env.get("VAULT_SECRET_PATH", "")
@@ -57,7 +54,7 @@ def build_runtime(
         )
         archiver.start()
     warm_up(predictor)
-    runtime = ServingRuntime(predictor, batcher, metrics, secret, secret_path, archiver)
+    runtime = ServingRuntime(predictor, metrics, secret, secret_path, archiver)
     if secret is not None:
         runtime.refresh_secret()  # first read now: /readyz and the gauge are right from the start
         runtime.start_secret_refresher(max(0.5, secret.ttl_s / 2))

@@ -42,8 +42,8 @@ def _describe(source: str | Path | bytes) -> str:
     return str(source)
 
 
-def decode(source: str | Path | bytes) -> tuple[np.ndarray, int]:
-    """Decode to float32 [frames, channels] and the file's sample rate."""
+def open_audio(source: str | Path | bytes) -> sf.SoundFile:
+    """Open for reading: the header is parsed (rate, channels, frames), no sample is decoded yet."""
     what = _describe(source)
     if isinstance(source, bytes | bytearray):
         if len(source) == 0:
@@ -57,14 +57,28 @@ def decode(source: str | Path | bytes) -> tuple[np.ndarray, int]:
             raise EmptyAudioError(f"{what}: empty file")
         handle = str(path)
     try:
-        data, rate = sf.read(handle, dtype="float32", always_2d=True)
+        return sf.SoundFile(handle)
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
+        raise CorruptAudioError(f"{what}: not readable audio ({exc})") from exc
+
+
+def read_samples(f: sf.SoundFile, what: str = "<audio>") -> np.ndarray:
+    """Decode an opened file's samples to float32 [frames, channels]; zero samples, NaN or infinity raise."""
+    try:
+        data = f.read(dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
         raise CorruptAudioError(f"{what}: not readable audio ({exc})") from exc
     if data.shape[0] == 0:
         raise EmptyAudioError(f"{what}: decodes to zero samples")
     if not np.isfinite(data).all():
         raise NonFiniteAudioError(f"{what}: contains NaN or infinite samples")
-    return data, int(rate)
+    return data
+
+
+def decode(source: str | Path | bytes) -> tuple[np.ndarray, int]:
+    """Decode to float32 [frames, channels] and the file's sample rate."""
+    with open_audio(source) as f:
+        return read_samples(f, _describe(source)), int(f.samplerate)
 
 
 def to_mono(data: np.ndarray) -> np.ndarray:

@@ -8,7 +8,9 @@ import numpy as np
 import soundfile as sf
 
 from serving.archive import Archive
+from serving.batching import Batching
 from serving.inference import Predictor, WindowModel
+from serving.limits import UploadLimits
 from serving.metrics import ServingMetrics
 from spira_core.params import FeatureParams
 
@@ -61,8 +63,13 @@ class MemoryArchive(Archive):
         self.objects[key] = body
 
 
-def fake_predictor(value: float | None = None, threshold: float = 0.5) -> Predictor:
-    return Predictor(FeatureParams(), threshold, "7", FakeWindowModel(value))
+def fake_predictor(
+    value: float | None = None,
+    threshold: float = 0.5,
+    limits: UploadLimits | None = None,
+    batching: Batching | None = None,
+) -> Predictor:
+    return Predictor(FeatureParams(), threshold, "7", FakeWindowModel(value), limits, batching)
 
 
 def wav_bytes(

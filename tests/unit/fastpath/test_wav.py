@@ -9,14 +9,15 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from serving.limits import UploadLimits, decode, read_header
+import serving.limits
+from serving.limits import UploadLimits, decode_upload
 from spira_core import audio as A
 from spira_core.fastpath.wav import pcm16_samples, wav_layout
 
 
-def _sf_wav(ints: np.ndarray, rate: int, subtype: str = "PCM_16") -> bytes:
+def _sf_wav(ints: np.ndarray, rate: int, subtype: str = "PCM_16", fmt: str = "WAV") -> bytes:
     buf = io.BytesIO()
-    sf.write(buf, ints, rate, format="WAV", subtype=subtype)
+    sf.write(buf, ints, rate, format=fmt, subtype=subtype)
     return buf.getvalue()
 
 
@@ -45,13 +46,23 @@ def _ints(frames: int, channels: int, seed: int = 0) -> np.ndarray:
 
 
 def _numpy_read(data: bytes) -> np.ndarray | None:
+    layout = wav_layout(data)
+    return pcm16_samples(data, layout) if layout is not None and layout.pcm16 else None
+
+
+@pytest.mark.parametrize(
+    ("channels", "rate", "fmt"),
+    [(1, 48_000, "WAV"), (2, 44_100, "WAV"), (1, 16_000, "WAV"), (2, 48_000, "WAVEX")],
+)
+def test_pcm16_samples_and_header_are_libsndfiles_bit_for_bit(channels: int, rate: int, fmt: str) -> None:
+    data = _sf_wav(_ints(rate // 3, channels), rate, fmt=fmt)
+    layout = wav_layout(data)
     info = sf.info(io.BytesIO(data))
-    return pcm16_samples(data, wav_layout(data), info.channels, info.frames)
-
-
-@pytest.mark.parametrize(("channels", "rate"), [(1, 48_000), (2, 44_100), (1, 16_000)])
-def test_pcm16_samples_are_libsndfiles_bit_for_bit(channels: int, rate: int) -> None:
-    data = _sf_wav(_ints(rate // 3, channels), rate)
+    assert (layout.sample_rate, layout.channels, layout.frames) == (
+        info.samplerate,
+        info.channels,
+        info.frames,
+    )
     ours = _numpy_read(data)
     theirs, _ = A.decode(data)
     assert ours is not None
@@ -83,23 +94,38 @@ def test_other_wav_subtypes_are_left_to_libsndfile(subtype: str) -> None:
     assert _numpy_read(data) is None
 
 
-def test_a_layout_that_disagrees_with_libsndfile_is_left_to_it() -> None:
-    data = _sf_wav(_ints(4000, 2), 16_000)
-    layout = wav_layout(data)
-    assert pcm16_samples(data, layout, 1, 4000) is None  # channel count differs
-    assert pcm16_samples(data, layout, 2, 3999) is None  # frame count differs
-    assert pcm16_samples(data, None, 2, 4000) is None
+def test_a_wav_that_is_not_plain_pcm16_is_left_to_libsndfile() -> None:
+    ints = _ints(4000, 1)
+    extensible_float = _sf_wav(np.zeros((1000, 1), np.float32) + 0.25, 16_000, "FLOAT", fmt="WAVEX")
+    unsized = bytearray(_hand_wav(ints, 16_000))
+    unsized[40:44] = struct.pack("<I", 0xFFFFFFFF)  # a streamed WAV's data size
+    empty_data = _hand_wav(ints[:0], 16_000)
+    for data in (extensible_float, bytes(unsized), empty_data, _hand_wav(ints, 16_000, format_tag=3)):
+        assert not wav_layout(data).pcm16
     assert wav_layout(b"OggS" + bytes(100)) is None
+    with pytest.raises(ValueError, match="libsndfile"):
+        pcm16_samples(extensible_float, wav_layout(extensible_float))
 
 
-def test_the_upload_decode_gives_the_same_samples_with_and_without_the_numpy_path() -> None:
+def test_a_pcm16_upload_is_decoded_once_without_libsndfile_and_others_by_one_libsndfile_open(
+    monkeypatch,
+) -> None:
     limits = UploadLimits()
-    data = _sf_wav(_ints(48_000 * 2, 1, seed=3), 48_000)
-    header = read_header(data, limits)
-    assert header.subtype == "PCM_16" and header.wav is not None
-    fast, rate = decode(data, header, limits)
-    slow, slow_rate = decode(
-        data, type(header)(header.sample_rate, header.channels, header.frames, header.format), limits
-    )  # no layout: libsndfile decodes
-    assert rate == slow_rate == 48_000
-    assert np.array_equal(fast, slow)
+    pcm16 = _sf_wav(_ints(48_000 * 2, 1, seed=3), 48_000)
+    flac = _sf_wav(_ints(48_000 * 2, 1, seed=3), 48_000, fmt="FLAC")
+    opened: list[int] = []
+    real_open = A.open_audio
+
+    def counting_open(source):
+        opened.append(len(source))
+        return real_open(source)
+
+    monkeypatch.setattr(serving.limits.A, "open_audio", counting_open)
+    monkeypatch.setattr(sf, "info", lambda *a, **k: pytest.fail("the header is read once, by the decoder"))
+    fast = decode_upload(pcm16, limits)
+    assert opened == []
+    slow = decode_upload(flac, limits)
+    assert opened == [len(flac)]
+    assert fast.sample_rate == slow.sample_rate == 48_000
+    assert np.array_equal(fast.samples, A.decode(pcm16)[0])
+    assert np.array_equal(fast.samples, slow.samples)  # FLAC is lossless: the same 16-bit samples

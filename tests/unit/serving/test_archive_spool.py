@@ -13,7 +13,7 @@ from starlette.testclient import TestClient
 import serving.archive
 from serving.app import create_app
 from serving.archive import SpoolingArchiver
-from serving.batching import MicroBatcher
+from serving.batching import Batching
 from serving.runtime import ServingRuntime
 from tests.fakes.serving import MemoryArchive, RecordingMetrics, fake_predictor, wav_bytes
 
@@ -88,8 +88,7 @@ def test_an_unwritable_spool_still_answers_the_prediction(
     monkeypatch.setattr(serving.archive, "_atomic_write", disk_full)
     metrics = RecordingMetrics()
     archiver = SpoolingArchiver(MemoryArchive(), tmp_path / "spool", metrics)
-    predictor = fake_predictor(0.7)
-    runtime = ServingRuntime(predictor, MicroBatcher(predictor.model, 64, 5.0), metrics, archiver=archiver)
+    runtime = ServingRuntime(fake_predictor(0.7, batching=Batching(64, 5.0)), metrics, archiver=archiver)
     with TestClient(create_app(lambda: runtime), raise_server_exceptions=False) as client:
         resp = client.post("/predict", files={"audio": ("p.wav", wav_bytes(4.2))})
     assert resp.status_code == 200 and resp.json()["probability"] == pytest.approx(0.7)

@@ -7,7 +7,7 @@ import time
 
 import numpy as np
 
-from serving.batching import MicroBatcher
+from serving.batching import Batching, MicroBatcher
 from tests.fakes.serving import FakeWindowModel
 
 
@@ -17,7 +17,7 @@ def _windows(n: int) -> np.ndarray:
 
 def test_a_lone_request_is_not_held_for_the_batching_delay() -> None:
     async def run() -> float:
-        batcher = MicroBatcher(FakeWindowModel(0.7), max_batch_size=64, max_latency_ms=2000)
+        batcher = MicroBatcher(FakeWindowModel(0.7), Batching(max_batch_size=64, max_latency_ms=2000))
         started = time.monotonic()
         probs = await batcher.predict(_windows(2))
         elapsed = time.monotonic() - started
@@ -37,7 +37,7 @@ def test_a_batch_waits_for_a_request_that_is_on_its_way_and_shares_its_forward_p
         return await batcher.predict(_windows(3))
 
     async def run() -> tuple[np.ndarray, np.ndarray]:
-        batcher = MicroBatcher(model, max_batch_size=64, max_latency_ms=2000)
+        batcher = MicroBatcher(model, Batching(max_batch_size=64, max_latency_ms=2000))
         late = asyncio.create_task(late_request(batcher))
         await asyncio.sleep(0)  # the late request has announced itself
         first = await batcher.predict(_windows(2))
@@ -54,7 +54,7 @@ def test_the_wait_for_company_is_bounded_by_the_batching_delay() -> None:
     model = FakeWindowModel(0.7)
 
     async def run() -> float:
-        batcher = MicroBatcher(model, max_batch_size=64, max_latency_ms=50)
+        batcher = MicroBatcher(model, Batching(max_batch_size=64, max_latency_ms=50))
         with batcher.coming():  # announced, but never arrives in time
             started = time.monotonic()
             await batcher.predict(_windows(1))

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
 from serving.app import create_app
-from serving.batching import MicroBatcher
+from serving.batching import Batching
 from serving.runtime import ServingRuntime
 from tests.fakes.serving import RecordingMetrics, fake_predictor, wav_bytes
 
@@ -60,8 +60,7 @@ malformed = st.one_of(
 
 
 def test_five_hundred_malformed_uploads_are_all_4xx_and_the_app_survives() -> None:
-    predictor = fake_predictor(0.4)
-    runtime = ServingRuntime(predictor, MicroBatcher(predictor.model, 64, 1.0), RecordingMetrics())
+    runtime = ServingRuntime(fake_predictor(0.4, batching=Batching(64, 1.0)), RecordingMetrics())
     statuses: list[int] = []
     with TestClient(create_app(lambda: runtime), raise_server_exceptions=False) as client:
 

@@ -11,7 +11,8 @@ from starlette.testclient import TestClient
 
 from serving.app import create_app
 from serving.archive import SpoolingArchiver
-from serving.batching import MicroBatcher
+from serving.batching import Batching
+from serving.limits import UploadLimits
 from serving.runtime import ServingRuntime
 from tests.fakes.serving import MemoryArchive, RecordingMetrics, fake_predictor, wav_bytes
 
@@ -27,13 +28,14 @@ ANSWER_FIELDS = {
 
 
 def _runtime(
-    value: float | None = None, archiver: SpoolingArchiver | None = None, max_latency_ms: float = 5.0
+    value: float | None = None,
+    archiver: SpoolingArchiver | None = None,
+    max_latency_ms: float = 5.0,
+    limits: UploadLimits | None = None,
 ) -> ServingRuntime:
-    predictor = fake_predictor(value)
+    predictor = fake_predictor(value, limits=limits, batching=Batching(64, max_latency_ms))
     metrics = archiver.metrics if archiver else RecordingMetrics()
-    return ServingRuntime(
-        predictor, MicroBatcher(predictor.model, 64, max_latency_ms), metrics, archiver=archiver
-    )
+    return ServingRuntime(predictor, metrics, archiver=archiver)
 
 
 def _client(runtime: ServingRuntime) -> TestClient:
@@ -82,8 +84,7 @@ def test_bad_requests_are_json_4xx_with_a_code(kwargs, status, code) -> None:
 
 
 def test_an_oversized_body_is_refused_from_its_declared_length() -> None:
-    runtime = _runtime()
-    runtime.predictor.limits = type(runtime.predictor.limits)(max_bytes=10_000)
+    runtime = _runtime(limits=UploadLimits(max_bytes=10_000))
     with _client(runtime) as client:
         resp = client.post("/predict", files={"audio": ("a.wav", wav_bytes(5.0), "audio/wav")})
     assert resp.status_code == 413 and resp.json()["error"] == "too_large"

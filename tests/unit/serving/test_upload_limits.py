@@ -13,9 +13,7 @@ from tests.fakes.serving import fake_predictor, wav_bytes
 
 
 def _rejection(data: bytes, limits: UploadLimits | None = None) -> Rejected:
-    predictor = fake_predictor()
-    if limits:
-        predictor.limits = limits
+    predictor = fake_predictor(limits=limits)
     with pytest.raises(Rejected) as err:
         predictor.prepare(data)
     return err.value
