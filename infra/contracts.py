@@ -183,5 +183,4 @@ class GitTarget:
 def git_target(environment: str) -> GitTarget:
     """The branch and overlay path the environment's root Application tracks (infra/environments.yaml)."""
     env = declared().cluster(environment)
-    assert env.branch is not None and env.overlay is not None  # a cluster environment has both
-    return GitTarget(branch=env.branch, overlay=env.overlay)
+    return GitTarget(branch=str(env.branch), overlay=str(env.overlay))

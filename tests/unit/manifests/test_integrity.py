@@ -43,6 +43,14 @@ def test_every_cross_layer_reference_of_each_cluster_resolves(env: str):
     assert messages(inputs) == []
 
 
+def test_the_references_also_resolve_with_the_minio_engine():
+    inputs = integrity.live_inputs(
+        "staging", render.render_docs("staging"), render.REPO_ROOT, overrides={"objectStore": "minio"}
+    )
+    assert inputs.seeded["serving"]["s3_endpoint"] == "http://objectstore.objectstore.svc.cluster.local:9000"
+    assert messages(inputs) == []
+
+
 def _fixed() -> integrity.Inputs:
     """The recorded references with the three defects repaired by hand: the check then finds nothing,
     so each test below isolates one broken reference."""
@@ -90,8 +98,8 @@ def test_a_vault_role_the_cluster_does_not_create_is_found():
 def test_a_secret_path_the_roles_policies_do_not_grant_is_found():
     inputs = _fixed()
     _rollout_env(inputs, "VAULT_SECRET_PATH", "secret/spira/staging/training")
-    (found,) = messages(inputs)
-    assert "do not grant reading 'secret/spira/staging/training'" in found
+    found = messages(inputs)
+    assert any("do not grant reading 'secret/spira/staging/training'" in m for m in found), found
 
 
 def test_a_pod_whose_service_account_the_role_is_not_bound_to_is_found():
@@ -117,6 +125,26 @@ def test_a_secret_key_the_mlflow_agent_reads_but_nobody_seeds_is_found():
     found = messages(inputs)
     assert any("plan mlflow-server" in m and "reads ['artifacts_bucket']" in m for m in found), found
     assert any("seeded secret mlflow: lacks ['artifacts_bucket']" in m for m in found), found
+
+
+def test_an_address_the_pods_network_policy_does_not_let_it_reach_is_found():
+    inputs = _fixed()
+    inputs.seeded["serving"]["s3_endpoint"] = "http://objectstore.objectstore.svc.cluster.local:9000"
+    inputs.resources.append(
+        {
+            "type": integrity.SERVICE,
+            "name": "objectstore",
+            "inputs": {
+                "metadata": {"name": "objectstore", "namespace": "objectstore"},
+                "spec": {"ports": [{"port": 9000}]},
+            },
+        }
+    )
+    assert messages(inputs) == [
+        "[integrity] staging: Rollout/spira-model spec.template container model: seeded serving s3_endpoint "
+        "'http://objectstore.objectstore.svc.cluster.local:9000': its NetworkPolicies allow no egress to "
+        "namespace 'objectstore' port 9000"
+    ]
 
 
 def test_a_release_whose_chart_is_not_pinned_is_found():
