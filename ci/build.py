@@ -138,6 +138,19 @@ def bento_model_version(bento_dir: Path) -> str:
     return version
 
 
+def verify_bento(bento_dir: Path) -> None:
+    """Refuse a Bento whose model is not, byte for byte, the bundle its own pin names (the pin the Bento
+    was built with, src/serving/model.lock.json), and whose stored model hash disagrees with it."""
+    from serving.pin import ModelPin, verified_bundle_dir
+
+    pin = ModelPin.read(bento_dir / "src" / "serving" / "model.lock.json")
+    name, _, version = pin.bento_tag.partition(":")
+    model_dir = bento_dir / "models" / name / version
+    if not model_dir.is_dir():
+        raise FileNotFoundError(f"the Bento at {bento_dir} does not hold the pinned model {pin.bento_tag}")
+    pin.verify(verified_bundle_dir(model_dir), what="the Bento's model")
+
+
 def _link_or_copy(src: str, dst: str) -> None:
     try:
         os.link(src, dst)
@@ -180,6 +193,7 @@ def build(podman: Podman, opts: BuildOptions, root: Path = REPO_ROOT, say=print)
         bento = (opts.bento_dir or root / "build/bento").resolve()
         if not (bento / "bento.yaml").exists():
             raise FileNotFoundError(f"no Bento at {bento} (run `spira bento build` first)")
+        verify_bento(bento)
         sources["bento"] = bento
         version = opts.model_version or bento_model_version(bento)
         args |= {

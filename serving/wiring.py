@@ -10,7 +10,7 @@ from serving.archive import S3Archive, SpoolingArchiver
 from serving.batching import Batching
 from serving.inference import Predictor
 from serving.metrics import ModelChoiceMetrics, ServingMetrics, prometheus_metrics
-from serving.pin import read_model_meta
+from serving.pin import read_model_meta, verified_bundle_dir
 from serving.runtime import ServingRuntime
 from spira_core.model import load_bundle
 
@@ -36,7 +36,7 @@ def build_runtime(
 ) -> ServingRuntime:
     env = os.environ if environ is None else environ
     metrics = metrics or prometheus_metrics()
-    bundle = load_bundle(model_dir / "bundle")
+    bundle = load_bundle(verified_bundle_dir(model_dir))
     meta = read_model_meta(model_dir)
     # the Prometheus metrics also count a refused fast path (ModelChoiceMetrics); a test's fake may not
     choice = metrics if isinstance(metrics, ModelChoiceMetrics) else None

@@ -33,6 +33,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "image": ("ci.cli:app", "Images: build, ephemeral test by digest, set-image, verify-promotion."),
     "demo": ("spira.demo:demo", "The whole delivery pipeline on local services."),
 }
+# Commands that run as a workload: from an operator's shell they act as this service of the local stack
+# (spira.workload).
+WORKLOADS: dict[str, str] = {"pipeline": "training", "serve": "serving", "bento": "training"}
 
 
 def _load(name: str, target: str):
@@ -54,6 +57,10 @@ class LazyGroup(typer.core.TyperGroup):
     def get_command(self, ctx, cmd_name: str):
         if cmd_name not in COMMANDS:
             return None
+        if cmd_name in WORKLOADS:
+            from spira.workload import act_as
+
+            act_as(WORKLOADS[cmd_name])
         try:
             cmd = _load(cmd_name, COMMANDS[cmd_name][0])
         except ModuleNotFoundError as exc:

@@ -209,6 +209,16 @@ def save_bundle(bundle: ModelBundle, directory: str | Path) -> Path:
     return out
 
 
+def bundle_digest(directory: str | Path) -> str:
+    """sha256 over every file of a bundle directory (relative path and bytes): the identity a model pin
+    records, the publish stage stores the bundle under, and every build and server checks."""
+    root = Path(directory)
+    h = hashlib.sha256()
+    for f in sorted(p for p in root.rglob("*") if p.is_file()):
+        h.update(f.relative_to(root).as_posix().encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()
+
+
 def load_bundle(directory: str | Path) -> ModelBundle:
     """Read a bundle written by `save_bundle`, checking format, architecture, sizes and the weights hash."""
     src = Path(directory)

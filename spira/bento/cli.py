@@ -40,19 +40,6 @@ def _bentoml() -> str:
     return str(candidate) if candidate.exists() else "bentoml"
 
 
-def _local_vault_env() -> dict[str, str]:
-    """The runtime contract for a local server: from the environment if set, else from the local stack."""
-    if os.environ.get("VAULT_ADDR"):
-        return {}
-    from spira.stack import LocalStack, StackConfig, StackError
-
-    try:
-        return LocalStack(StackConfig.load()).info().service_env("serving")
-    except StackError as exc:
-        console.print(f"[yellow]no Vault: {exc}; serving without secrets (no archive)[/yellow]")
-        return {}
-
-
 @bento_app.command("import")
 def import_cmd(
     model: str = typer.Option(..., "--model", help="MLflow version number or alias (candidate, champion)."),
@@ -76,11 +63,41 @@ def import_cmd(
         json.dumps(
             {
                 "bento_model": result.bento_tag,
+                "bundle_sha256": result.bundle_sha256,
                 "mlflow_version": result.mlflow_version,
                 "resolved_from": result.resolved_from,
             }
         )
     )
+
+
+@bento_app.command("fetch")
+def fetch_cmd(
+    pin_file: Path | None = typer.Option(
+        None, "--pin", help="The pin to fetch (default: the effective pin)."
+    ),
+    settings: Path | None = typer.Option(
+        None,
+        help="JSON with s3_endpoint, s3_access_key, s3_secret_key, features_bucket (default: the training "
+        "secret in Vault); a read-only key is enough.",
+    ),
+) -> None:
+    """Fetch the pinned bundle from the training object store (no MLflow needed), check its sha256 against
+    the pin, and import it into the BentoML store: how CI obtains the model it builds."""
+    from serving.pin import ModelPin, PinMismatch
+    from spira.bento.model_import import fetch_pinned
+    from training.adapters.s3 import S3ArtifactStore
+    from training.wiring import load_settings
+
+    pin = ModelPin.read(pin_file)
+    s = load_settings(settings)
+    store = S3ArtifactStore(s["s3_endpoint"], s["s3_access_key"], s["s3_secret_key"], s["features_bucket"])
+    try:
+        fetch_pinned(pin, store)
+    except (PinMismatch, FileNotFoundError) as exc:
+        console.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(2) from exc
+    print(json.dumps({"bento_model": pin.bento_tag, "bundle_sha256": pin.bundle_sha256}))
 
 
 @bento_app.command("build")
@@ -95,21 +112,31 @@ def build_cmd(
 
 def build_context(dest: Path) -> Path:
     """Assemble exactly what the Bento packs: the service, spira_core and the effective model pin (the one
-    in git, or SPIRA_MODEL_PIN's when a test or `--model` overrides it)."""
+    in git, or SPIRA_MODEL_PIN's when a test or `--model` overrides it). Refuses when the model in the
+    BentoML store is not, byte for byte, the bundle the pin names."""
     from serving.pin import ModelPin
+    from spira.bento.model_import import stored_bundle_dir
 
+    pin = ModelPin.read()
+    stored_bundle_dir(pin)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "model.lock.json", "Containerfile")
     if dest.exists():
         shutil.rmtree(dest)
     shutil.copytree(REPO_ROOT / "serving", dest / "serving", ignore=ignore)
     shutil.copytree(REPO_ROOT / "spira_core", dest / "spira_core", ignore=ignore)
-    ModelPin.read().write(dest / "serving" / "model.lock.json")
+    pin.write(dest / "serving" / "model.lock.json")
     return dest
 
 
 def build_bento() -> str:
+    from serving.pin import PinMismatch
+
     with tempfile.TemporaryDirectory(prefix="spira-bento-") as tmp:
-        ctx = build_context(Path(tmp) / "ctx")
+        try:
+            ctx = build_context(Path(tmp) / "ctx")
+        except (PinMismatch, FileNotFoundError) as exc:
+            console.print(f"[bold red]error:[/] {exc}")
+            raise typer.Exit(2) from exc
         out = subprocess.run(
             [_bentoml(), "build", "-f", "serving/bentofile.yaml", "--output", "tag", "."],
             cwd=ctx,
@@ -148,8 +175,13 @@ def serve(
     host: str = typer.Option("127.0.0.1"),
     tracking_uri: str | None = typer.Option(None),
 ) -> None:
-    """Serve over HTTP with BentoML (the pinned model by default)."""
-    env = {**os.environ, **_local_vault_env()}
+    """Serve over HTTP with BentoML (the pinned model by default). From an operator's shell it serves as
+    the local stack's serving workload (spira.workload); without Vault settings, without the archive."""
+    env = dict(os.environ)
+    if not env.get("VAULT_ADDR"):
+        console.print(
+            "[yellow]no Vault (VAULT_ADDR unset, no local stack): serving without the archive[/yellow]"
+        )
     if bento and model:
         raise typer.BadParameter("use --bento or --model, not both")
     target = bento or "serving.service:Spira"

@@ -5,7 +5,6 @@ An alias is resolved to a version once, here; what is stored and pinned is that 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import tempfile
@@ -13,8 +12,10 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 
-from serving.pin import META_FILE, MODEL_NAME, ModelPin
-from spira_core.model import load_bundle
+from serving.pin import META_FILE, MODEL_NAME, ModelPin, PinMismatch
+from spira_core.model import bundle_digest, load_bundle
+from training.artifacts import find_output
+from training.ports import ArtifactStore
 
 MODEL_ARTIFACT_PATH = "model"  # where the training pipeline logs the bundle in its run
 
@@ -25,6 +26,7 @@ class ResolvedModel:
     run_id: str
     source: str
     requested: str
+    train_key: str = ""  # the training stage that produced it (its bundle is also in the object store)
 
 
 class ModelSource(ABC):
@@ -53,7 +55,9 @@ class MlflowModelSource(ModelSource):
             if ref.isdigit()
             else self.client.get_model_version_by_alias(self.name, ref)
         )
-        return ResolvedModel(str(mv.version), mv.run_id or "", mv.source, ref)
+        return ResolvedModel(
+            str(mv.version), mv.run_id or "", mv.source, ref, (mv.tags or {}).get("train_key", "")
+        )
 
     def download(self, model: ResolvedModel, dest: Path) -> Path:
         import mlflow.artifacts
@@ -73,41 +77,87 @@ class MlflowModelSource(ModelSource):
         return bundle_dirs[0]
 
 
-def bundle_sha256(bundle_dir: Path) -> str:
-    h = hashlib.sha256()
-    for f in sorted(p for p in bundle_dir.rglob("*") if p.is_file()):
-        h.update(f.relative_to(bundle_dir).as_posix().encode() + b"\0" + f.read_bytes())
-    return h.hexdigest()
-
-
 def import_model(source: ModelSource, ref: str) -> ModelPin:
-    """Import (idempotently) into the BentoML store; returns the pin describing what was imported."""
-    import bentoml
-
+    """Resolve, download and import (idempotently) into the BentoML store; returns the pin of what was
+    imported."""
     resolved = source.resolve(ref)
     with tempfile.TemporaryDirectory() as tmp:
         bundle_dir = source.download(resolved, Path(tmp))
-        load_bundle(bundle_dir)  # refuse a broken bundle before it reaches the store
-        digest = bundle_sha256(bundle_dir)
-        pin = ModelPin(MODEL_NAME, resolved.version, digest, ref, resolved.run_id)
-        try:
-            existing = bentoml.models.get(pin.bento_tag)
-        except bentoml.exceptions.NotFound:
-            existing = None
-        if existing is not None:
-            if existing.info.metadata.get("bundle_sha256") != digest:
-                raise ValueError(f"{pin.bento_tag} is already in the BentoML store with different contents")
-            return pin
-        meta = {
-            "model_version": resolved.version,
-            "run_id": resolved.run_id,
-            "bundle_sha256": digest,
-            "resolved_from": ref,
-            "source": resolved.source,
-        }
-        with bentoml.models.create(
-            pin.bento_tag, labels={"mlflow_version": resolved.version}, metadata=meta
-        ) as model:
-            shutil.copytree(bundle_dir, Path(model.path) / "bundle")
-            (Path(model.path) / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+        pin = ModelPin(
+            MODEL_NAME,
+            resolved.version,
+            bundle_digest(bundle_dir),
+            ref,
+            resolved.run_id,
+            f"train/{resolved.train_key}/model" if resolved.train_key else "",
+        )
+        store_bundle(pin, bundle_dir, source=resolved.source)
     return pin
+
+
+def store_bundle(pin: ModelPin, bundle_dir: Path, source: str) -> None:
+    """Put the pinned bundle into the BentoML model store under the pin's tag (a no-op when it is there).
+
+    Refuses a bundle that is not the pinned one, a bundle that does not load, and a different model
+    already stored under the same tag."""
+    import bentoml
+
+    pin.verify(bundle_dir)
+    load_bundle(bundle_dir)  # refuse a broken bundle before it reaches the store
+    try:
+        existing = bentoml.models.get(pin.bento_tag)
+    except bentoml.exceptions.NotFound:
+        existing = None
+    if existing is not None:
+        if existing.info.metadata.get("bundle_sha256") != pin.bundle_sha256:
+            raise PinMismatch(f"{pin.bento_tag} is already in the BentoML store with different contents")
+        return
+    meta = {
+        "model_version": pin.mlflow_version,
+        "run_id": pin.run_id,
+        "bundle_sha256": pin.bundle_sha256,
+        "resolved_from": pin.resolved_from,
+        "source": source,
+    }
+    with bentoml.models.create(
+        pin.bento_tag, labels={"mlflow_version": pin.mlflow_version}, metadata=meta
+    ) as model:
+        shutil.copytree(bundle_dir, Path(model.path) / "bundle")
+        (Path(model.path) / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+
+
+def stored_bundle_dir(pin: ModelPin) -> Path:
+    """The pinned model's bundle in the BentoML store, checked against the pin."""
+    import bentoml
+
+    try:
+        model = bentoml.models.get(pin.bento_tag)
+    except bentoml.exceptions.NotFound as exc:
+        raise FileNotFoundError(
+            f"{pin.bento_tag} is not in the BentoML store: run `spira bento import` or `spira bento fetch`"
+        ) from exc
+    bundle_dir = Path(model.path) / "bundle"
+    pin.verify(bundle_dir, what=f"the stored model {pin.bento_tag}")
+    return bundle_dir
+
+
+def fetch_pinned(pin: ModelPin, store: ArtifactStore) -> None:
+    """The pinned bundle from the training pipeline's object store (where `pin.bundle_key` says), each file
+    checked against its stage manifest, the whole against the pin; then stored in the BentoML store."""
+    stage, _, key_and_path = pin.bundle_key.partition("/")
+    key, _, folder = key_and_path.partition("/")
+    if not (stage and key and folder):
+        raise FileNotFoundError(
+            f"the pin for version {pin.mlflow_version} records no bundle location (bundle_key): "
+            "re-pin it with `spira bento import`"
+        )
+    output = find_output(store, stage, key)
+    if output is None:
+        raise FileNotFoundError(f"{stage}/{key} is not in the object store")
+    names = [n for n in output.manifest["files"] if n.startswith(f"{folder}/")]
+    with tempfile.TemporaryDirectory() as tmp:
+        bundle_dir = Path(tmp) / "bundle"
+        bundle_dir.mkdir()
+        for name in names:
+            (bundle_dir / name.removeprefix(f"{folder}/")).write_bytes(output.read(name))
+        store_bundle(pin, bundle_dir, source=f"object store: {pin.bundle_key}")

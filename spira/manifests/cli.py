@@ -31,7 +31,11 @@ def check_cmd() -> None:
     """Schemas (core and CRD, strict), semantics, Argo CD bootstrap, drift guard, golden files, checkov."""
     from spira.manifests import check
 
-    findings = check.run()
+    try:
+        findings = check.run()
+    except FileNotFoundError as exc:  # a tool the checks need (checkov, kubectl): one line naming the fix
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
     for finding in findings:
         typer.echo(str(finding))
     if findings:

@@ -39,11 +39,10 @@ def test_import_resolves_an_alias_to_its_version(
     )
     assert out.returncode == 0, out.stderr[-2000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
-    assert result == {
-        "bento_model": f"spira-respiratory:mlflow-v{registered_model.version}",
-        "mlflow_version": registered_model.version,
-        "resolved_from": "bento-test",
-    }
+    assert result["bento_model"].startswith(f"spira-respiratory:mlflow-v{registered_model.version}-")
+    assert result["mlflow_version"] == registered_model.version
+    assert result["resolved_from"] == "bento-test"
+    assert result["bundle_sha256"][:12] == result["bento_model"].rsplit("-", 1)[1]
     refused = subprocess.run(
         [sys.executable, "-m", "spira.cli", "bento", "import", "--model", "latest", "--no-pin"],
         cwd=REPO,
@@ -78,7 +77,10 @@ def test_the_built_bento_carries_the_pinned_model_and_its_feature_parameters(
     assert pin["mlflow_version"] == served_model.version
     meta = yaml.safe_load((bento / "bento.yaml").read_text())
     tags = [m["tag"] for s in meta["services"] for m in s["models"]]
-    assert tags == [f"spira-respiratory:mlflow-v{served_model.version}"]
-    model_dir = bento / "models" / "spira-respiratory" / f"mlflow-v{served_model.version}"
+    assert tags == [f"spira-respiratory:mlflow-v{served_model.version}-{pin['bundle_sha256'][:12]}"]
+    model_dir = bento / "models" / "spira-respiratory" / tags[0].partition(":")[2]
     assert json.loads((model_dir / "bundle" / "feature_params.json").read_text())["n_mfcc"] == 40
     assert not (bento / "src" / "training").exists()  # serving never carries training code
+    # only what the pod runs: no operator CLI, no model import, no fault injection
+    shipped = {p.name for p in (bento / "src" / "serving").glob("*.py")}
+    assert not {"cli.py", "model_import.py", "degrade.py"} & shipped, shipped
