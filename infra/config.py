@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import pulumi
 
+from infra.environments import declared
+
 PROJECT = "spira-platform"
 ENGINES = ("minio", "seaweedfs")
 
@@ -96,8 +98,14 @@ def load(cfg: pulumi.Config | None = None, aws_cfg: pulumi.Config | None = None)
     engine = cfg.require("objectStore")
     if engine not in ENGINES:
         raise ValueError(f"config {PROJECT}:objectStore must be one of {', '.join(ENGINES)}, got {engine!r}")
+    environment = cfg.require("environment")
+    # A stack is one of the clusters infra/environments.yaml declares (its branch, overlay, Vault layout).
+    try:
+        declared().cluster(environment)
+    except ValueError as exc:
+        raise ValueError(f"config {PROJECT}:environment: {exc}") from None
     return StackConfig(
-        environment=cfg.require("environment"),
+        environment=environment,
         domain=cfg.require("domain"),
         repo_url=cfg.require("repoUrl"),
         region=aws_cfg.require("region"),

@@ -69,6 +69,13 @@ def test_a_stack_file_missing_a_required_key_fails_the_build(tmp_path: Path) -> 
         offline.run("staging", root=root)
 
 
+def test_a_stack_for_an_environment_the_declaration_does_not_name_is_refused() -> None:
+    with pytest.raises(ValueError, match="environment: unknown environment 'qa'"):
+        offline.run("staging", overrides={"environment": "qa"})
+    with pytest.raises(ValueError, match="'local' is not a cluster environment"):
+        offline.run("staging", overrides={"environment": "local"})
+
+
 def test_an_unknown_object_store_engine_is_refused() -> None:
     with pytest.raises(ValueError, match="objectStore must be one of minio, seaweedfs"):
         offline.run("staging", overrides={"objectStore": "ceph"})
