@@ -89,11 +89,13 @@ def diff() -> None:
     """Show how production differs from staging, and fail unless exactly the allowlist's differences remain."""
     from infra import offline, stackdiff
 
-    left, right = offline.run("staging"), offline.run("production")
-    differences = stackdiff.diff(left, "staging", right, "production")
+    # The clusters in infra/environments.yaml's order: the first is promoted from, the last to.
+    left_env, right_env = STACKS[0], STACKS[-1]
+    left, right = offline.run(left_env), offline.run(right_env)
+    differences = stackdiff.diff(left, left_env, right, right_env)
     verdict = stackdiff.judge(differences, stackdiff.load_allowlist())
-    table = Table(title="staging -> production (environment name replaced by <env>)")
-    for col in ("type", "name", "path", "staging", "production", "allowed as"):
+    table = Table(title=f"{left_env} -> {right_env} (environment name replaced by <env>)")
+    for col in ("type", "name", "path", left_env, right_env, "allowed as"):
         table.add_column(col, overflow="fold")
     allowlist = stackdiff.load_allowlist()
     for d in differences:
