@@ -1,4 +1,5 @@
-"""`spira infra plan|diff`: the Pulumi program run offline under mocks (no engine, no cloud)."""
+"""`spira infra plan|diff`: the Pulumi program run offline under mocks (no engine, no cloud); `spira infra
+smoke`: after a real `pulumi up`, what the mocks cannot show, checked on the cluster."""
 
 from __future__ import annotations
 
@@ -11,7 +12,11 @@ from typer import _click as click  # typer 0.29 vendors click: its errors are wh
 
 from infra.offline import STACKS
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Pulumi program under mocks: plan, diff.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Pulumi program under mocks: plan, diff; smoke checks on a real cluster.",
+)
 
 # The properties worth a glance per resource type (dotted input paths).
 KEY_PROPERTIES: dict[str, tuple[str, ...]] = {
@@ -110,3 +115,24 @@ def diff() -> None:
     if not verdict.ok:
         raise typer.Exit(code=1)
     console.print(f"{len(differences)} differences, all in the allowlist ({stackdiff.ALLOWLIST.name})")
+
+
+@app.command()
+def smoke(stack: str = typer.Option(..., "--stack", help=" | ".join(STACKS))) -> None:
+    """After `pulumi up`: Vault CA ConfigMap, Prometheus, Cluster Autoscaler, operator OIDC role, MLflow login
+    (kubectl, vault and pulumi of the operator's shell; see docs/infra.md)."""
+    from infra import smoke as probes
+
+    if stack not in STACKS:
+        raise click.exceptions.UsageError(f"--stack must be one of {', '.join(STACKS)}, not {stack!r}")
+    try:
+        outcomes = probes.run(stack)
+    except RuntimeError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    for o in outcomes:
+        typer.echo(f"{'ok  ' if o.ok else 'FAIL'} {o.probe.what}")
+        if not o.ok:
+            typer.echo(f"     $ {' '.join(o.probe.argv)}\n     {o.output[-500:]}")
+    if not all(o.ok for o in outcomes):
+        raise typer.Exit(1)
