@@ -24,7 +24,7 @@ class StackInfo:
 
     @property
     def signer(self) -> LocalJwtSigner:
-        return LocalJwtSigner(self.home / "jwt")
+        return LocalJwtSigner.of_stack(self.home)
 
     @property
     def vault_ca(self) -> Path:

@@ -23,6 +23,11 @@ class LocalJwtSigner:
         self.key_dir = key_dir
         self.issuer = issuer
 
+    @classmethod
+    def of_stack(cls, home: Path) -> LocalJwtSigner:
+        """The signer of the stack whose data is under `home`."""
+        return cls(home / "jwt")
+
     @property
     def private_key_path(self) -> Path:
         return self.key_dir / "signing-key.pem"

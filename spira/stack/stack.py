@@ -39,7 +39,7 @@ class LocalStack:
         self.mlflow = MlflowService(cfg)
         self.registry = RegistryService(cfg)
         self.with_registry = registry_available() if with_registry is None else with_registry
-        self.signer = LocalJwtSigner(cfg.home / "jwt")
+        self.signer = LocalJwtSigner.of_stack(cfg.home)
 
     # -- up ----------------------------------------------------------------------------------------
     def up(self, say: Callable[[str], None] = lambda _m: None) -> StackInfo:

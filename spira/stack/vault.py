@@ -55,7 +55,7 @@ class OpenBaoService:
         self.dir = cfg.home / "vault"
         self.addr = f"https://127.0.0.1:{cfg.vault_port}"
         # The CA sits where the stack's workloads look for it: beside the JWT signing key they log in with.
-        self.tls = LocalCa(cfg.home, vault_ca_path(LocalJwtSigner(cfg.home / "jwt").private_key_path))
+        self.tls = LocalCa(cfg.home, vault_ca_path(LocalJwtSigner.of_stack(cfg.home).private_key_path))
         self.ca_cert = self.tls.ca_cert
         self.cluster_port = cfg.vault_port + 1
         self.init_file = self.dir / "init.json"
