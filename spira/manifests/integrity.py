@@ -9,7 +9,8 @@ program under mocks, `infra.offline`) and the secrets the seeding writes (`spira
   or a Service that a Helm release of the plan creates (infra/environments.yaml says which);
 - each namespace a NetworkPolicy selects exists (rendered, created by the plan or by a release);
 - each in-cluster address a pod reaches (its VAULT_ADDR, the addresses in its seeded secret) is allowed by
-  the egress of the NetworkPolicies that select it;
+  the egress of the NetworkPolicies that select it, and a pod Prometheus scrapes (`prometheus.io/scrape`)
+  admits the declared Prometheus's namespace on the scraped port;
 - each Vault role a pod logs in with is a role of the plan bound to that pod's service account and
   token audience, and its policies grant reading the secret path the pod reads, in a mounted KV engine;
 - each bucket a seeded secret names is a bucket the object store creates;
@@ -226,13 +227,7 @@ def egress(inputs: Inputs) -> list[Finding]:
         own = doc["metadata"].get("namespace", "default")
         for where, template in pod_templates([doc]):
             labels = template.get("metadata", {}).get("labels") or {}
-            policies = [
-                p
-                for p in of_kind(inputs.docs, "NetworkPolicy")
-                if p["metadata"].get("namespace", "default") == own
-                and "Egress" in p["spec"].get("policyTypes", [])
-                and (p["spec"].get("podSelector", {}).get("matchLabels") or {}).items() <= labels.items()
-            ]
+            policies = _selecting(inputs.docs, own, labels, "Egress")
             if not policies:
                 continue  # no policy restricts its egress
             for c in template.get("spec", {}).get("containers", []):
@@ -257,6 +252,53 @@ def egress(inputs: Inputs) -> list[Finding]:
                                     f"namespace {m['ns']!r} port {port}",
                                 )
                             )
+    return out
+
+
+def _selecting(docs: list[Doc], namespace: str, labels: dict[str, str], direction: str) -> list[Doc]:
+    return [
+        p
+        for p in of_kind(docs, "NetworkPolicy")
+        if p["metadata"].get("namespace", "default") == namespace
+        and direction in p["spec"].get("policyTypes", [])
+        and (p["spec"].get("podSelector", {}).get("matchLabels") or {}).items() <= labels.items()
+    ]
+
+
+def scraping(inputs: Inputs, declaration: Declaration) -> list[Finding]:
+    """Pods annotated for scraping admit the declared Prometheus's namespace on the annotated port."""
+    prometheus = declaration.service("prometheus").namespace
+    out = []
+    for doc in of_kind(inputs.docs, "Rollout"):
+        own = doc["metadata"].get("namespace", "default")
+        for where, template in pod_templates([doc]):
+            meta = template.get("metadata", {})
+            notes = meta.get("annotations") or {}
+            if notes.get("prometheus.io/scrape") != "true":
+                continue
+            port = int(notes.get("prometheus.io/port", 0))
+            names = {
+                p.get("name")
+                for c in template.get("spec", {}).get("containers", [])
+                for p in c.get("ports", [])
+                if p.get("containerPort") == port
+            }
+            policies = _selecting(inputs.docs, own, meta.get("labels") or {}, "Ingress")
+            admitted = not policies or any(
+                (not rule.get("from") or any(_peer_admits(peer, prometheus, own) for peer in rule["from"]))
+                and (not rule.get("ports") or any(p.get("port") in names | {port} for p in rule["ports"]))
+                for p in policies
+                for rule in p["spec"].get("ingress", [])
+            )
+            if not admitted:
+                out.append(
+                    Finding(
+                        "integrity",
+                        where,
+                        f"Prometheus (namespace {prometheus!r}) scrapes port {port}, but the pod's "
+                        "NetworkPolicies admit no ingress from it",
+                    )
+                )
     return out
 
 
@@ -460,6 +502,7 @@ def check(inputs: Inputs, declaration: Declaration) -> list[Finding]:
         *addresses(inputs, declaration),
         *namespaces(inputs),
         *egress(inputs),
+        *scraping(inputs, declaration),
         *vault_logins(inputs),
         *buckets(inputs),
         *secret_keys(inputs),

@@ -147,6 +147,25 @@ def test_an_address_the_pods_network_policy_does_not_let_it_reach_is_found():
     ]
 
 
+def test_a_scraped_pod_that_does_not_admit_the_declared_prometheus_is_found():
+    inputs = _fixed()
+    policy = next(
+        d for d in inputs.docs if d["kind"] == "NetworkPolicy" and d["metadata"]["name"] == "spira-model"
+    )
+    for peer in policy["spec"]["ingress"][0]["from"]:
+        if (
+            "namespaceSelector" in peer
+            and "kubernetes.io/metadata.name" in peer["namespaceSelector"]["matchLabels"]
+        ):
+            peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] = "observability"
+    found = messages(inputs)
+    assert any(
+        "Prometheus (namespace 'monitoring') scrapes port 3000, but the pod's NetworkPolicies admit no ingress"
+        in m
+        for m in found
+    ), found
+
+
 def test_a_release_whose_chart_is_not_pinned_is_found():
     inputs = _fixed()
     del inputs.charts["prometheus"]
