@@ -32,6 +32,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "infra": ("infra.cli:app", "Pulumi program under mocks: plan, diff."),
     "image": ("ci.cli:app", "Images: build, ephemeral test by digest, set-image, verify-promotion."),
     "demo": ("spira.demo:demo", "The whole delivery pipeline on local services."),
+    "backup": ("spira.backup.cli:app", "Back up and restore the local stack: Vault, every object, MLflow."),
 }
 # Commands that run as a workload: from an operator's shell they act as this service of the local stack
 # (spira.workload).
