@@ -15,6 +15,7 @@ identity is another than the backup's, because the restored Vault holds the back
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import time
@@ -46,9 +47,10 @@ class SeaweedObjectStoreCopy(ObjectStoreCopy):
         self.wait_s = wait_s
 
     # -- the filer ----------------------------------------------------------------------------------
-    def _filer_files(self, directory: str) -> list[str]:
-        """Every file under a filer directory, recursively (full paths); [] if it does not exist."""
-        files: list[str] = []
+    def _filer_files(self, directory: str) -> dict[str, bytes | None]:
+        """Every file under a filer directory, recursively: full path -> its bytes when the filer keeps them
+        inside the entry (as it does for IAM files), else None (read them with a GET); {} if absent."""
+        files: dict[str, bytes | None] = {}
         last = ""
         while True:
             resp = requests.get(
@@ -63,17 +65,31 @@ class SeaweedObjectStoreCopy(ObjectStoreCopy):
             doc = resp.json()
             for entry in doc.get("Entries") or []:
                 if int(entry["Mode"]) & DIR_MODE:
-                    files += self._filer_files(entry["FullPath"])
+                    files |= self._filer_files(entry["FullPath"])
                 else:
-                    files.append(entry["FullPath"])
+                    inline = entry.get("Content")
+                    files[entry["FullPath"]] = base64.b64decode(inline) if inline else None
             if not doc.get("ShouldDisplayLoadMore"):
                 return files
             last = doc["LastFileName"]
 
-    def _filer_get(self, path: str) -> bytes:
+    def _filer_read(self, path: str, inline: bytes | None) -> bytes:
+        if inline is not None:
+            return inline
         resp = requests.get(f"{self.filer}{path}", timeout=30)
         resp.raise_for_status()
         return resp.content
+
+    def _filer_write(self, path: str, data: bytes) -> None:
+        """A multipart upload: the filer keeps a small file inside its entry, which is where SeaweedFS's
+        credential manager reads identities from (a chunked file reads as empty to it, and one unreadable
+        identity file stops every IAM reload)."""
+        name = path.rsplit("/", 1)[-1]
+        resp = requests.post(
+            f"{self.filer}{path}", files={"file": (name, data, "application/json")}, timeout=30
+        )
+        if resp.status_code >= 300:
+            raise BackupFailed(f"objectstore: the filer refused {path}: {resp.status_code} {resp.text[:200]}")
 
     # -- take ---------------------------------------------------------------------------------------
     def take(self, dest: Path, say: Say) -> PartResult:
@@ -91,9 +107,9 @@ class SeaweedObjectStoreCopy(ObjectStoreCopy):
             say(f"objectstore: {bucket}: {len(objects)} objects")
         write_private(dest / INDEX, json.dumps(index, indent=1, sort_keys=True).encode())
         identities = []
-        for path in self._filer_files(self.iam_root):
+        for path, inline in self._filer_files(self.iam_root).items():
             rel = path[len(self.iam_root) + 1 :]
-            write_private(dest / IAM / rel, self._filer_get(path))
+            write_private(dest / IAM / rel, self._filer_read(path, inline))
             if rel.startswith("identities/"):
                 identities.append(Path(rel).stem)
         write_private(dest / ADMIN, self.service.identities.read_bytes())
@@ -216,16 +232,7 @@ class SeaweedObjectStoreCopy(ObjectStoreCopy):
     def _restore_identities(self, src: Path, say: Say) -> int:
         ours = {p.relative_to(src / IAM).as_posix(): p for p in sorted((src / IAM).rglob("*")) if p.is_file()}
         for rel, path in ours.items():
-            resp = requests.put(
-                f"{self.filer}{self.iam_root}/{rel}",
-                data=path.read_bytes(),
-                headers={"Content-Type": "application/json"},
-                timeout=30,
-            )
-            if resp.status_code >= 300:
-                raise BackupFailed(
-                    f"objectstore: the filer refused {self.iam_root}/{rel}: {resp.status_code}"
-                )
+            self._filer_write(f"{self.iam_root}/{rel}", path.read_bytes())
         for path in self._filer_files(self.iam_root):
             if path[len(self.iam_root) + 1 :] not in ours:
                 requests.delete(f"{self.filer}{path}", timeout=30).raise_for_status()
