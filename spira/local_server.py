@@ -98,14 +98,15 @@ def start_local_server(
     name: str = "serve",
     ready_timeout_s: float = READY_TIMEOUT_S,
     wait_path: str = "/readyz",
+    service: str = "serving.service:Spira",
 ) -> LocalServer:
-    """Start `bentoml serve serving.service:Spira` on 127.0.0.1 and wait until `wait_path` answers 200
-    (/livez: up, ready or not, for a test of a server that must not become ready)."""
+    """Start `bentoml serve <service>` on 127.0.0.1 and wait until `wait_path` answers 200 (/livez: up,
+    ready or not, for a test of a server that must not become ready; another service: a benchmark's)."""
     port = port or free_port()
     bentoml = str(Path(sys.executable).parent / "bentoml")
     proc = ManagedProcess(
         f"{name}-{port}",
-        [bentoml, "serve", "serving.service:Spira", "--port", str(port), "--host", "127.0.0.1"],
+        [bentoml, "serve", service, "--port", str(port), "--host", "127.0.0.1"],
         run_dir,
         env=env,
         grace_s=15,
