@@ -102,4 +102,3 @@ def test_each_packaged_file_renders_back_to_the_same_document_and_reads_back_equ
     t = slo.load(env)
     assert slo.as_document(t) == yaml.safe_load(slo.resolve(env).read_text())
     assert slo.parse(slo.as_document(t), t.source) == t
-
