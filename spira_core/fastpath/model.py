@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import functools
 import math
+import operator
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -129,7 +130,12 @@ def _op_name(node) -> str:
 
 
 def _reads_shape(node) -> bool:
-    return node.op == "call_method" and node.target == "size"
+    """`x.size(...)`, `x.shape` and `x.shape[i]`: shapes read for a view, not values computed."""
+    if node.op == "call_method" and node.target == "size":
+        return True
+    if node.op == "call_function" and node.target is getattr and node.args[1:] == ("shape",):
+        return True
+    return node.op == "call_function" and node.target is operator.getitem and _reads_shape(node.args[0])
 
 
 def _trace(model: nn.Module) -> tuple[list[_Layer], dict[str, torch.Tensor]]:

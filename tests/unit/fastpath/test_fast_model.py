@@ -259,9 +259,21 @@ class _Variant(nn.Module):
         return torch.sigmoid(self.fc3(x))
 
 
-def test_another_block_configuration_is_derived_from_its_layers_and_matches_eager():
+class _ShapeReadingVariant(_Variant):
+    """The same network flattening with `x.view(x.shape[0], -1)`: a shape read, not a layer."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = (x - self.input_mean) * self.input_scale
+        x = self.conv(x.unsqueeze(1))
+        x = self.act(self.fc1(x.view(x.shape[0], -1)))
+        x = nn.functional.mish(self.fc2(x))
+        return torch.sigmoid(self.fc3(x))
+
+
+@pytest.mark.parametrize("variant", [_Variant, _ShapeReadingVariant])
+def test_another_block_configuration_is_derived_from_its_layers_and_matches_eager(variant):
     torch.manual_seed(5)
-    model = _Variant().eval()
+    model = variant().eval()
     with torch.no_grad():
         for m in model.modules():
             if isinstance(m, nn.GroupNorm):
