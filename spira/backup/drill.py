@@ -121,6 +121,11 @@ def restore(src: Path, parts: BackupParts, say: Say) -> tuple[mf.Manifest, list[
             started = time.monotonic()
             result = part.restore(src / part.name, manifest.parts[part.name], say)
             steps.append(Step(part.name, result, time.monotonic() - started))
-    finally:
-        parts.stack.start_readers(say)
+    except BaseException:
+        try:  # bring the readers back, but let the part's own error be the one reported
+            parts.stack.start_readers(say)
+        except Exception as exc:
+            say(f"could not start the readers again: {exc}")
+        raise
+    parts.stack.start_readers(say)
     return manifest, steps, notes

@@ -12,7 +12,8 @@ from spira.backup.ports import MlflowDatabase, ObjectStoreCopy, PartResult, Say,
 
 
 class _Recording:
-    """take/check/restore for a fake part; `refuse` makes its check refuse the backup."""
+    """take/check/restore for a fake part; `refuse` makes its check refuse the backup, `breaks` makes its
+    restore raise (a service answering wrongly half-way)."""
 
     name: str
 
@@ -20,6 +21,7 @@ class _Recording:
         self.journal = journal
         self.files = files
         self.refuse: str | None = None
+        self.breaks: Exception | None = None
 
     def take(self, dest: Path, say: Say) -> PartResult:
         for rel, data in self.files.items():
@@ -35,6 +37,8 @@ class _Recording:
 
     def restore(self, src: Path, taken: dict[str, Any], say: Say) -> PartResult:
         self.journal.append(f"restore {self.name}")
+        if self.breaks is not None:
+            raise self.breaks
         return PartResult("restored", {"bytes": {rel: (src / rel).read_bytes() for rel in taken["files"]}})
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from spira.backup import drill
-from spira.backup.manifest import BackupRefused, sha256_file
+from spira.backup.manifest import BackupFailed, BackupRefused, sha256_file
 from spira.cli import main
 from tests.fakes.backup import fake_parts
 
@@ -112,6 +112,17 @@ def test_a_part_that_refuses_stops_the_restore_before_any_service_is_stopped(bac
     with pytest.raises(BackupRefused, match="admin key"):
         drill.restore(backup, parts, say=_quiet)
     assert journal == ["check vault", "check objectstore"]
+
+
+def test_a_part_that_fails_half_way_still_starts_the_readers_and_its_own_error_is_reported(
+    backup: Path,
+) -> None:
+    journal: list[str] = []
+    parts = fake_parts(journal)
+    parts.objectstore.breaks = BackupFailed("objectstore: access key K is still unknown after 60s")
+    with pytest.raises(BackupFailed, match="access key K"):
+        drill.restore(backup, parts, say=_quiet)
+    assert journal[-3:] == ["restore vault", "restore objectstore", "start readers"]
 
 
 def test_a_stack_that_is_not_running_is_refused_before_anything_is_restored(backup: Path) -> None:
