@@ -9,8 +9,9 @@ host memory, copied to the device, the eager model in float32 (TF32 off), probab
 model is the one the server would refuse if it drifted from the CPU by more than 1e-5 (checked at load,
 printed). The recommended batch is the smallest whose windows/s reach 90% of the best: larger batches add
 latency (a request waits for its batch) for under 10% more throughput. It is the MicroBatcher's
-max_batch_size for that GPU: `SPIRA_MAX_BATCH_WINDOWS` sets it on a local server; pods get only the VAULT_*
-variables, so for production it becomes the default in serving/wiring.py (64, measured on CPU).
+max_batch_size for that GPU: declare it for the environment in infra/environments.yaml (`serving_settings`,
+key `max_batch_windows`); `spira secrets seed` writes it into the serving secret, which the pods read (the
+default, 64 windows, is serving/batching.py's, measured on CPU).
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ layout, `spira secrets` and `spira manifests` all read the same values.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -67,6 +67,7 @@ class Declaration:
     services: dict[str, dict[str, Any]]
     bucket_suffixes: dict[str, str]
     vault_ca: VaultCa
+    serving: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -110,6 +111,11 @@ class Declaration:
             release=raw.get("release"),
         )
 
+    def serving_settings(self, env: str) -> dict[str, str]:
+        """The settings an environment declares for its serving secret (strings, as Vault keeps them)."""
+        self.environment(env)
+        return dict(self.serving.get(env, {}))
+
     def buckets(self, env: str) -> dict[str, str]:
         """Secret key -> bucket name of an environment (`spira-<env>-<suffix>`)."""
         self.environment(env)
@@ -126,12 +132,21 @@ def parse(raw: Any) -> Declaration:
             )
             for name, entry in raw["environments"].items()
         }
+        unknown = set(raw.get("serving_settings") or {}) - set(environments)
+        if unknown:
+            raise DeclarationError(
+                f"infra/environments.yaml: serving_settings for undeclared {sorted(unknown)}"
+            )
         return Declaration(
             environments=environments,
             workload_namespace=str(raw["workload_namespace"]),
             services=dict(raw["services"]),
             bucket_suffixes={str(k): str(v) for k, v in raw["buckets"].items()},
             vault_ca=VaultCa(str(raw["vault_ca"]["configmap"]), str(raw["vault_ca"]["key"])),
+            serving={
+                str(env): {str(k): str(v) for k, v in (values or {}).items()}
+                for env, values in (raw.get("serving_settings") or {}).items()
+            },
         )
     except (KeyError, TypeError, AttributeError) as exc:
         raise DeclarationError(f"infra/environments.yaml lacks {exc}") from exc

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -24,18 +24,32 @@ if TYPE_CHECKING:  # the Predictor (serving.inference) owns the batcher; the bat
 
 @dataclass(frozen=True)
 class Batching:
-    """How long a batch may wait for company, and how many windows it may hold."""
+    """How long a batch may wait for company, and how many windows it may hold.
+
+    The defaults here are serving's; an environment overrides them in its serving secret (keys in SETTINGS,
+    declared per environment in infra/environments.yaml and written by `spira secrets seed`), read from the
+    secret's cache at each batch: an operator's `kv patch` applies within the cache TTL, with no restart and
+    no environment variable."""
 
     max_batch_size: int = 64  # windows
     max_latency_ms: float = 10.0
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> Batching:
-        """SPIRA_MAX_BATCH_WINDOWS and SPIRA_MAX_LATENCY_MS, where set (a local server; pods get only VAULT_*)."""
+    def from_settings(cls, settings: Mapping[str, str]) -> Batching:
+        """The secret's values where it has them, the defaults elsewhere; a bad value keeps the default."""
+        default = cls()
+        try:
+            size = int(settings.get("max_batch_windows", default.max_batch_size))
+            latency = float(settings.get("max_latency_ms", default.max_latency_ms))
+        except (TypeError, ValueError):
+            return default
         return cls(
-            int(env.get("SPIRA_MAX_BATCH_WINDOWS", cls.max_batch_size)),
-            float(env.get("SPIRA_MAX_LATENCY_MS", cls.max_latency_ms)),
+            size if size > 0 else default.max_batch_size, latency if latency >= 0 else default.max_latency_ms
         )
+
+
+# the keys of the serving secret that tune batching
+SETTINGS = ("max_batch_windows", "max_latency_ms")
 
 
 @dataclass
@@ -45,10 +59,10 @@ class _Job:
 
 
 class MicroBatcher:
-    def __init__(self, model: WindowModel, batching: Batching = Batching()) -> None:
+    def __init__(self, model: WindowModel, batching: Batching | Callable[[], Batching] = Batching()) -> None:
         self.model = model
-        self.max_batch_size = batching.max_batch_size
-        self.max_latency_s = batching.max_latency_ms / 1000.0
+        # fixed settings, or a cheap provider read at each batch (the serving secret's cache)
+        self.settings: Callable[[], Batching] = batching if callable(batching) else (lambda: batching)
         self._queue: asyncio.Queue[_Job] | None = None
         self._worker: asyncio.Task | None = None
         self._coming = 0
@@ -76,10 +90,11 @@ class MicroBatcher:
         assert self._queue is not None
         while True:
             first = await self._queue.get()
+            settings = self.settings()
             jobs, size = [first], len(first.windows)
-            deadline = asyncio.get_running_loop().time() + self.max_latency_s
+            deadline = asyncio.get_running_loop().time() + settings.max_latency_ms / 1000.0
             # nothing queued and nobody on the way: no one can join this batch
-            while size < self.max_batch_size and (self._coming > 0 or not self._queue.empty()):
+            while size < settings.max_batch_size and (self._coming > 0 or not self._queue.empty()):
                 timeout = deadline - asyncio.get_running_loop().time()
                 if timeout <= 0:
                     break

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -155,7 +156,7 @@ class Predictor:
         model_version: str,
         model: WindowModel,
         limits: UploadLimits | None = None,
-        batching: Batching | None = None,
+        batching: Batching | Callable[[], Batching] | None = None,
         decoders: int = 4,
     ) -> None:
         self.params = params
@@ -174,7 +175,7 @@ class Predictor:
         model_version: str,
         limits: UploadLimits | None = None,
         metrics: ModelChoiceMetrics | None = None,
-        batching: Batching | None = None,
+        batching: Batching | Callable[[], Batching] | None = None,
     ) -> Predictor:
         model = best_window_model(bundle, metrics)
         return cls(bundle.params, bundle.threshold, model_version, model, limits, batching)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from serving.archive import S3Archive, SpoolingArchiver
@@ -13,6 +13,7 @@ from serving.metrics import ModelChoiceMetrics, ServingMetrics, prometheus_metri
 from serving.pin import read_model_meta, verified_bundle_dir
 from serving.runtime import ServingRuntime
 from spira_core.model import load_bundle
+from spira_core.vault import CachedSecret
 
 
 def warm_up(predictor: Predictor) -> None:
@@ -31,6 +32,14 @@ def warm_up(predictor: Predictor) -> None:
     predictor.predict_bytes(buf.getvalue())
 
 
+def batching_settings(secret: CachedSecret | None) -> Batching | Callable[[], Batching]:
+    """The serving secret's batching settings, read from its cache at each batch (an operator's change
+    applies within the cache TTL, with no restart); without Vault (a local run), serving's defaults."""
+    if secret is None:
+        return Batching()
+    return lambda: Batching.from_settings(secret.cached())
+
+
 def build_runtime(
     model_dir: Path, environ: Mapping[str, str] | None = None, metrics: ServingMetrics | None = None
 ) -> ServingRuntime:
@@ -40,15 +49,16 @@ def build_runtime(
     meta = read_model_meta(model_dir)
     # the Prometheus metrics also count a refused fast path (ModelChoiceMetrics); a test's fake may not
     choice = metrics if isinstance(metrics, ModelChoiceMetrics) else None
-    predictor = Predictor.from_bundle(
-        bundle, model_version=meta["model_version"], metrics=choice, batching=Batching.from_env(env)
-    )
-    secret = archiver = None
     secret_path = env.get("VAULT_SECRET_PATH", "")
+    secret = archiver = None
     if env.get("VAULT_ADDR"):
         from spira_core.settings import cached_service_secret
 
         secret = cached_service_secret(env)
+    predictor = Predictor.from_bundle(
+        bundle, model_version=meta["model_version"], metrics=choice, batching=batching_settings(secret)
+    )
+    if secret is not None:
         archiver = SpoolingArchiver(
             S3Archive(secret), Path(env.get("SPIRA_ARCHIVE_SPOOL", "/tmp/spira-archive")), metrics
         )

@@ -43,14 +43,28 @@ def read_secret(client: hvac.Client, env: str, service: str) -> dict[str, str] |
     return resp["data"]["data"]
 
 
+def serving_settings(env: str) -> dict[str, str]:
+    """The serving settings infra/environments.yaml declares for `env`, checked against serving's keys."""
+    from serving.batching import SETTINGS
+
+    declared_settings = declared().serving_settings(env)
+    unknown = sorted(set(declared_settings) - set(SETTINGS))
+    if unknown:
+        raise ValueError(
+            f"serving_settings for {env} has unknown keys {unknown}; serving reads {list(SETTINGS)}"
+        )
+    return declared_settings
+
+
 def service_values(env: str, service: str, endpoints: EnvironmentEndpoints) -> dict[str, str]:
-    """The non-key values of a service's secret, by the keys the layout declares."""
+    """The non-key values of a service's secret: those the layout declares, and serving's settings."""
     known = {
         "s3_endpoint": endpoints.s3_endpoint,
         "mlflow_tracking_uri": endpoints.mlflow_tracking_uri,
         **buckets(env),
     }
-    return {k: known[k] for k in layout.SERVICES[service].keys if k in known}
+    values = {k: known[k] for k in layout.SERVICES[service].keys if k in known}
+    return {**values, **serving_settings(env)} if service == "serving" else values
 
 
 def seed(

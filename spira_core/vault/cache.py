@@ -134,6 +134,12 @@ class CachedSecret:
             except SecretUnavailable as unavailable:
                 raise unavailable from exc
 
+    def cached(self) -> dict[str, str]:
+        """The last value read, from the cache only (empty before the first read): for settings that are
+        looked up on a hot path and must never wait on Vault."""
+        with self._lock:
+            return dict(self._value.data) if self._value is not None else {}
+
     def status(self) -> SecretStatus:
         """From the cache only: no network, whatever Vault is doing."""
         with self._lock:

@@ -79,3 +79,34 @@ def test_status_shows_version_age_last_rotation_and_an_unfinished_rotation() -> 
 )
 def test_ages_read_in_at_most_two_units(seconds, shown) -> None:
     assert human_age(seconds) == shown
+
+
+def _declaring_serving_settings(monkeypatch: pytest.MonkeyPatch, settings: dict[str, dict[str, str]]) -> None:
+    import dataclasses
+
+    from infra.environments import declared
+    from spira.secrets import seed as seed_module
+
+    monkeypatch.setattr(seed_module, "declared", lambda: dataclasses.replace(declared(), serving=settings))
+
+
+def test_the_serving_settings_an_environment_declares_are_seeded_into_its_serving_secret_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _declaring_serving_settings(monkeypatch, {"production": {"max_batch_windows": "128"}})
+    vault, store = InMemorySecretStore(), FakeObjectStoreAdmin()
+    seed("production", HvacKvOver(vault), store, ENDPOINTS)
+    seed("staging", HvacKvOver(vault), store, ENDPOINTS)
+    assert vault.read(layout.secret_path("production", "serving")).data["max_batch_windows"] == "128"
+    assert "max_batch_windows" not in vault.read(layout.secret_path("production", "training")).data
+    assert "max_batch_windows" not in vault.read(layout.secret_path("staging", "serving")).data
+
+
+def test_a_serving_setting_that_serving_does_not_read_is_refused_before_anything_is_written(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _declaring_serving_settings(monkeypatch, {"staging": {"max_batch_size": "128"}})
+    vault, store = InMemorySecretStore(), FakeObjectStoreAdmin()
+    with pytest.raises(ValueError, match="max_batch_size"):
+        seed("staging", HvacKvOver(vault), store, ENDPOINTS)
+    assert vault.read(layout.secret_path("staging", "serving")) is None

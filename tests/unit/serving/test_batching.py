@@ -64,3 +64,44 @@ def test_the_wait_for_company_is_bounded_by_the_batching_delay() -> None:
 
     assert 0.04 < asyncio.run(run()) < 1.0
     assert model.calls == [1]
+
+
+def test_batching_settings_come_from_the_serving_secret_and_a_bad_value_keeps_the_default() -> None:
+    assert Batching.from_settings({}) == Batching()
+    assert Batching.from_settings({"max_batch_windows": "8", "max_latency_ms": "2.5"}) == Batching(8, 2.5)
+    assert Batching.from_settings({"max_batch_windows": "many"}) == Batching()
+    assert Batching.from_settings({"max_batch_windows": "0"}).max_batch_size == Batching().max_batch_size
+
+
+def test_an_operator_change_to_the_serving_secret_reaches_the_next_batch_without_a_restart() -> None:
+    from serving.wiring import batching_settings
+    from spira_core.vault import CachedSecret
+    from tests.fakes.vault import FakeSecretReader, ManualClock
+
+    reader, clock = FakeSecretReader({"max_batch_windows": "64"}), ManualClock()
+    secret = CachedSecret(reader, ttl_s=30, grace_s=300, clock=clock)
+    settings = batching_settings(secret)
+    assert settings() == Batching()  # nothing read yet: the defaults, and no call to Vault
+    assert reader.reads == 0
+    secret.get()
+    model = FakeWindowModel(0.7)
+
+    async def three_requests(batcher: MicroBatcher) -> None:
+        async def one() -> np.ndarray:
+            with batcher.coming():
+                await asyncio.sleep(0.01)
+            return await batcher.predict(_windows(2))
+
+        await asyncio.gather(one(), one(), one())
+
+    async def run() -> None:
+        batcher = MicroBatcher(model, settings)
+        await three_requests(batcher)  # 64 windows allowed: one shared forward pass
+        reader.rotate(max_batch_windows="2")  # the operator's `kv patch`
+        clock.advance(31)
+        secret.get()  # the runtime's refresher re-reads after the TTL
+        await three_requests(batcher)  # 2 windows at most: one pass per request
+        await batcher.close()
+
+    asyncio.run(run())
+    assert model.calls == [6, 2, 2, 2]
