@@ -70,6 +70,7 @@ def test_a_hanging_vault_slows_neither_predict_nor_info_and_the_pod_stays_ready_
             path: f"n={len(s)} median={statistics.median(t for _, t in s):.3f}s max={max(t for _, t in s):.3f}s"
             for path, s in samples.items()
         }
+        print(f"while Vault hangs (timeout {VAULT_TIMEOUT_S:g} s): {report}")
         for path, s in samples.items():
             assert all(status == 200 for status, _ in s), (path, [status for status, _ in s], report)
             assert max(t for _, t in s) < FAST_S, (path, report)
