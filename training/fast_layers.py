@@ -21,6 +21,8 @@ Eval mode is unchanged in meaning: Dropout is the identity, Mish and the pooling
 
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch import nn
 
@@ -108,12 +110,32 @@ def _replacement(layer: nn.Module) -> nn.Module | None:
     return None
 
 
-def use_fast_layers(model: nn.Module) -> nn.Module:
-    """Swap every plain Mish, Dropout and MaxPool2d((2, 1)) in `model` for its fast twin, in place."""
+def _reference(layer: nn.Module) -> nn.Module | None:
+    if type(layer) is FastMish:
+        return nn.Mish()
+    if type(layer) is FastDropout:
+        return nn.Dropout(layer.p)
+    if type(layer) is PairMaxPool:
+        return nn.MaxPool2d((2, 1))
+    return None
+
+
+def _swap(model: nn.Module, replacement) -> nn.Module:
     for parent in model.modules():
         for name, child in list(parent.named_children()):
-            fast = _replacement(child)
-            if fast is not None:
-                fast.train(child.training)
-                setattr(parent, name, fast)
+            other = replacement(child)
+            if other is not None:
+                other.train(child.training)
+                setattr(parent, name, other)
     return model
+
+
+def use_fast_layers(model: nn.Module) -> nn.Module:
+    """Swap every plain Mish, Dropout and MaxPool2d((2, 1)) in `model` for its fast twin, in place."""
+    return _swap(model, _replacement)
+
+
+def reference_layers(model: nn.Module) -> nn.Module:
+    """A copy of `model` with torch's own layers back in place of the fast twins (same weights, same
+    function): what code that derives from torch's layers (the CPU fast path) reads."""
+    return _swap(copy.deepcopy(model), _reference)

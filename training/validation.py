@@ -17,15 +17,22 @@ from torch import nn
 
 from spira_core.fastpath.model import FastSpiraConvV2, UnsupportedModuleError
 from spira_core.model import predict_windows
+from training.fast_layers import reference_layers
 
 log = logging.getLogger(__name__)
 
 
-def score_windows(model: nn.Module, windows: np.ndarray) -> np.ndarray:
-    """Eval-mode probabilities float64 [N] for windows [N, W, F]."""
+def fast_model(model: nn.Module) -> FastSpiraConvV2 | None:
+    """The CPU fast path for `model` (read with torch's own layers in place of training's fast twins), or
+    None when it does not reproduce the module."""
     try:
-        fast = FastSpiraConvV2.from_module(model)
+        return FastSpiraConvV2.from_module(reference_layers(model))
     except UnsupportedModuleError as exc:
         log.info("validation scored by the eager model: the fast path does not apply (%s)", exc)
-        return predict_windows(model, windows)
-    return fast.predict(windows)
+        return None
+
+
+def score_windows(model: nn.Module, windows: np.ndarray) -> np.ndarray:
+    """Eval-mode probabilities float64 [N] for windows [N, W, F]."""
+    fast = fast_model(model)
+    return fast.predict(windows) if fast is not None else predict_windows(model, windows)

@@ -10,7 +10,7 @@ from torch import nn
 
 from spira_core.fastpath import FastWindowModel
 from spira_core.model import SpiraConvV2, weights_digest
-from training.fast_layers import FastDropout, FastMish, PairMaxPool, mish, use_fast_layers
+from training.fast_layers import FastDropout, FastMish, PairMaxPool, mish, reference_layers, use_fast_layers
 
 
 def _grad(fn, x: torch.Tensor, g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -84,8 +84,11 @@ def test_a_model_with_fast_layers_keeps_its_weights_and_eval_function():
     x = torch.randn(3, 401, 40) * 20
     with torch.no_grad():
         assert torch.allclose(fast(x), model(x), atol=1e-6)
-    # the CPU fast path reads the swapped module as the SpiraConvV2 it is
-    assert FastWindowModel(fast).check_parity(x.numpy()) <= 1e-5
+    # with torch's own layers back, the CPU fast path reads the swapped module as the SpiraConvV2 it is
+    back = reference_layers(fast)
+    assert [type(m) for m in back.modules()] == [type(m) for m in model.eval().modules()]
+    assert weights_digest(back) == weights_digest(model)
+    assert FastWindowModel(back).check_parity(x.numpy()) <= 1e-5
 
 
 def test_a_training_step_with_fast_layers_gives_the_eager_gradients():

@@ -58,3 +58,18 @@ def test_a_model_the_fast_path_refuses_is_scored_by_the_eager_module_with_the_sa
     with torch.no_grad():
         eager = nn.BCELoss()(model.eval()(torch.from_numpy(windows)).reshape(-1), torch.from_numpy(labels))
     assert abs(validation_loss(model, windows, labels) - eager.item()) < 1e-6
+
+
+def test_a_model_training_with_the_fast_layers_is_validated_by_the_cpu_fast_path():
+    from training.fast_layers import use_fast_layers
+    from training.validation import fast_model
+
+    torch.manual_seed(6)
+    model = use_fast_layers(SpiraConvV2(input_frames=401))
+    assert fast_model(model) is not None  # the fast path applies: validation does not fall back to eager
+    rng = np.random.default_rng(2)
+    windows = (rng.standard_normal((5, 401, 40)) * 20).astype(np.float32)
+    labels = (rng.random(5) < 0.5).astype(np.float32)
+    with torch.no_grad():
+        eager = nn.BCELoss()(model.eval()(torch.from_numpy(windows)).reshape(-1), torch.from_numpy(labels))
+    assert abs(validation_loss(model, windows, labels) - eager.item()) < 1e-5
