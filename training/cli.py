@@ -36,6 +36,7 @@ SettingsOpt = Annotated[
 SeedOpt = Annotated[int | None, typer.Option("--seed", help="override the preset's seed")]
 EpochsOpt = Annotated[int | None, typer.Option("--epochs", help="override the preset's epochs")]
 ProgressOpt = Annotated[bool, typer.Option("--progress/--no-progress", help="progress bars")]
+JsonOutOpt = Annotated[Path | None, typer.Option("--json-out", help="write the outcome as JSON")]
 
 
 def _progress(enabled: bool) -> Any:
@@ -147,7 +148,25 @@ def _print_publish(result: Any) -> None:
 _AFTER: dict[str, Any] = {"evaluate": _after_evaluate, "publish": _print_publish}
 
 
-def _stage_command(stage: Stage) -> Any:
+def _outcome(results: list[Any]) -> dict[str, Any]:
+    """What ran, as JSON: each stage's key, reuse and time, and the test metrics and publish decision when
+    those stages were among them."""
+    by_stage = {r.stage: r for r in results}
+    outcome: dict[str, Any] = {
+        "stages": [
+            {"stage": r.stage, "key": r.key, "skipped": r.skipped, "seconds": r.seconds} for r in results
+        ]
+    }
+    if "evaluate" in by_stage:
+        outcome["metrics"] = by_stage["evaluate"].output.info["metrics"]
+    if "publish" in by_stage:
+        outcome["publish"] = by_stage["publish"].output.read_json("publish.json")
+    return outcome
+
+
+def _command(stage: Stage | None) -> Any:
+    """One stage's command, or (stage None) `run`: every stage in order."""
+
     def command(
         data: DataOpt,
         noise: NoiseOpt,
@@ -156,46 +175,33 @@ def _stage_command(stage: Stage) -> Any:
         epochs: EpochsOpt = None,
         settings: SettingsOpt = None,
         progress: ProgressOpt = True,
+        json_out: JsonOutOpt = None,
     ) -> None:
         p = _preset(preset, seed, epochs)
-        result = _guarded(lambda: _pipeline(data, noise, p, settings, progress).run(stage.name))
-        _print_stage(result)
-        _AFTER.get(stage.name, lambda r: out.print(r.key))(result)
+        pipeline = _guarded(lambda: _pipeline(data, noise, p, settings, progress))
+        if stage is None:
+            results = _guarded(lambda: pipeline.run_all(_print_stage))
+            _summary(results)
+            _print_publish(results[-1])
+        else:
+            results = [_guarded(lambda: pipeline.run(stage.name))]
+            _print_stage(results[0])
+            _AFTER.get(stage.name, lambda r: out.print(r.key))(results[0])
+        if json_out is not None:
+            json_out.write_text(json.dumps(_outcome(results), indent=2, sort_keys=True) + "\n")
 
-    command.__doc__ = stage.summary()
+    command.__doc__ = (
+        stage.summary()
+        if stage
+        else "Every stage in order; completed stages are skipped. Prints the registered model version."
+    )
     return command
 
 
-# one command per stage, declared by the stage list (training.pipeline.STAGES) and nowhere else
+# one command per stage, declared by the stage list (training.pipeline.STAGES) and nowhere else, and `run`
 for _stage in STAGES:
-    app.command(_stage.name)(_stage_command(_stage))
-
-
-@app.command()
-def run(
-    data: DataOpt,
-    noise: NoiseOpt,
-    preset: PresetOpt = "exp3.5",
-    seed: SeedOpt = None,
-    epochs: EpochsOpt = None,
-    settings: SettingsOpt = None,
-    progress: ProgressOpt = True,
-    json_out: Annotated[Path | None, typer.Option("--json-out", help="write the outcome as JSON")] = None,
-) -> None:
-    """Every stage in order; completed stages are skipped. Prints the registered model version."""
-    p = _preset(preset, seed, epochs)
-    results = _guarded(lambda: _pipeline(data, noise, p, settings, progress).run_all(_print_stage))
-    _summary(results)
-    _print_publish(results[-1])
-    if json_out is not None:
-        outcome = {
-            "stages": [
-                {"stage": r.stage, "key": r.key, "skipped": r.skipped, "seconds": r.seconds} for r in results
-            ],
-            "metrics": next(r for r in results if r.stage == "evaluate").output.info["metrics"],
-            "publish": results[-1].output.read_json("publish.json"),
-        }
-        json_out.write_text(json.dumps(outcome, indent=2, sort_keys=True) + "\n")
+    app.command(_stage.name)(_command(_stage))
+app.command("run")(_command(None))
 
 
 @app.command()

@@ -17,7 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from spira.secrets.seed import read_secret
 from spira.stack.net import wait_until
+from tests.fixtures.model import pipeline_run_args
 from training.data.synth import SynthParams, synthesize
 from training.ports import ServiceUnavailable
 from training.presets import get_preset
@@ -27,7 +29,7 @@ from training.wiring import build_pipeline
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[3]
-EPOCHS = "2"  # the registration path, not the model's quality (benchmarks/training_fast.py measures that)
+EPOCHS = 2  # the registration path, not the model's quality (benchmarks/training_fast.py measures that)
 
 
 def _spira(args: list[str], env: dict[str, str], timeout: int = 900) -> subprocess.CompletedProcess:
@@ -59,24 +61,8 @@ def test_synth_then_pipeline_run_registers_a_version_with_alias_candidate(local_
         champion = None
 
     outcome_file = tmp_path / "outcome.json"
-    run = _spira(
-        [
-            "pipeline",
-            "run",
-            "--data",
-            str(data / "dataset.csv"),
-            "--noise",
-            str(data / "noise.csv"),
-            "--preset",
-            "fast",
-            "--epochs",
-            EPOCHS,
-            "--no-progress",
-            "--json-out",
-            str(outcome_file),
-        ],
-        env,
-    )
+    pipeline_run = pipeline_run_args(data, EPOCHS, outcome_file)
+    run = _spira(pipeline_run, env)
     outcome = json.loads(outcome_file.read_text())
     decision = outcome["publish"]
     assert f"version {decision['version']}" in run.stdout
@@ -106,34 +92,23 @@ def test_synth_then_pipeline_run_registers_a_version_with_alias_candidate(local_
     assert model_files == {"bundle.json", "feature_params.json", "weights.bin", "weights.json"}
 
     # a second run with the same inputs skips every stage and registers nothing new
-    again = _spira(
-        [
-            "pipeline",
-            "run",
-            "--data",
-            str(data / "dataset.csv"),
-            "--noise",
-            str(data / "noise.csv"),
-            "--preset",
-            "fast",
-            "--epochs",
-            EPOCHS,
-            "--no-progress",
-            "--json-out",
-            str(outcome_file),
-        ],
-        env,
-    )
+    again = _spira(pipeline_run, env)
     stages = json.loads(outcome_file.read_text())["stages"]
     assert all(s["skipped"] for s in stages), (stages, again.stderr[-2000:])
     assert f"version {decision['version']}" in again.stdout
 
 
 def test_s3_killed_during_train_then_restarted_resumes_without_recomputing_features(
-    local_stack, local_stack_handle, tmp_path
+    local_stack, local_stack_handle, tmp_path, monkeypatch
 ):
     data = synthesize(SynthParams(n=24, seed=5), tmp_path / "data")
+    training = read_secret(local_stack.vault_client(), "local", "training")
+    # build_registry sets MLflow's credentials in this process: give the operator's back afterwards.
+    for key in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
+        monkeypatch.setenv(key, os.environ.get(key, ""))
     settings = {
+        "mlflow_username": training["mlflow_username"],
+        "mlflow_password": training["mlflow_password"],
         "s3_endpoint": local_stack.s3_endpoint,
         "s3_access_key": local_stack.s3_access_key,
         "s3_secret_key": local_stack.s3_secret_key,

@@ -80,6 +80,13 @@ def test_a_pin_written_before_the_bundle_location_was_recorded_still_reads(tmp_p
     assert ModelPin.read(tmp_path / "old.json").bundle_key == ""
 
 
+def _python(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
+    """This interpreter in a child process (BentoML reads BENTOML_HOME once, at import)."""
+    return subprocess.run(
+        [sys.executable, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=180
+    )
+
+
 def _stored_model(model_dir: Path, pin: ModelPin, bundle: Path) -> None:
     """A model directory as the import writes it into the BentoML store: bundle/ and meta.json."""
     import shutil
@@ -153,23 +160,9 @@ def test_spira_bento_build_refuses_a_stored_model_that_is_not_the_pinned_bundle(
         "PYTHONPATH": str(REPO),
         "BENTOML_DO_NOT_TRACK": "true",
     }
-    stored = subprocess.run(
-        [sys.executable, "-c", _STORE_AND_TAMPER, str(tmp_path / "pin.json"), str(bundle)],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
+    stored = _python(["-c", _STORE_AND_TAMPER, str(tmp_path / "pin.json"), str(bundle)], env)
     assert stored.returncode == 0, stored.stderr
-    build = subprocess.run(
-        [sys.executable, "-m", "spira.cli", "bento", "build", "--export-dir", str(tmp_path / "out")],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
+    build = _python(["-m", "spira.cli", "bento", "build", "--export-dir", str(tmp_path / "out")], env)
     assert build.returncode == 2, build.stdout + build.stderr
     assert "refusing the stored model" in build.stdout + build.stderr
     assert not (tmp_path / "out").exists()
@@ -205,13 +198,6 @@ def test_ci_fetches_the_pinned_bundle_from_the_object_store_and_refuses_another(
     bundle = _bundle(tmp_path / "b")
     _pin(bundle).write(tmp_path / "pin.json")
     env = {**os.environ, "BENTOML_HOME": str(tmp_path / "bentoml"), "PYTHONPATH": str(REPO)}
-    out = subprocess.run(
-        [sys.executable, "-c", _FETCH, str(tmp_path / "pin.json"), str(bundle)],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
+    out = _python(["-c", _FETCH, str(tmp_path / "pin.json"), str(bundle)], env)
     assert out.returncode == 0, out.stderr
     assert "fetched" in out.stdout and "refused" in out.stdout, out.stdout
