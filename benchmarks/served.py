@@ -183,6 +183,7 @@ def prepare_model(work: Path, say=print) -> Path:
     stack = LocalStack(StackConfig.load(work / "stack", **free_stack_ports()), with_registry=False)
     try:
         info = stack.up(say=say)
+        os.environ.update(info.mlflow_operator_env())  # the model import below acts as the operator
         env = {**os.environ, **info.service_env("training"), "PYTHONPATH": str(REPO)}
         started = time.monotonic()
         _spira(

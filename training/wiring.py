@@ -1,7 +1,8 @@
 """Builds the pipeline's adapters from the training service's settings (one wiring function per entry point).
 
 Settings are the training service's Vault secret: s3_endpoint, s3_access_key, s3_secret_key,
-features_bucket, mlflow_tracking_uri. The CLI reads them from Vault (spira_core.settings) or from a JSON file.
+features_bucket, mlflow_tracking_uri, mlflow_username, mlflow_password (its own MLflow user). The CLI reads
+them from Vault (spira_core.settings) or from a JSON file.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ REQUIRED_SETTINGS = (
     "s3_secret_key",
     "features_bucket",
     "mlflow_tracking_uri",
+    "mlflow_username",
+    "mlflow_password",
 )
 
 
@@ -60,9 +63,13 @@ def git_commit() -> str:
         return "unknown"
 
 
-def build_registry(tracking_uri: str) -> tuple[ModelRegistry, str]:
+def build_registry(tracking_uri: str, username: str, password: str) -> tuple[ModelRegistry, str]:
     from training.adapters.mlflow_registry import MlflowRegistry
 
+    # MLflow's client takes basic-auth credentials only from the environment (read at each request):
+    # set in this process from the training secret, never passed to the container as variables.
+    os.environ["MLFLOW_TRACKING_USERNAME"] = username
+    os.environ["MLFLOW_TRACKING_PASSWORD"] = password
     # MLflow's client retries a dead server for minutes by default; a stage should fail in seconds
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
@@ -88,7 +95,9 @@ def build_pipeline(
         clock=SystemClock(),
         random=SeededRandom(preset.seed),
         preset=preset,
-        registry_factory=lambda: build_registry(settings["mlflow_tracking_uri"]),
+        registry_factory=lambda: build_registry(
+            settings["mlflow_tracking_uri"], settings["mlflow_username"], settings["mlflow_password"]
+        ),
         tags={"git_commit": git_commit()},
         **kwargs,
     )

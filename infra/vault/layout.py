@@ -53,13 +53,23 @@ SERVICES: dict[str, Service] = {
         Service(
             "training",
             "spira-training",
-            ("s3_endpoint", "s3_access_key", "s3_secret_key", "features_bucket", "mlflow_tracking_uri"),
+            (
+                "s3_endpoint",
+                "s3_access_key",
+                "s3_secret_key",
+                "features_bucket",
+                "mlflow_tracking_uri",
+                "mlflow_username",
+                "mlflow_password",
+            ),
         ),
         Service(
             "mlflow", "spira-mlflow", ("s3_endpoint", "s3_access_key", "s3_secret_key", "artifacts_bucket")
         ),
         # Object-store admin credentials, used only by operators to mint and revoke service keys.
         Service("objectstore", "-", ("admin_access_key", "admin_secret_key", "endpoint"), workload=False),
+        # MLflow's admin (its basic-auth app), used only by operators to create the workloads' MLflow users.
+        Service("mlflow-admin", "-", ("username", "password"), workload=False),
     )
 }
 
@@ -216,6 +226,15 @@ def oidc_roles(env: str) -> dict[str, dict[str, object]]:
         operator_role_name(env): role(operator_group(env), operator_policy_name(env)),
         pulumi_policy_name(env): role(platform_group(env), pulumi_policy_name(env)),
     }
+
+
+# The keys of a workload's secret that hold its MLflow identity (created by `spira secrets seed`).
+MLFLOW_USER_KEYS = ("mlflow_username", "mlflow_password")
+
+
+def mlflow_workloads() -> tuple[str, ...]:
+    """The workloads that talk to MLflow, each with its own MLflow user."""
+    return tuple(s.name for s in SERVICES.values() if s.workload and "mlflow_username" in s.keys)
 
 
 # -- rotation ------------------------------------------------------------------------------------------

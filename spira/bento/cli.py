@@ -32,7 +32,11 @@ def _tracking_uri(explicit: str | None) -> str:
     from spira.stack import StackConfig
     from spira.stack.mlflow_server import MlflowService
 
-    return MlflowService(StackConfig.load()).uri  # the local stack's MLflow
+    mlflow = MlflowService(StackConfig.load())  # the local stack's MLflow, as its operator (its admin)
+    if mlflow.admin_file.is_file() and not os.environ.get("MLFLOW_TRACKING_USERNAME"):
+        user, password = mlflow.admin()
+        os.environ["MLFLOW_TRACKING_USERNAME"], os.environ["MLFLOW_TRACKING_PASSWORD"] = user, password
+    return mlflow.uri
 
 
 def _bentoml() -> str:

@@ -99,6 +99,7 @@ def podman_available() -> bool:
 def start_stack(ctx: DemoContext) -> None:
     stack = LocalStack(StackConfig.load())
     ctx.stack = stack.up(say=lambda m: ctx.console.print(f"  {m}"))
+    os.environ.update(ctx.stack.mlflow_operator_env())  # the demo's own MLflow calls act as the operator
     ctx.home.mkdir(parents=True, exist_ok=True)
     ctx.facts["mlflow_ui"] = ctx.stack.mlflow_uri
 

@@ -21,6 +21,8 @@ class StackInfo:
     mlflow_uri: str
     registry: str | None  # host:port of the loopback registry, when installed
     env_name: str = "local"
+    # MLflow's admin (username, password): the operator's MLflow identity on the local stack.
+    mlflow_admin: tuple[str, str] | None = None
 
     @property
     def signer(self) -> LocalJwtSigner:
@@ -86,6 +88,15 @@ class StackInfo:
             "VAULT_JWT_SUBJECT": layout.SERVICES[service].subject,
         }
 
+    def mlflow_operator_env(self) -> dict[str, str]:
+        """MLflow's basic-auth credentials of the operator (the local admin), as MLflow's client reads them."""
+        if not self.mlflow_admin:
+            return {}
+        return {
+            "MLFLOW_TRACKING_USERNAME": self.mlflow_admin[0],
+            "MLFLOW_TRACKING_PASSWORD": self.mlflow_admin[1],
+        }
+
     def shell_env(self) -> dict[str, str]:
         env = {
             "SPIRA_HOME": str(self.home),
@@ -98,6 +109,7 @@ class StackInfo:
             "AWS_DEFAULT_REGION": "us-east-1",
             "MLFLOW_TRACKING_URI": self.mlflow_uri,
         }
+        env |= self.mlflow_operator_env()
         if self.registry:
             env["SPIRA_REGISTRY"] = self.registry
         return env

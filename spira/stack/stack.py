@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from infra.vault import layout
+from spira.secrets.mlflow_users import MlflowUserAdmin, seed_mlflow_users
 from spira.secrets.objectstore import IamObjectStoreAdmin
 from spira.secrets.seed import EnvironmentEndpoints, read_secret, seed
 from spira.stack.config import StackConfig
@@ -59,7 +60,9 @@ class LocalStack:
             info = self._info()
             self._seed(info)
             secret = read_secret(info.operator_client(), ENV, "mlflow")
+            self.mlflow.write_config()  # before its process: that carries the auth app's secret key
             self._start(self.mlflow, self.mlflow.process(secret), started, say)
+            self._seed_mlflow(info)
             if self.with_registry:
                 self._start(self.registry, self.registry.process(), started, say, self.registry.write_config)
             return self._info()
@@ -127,6 +130,20 @@ class LocalStack:
         store = IamObjectStoreAdmin(self.s3.client("s3"), self.s3.client("iam"))
         seed(ENV, operator, store, EnvironmentEndpoints(self.s3.endpoint, self.mlflow.uri))
 
+    def _seed_mlflow(self, info: StackInfo) -> None:
+        """MLflow's admin into Vault (as the Pulumi program writes a cluster's), then the workloads' users."""
+        operator = info.operator_client()
+        username, password = self.mlflow.admin()
+        if read_secret(operator, ENV, "mlflow-admin") is None:
+            operator.secrets.kv.v2.create_or_update_secret(
+                path=layout.secret_path(ENV, "mlflow-admin"),
+                mount_point=layout.KV_MOUNT,
+                cas=0,
+                secret={"username": username, "password": password},
+            )
+        admin = MlflowUserAdmin(self.mlflow.uri, username, password, str(self.mlflow.admin_file))
+        seed_mlflow_users(ENV, operator, admin)
+
     def _info(self) -> StackInfo:
         keys = self.s3.admin_keys()
         return StackInfo(
@@ -137,6 +154,7 @@ class LocalStack:
             s3_access_key=keys["access_key"],
             s3_secret_key=keys["secret_key"],
             mlflow_uri=self.mlflow.uri,
+            mlflow_admin=self.mlflow.admin() if self.mlflow.admin_file.is_file() else None,
             registry=self.registry.address if self.with_registry else None,
             env_name=ENV,
         )

@@ -17,6 +17,15 @@ MODEL_ARTIFACT_PATH = "model"
 T = TypeVar("T")
 
 
+def _refused(exc: Exception) -> int | None:
+    """401/403 when MLflow's auth app refused the request (its message carries the status code)."""
+    text = str(exc)
+    for code in (401, 403):
+        if f"error code {code}" in text or f"{code} Client Error" in text or f"({code})" in text:
+            return code
+    return None
+
+
 class MlflowRegistry(ModelRegistry):
     def __init__(self, tracking_uri: str, experiment: str = EXPERIMENT) -> None:
         from mlflow.tracking import MlflowClient  # heavy import, only when publishing
@@ -30,7 +39,14 @@ class MlflowRegistry(ModelRegistry):
 
         try:
             return fn()
-        except (MlflowException, requests.RequestException, OSError) as exc:
+        except (MlflowException, requests.HTTPError) as exc:
+            if _refused(exc):
+                raise ServiceUnavailable(
+                    f"MLflow refused {what} at {self.tracking_uri} ({_refused(exc)}): check "
+                    "mlflow_username/mlflow_password in the training secret"
+                ) from None
+            raise ServiceUnavailable(f"MLflow at {self.tracking_uri}: {what} failed: {exc}") from exc
+        except (requests.RequestException, OSError) as exc:
             raise ServiceUnavailable(f"MLflow at {self.tracking_uri}: {what} failed: {exc}") from exc
 
     def check(self) -> None:

@@ -77,6 +77,8 @@ def test_a_csv_with_missing_files_fails_the_command_with_one_clear_error(tmp_pat
                     "s3_secret_key",
                     "features_bucket",
                     "mlflow_tracking_uri",
+                    "mlflow_username",
+                    "mlflow_password",
                 )
             }
         )
