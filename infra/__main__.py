@@ -72,6 +72,7 @@ mlflow = Mlflow(
         namespace=workloads.namespace,
         database_cidr=cfg.vpc_cidr,
         object_store_port=declared().service("objectstore", cfg.object_store.engine).port,
+        secrets=vault.secrets,
     ),
     on_cluster,
 )

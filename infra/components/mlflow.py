@@ -2,8 +2,10 @@
 S3 credentials read from Vault at run time by the Vault agent (the layout's `mlflow` role and path).
 
 Behind authentication (MLflow's `basic-auth` app: users and permissions in the same Postgres, the admin
-password from pulumi-random, no permission by default) and a NetworkPolicy that admits only the client
-namespaces infra/environments.yaml names and lets it reach only DNS, Vault, the object store and Postgres."""
+password from pulumi-random, also written to Vault at `spira/<env>/mlflow-admin` from which `spira secrets
+seed` creates each workload's MLflow user, no permission by default) and a NetworkPolicy that admits only
+the client namespaces infra/environments.yaml names and lets it reach only DNS, Vault, the object store and
+Postgres."""
 
 from __future__ import annotations
 
@@ -13,10 +15,12 @@ from urllib.parse import quote
 import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
+import pulumi_vault as vault
 
 from infra import contracts
 from infra.components import vault as vault_component
 from infra.components.platform import Database
+from infra.components.vault import VaultSecrets
 from infra.config import MlflowSettings
 from infra.environments import declared
 from infra.vault import layout
@@ -32,6 +36,7 @@ VAULT_CA_SECRET = declared().vault_ca.configmap
 AUTH_SECRET = "mlflow-auth"
 AUTH_DIR = "/etc/mlflow-auth"
 AUTH_FILE = "basic_auth.ini"
+FLASK_SECRET_KEY = "flask_secret_key"
 ADMIN_USER = "admin"
 POSTGRES_PORT = 5432
 DNS = {"namespace": "kube-system", "labels": {"k8s-app": "kube-dns"}}
@@ -50,6 +55,9 @@ class MlflowArgs:
     database_cidr: str
     # The object store's S3 port (the engine's), which MLflow's artifact proxy reaches.
     object_store_port: int
+    # Where the admin credential is written for operators (`spira/<env>/mlflow-admin`), from which
+    # `spira secrets seed` creates the workloads' MLflow users; None: not written (plans without Vault).
+    secrets: VaultSecrets | None = None
 
 
 def agent_template(environment: str) -> str:
@@ -157,16 +165,30 @@ class Mlflow(pulumi.ComponentResource):
             opts=child,
         )
         admin_password = random.RandomPassword(f"{name}-admin-password", length=32, special=False, opts=child)
+        # The auth app's forms are CSRF-protected: it refuses to start without this key, the same in
+        # every replica.
+        flask_key = random.RandomPassword(f"{name}-flask-secret-key", length=48, special=False, opts=child)
         auth_secret = k8s.core.v1.Secret(
             f"{name}-auth",
             metadata={"name": AUTH_SECRET, "namespace": namespace},
             string_data={
                 AUTH_FILE: pulumi.Output.secret(
                     pulumi.Output.all(uri, admin_password.result).apply(lambda a: auth_config(a[0], a[1]))
-                )
+                ),
+                FLASK_SECRET_KEY: pulumi.Output.secret(flask_key.result),
             },
             opts=child,
         )
+        if args.secrets is not None:
+            vault.kv.SecretV2(
+                f"{name}-vault-admin",
+                mount=args.secrets.mount.mount,
+                name=layout.secret_path(args.environment, "mlflow-admin"),
+                data_json=pulumi.Output.json_dumps(
+                    {"username": ADMIN_USER, "password": admin_password.result}
+                ),
+                opts=pulumi.ResourceOptions(parent=self, provider=args.secrets.provider),
+            )
         k8s.core.v1.Secret(
             f"{name}-vault-ca",
             metadata={"name": VAULT_CA_SECRET, "namespace": namespace},
@@ -227,6 +249,15 @@ class Mlflow(pulumi.ComponentResource):
                                     },
                                     {"name": "HOME", "value": "/tmp"},
                                     {"name": "MLFLOW_AUTH_CONFIG_PATH", "value": f"{AUTH_DIR}/{AUTH_FILE}"},
+                                    {
+                                        "name": "MLFLOW_FLASK_SERVER_SECRET_KEY",
+                                        "valueFrom": {
+                                            "secretKeyRef": {
+                                                "name": auth_secret.metadata.name,
+                                                "key": FLASK_SECRET_KEY,
+                                            }
+                                        },
+                                    },
                                 ],
                                 "ports": [{"name": "http", "containerPort": PORT}],
                                 "readinessProbe": {"httpGet": {"path": "/health", "port": "http"}},

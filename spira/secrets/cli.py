@@ -57,17 +57,30 @@ def _guard(fn):
 
 
 @app.command()
-def seed(env: str = EnvOpt, engine: str | None = EngineOpt) -> None:
-    """Create each service's object-store user and key and write its secret; existing secrets are kept."""
+def seed(
+    env: str = EnvOpt,
+    engine: str | None = EngineOpt,
+    mlflow_url: str | None = typer.Option(
+        None,
+        "--mlflow-url",
+        help="Where to reach MLflow's user API (a cluster: a `kubectl port-forward` of its Service); "
+        "default: the environment's tracking URI.",
+    ),
+) -> None:
+    """Create each service's object-store user and key and write its secret, then each MLflow workload's
+    MLflow user (into the same secret); existing secrets and users are kept."""
+    from spira.secrets.mlflow_users import seed_mlflow_users
     from spira.secrets.seed import seed as do_seed
 
     target = _guard(lambda: _target(env, engine))
     outcome = _guard(lambda: do_seed(env, target.vault_client, target.object_store, target.endpoints))
+    users = _guard(lambda: seed_mlflow_users(env, target.vault_client, target.mlflow_users(mlflow_url)))
     table = Table(title=f"secrets seeded in {env}")
     table.add_column("path")
     table.add_column("outcome")
+    table.add_column("MLflow user")
     for service, what in outcome.items():
-        table.add_row(layout.secret_ref(env, service), what)
+        table.add_row(layout.secret_ref(env, service), what, users.get(service, "-"))
     Console().print(table)
 
 

@@ -9,6 +9,7 @@ the workload's Vault secret (`mlflow_username` / `mlflow_password`), where its w
 from __future__ import annotations
 
 import secrets
+from abc import ABC, abstractmethod
 
 import hvac
 import hvac.exceptions
@@ -20,7 +21,15 @@ from spira.secrets.store import SecretsError
 USERS_API = "/api/2.0/mlflow/users"
 
 
-class MlflowUserAdmin:
+class MlflowUsers(ABC):
+    """The one thing seeding needs of MLflow's user store (a fake in tests/fakes/secrets.py)."""
+
+    @abstractmethod
+    def set_user(self, username: str, password: str) -> str:
+        """Create the user with this password, or reset an existing user's; returns 'created' | 'reset'."""
+
+
+class MlflowUserAdmin(MlflowUsers):
     """MLflow's user API with the admin's basic auth (the auth app's own endpoints)."""
 
     def __init__(
@@ -78,7 +87,7 @@ def mlflow_user(env: str, service: str) -> str:
     return f"spira-{env}-{service}"
 
 
-def seed_mlflow_users(env: str, vault: hvac.Client, admin: MlflowUserAdmin) -> dict[str, str]:
+def seed_mlflow_users(env: str, vault: hvac.Client, admin: MlflowUsers) -> dict[str, str]:
     """Give each MLflow workload whose secret lacks them an MLflow user and its credentials; returns
     service -> 'created' | 'kept' | 'no secret'. Idempotent; a concurrent seed loses cleanly (check-and-set)."""
     from spira.secrets.seed import read_secret

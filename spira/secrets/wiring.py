@@ -139,6 +139,14 @@ class Target:
         # SeaweedFS answers the AWS IAM API on its S3 port.
         return IamObjectStoreAdmin(client("s3"), client("iam"))
 
+    def mlflow_users(self, tracking_uri: str | None = None):
+        """MLflow's user API as the environment's admin (from `spira/<env>/mlflow-admin` in Vault), at
+        `tracking_uri` when given (a cluster's in-cluster address is unreachable from outside: a
+        port-forward's), else the environment's tracking URI."""
+        from spira.secrets.mlflow_users import read_admin
+
+        return read_admin(self.env, self.vault_client, tracking_uri or self.endpoints.mlflow_tracking_uri)
+
     @cached_property
     def endpoints(self) -> EnvironmentEndpoints:
         if self.env == LOCAL:

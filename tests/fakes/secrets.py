@@ -12,7 +12,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import urllib3
 
+from infra.environments import Grant
 from spira.secrets.consumers import ConsumerWait
+from spira.secrets.mlflow_users import MlflowUsers
 from spira.secrets.objectstore import AccessKey, IamObjectStoreAdmin, ObjectStoreAdmin
 from spira.secrets.store import CasConflict, SecretMeta, SecretStore, VaultUnavailable, Versioned
 
@@ -112,15 +114,15 @@ class FakeObjectStoreAdmin(ObjectStoreAdmin):
 
     def __init__(self) -> None:
         self.buckets: set[str] = set()
-        self.users: dict[str, list[str]] = {}
+        self.users: dict[str, list[Grant]] = {}
         self.keys: dict[str, dict[str, str]] = {}  # user -> access key -> secret key
         self.events: list[tuple[str, str]] = []
 
     def ensure_bucket(self, bucket: str) -> None:
         self.buckets.add(bucket)
 
-    def ensure_user(self, user: str, buckets: list[str]) -> None:
-        self.users[user] = list(buckets)
+    def ensure_user(self, user: str, grants: tuple[Grant, ...]) -> None:
+        self.users[user] = list(grants)
         self.keys.setdefault(user, {})
 
     def create_key(self, user: str) -> AccessKey:
@@ -322,3 +324,15 @@ class FakeS3Buckets:
     def create_bucket(self, Bucket: str) -> dict:
         self.names.append(Bucket)
         return {}
+
+
+class FakeMlflowUsers(MlflowUsers):
+    """MLflow's user store in memory: username -> password."""
+
+    def __init__(self) -> None:
+        self.users: dict[str, str] = {}
+
+    def set_user(self, username: str, password: str) -> str:
+        what = "reset" if username in self.users else "created"
+        self.users[username] = password
+        return what

@@ -65,6 +65,15 @@ path "${kv_mount}/metadata/spira/${env}/objectstore" {
   capabilities = ["read", "delete"]
 }
 
+# MLflow's admin credential, which the program generates (spira/${env}/mlflow-admin).
+path "${kv_mount}/data/spira/${env}/mlflow-admin" {
+  capabilities = ["create", "read", "update"]
+}
+
+path "${kv_mount}/metadata/spira/${env}/mlflow-admin" {
+  capabilities = ["read", "delete"]
+}
+
 # The provider works with a short-lived child token of the caller's.
 path "auth/token/create" {
   capabilities = ["update"]

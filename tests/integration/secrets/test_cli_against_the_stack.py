@@ -4,6 +4,7 @@ SeaweedFS wired the way a cluster is: VAULT_ADDR + an operator token, the admin 
 from __future__ import annotations
 
 import pytest
+import requests
 
 from infra.vault import layout
 from spira.stack import StackInfo
@@ -16,7 +17,7 @@ def test_seed_keeps_what_the_stack_seeded_and_status_lists_every_secret(local_st
     home = {"SPIRA_HOME": str(local_stack.home)}
     seeded = spira("secrets", "seed", "--env", "local", env=home)
     assert seeded.returncode == 0, seeded.stderr
-    assert seeded.stdout.count("kept") == 3
+    assert seeded.stdout.count("kept") == 4  # the three secrets and training's MLflow user
     status = spira("secrets", "status", "--env", "local", env=home)
     assert status.returncode == 0, status.stderr
     for service in layout.SERVICES:
@@ -27,7 +28,8 @@ def test_seed_keeps_what_the_stack_seeded_and_status_lists_every_secret(local_st
 @pytest.fixture(scope="module")
 def staging_operator(local_stack: StackInfo) -> dict[str, str]:
     """What Pulumi sets up in a staging Vault, applied here by root: staging's policies and the object
-    store's admin secret; then a token holding only the staging operator policy, as an operator has."""
+    store's admin secret and MLflow's admin (here the local MLflow's, reached with --mlflow-url); then a
+    token holding only the staging operator policy, as an operator has."""
     root = local_stack.vault_client()
     for name, hcl in layout.policies("staging").items():
         root.sys.create_or_update_policy(name=name, policy=hcl)
@@ -40,6 +42,12 @@ def staging_operator(local_stack: StackInfo) -> dict[str, str]:
             "admin_secret_key": local_stack.s3_secret_key,
             "endpoint": local_stack.s3_endpoint,
         },
+    )
+    admin_user, admin_password = local_stack.mlflow_admin
+    root.secrets.kv.v2.create_or_update_secret(
+        path=layout.secret_path("staging", "mlflow-admin"),
+        mount_point=layout.KV_MOUNT,
+        secret={"username": admin_user, "password": admin_password},
     )
     token = root.auth.token.create(
         policies=[layout.operator_policy_name("staging")], ttl="15m", no_default_policy=False
@@ -54,7 +62,9 @@ def staging_operator(local_stack: StackInfo) -> dict[str, str]:
 def test_a_staging_operator_seeds_rotates_and_reads_status_with_the_configured_engine(
     local_stack: StackInfo, staging_operator: dict[str, str]
 ) -> None:
-    seeded = spira("secrets", "seed", "--env", "staging", env=staging_operator)
+    seeded = spira(
+        "secrets", "seed", "--env", "staging", "--mlflow-url", local_stack.mlflow_uri, env=staging_operator
+    )
     assert seeded.returncode == 0, seeded.stderr
     root = local_stack.vault_client()
     serving = root.secrets.kv.v2.read_secret_version(
@@ -71,6 +81,14 @@ def test_a_staging_operator_seeds_rotates_and_reads_status_with_the_configured_e
         raise_on_deleted_version=True,
     )["data"]["data"]
     assert training["mlflow_tracking_uri"].endswith(".svc.cluster.local:5000")
+    assert training["mlflow_username"] == "spira-staging-training"
+    whoami = requests.get(
+        f"{local_stack.mlflow_uri}/api/2.0/mlflow/experiments/search",
+        params={"max_results": 1},
+        auth=(training["mlflow_username"], training["mlflow_password"]),
+        timeout=10,
+    )
+    assert whoami.status_code == 200, whoami.text
 
     rotated = spira(
         "secrets",

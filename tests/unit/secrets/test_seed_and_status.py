@@ -5,12 +5,14 @@ from __future__ import annotations
 import pytest
 
 from infra.vault import layout
+from spira.secrets.mlflow_users import seed_mlflow_users
 from spira.secrets.rotation import rotate
 from spira.secrets.seed import EnvironmentEndpoints, object_store_user, seed
 from spira.secrets.status import human_age, secret_status
 from tests.fakes.secrets import (
     Crash,
     CrashingFakeAdmin,
+    FakeMlflowUsers,
     FakeObjectStoreAdmin,
     HvacKvOver,
     InMemorySecretStore,
@@ -36,8 +38,26 @@ def test_seed_creates_each_workloads_secret_once_and_then_keeps_it() -> None:
     }
     for service in ("serving", "training", "mlflow"):
         data = vault.read(layout.secret_path("staging", service)).data
-        assert set(data) == set(layout.SERVICES[service].keys)
+        assert set(data) == set(layout.SERVICES[service].keys) - set(layout.MLFLOW_USER_KEYS)
         assert store.list_keys(object_store_user("staging", service)) == [data["s3_access_key"]]
+
+
+def test_seeding_mlflow_users_completes_each_mlflow_workloads_secret_once_with_its_own_user() -> None:
+    vault, store, mlflow = InMemorySecretStore(), FakeObjectStoreAdmin(), FakeMlflowUsers()
+    seed("staging", HvacKvOver(vault), store, ENDPOINTS)
+    assert seed_mlflow_users("staging", HvacKvOver(vault), mlflow) == {"training": "created"}
+    assert seed_mlflow_users("staging", HvacKvOver(vault), mlflow) == {"training": "kept"}
+    training = vault.read(layout.secret_path("staging", "training"))
+    assert set(training.data) == set(layout.SERVICES["training"].keys)
+    assert training.version == 2  # the object-store seed's version, then the MLflow user's
+    assert mlflow.users == {"spira-staging-training": training.data["mlflow_password"]}
+    assert "mlflow_username" not in vault.read(layout.secret_path("staging", "serving")).data
+
+
+def test_seeding_mlflow_users_before_the_secrets_exist_creates_no_user() -> None:
+    vault, mlflow = InMemorySecretStore(), FakeMlflowUsers()
+    assert seed_mlflow_users("staging", HvacKvOver(vault), mlflow) == {"training": "no secret"}
+    assert mlflow.users == {}
 
 
 def test_a_seed_that_loses_the_race_to_another_seed_deletes_its_key() -> None:
