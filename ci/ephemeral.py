@@ -114,6 +114,21 @@ class EphemeralOptions:
     tls_verify: bool = False
 
 
+# What every container of a test runs under, as the pods do (the restricted profile): host network for the
+# loopback services, read-only root, uid 10001, no capabilities, no privilege escalation.
+RESTRICTED = (
+    "--network",
+    "host",
+    "--read-only",
+    "--user",
+    "10001:10001",
+    "--cap-drop",
+    "ALL",
+    "--security-opt",
+    "no-new-privileges",
+)
+
+
 def model_run_args(
     name: str, port_cmd: list[str], image: str, vault_env: dict[str, str], token_dir: Path
 ) -> list[str]:
@@ -124,16 +139,8 @@ def model_run_args(
         "-d",
         "--name",
         name,
-        "--network",
-        "host",
-        "--read-only",
+        *RESTRICTED,
         "--read-only-tmpfs=false",
-        "--user",
-        "10001:10001",
-        "--cap-drop",
-        "ALL",
-        "--security-opt",
-        "no-new-privileges",
         "--tmpfs",
         "/home/bentoml:rw,exec,mode=1777,size=2g",
         "--tmpfs",
@@ -258,15 +265,7 @@ def run_gate(podman: Podman, url: str, opts: EphemeralOptions, out: Path, tls: s
             proc = podman(
                 "run",
                 "--rm",
-                "--network",
-                "host",
-                "--read-only",
-                "--user",
-                "10001:10001",
-                "--cap-drop",
-                "ALL",
-                "--security-opt",
-                "no-new-privileges",
+                *RESTRICTED,
                 "--pull",
                 "never",
                 "--tmpfs",
