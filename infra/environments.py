@@ -60,6 +60,20 @@ class VaultCa:
     key: str
 
 
+# S3 actions that apply to a bucket itself (resource `arn:aws:s3:::<bucket>`); the others apply to objects.
+BUCKET_ACTIONS = frozenset({"ListBucket"})
+KNOWN_ACTIONS = BUCKET_ACTIONS | {"GetObject", "PutObject", "DeleteObject"}
+
+
+@dataclass(frozen=True)
+class Grant:
+    """S3 actions a service may perform on one bucket, under `prefix` ("" for the whole bucket)."""
+
+    bucket: str
+    prefix: str
+    actions: tuple[str, ...]
+
+
 @dataclass(frozen=True)
 class Declaration:
     environments: dict[str, Environment]
@@ -68,6 +82,8 @@ class Declaration:
     bucket_suffixes: dict[str, str]
     vault_ca: VaultCa
     serving: dict[str, dict[str, str]] = field(default_factory=dict)
+    # service -> [(bucket secret key, prefix, actions)], as infra/environments.yaml declares them.
+    access: dict[str, tuple[tuple[str, str, tuple[str, ...]], ...]] = field(default_factory=dict)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -116,6 +132,13 @@ class Declaration:
         self.environment(env)
         return dict(self.serving.get(env, {}))
 
+    def object_store_grants(self, env: str, service: str) -> tuple[Grant, ...]:
+        """What `service` may do in `env`'s object store (nothing when it declares no grant)."""
+        names = self.buckets(env)
+        return tuple(
+            Grant(names[key], prefix, actions) for key, prefix, actions in self.access.get(service, ())
+        )
+
     def buckets(self, env: str) -> dict[str, str]:
         """Secret key -> bucket name of an environment (`spira-<env>-<suffix>`)."""
         self.environment(env)
@@ -137,19 +160,47 @@ def parse(raw: Any) -> Declaration:
             raise DeclarationError(
                 f"infra/environments.yaml: serving_settings for undeclared {sorted(unknown)}"
             )
+        bucket_suffixes = {str(k): str(v) for k, v in raw["buckets"].items()}
         return Declaration(
             environments=environments,
             workload_namespace=str(raw["workload_namespace"]),
             services=dict(raw["services"]),
-            bucket_suffixes={str(k): str(v) for k, v in raw["buckets"].items()},
+            bucket_suffixes=bucket_suffixes,
             vault_ca=VaultCa(str(raw["vault_ca"]["configmap"]), str(raw["vault_ca"]["key"])),
             serving={
                 str(env): {str(k): str(v) for k, v in (values or {}).items()}
                 for env, values in (raw.get("serving_settings") or {}).items()
             },
+            access=_access(raw.get("object_store_access") or {}, bucket_suffixes),
         )
     except (KeyError, TypeError, AttributeError) as exc:
         raise DeclarationError(f"infra/environments.yaml lacks {exc}") from exc
+
+
+def _access(
+    raw: Any, bucket_suffixes: dict[str, str]
+) -> dict[str, tuple[tuple[str, str, tuple[str, ...]], ...]]:
+    out = {}
+    for service, grants in raw.items():
+        parsed = []
+        for grant in grants:
+            key, prefix = str(grant["bucket"]), str(grant.get("prefix") or "")
+            actions = tuple(str(a) for a in grant["actions"])
+            where = f"infra/environments.yaml: object_store_access.{service}"
+            if key not in bucket_suffixes:
+                raise DeclarationError(f"{where} names the undeclared bucket {key!r}")
+            unknown = sorted(set(actions) - KNOWN_ACTIONS)
+            if unknown or not actions:
+                raise DeclarationError(
+                    f"{where}: actions {unknown or '[]'}; known are {sorted(KNOWN_ACTIONS)}"
+                )
+            if prefix and (BUCKET_ACTIONS & set(actions) or not prefix.endswith("/")):
+                raise DeclarationError(
+                    f"{where}: a prefix ({prefix!r}) must end with '/' and grant object actions only"
+                )
+            parsed.append((key, prefix, actions))
+        out[str(service)] = tuple(parsed)
+    return out
 
 
 @cache

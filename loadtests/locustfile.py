@@ -30,7 +30,7 @@ from locust.exception import StopUser
 
 from loadtests.answers import check_prediction, is_refusal
 from loadtests.audio import default_cache_dir, ensure_corpus, invalid_uploads
-from loadtests.multipart import encode_file_field
+from loadtests.multipart import SYNTHETIC_HEADERS, encode_file_field
 
 log = logging.getLogger("spira.loadtest")
 MAX_EXAMPLES = 5  # a few offending answers in the verdict explain a failure; thousands would drown it
@@ -246,7 +246,7 @@ class PhoneApp(FastHttpUser):
 
     def _send_valid(self, upload: Upload) -> None:
         assert _state is not None
-        headers = {"Content-Type": upload.content_type, "Accept": "application/json"}
+        headers = {"Content-Type": upload.content_type, "Accept": "application/json", **SYNTHETIC_HEADERS}
         with self.client.post(
             "/predict", data=upload.body, headers=headers, name="/predict [valid]", catch_response=True
         ) as resp:
@@ -266,7 +266,7 @@ class PhoneApp(FastHttpUser):
 
     def _send_invalid(self, upload: Upload) -> None:
         assert _state is not None
-        headers = {"Content-Type": upload.content_type, "Accept": "application/json"}
+        headers = {"Content-Type": upload.content_type, "Accept": "application/json", **SYNTHETIC_HEADERS}
         with self.client.post(
             "/predict", data=upload.body, headers=headers, name="/predict [invalid]", catch_response=True
         ) as resp:

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import hashlib
 
+# Every request the gate sends carries this header: the server archives it apart from patients' uploads
+# (serving/archive.py, SYNTHETIC_HEADER; loadtests import no serving code, a unit test holds both equal).
+SYNTHETIC_HEADERS = {"X-Spira-Synthetic": "gate"}
+
 
 def encode_file_field(field: str, filename: str, content_type: str, content: bytes) -> tuple[bytes, str]:
     """(body, Content-Type header) for a form with a single file field."""

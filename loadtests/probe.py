@@ -15,7 +15,7 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
-from loadtests.multipart import encode_file_field
+from loadtests.multipart import SYNTHETIC_HEADERS, encode_file_field
 
 
 class ProbeError(RuntimeError):
@@ -115,7 +115,7 @@ def first_answer_version(base_url: str, wav: bytes, timeout_s: float, attempts: 
             f"{base_url}/predict",
             data=body,
             method="POST",
-            headers={"Content-Type": ctype, "Accept": "application/json"},
+            headers={"Content-Type": ctype, "Accept": "application/json", **SYNTHETIC_HEADERS},
         )
         try:
             with urllib.request.urlopen(request, timeout=timeout_s) as resp:

@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from serving.archive import SYNTHETIC_HEADER
 from serving.limits import Rejected
 from serving.runtime import ServingRuntime
 
@@ -60,12 +61,17 @@ async def _audio_files(request: Request, runtime: ServingRuntime, max_files: int
     return out
 
 
+def _synthetic(request: Request) -> bool:
+    """The gate marks its load (header X-Spira-Synthetic): archived apart from patients' uploads."""
+    return request.headers.get(SYNTHETIC_HEADER, "").strip() != ""
+
+
 def create_app(get_runtime: Callable[[], ServingRuntime]) -> Starlette:
     async def predict(request: Request) -> JSONResponse:
         runtime = get_runtime()
         try:
             ((filename, data),) = await _audio_files(request, runtime, max_files=1)
-            return JSONResponse(await runtime.predict(data, filename))
+            return JSONResponse(await runtime.predict(data, filename, _synthetic(request)))
         except Rejected as exc:
             runtime.metrics.rejected(exc.code)
             return _error(exc)
@@ -84,7 +90,8 @@ def create_app(get_runtime: Callable[[], ServingRuntime]) -> Starlette:
         results = []
         for filename, data in files:
             try:
-                results.append({"file": filename, **await runtime.predict(data, filename)})
+                answer = await runtime.predict(data, filename, _synthetic(request))
+                results.append({"file": filename, **answer})
             except Rejected as exc:
                 results.append(
                     {"file": filename, "error": exc.code, "detail": exc.detail, "status": exc.status}

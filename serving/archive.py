@@ -19,6 +19,15 @@ from pathlib import Path
 from serving.metrics import ServingMetrics
 from spira_core.vault import CachedSecret
 
+# Where uploads land in the archive bucket: patients' under UPLOADS_PREFIX; requests marked synthetic (the
+# promotion gate's load test sends SYNTHETIC_HEADER) under SYNTHETIC_PREFIX, so they never mix with patient
+# data and can be expired on their own. Still archived, not dropped: a real upload wrongly marked is kept.
+# Serving's S3 user may only PutObject under these two prefixes (infra/environments.yaml,
+# `object_store_access`; a unit test holds both in step).
+UPLOADS_PREFIX = "uploads/"
+SYNTHETIC_PREFIX = "synthetic/"
+SYNTHETIC_HEADER = "x-spira-synthetic"
+
 
 class Archive(ABC):
     @abstractmethod
@@ -110,8 +119,11 @@ class SpoolingArchiver:
         with self._lock:
             return self._bytes
 
-    def submit(self, audio: bytes, answer: dict[str, object], filename: str = "") -> bool:
-        """Spool one upload; False (and counted as dropped) when the spool is full or cannot be written."""
+    def submit(
+        self, audio: bytes, answer: dict[str, object], filename: str = "", synthetic: bool = False
+    ) -> bool:
+        """Spool one upload; False (and counted as dropped) when the spool is full or cannot be written.
+        `synthetic` uploads (the gate's) are archived under SYNTHETIC_PREFIX instead of UPLOADS_PREFIX."""
         if self.spool_bytes() + len(audio) > self.max_spool_bytes:
             return self._drop()
         now = datetime.now(UTC)
@@ -121,7 +133,8 @@ class SpoolingArchiver:
             "received_at": now.isoformat(),
             "filename": filename,
             "answer": answer,
-            "key_prefix": f"uploads/{now:%Y/%m/%d}/{item}",
+            "synthetic": synthetic,
+            "key_prefix": f"{SYNTHETIC_PREFIX if synthetic else UPLOADS_PREFIX}{now:%Y/%m/%d}/{item}",
         }
         meta = json.dumps(record).encode()
         try:

@@ -26,12 +26,12 @@ class ServingRuntime:
     def max_upload_bytes(self) -> int:
         return self.predictor.max_upload_bytes
 
-    async def predict(self, data: bytes, filename: str = "") -> dict[str, object]:
+    async def predict(self, data: bytes, filename: str = "", synthetic: bool = False) -> dict[str, object]:
         # A Rejected upload propagates to the HTTP layer, which answers 4xx and counts it.
         answer = await self.predictor.predict(data)
         self.metrics.prediction(str(answer["label"]), float(answer["duration_s"]))
         if self.archiver is not None:  # fsyncs two files: off the event loop, which serves everyone
-            await asyncio.to_thread(self.archiver.submit, data, answer, filename)
+            await asyncio.to_thread(self.archiver.submit, data, answer, filename, synthetic)
         self.report_secret()
         return answer
 

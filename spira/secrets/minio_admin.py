@@ -16,6 +16,7 @@ import secrets
 import string
 from urllib.parse import urlsplit
 
+from infra.environments import Grant
 from spira.secrets.objectstore import AccessKey, ObjectStoreAdmin, bucket_policy, ensure_bucket_exists
 
 NO_SUCH_USER = "XMinioAdminNoSuchUser"
@@ -64,7 +65,7 @@ class MinioObjectStoreAdmin(ObjectStoreAdmin):
     def ensure_bucket(self, bucket: str) -> None:
         ensure_bucket_exists(self.s3, bucket)
 
-    def ensure_user(self, user: str, buckets: list[str]) -> None:
+    def ensure_user(self, user: str, grants: tuple[Grant, ...]) -> None:
         from minio.error import MinioAdminException
 
         try:
@@ -74,7 +75,7 @@ class MinioObjectStoreAdmin(ObjectStoreAdmin):
                 raise
             self.admin.user_add(user, new_secret_key())
         policy = f"{user}-buckets"
-        self.admin.policy_add(policy, policy=json.loads(bucket_policy(buckets)))  # replaces: idempotent
+        self.admin.policy_add(policy, policy=json.loads(bucket_policy(grants)))  # replaces: idempotent
         try:
             self.admin.attach_policy([policy], user=user)
         except MinioAdminException as exc:

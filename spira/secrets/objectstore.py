@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import botocore.exceptions
 
+from infra.environments import BUCKET_ACTIONS, Grant
+
 
 @dataclass(frozen=True)
 class AccessKey:
@@ -26,8 +28,8 @@ class ObjectStoreAdmin(ABC):
     def ensure_bucket(self, bucket: str) -> None: ...
 
     @abstractmethod
-    def ensure_user(self, user: str, buckets: list[str]) -> None:
-        """Create the user if needed and grant it read/write on exactly these buckets."""
+    def ensure_user(self, user: str, grants: tuple[Grant, ...]) -> None:
+        """Create the user if needed and set its permissions to exactly these grants (replacing others)."""
 
     @abstractmethod
     def create_key(self, user: str) -> AccessKey: ...
@@ -39,14 +41,35 @@ class ObjectStoreAdmin(ABC):
     def list_keys(self, user: str) -> list[str]: ...
 
 
-def bucket_policy(buckets: list[str]) -> str:
-    resources = [f"arn:aws:s3:::{b}" for b in buckets] + [f"arn:aws:s3:::{b}/*" for b in buckets]
-    return json.dumps(
-        {
-            "Version": "2012-10-17",
-            "Statement": [{"Effect": "Allow", "Action": ["s3:*"], "Resource": resources}],
-        }
-    )
+def bucket_policy(grants: tuple[Grant, ...]) -> str:
+    """The IAM policy document of a service user, rendered from its declared grants
+    (infra/environments.yaml, `object_store_access`): one statement per grant and kind of resource, object
+    actions on `<bucket>/<prefix>*`, bucket actions (ListBucket) on the bucket. Nothing is allowed that is
+    not declared; no wildcard action. SeaweedFS's IAM API (which derives its identity actions from it and
+    evaluates the document itself) and MinIO take the same document."""
+    if not grants:
+        raise ValueError("a service user needs at least one grant")
+    statements = []
+    for g in grants:
+        objects = [a for a in g.actions if a not in BUCKET_ACTIONS]
+        buckets = [a for a in g.actions if a in BUCKET_ACTIONS]
+        if objects:
+            statements.append(
+                {
+                    "Effect": "Allow",
+                    "Action": [f"s3:{a}" for a in objects],
+                    "Resource": [f"arn:aws:s3:::{g.bucket}/{g.prefix}*"],
+                }
+            )
+        if buckets:
+            statements.append(
+                {
+                    "Effect": "Allow",
+                    "Action": [f"s3:{a}" for a in buckets],
+                    "Resource": [f"arn:aws:s3:::{g.bucket}"],
+                }
+            )
+    return json.dumps({"Version": "2012-10-17", "Statement": statements})
 
 
 def ensure_bucket_exists(s3_client, bucket: str) -> None:
@@ -66,7 +89,7 @@ class IamObjectStoreAdmin(ObjectStoreAdmin):
     def ensure_bucket(self, bucket: str) -> None:
         ensure_bucket_exists(self.s3, bucket)
 
-    def ensure_user(self, user: str, buckets: list[str]) -> None:
+    def ensure_user(self, user: str, grants: tuple[Grant, ...]) -> None:
         try:
             self.iam.get_user(UserName=user)
         except botocore.exceptions.ClientError as exc:
@@ -74,7 +97,7 @@ class IamObjectStoreAdmin(ObjectStoreAdmin):
                 raise
             self.iam.create_user(UserName=user)
         self.iam.put_user_policy(
-            UserName=user, PolicyName=f"{user}-buckets", PolicyDocument=bucket_policy(buckets)
+            UserName=user, PolicyName=f"{user}-buckets", PolicyDocument=bucket_policy(grants)
         )
 
     def create_key(self, user: str) -> AccessKey:

@@ -1,5 +1,8 @@
 """Seed an environment's secrets: one object-store user and key per workload, written to Vault.
 
+Each user's object-store permissions are exactly its declared grants (infra/environments.yaml,
+`object_store_access`), re-applied at every seed.
+
 Values come from a generator (the object store mints keys), never from files in git. Idempotent: a
 secret that already exists is left alone (check-and-set version 0 makes a concurrent seed lose cleanly).
 """
@@ -73,15 +76,16 @@ def seed(
     """Create what is missing; returns service -> 'created' | 'kept'."""
     outcome: dict[str, str] = {}
     for service in (s for s in layout.SERVICES.values() if s.workload):
+        values = service_values(env, service.name, endpoints)
+        for bucket in (v for k, v in values.items() if k.endswith("_bucket")):
+            store.ensure_bucket(bucket)
+        user = object_store_user(env, service.name)
+        # The declared grants are applied at every seed, to kept users too: a narrowed grant reaches
+        # existing environments (and a widened one never outlives its declaration).
+        store.ensure_user(user, declared().object_store_grants(env, service.name))
         if read_secret(vault, env, service.name) is not None:
             outcome[service.name] = "kept"
             continue
-        values = service_values(env, service.name, endpoints)
-        own_buckets = [v for k, v in values.items() if k.endswith("_bucket")]
-        for bucket in own_buckets:
-            store.ensure_bucket(bucket)
-        user = object_store_user(env, service.name)
-        store.ensure_user(user, own_buckets)
         key = store.create_key(user)
         try:
             vault.secrets.kv.v2.create_or_update_secret(

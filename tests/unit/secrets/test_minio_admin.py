@@ -15,6 +15,7 @@ import json
 
 import pytest
 
+from infra.environments import declared
 from infra.vault import layout
 from spira.secrets.minio_admin import MinioObjectStoreAdmin, minio_admin
 from spira.secrets.objectstore import bucket_policy
@@ -31,6 +32,7 @@ from tests.fakes.secrets import (
 
 ADMIN_AK, ADMIN_SK = "spira-root-ak", "spira-root-secret-0123456789"
 USER = "spira-production-serving"
+GRANTS = declared().object_store_grants("production", "serving")
 
 
 @pytest.fixture
@@ -60,11 +62,13 @@ def test_requests_go_to_the_admin_api_over_tls_signed_with_the_admin_key(admin, 
     assert req["headers"]["Host"] == "minio.objectstore.svc:9000"
 
 
-def test_ensure_user_creates_the_user_and_grants_exactly_its_buckets_idempotently(admin, http) -> None:
-    admin.ensure_user(USER, ["spira-production-archive"])
-    admin.ensure_user(USER, ["spira-production-archive"])  # already there, policy already attached
+def test_ensure_user_creates_the_user_and_grants_exactly_its_declared_actions_idempotently(
+    admin, http
+) -> None:
+    admin.ensure_user(USER, GRANTS)
+    admin.ensure_user(USER, GRANTS)  # already there, policy already attached
     assert set(http.users) == {USER}
-    assert http.policies[f"{USER}-buckets"] == json.loads(bucket_policy(["spira-production-archive"]))
+    assert http.policies[f"{USER}-buckets"] == json.loads(bucket_policy(GRANTS))
     assert http.users[USER]["policies"] == [f"{USER}-buckets"]
     assert [r["command"] for r in http.requests].count("add-user") == 1
 
@@ -72,7 +76,7 @@ def test_ensure_user_creates_the_user_and_grants_exactly_its_buckets_idempotentl
 def test_a_key_is_a_service_account_of_the_service_user_not_of_the_admin_with_minios_real_key_derivation(
     admin, http
 ) -> None:
-    admin.ensure_user(USER, ["b"])
+    admin.ensure_user(USER, GRANTS)
     key = admin.create_key(USER)
     sent = next(r for r in http.requests if r["command"] == "add-service-account")
     assert sent["method"] == "PUT" and sent["body"]["targetUser"] == USER
@@ -84,13 +88,13 @@ def test_a_key_is_a_service_account_of_the_service_user_not_of_the_admin_with_mi
 @pytest.mark.parametrize("fmt", ["objects", "strings"])
 def test_keys_are_listed_from_new_and_old_server_answers(admin, http, fmt) -> None:
     http.list_format = fmt
-    admin.ensure_user(USER, ["b"])
+    admin.ensure_user(USER, GRANTS)
     keys = {admin.create_key(USER).access_key for _ in range(2)}
     assert set(admin.list_keys(USER)) == keys
 
 
 def test_deleting_a_key_removes_only_that_service_account(admin, http) -> None:
-    admin.ensure_user(USER, ["b"])
+    admin.ensure_user(USER, GRANTS)
     keep, drop = admin.create_key(USER), admin.create_key(USER)
     admin.delete_key(USER, drop.access_key)
     sent = http.requests[-1]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from infra.environments import declared
 from infra.vault import layout
 from spira.secrets.consumers import TtlWait
 from spira.secrets.rotation import ABANDONED, DONE, PUBLISHED, RotationConflict, rotate
@@ -39,7 +40,7 @@ def vault(clock: WallClock) -> InMemorySecretStore:
 def store(vault: InMemorySecretStore) -> CrashingFakeAdmin:
     """A seeded service: one user, one key, written to Vault as version 1."""
     admin = CrashingFakeAdmin()
-    admin.ensure_user(USER, ["spira-staging-archive"])
+    admin.ensure_user(USER, declared().object_store_grants(ENV, SERVICE))
     key = admin.create_key(USER)
     values = service_values(ENV, SERVICE, EnvironmentEndpoints("http://s3", "http://mlflow"))
     vault.write(PATH, {**values, "s3_access_key": key.access_key, "s3_secret_key": key.secret_key}, cas=0)
