@@ -26,6 +26,13 @@ SERVICE_ACCOUNT = "vault"
 TLS_SECRET = "vault-tls"
 TLS_DIR = f"/vault/userconfig/{TLS_SECRET}"
 AUDIT_DIR = "/vault/audit"
+# Two audit devices, path -> file_path. Vault answers a request only if at least one device recorded it,
+# so with a single file a full audit volume blocks every request. The file device does no rotation of
+# its own (no size or count option; it reopens its file on SIGHUP, which a logrotate sidecar could only
+# send from a shared process namespace: not done here). The stdout copy goes to the container log, which
+# the kubelet rotates (containerLogMaxSize/-MaxFiles) and the node's log agent ships; the file on its own
+# volume stays the one operators query with jq (docs/runbooks/vault.md), and may fill without blocking.
+AUDIT_DEVICES = {"file": f"{AUDIT_DIR}/{layout.AUDIT_LOG_FILE}", "stdout": "stdout"}
 CERT_VALIDITY_HOURS = 24 * 365
 SERVER_USES = ["key_encipherment", "digital_signature", "server_auth", "client_auth"]
 
@@ -243,11 +250,12 @@ class Vault(pulumi.ComponentResource):
                 **params,
                 opts=pulumi.ResourceOptions(parent=self, provider=provider, depends_on=wanted),
             )
-        vault.Audit(
-            f"{name}-audit",
-            type="file",
-            path="file",
-            options={"file_path": f"{AUDIT_DIR}/{layout.AUDIT_LOG_FILE}"},
-            opts=opts,
-        )
+        for device, file_path in AUDIT_DEVICES.items():
+            vault.Audit(
+                f"{name}-audit" if device == "file" else f"{name}-audit-{device}",
+                type="file",
+                path=device,
+                options={"file_path": file_path},
+                opts=opts,
+            )
         return VaultSecrets(provider=provider, mount=kv)

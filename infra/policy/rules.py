@@ -127,6 +127,26 @@ def encryption_at_rest(typ: str, props: Props, environment: str) -> list[str]:
     return []
 
 
+EKS_CLUSTER = "aws:eks/cluster:Cluster"
+WORLD = {"0.0.0.0/0", "::/0"}
+
+
+def eks_api_not_open_to_the_internet(typ: str, props: Props, environment: str) -> list[str]:
+    """A public EKS API endpoint is allowed only for listed CIDRs, never for the whole internet. AWS's
+    defaults are a public endpoint open to 0.0.0.0/0, so unset fields count as open."""
+    if typ != EKS_CLUSTER:
+        return []
+    vpc = props.get("vpcConfig") or {}
+    if vpc.get("endpointPublicAccess", True) is False:
+        return []
+    cidrs = list(vpc.get("publicAccessCidrs") or [])
+    if not cidrs:
+        return ["EKS API endpoint is public with no publicAccessCidrs: AWS opens it to 0.0.0.0/0"]
+    if WORLD & set(cidrs):
+        return [f"EKS API endpoint is public to the whole internet ({sorted(WORLD & set(cidrs))})"]
+    return []
+
+
 RULES: dict[str, tuple[str, Rule]] = {
     "gpu-pools-tainted": ("GPU node groups carry the GPU taint and label", gpu_pools_tainted),
     "chart-versions-pinned": ("Every Helm release pins an exact chart version", chart_versions_pinned),
@@ -138,6 +158,10 @@ RULES: dict[str, tuple[str, Rule]] = {
     "encryption-at-rest": (
         "Databases, volumes, secrets and images are encrypted at rest",
         encryption_at_rest,
+    ),
+    "eks-api-not-open-to-the-internet": (
+        "The EKS API is private, or public only to listed CIDRs (never 0.0.0.0/0)",
+        eks_api_not_open_to_the_internet,
     ),
 }
 

@@ -121,8 +121,11 @@ class NetworkCluster(pulumi.ComponentResource):
             vpc_config=aws.eks.ClusterVpcConfigArgs(
                 subnet_ids=[s.id for s in self.private_subnets + self.public_subnets],
                 endpoint_private_access=True,
-                endpoint_public_access=True,
-                public_access_cidrs=list(args.public_access_cidrs),
+                # Private by default: the API answers on the internet only when the stack lists the CIDRs
+                # that may reach it (config publicAccessCidrs), never to all of it (CrossGuard
+                # eks-api-not-open-to-the-internet).
+                endpoint_public_access=bool(args.public_access_cidrs),
+                public_access_cidrs=list(args.public_access_cidrs) or None,
             ),
             access_config=aws.eks.ClusterAccessConfigArgs(authentication_mode="API"),
             encryption_config=aws.eks.ClusterEncryptionConfigArgs(

@@ -56,6 +56,10 @@ path "sys/audit/file" {
   capabilities = ["create", "read", "update", "delete", "sudo"]
 }
 
+path "sys/audit/stdout" {
+  capabilities = ["create", "read", "update", "delete", "sudo"]
+}
+
 # The object store's admin credential, which the program generates (spira/${env}/objectstore).
 path "${kv_mount}/data/spira/${env}/objectstore" {
   capabilities = ["create", "read", "update"]

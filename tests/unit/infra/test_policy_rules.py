@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from infra.policy import rules
 
 GPU_GROUP = {
@@ -146,3 +148,35 @@ def test_the_policy_pack_config_files_name_every_rule_with_their_environment() -
     for env in ("staging", "production"):
         doc = json.loads((INFRA_DIR / "policy" / f"config.{env}.json").read_text())
         assert doc == {name: {"environment": env} for name in rules.RULES}
+
+
+def eks(**vpc: object) -> dict:
+    return {"vpcConfig": {"endpointPrivateAccess": True, **vpc}}
+
+
+def test_a_private_eks_api_or_one_public_to_listed_cidrs_passes() -> None:
+    assert (
+        rules.eks_api_not_open_to_the_internet(
+            rules.EKS_CLUSTER, eks(endpointPublicAccess=False), "production"
+        )
+        == []
+    )
+    listed = eks(endpointPublicAccess=True, publicAccessCidrs=["203.0.113.0/24", "198.51.100.7/32"])
+    assert rules.eks_api_not_open_to_the_internet(rules.EKS_CLUSTER, listed, "staging") == []
+
+
+@pytest.mark.parametrize(
+    "vpc",
+    [
+        {"endpointPublicAccess": True, "publicAccessCidrs": ["0.0.0.0/0"]},
+        {"endpointPublicAccess": True, "publicAccessCidrs": ["203.0.113.0/24", "::/0"]},
+        {"endpointPublicAccess": True},  # AWS's default CIDR list is 0.0.0.0/0
+        {},  # AWS's default endpoint is public, to 0.0.0.0/0
+    ],
+)
+def test_an_eks_api_open_to_the_internet_fails(vpc: dict) -> None:
+    found = rules.eks_api_not_open_to_the_internet(rules.EKS_CLUSTER, eks(**vpc), "staging")
+    assert len(found) == 1 and ("0.0.0.0/0" in found[0] or "::/0" in found[0]), found
+    assert ("eks-api-not-open-to-the-internet", found[0]) in rules.check(
+        rules.EKS_CLUSTER, eks(**vpc), "staging"
+    )
