@@ -12,6 +12,7 @@ from pathlib import Path
 import botocore.exceptions
 
 from infra.vault import layout
+from serving.archive import UPLOADS_PREFIX
 from spira.secrets.wiring import Target
 from spira.stack import StackInfo
 
@@ -23,7 +24,10 @@ def local_target(info: StackInfo) -> Target:
     return Target("local", environ={"SPIRA_HOME": str(info.home)})
 
 
-def s3_put_works(info: StackInfo, access_key: str, secret_key: str, bucket: str, key: str = "probe") -> bool:
+def s3_put_works(
+    info: StackInfo, access_key: str, secret_key: str, bucket: str, key: str = f"{UPLOADS_PREFIX}probe"
+) -> bool:
+    """Does this key still work? (Probed under serving's archive prefix: the only place its key may write.)"""
     try:
         info.s3_client(access_key, secret_key).put_object(Bucket=bucket, Key=key, Body=b"probe")
     except botocore.exceptions.ClientError as exc:

@@ -5,15 +5,20 @@ patient archive."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 import botocore.exceptions
 import pytest
+import requests
 
+from infra.environments import declared
 from serving.archive import SYNTHETIC_PREFIX, UPLOADS_PREFIX, S3Archive, SpoolingArchiver
-from spira.stack import StackInfo
+from spira.secrets.objectstore import bucket_policy
+from spira.secrets.seed import object_store_user
+from spira.stack import StackConfig, StackInfo
 from spira_core.settings import cached_service_secret, service_secret
 from tests.fakes.serving import RecordingMetrics
 
@@ -147,3 +152,27 @@ def test_the_servers_archiver_stores_the_gates_uploads_apart_from_patients_with_
                 where[admin.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()] = item["Key"]
     assert where[b"patient"].startswith(UPLOADS_PREFIX)
     assert where[b"synthetic"].startswith(SYNTHETIC_PREFIX)
+
+
+def test_seaweedfs_holds_the_identity_actions_derived_from_the_declared_grants_only(
+    local_stack: StackInfo,
+) -> None:
+    # SeaweedFS keeps, per IAM user, the policy document (which it evaluates: PutObject without
+    # DeleteObject) and the identity actions it derives from it (`Write:<bucket>/<prefix>*`, which alone
+    # would also allow deletes under the prefix); both must come from the declaration and nothing else.
+    filer = f"http://127.0.0.1:{StackConfig.load(local_stack.home).filer_port}"
+    archive = service_secret("serving", local_stack.service_env("serving"))["archive_bucket"]
+    user = object_store_user(local_stack.env_name, "serving")
+    identity = requests.get(f"{filer}/etc/iam/identities/{user}.json", timeout=10).json()
+    assert sorted(identity["actions"]) == sorted(
+        [f"Write:{archive}/{UPLOADS_PREFIX}*", f"Write:{archive}/{SYNTHETIC_PREFIX}*"]
+    )
+    policies = requests.get(f"{filer}/etc/iam/policies.json", timeout=10).json()["inlinePolicies"][user]
+    grants = declared().object_store_grants(local_stack.env_name, "serving")
+    assert list(policies.values()) == [normalised(json.loads(bucket_policy(grants)))]
+
+
+def normalised(doc: dict) -> dict:
+    """SeaweedFS stores a one-element Action or Resource list as a plain string."""
+    one = lambda v: v[0] if isinstance(v, list) and len(v) == 1 else v  # noqa: E731
+    return {**doc, "Statement": [{k: one(v) for k, v in s.items()} for s in doc["Statement"]]}

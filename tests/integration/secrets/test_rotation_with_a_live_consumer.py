@@ -18,6 +18,7 @@ import botocore.exceptions
 import pytest
 
 from infra.vault import layout
+from serving.archive import UPLOADS_PREFIX
 from spira.secrets.consumers import GAUGE, ConsumersNotReady, MetricsWait, TtlWait
 from spira.secrets.rotation import rotate, utc_now
 from spira.stack import StackInfo
@@ -52,7 +53,11 @@ class Consumer:
                     data["s3_access_key"], data["s3_secret_key"]
                 )
             try:
-                s3.put_object(Bucket=data["archive_bucket"], Key=f"rotation-probe/{i % 50}", Body=b"x" * 256)
+                s3.put_object(
+                    Bucket=data["archive_bucket"],
+                    Key=f"{UPLOADS_PREFIX}rotation-probe/{i % 50}",
+                    Body=b"x" * 256,
+                )
                 self.ok += 1
                 self.versions_used.add(current.version)
             except botocore.exceptions.ClientError as exc:
