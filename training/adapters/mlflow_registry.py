@@ -21,7 +21,7 @@ def _refused(exc: Exception) -> int | None:
     """401/403 when MLflow's auth app refused the request (its message carries the status code)."""
     text = str(exc)
     for code in (401, 403):
-        if f"error code {code}" in text or f"{code} Client Error" in text or f"({code})" in text:
+        if f"error code {code}" in text or f"{code} Client Error" in text:
             return code
     return None
 
@@ -39,15 +39,18 @@ class MlflowRegistry(ModelRegistry):
 
         try:
             return fn()
-        except (MlflowException, requests.HTTPError) as exc:
-            if _refused(exc):
-                raise ServiceUnavailable(
-                    f"MLflow refused {what} at {self.tracking_uri} ({_refused(exc)}): check "
-                    "mlflow_username/mlflow_password in the training secret"
-                ) from None
-            raise ServiceUnavailable(f"MLflow at {self.tracking_uri}: {what} failed: {exc}") from exc
-        except (requests.RequestException, OSError) as exc:
-            raise ServiceUnavailable(f"MLflow at {self.tracking_uri}: {what} failed: {exc}") from exc
+        except (MlflowException, requests.RequestException, OSError) as exc:
+            raise self._unavailable(what, exc) from exc
+
+    def _unavailable(self, what: str, exc: Exception) -> ServiceUnavailable:
+        """One line: a refused credential names the secret's keys to check; anything else says what failed."""
+        code = _refused(exc)
+        if code:
+            return ServiceUnavailable(
+                f"MLflow refused {what} at {self.tracking_uri} ({code}): check "
+                "mlflow_username/mlflow_password in the training secret"
+            )
+        return ServiceUnavailable(f"MLflow at {self.tracking_uri}: {what} failed: {exc}")
 
     def check(self) -> None:
         """Fail fast with a clear message when the server is down (MLflow's own retries take minutes)."""
@@ -100,16 +103,23 @@ class MlflowRegistry(ModelRegistry):
         self._call("finishing the run", lambda: self._client.set_terminated(run_id, "FINISHED"))
         return run_id
 
-    def register(self, model_name: str, run_id: str, tags: Mapping[str, str]) -> ModelVersionInfo:
+    def _ensure_model(self, model_name: str) -> None:
+        """Create the registered model unless it exists. Behind MLflow's auth app with no default permission
+        a missing model and a forbidden one both answer 403, so reads come after this; creating it gives
+        this identity MANAGE on it (its versions and aliases)."""
         from mlflow.exceptions import MlflowException
 
         try:
             self._client.create_registered_model(model_name)
         except MlflowException as exc:
-            if "RESOURCE_ALREADY_EXISTS" not in str(exc.error_code):
-                raise ServiceUnavailable(
-                    f"MLflow at {self.tracking_uri}: creating {model_name} failed: {exc}"
-                ) from exc
+            if "RESOURCE_ALREADY_EXISTS" in str(exc.error_code):
+                return
+            raise self._unavailable(f"creating {model_name}", exc) from exc
+        except requests.RequestException as exc:
+            raise self._unavailable(f"creating {model_name}", exc) from exc
+
+    def register(self, model_name: str, run_id: str, tags: Mapping[str, str]) -> ModelVersionInfo:
+        self._ensure_model(model_name)
         run = self._call("reading the run", lambda: self._client.get_run(run_id))
         source = f"{run.info.artifact_uri}/{MODEL_ARTIFACT_PATH}"
         mv = self._call(
@@ -121,18 +131,15 @@ class MlflowRegistry(ModelRegistry):
     def version_by_alias(self, model_name: str, alias: str) -> ModelVersionInfo | None:
         from mlflow.exceptions import MlflowException
 
+        self._ensure_model(model_name)
         try:
             mv = self._client.get_model_version_by_alias(model_name, alias)
         except MlflowException as exc:
             if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
                 return None
-            raise ServiceUnavailable(
-                f"MLflow at {self.tracking_uri}: reading alias {alias} failed: {exc}"
-            ) from exc
+            raise self._unavailable(f"reading alias {alias}", exc) from exc
         except requests.RequestException as exc:
-            raise ServiceUnavailable(
-                f"MLflow at {self.tracking_uri}: reading alias {alias} failed: {exc}"
-            ) from exc
+            raise self._unavailable(f"reading alias {alias}", exc) from exc
         return ModelVersionInfo(version=str(mv.version), run_id=mv.run_id or "", tags=dict(mv.tags or {}))
 
     def set_alias(self, model_name: str, alias: str, version: str) -> None:
