@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from starlette.applications import Starlette
+from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -50,12 +51,19 @@ async def _audio_files(request: Request, runtime: ServingRuntime, max_files: int
         return {"type": "http.request", "body": body, "more_body": False}
 
     try:
-        form = await Request(request.scope, replay).form(max_files=max_files, max_fields=max_files + 4)
-    except Exception as exc:  # starlette's MultiPartException and parser errors: a malformed body
+        # one file more than allowed is parsed, so that too many files gets its own answer below
+        form = await Request(request.scope, replay).form(max_files=max_files + 1, max_fields=max_files + 5)
+    except (MultiPartException, ValueError) as exc:  # starlette's and python-multipart's: a malformed body
         raise Rejected(400, "bad_multipart", f"the multipart body could not be parsed: {exc}") from exc
     files = [f for f in form.getlist("audio") if hasattr(f, "read")]
     if not files:
+        await form.close()
         raise Rejected(400, "missing_audio", "no file in the multipart field 'audio'")
+    if len(files) > max_files:
+        await form.close()
+        if max_files == 1:
+            raise Rejected(400, "one_file_only", "send exactly one file in 'audio' (or use /predict_batch)")
+        raise Rejected(400, "too_many_files", f"at most {max_files} files in one batch")
     out = [(f.filename or "", await f.read()) for f in files]
     await form.close()
     return out
@@ -93,6 +101,7 @@ def create_app(get_runtime: Callable[[], ServingRuntime]) -> Starlette:
                 answer = await runtime.predict(data, filename, _synthetic(request))
                 results.append({"file": filename, **answer})
             except Rejected as exc:
+                runtime.metrics.rejected(exc.code)
                 results.append(
                     {"file": filename, "error": exc.code, "detail": exc.detail, "status": exc.status}
                 )

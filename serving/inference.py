@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from serving.batching import Batching, MicroBatcher
-from serving.limits import UploadLimits, decode_upload
+from serving.limits import Rejected, UploadLimits, decode_upload
 from serving.metrics import ModelChoiceMetrics
 from spira_core import audio as A
 from spira_core import windows as W
@@ -214,6 +214,14 @@ class Predictor:
         wav = A.resample(mono, upload.sample_rate, self.params.sample_rate)
         # spira_core.features.mfcc's definition in less time; parity (1e-5 of scale) in tests/unit/fastpath
         feats = fast_mfcc(wav, self.params)
+        # finite samples of extreme amplitude (a FLOAT WAV of 1e30) overflow the power spectrum: the model
+        # would answer NaN, which no JSON answer can carry
+        if not np.isfinite(feats).all():
+            raise Rejected(
+                422,
+                "non_finite_features",
+                "the audio's features are not finite (its amplitude is out of range)",
+            )
         windows = W.file_windows(feats, self.params)
         return Prepared(windows, upload.duration_s, upload.sample_rate, upload.channels)
 
