@@ -2,7 +2,10 @@
 
 The request handler only writes two files into a local spool (milliseconds); a worker thread uploads them
 with the credentials of the current secret version and deletes them once stored. S3 down or keys
-rotating: the files wait and are retried with backoff; the prediction never waits or fails.
+rotating: the files wait and each is retried with its own backoff (one failing item never holds back the
+others); an item the store refuses for good is moved to failed/, counted, never deleted. The spool is a
+volume that outlives the pod: drained for a bounded time at shutdown, adopted by a live pod when its
+owner is gone (docs/serving.md, "The archive spool").
 """
 
 from __future__ import annotations
@@ -11,8 +14,10 @@ import contextlib
 import json
 import os
 import threading
+import time
 import uuid
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -29,9 +34,15 @@ SYNTHETIC_PREFIX = "synthetic/"
 SYNTHETIC_HEADER = "x-spira-synthetic"
 
 
+class PermanentArchiveError(Exception):
+    """The object store refused this item for good (a 4xx that is not about keys, throttling or a missing
+    bucket): retrying cannot help, so the item is set aside, never retried forever nor deleted."""
+
+
 class Archive(ABC):
     @abstractmethod
-    def put(self, key: str, body: bytes, content_type: str) -> None: ...
+    def put(self, key: str, body: bytes, content_type: str) -> None:
+        """Store one object; PermanentArchiveError when no retry can succeed, any other error to retry."""
 
 
 class S3Archive(Archive):
@@ -66,11 +77,36 @@ class S3Archive(Archive):
         return self._client, current.data["archive_bucket"]
 
     def put(self, key: str, body: bytes, content_type: str) -> None:
+        from botocore.exceptions import ClientError
+
         client, bucket = self._client_for_current_secret()
-        client.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
+        try:
+            client.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
+        except ClientError as exc:
+            status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+            if 400 <= status < 500 and status not in _RETRIED_4XX:
+                raise PermanentArchiveError(f"{status} {exc}") from exc
+            raise
+
+
+# 4xx that a later attempt can get past: keys rotating or revoked (401, 403), a bucket being created or
+# misconfigured (404), timeouts, conflicts and throttling.
+_RETRIED_4XX = frozenset({401, 403, 404, 408, 409, 429})
 
 
 class SpoolingArchiver:
+    """The spool and its worker. Layout under `spool_dir` (the durable volume's mount):
+
+        <owner>/<item>.audio, <item>.json   waiting; .json written last marks an item complete
+        <owner>/failed/<item>.*             refused for good by the object store (or unreadable), kept
+        <owner>/.alive                      touched by the worker: a folder whose owner stopped touching
+                                            it for `orphan_after_s` is adopted by a live archiver
+
+    With `owner` None the items live in `spool_dir` itself and nothing is adopted (a single process).
+    Each item is retried with its own backoff; a pass over the due items stops after `outage_after`
+    failures in a row (the store is down, not the item) and the worker waits before the next pass.
+    """
+
     def __init__(
         self,
         archive: Archive,
@@ -79,25 +115,40 @@ class SpoolingArchiver:
         max_spool_bytes: int = 512 * 1024 * 1024,
         retry_base_s: float = 0.5,
         retry_max_s: float = 30.0,
+        owner: str | None = None,
+        orphan_after_s: float = 120.0,
+        outage_after: int = 3,
     ) -> None:
         self.archive = archive
-        self.spool = spool_dir
+        self.root = spool_dir
+        self.spool = spool_dir / owner if owner else spool_dir
+        self.owner = owner
         self.metrics = metrics
         self.max_spool_bytes = max_spool_bytes
         self.retry_base_s = retry_base_s
         self.retry_max_s = retry_max_s
+        self.orphan_after_s = orphan_after_s
+        self.outage_after = max(1, outage_after)
         self.spool.mkdir(parents=True, exist_ok=True)
         # Counted in memory, not by listing the spool per request: the worker deletes files while the
         # handler would stat them (a FileNotFoundError there once failed a request during a rotation).
         self._lock = threading.Lock()
-        self._pending, self._bytes = _scan(self.spool)
+        self._items: dict[str, _Item] = {}
+        self._bytes = 0
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.uploaded = 0
         self.failures = 0
         self.dropped = 0
+        self.poisoned = 0
+        self.adopted = 0
         self.last_error: str | None = None
+        self._in_outage = False
+        self._heartbeat()
+        for name, size in _scan(self.spool):
+            self._add(name, size)
+        self.adopt_orphans()  # the startup sweep: items of pods that are gone
 
     def start(self) -> None:
         if self._thread is None:
@@ -110,10 +161,26 @@ class SpoolingArchiver:
         if self._thread is not None:
             self._thread.join(timeout_s)
 
+    def drain(self, deadline_s: float) -> int:
+        """At shutdown (after the server stopped taking requests): stop the worker, then upload what is
+        spooled, ignoring each item's backoff, until nothing is left, `deadline_s` has passed, or the store
+        looks down. What is left stays in the spool for the next process. Returns how many were archived."""
+        deadline = time.monotonic() + deadline_s
+        self.stop(timeout_s=deadline_s)
+        if self._thread is not None and self._thread.is_alive():
+            return 0  # the worker is stuck in an upload: never two uploaders on one item
+        done = 0
+        while self.pending() and time.monotonic() < deadline:
+            before = self.failures
+            done += self.drain_once(deadline=deadline, ignore_backoff=True)
+            if self.failures > before:
+                break  # the store refuses now: the rest waits on the durable spool
+        return done
+
     def pending(self) -> int:
         """Spooled uploads not yet archived."""
         with self._lock:
-            return self._pending
+            return len(self._items)
 
     def spool_bytes(self) -> int:
         with self._lock:
@@ -125,7 +192,7 @@ class SpoolingArchiver:
         """Spool one upload; False (and counted as dropped) when the spool is full or cannot be written.
         `synthetic` uploads (the gate's) are archived under SYNTHETIC_PREFIX instead of UPLOADS_PREFIX."""
         if self.spool_bytes() + len(audio) > self.max_spool_bytes:
-            return self._drop()
+            return self._drop("spool full")
         now = datetime.now(UTC)
         item = f"{now:%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:12]}"
         record = {
@@ -144,12 +211,22 @@ class SpoolingArchiver:
             for leftover in self.spool.glob(f"{item}.*"):
                 leftover.unlink(missing_ok=True)
             return self._drop(f"spool: {type(exc).__name__}: {exc}")
-        with self._lock:
-            self._pending += 1
-            self._bytes += len(audio) + len(meta)
+        self._add(item, len(audio) + len(meta))
         self.metrics.archive_state(self.pending())
         self._wake.set()
         return True
+
+    def _add(self, name: str, size: int) -> None:
+        with self._lock:
+            if name not in self._items:
+                self._items[name] = _Item(size)
+                self._bytes += size
+
+    def _remove(self, name: str) -> None:
+        with self._lock:
+            item = self._items.pop(name, None)
+            if item is not None:
+                self._bytes -= item.size
 
     def _drop(self, error: str | None = None) -> bool:
         """Count an upload that is not archived (requests submit from several threads at once)."""
@@ -160,51 +237,164 @@ class SpoolingArchiver:
         self.metrics.archive_state(self.pending(), dropped=1)
         return False
 
-    def drain_once(self) -> int:
-        """Upload what is spooled now; returns how many items were archived. Raises nothing."""
-        done = 0
-        for meta in sorted(self.spool.glob("*.json")):
-            audio = meta.with_suffix(".audio")
-            try:
-                body, raw = audio.read_bytes(), meta.read_bytes()
-                prefix = json.loads(raw)["key_prefix"]
-                self.archive.put(f"{prefix}.audio", body, "application/octet-stream")
-                self.archive.put(f"{prefix}.json", raw, "application/json")
-            except Exception as exc:  # S3, secret or network: keep the files, retry later
-                self.failures += 1
-                self.last_error = f"{type(exc).__name__}: {exc}"
-                self.metrics.archive_state(self.pending(), failed=1)
-                return done
-            meta.unlink(missing_ok=True)  # first: a crash here leaves an orphan .audio, not a .json whose
-            audio.unlink(missing_ok=True)  # audio is gone and that would fail every retry after it
-            with self._lock:
-                self._pending -= 1
-                self._bytes -= len(body) + len(raw)
-            done += 1
-            self.uploaded += 1
-            self.metrics.archive_state(self.pending(), uploaded=1)
+    def drain_once(self, deadline: float | None = None, ignore_backoff: bool = False) -> int:
+        """One pass over the items due now, oldest first; returns how many were archived. Raises nothing.
+        A failing item backs off alone (the ones after it still go); `outage_after` failures in a row end
+        the pass."""
+        now = time.monotonic()
+        with self._lock:
+            due = sorted(n for n, it in self._items.items() if ignore_backoff or it.next_at <= now)
+        done = in_a_row = 0
+        for name in due:
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+            outcome = self._upload(name)
+            if outcome == "retry":
+                in_a_row += 1
+                if in_a_row >= self.outage_after:
+                    break
+                continue
+            in_a_row = 0
+            done += outcome == "archived"
         return done
 
+    def _upload(self, name: str) -> str:
+        meta, audio = self.spool / f"{name}.json", self.spool / f"{name}.audio"
+        try:
+            body, raw = audio.read_bytes(), meta.read_bytes()
+            prefix = json.loads(raw)["key_prefix"]
+        except (OSError, ValueError, KeyError, TypeError) as exc:  # never uploadable: kept aside, counted
+            return self._poison(name, f"unreadable spool item: {type(exc).__name__}: {exc}")
+        try:
+            self.archive.put(f"{prefix}.audio", body, "application/octet-stream")
+            self.archive.put(f"{prefix}.json", raw, "application/json")
+        except PermanentArchiveError as exc:
+            return self._poison(name, f"refused by the object store: {exc}")
+        except Exception as exc:  # S3, secret or network: keep the files, retry this item later
+            self.failures += 1
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            with self._lock:
+                item = self._items.get(name)
+                if item is not None:
+                    item.attempts += 1
+                    backoff = min(self.retry_max_s, self.retry_base_s * 2 ** (item.attempts - 1))
+                    item.next_at = time.monotonic() + backoff
+            self.metrics.archive_state(self.pending(), failed=1)
+            return "retry"
+        meta.unlink(missing_ok=True)  # first: a crash here leaves an orphan .audio, not a .json whose
+        audio.unlink(missing_ok=True)  # audio is gone and that would fail every retry after it
+        self._remove(name)
+        self.uploaded += 1
+        self.metrics.archive_state(self.pending(), uploaded=1)
+        return "archived"
+
+    def _poison(self, name: str, reason: str) -> str:
+        """Move an item that can never be archived to failed/ with the reason: never deleted silently."""
+        failed = self.spool / "failed"
+        failed.mkdir(exist_ok=True)
+        for suffix in (".audio", ".json"):
+            with contextlib.suppress(FileNotFoundError):
+                os.replace(self.spool / f"{name}{suffix}", failed / f"{name}{suffix}")
+        with contextlib.suppress(OSError):
+            (failed / f"{name}.error").write_text(reason + "\n")
+        self._remove(name)
+        self.poisoned += 1
+        self.last_error = reason
+        self.metrics.archive_state(self.pending(), poisoned=1)
+        return "poisoned"
+
+    def _heartbeat(self) -> None:
+        if self.owner:
+            with contextlib.suppress(OSError):
+                (self.spool / ".alive").touch()
+
+    def adopt_orphans(self) -> int:
+        """Move into this archiver's folder the items of owners whose heartbeat is older than
+        `orphan_after_s` (a pod deleted, evicted or killed): the next live pod uploads them. A rename is
+        atomic, so two pods sweeping at once adopt each item once. Returns how many were adopted."""
+        if not self.owner:
+            return 0
+        adopted = 0
+        cutoff = time.time() - self.orphan_after_s
+        for other in self.root.iterdir():
+            if other == self.spool or not other.is_dir() or other.name.startswith("."):
+                continue
+            try:
+                if (other / ".alive").stat().st_mtime > cutoff:
+                    continue  # its owner is alive
+            except FileNotFoundError:
+                pass
+            for src, dst in ((other, self.spool), (other / "failed", self.spool / "failed")):
+                for meta in sorted(src.glob("*.json")) if src.is_dir() else []:
+                    name = meta.stem
+                    dst.mkdir(exist_ok=True)
+                    try:  # audio first, then the .json that marks the item complete
+                        os.replace(src / f"{name}.audio", dst / f"{name}.audio")
+                        os.replace(meta, dst / f"{name}.json")
+                        if src != other:
+                            with contextlib.suppress(FileNotFoundError):
+                                os.replace(src / f"{name}.error", dst / f"{name}.error")
+                    except FileNotFoundError:
+                        continue  # another pod took it first, or a half-adopted item (taken below)
+                    if src == other:
+                        with contextlib.suppress(OSError):
+                            self._add(
+                                name,
+                                (dst / f"{name}.audio").stat().st_size
+                                + (dst / f"{name}.json").stat().st_size,
+                            )
+                        adopted += 1
+            for leftover in (other / ".alive", *other.glob("*.tmp")):
+                leftover.unlink(missing_ok=True)  # .tmp: killed mid-write, never answered
+            for folder in (other / "failed", other):
+                with contextlib.suppress(OSError):
+                    folder.rmdir()  # only when empty
+        if adopted:
+            self.adopted += adopted
+            self.metrics.archive_state(self.pending())
+            self._wake.set()
+        return adopted
+
     def _run(self) -> None:
-        delay = self.retry_base_s
+        outage_delay = self.retry_base_s
+        last_sweep = last_beat = time.monotonic()
         while not self._stop.is_set():
-            self._wake.wait(timeout=delay if self.pending() else 5.0)
-            self._wake.clear()
+            now = time.monotonic()
+            with self._lock:
+                next_due = min((it.next_at for it in self._items.values()), default=now + 5.0)
+            wait = outage_delay if self._in_outage else max(0.0, min(next_due - now, 5.0))
+            if self._wake.wait(timeout=wait):
+                self._wake.clear()
             if self._stop.is_set():
                 break
+            if time.monotonic() - last_beat >= min(10.0, self.orphan_after_s / 4):
+                self._heartbeat()
+                last_beat = time.monotonic()
+            if time.monotonic() - last_sweep >= self.orphan_after_s / 2:
+                with contextlib.suppress(OSError):
+                    self.adopt_orphans()
+                last_sweep = time.monotonic()
             failures_before = self.failures
-            self.drain_once()
-            delay = min(self.retry_max_s, delay * 2) if self.failures > failures_before else self.retry_base_s
+            done = self.drain_once()
+            self._in_outage = self.failures > failures_before and done == 0
+            outage_delay = min(self.retry_max_s, outage_delay * 2) if self._in_outage else self.retry_base_s
 
 
-def _scan(spool: Path) -> tuple[int, int]:
-    """Complete items and bytes left by an earlier process (its half-written .tmp files do not count)."""
-    items, size = 0, 0
+@dataclass
+class _Item:
+    size: int
+    attempts: int = 0
+    next_at: float = 0.0
+
+
+def _scan(spool: Path) -> list[tuple[str, int]]:
+    """Complete items and their bytes left by an earlier process (its half-written .tmp files do not
+    count)."""
+    found = []
     for meta in spool.glob("*.json"):
         with contextlib.suppress(FileNotFoundError):
-            size += meta.stat().st_size + meta.with_suffix(".audio").stat().st_size
-            items += 1
-    return items, size
+            found.append((meta.stem, meta.stat().st_size + meta.with_suffix(".audio").stat().st_size))
+    return found
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

@@ -22,7 +22,9 @@ class ServingMetrics(ABC):
     def secret_state(self, path: str, version: int | None, stale: bool) -> None: ...
 
     @abstractmethod
-    def archive_state(self, pending: int, uploaded: int = 0, failed: int = 0, dropped: int = 0) -> None: ...
+    def archive_state(
+        self, pending: int, uploaded: int = 0, failed: int = 0, dropped: int = 0, poisoned: int = 0
+    ) -> None: ...
 
 
 class ModelChoiceMetrics(ABC):
@@ -58,6 +60,10 @@ class PrometheusMetrics(ServingMetrics, ModelChoiceMetrics):
         self._archive_dropped = Counter(
             "spira_archive_dropped_total", "Uploads not archived: spool full or unwritable"
         )
+        self._archive_poisoned = Counter(
+            "spira_archive_poisoned_total",
+            "Uploads the object store refused for good, kept in the spool's failed/ folder",
+        )
         self._model_fallbacks = Counter(
             "spira_model_fallbacks_total",
             "Model loads that fell back to a slower path (accelerator → CPU fast path → CPU eager), by reason",
@@ -79,7 +85,9 @@ class PrometheusMetrics(ServingMetrics, ModelChoiceMetrics):
     def model_fallback(self, reason: str) -> None:
         self._model_fallbacks.labels(reason=reason).inc()
 
-    def archive_state(self, pending: int, uploaded: int = 0, failed: int = 0, dropped: int = 0) -> None:
+    def archive_state(
+        self, pending: int, uploaded: int = 0, failed: int = 0, dropped: int = 0, poisoned: int = 0
+    ) -> None:
         self._archive_pending.set(pending)
         if uploaded:
             self._archive_uploaded.inc(uploaded)
@@ -87,6 +95,8 @@ class PrometheusMetrics(ServingMetrics, ModelChoiceMetrics):
             self._archive_failed.inc(failed)
         if dropped:
             self._archive_dropped.inc(dropped)
+        if poisoned:
+            self._archive_poisoned.inc(poisoned)
 
 
 @functools.cache

@@ -21,6 +21,7 @@ class ServingRuntime:
     secret: CachedSecret | None = None
     secret_path: str = ""
     archiver: SpoolingArchiver | None = None
+    archive_drain_s: float = 20.0
 
     @property
     def max_upload_bytes(self) -> int:
@@ -34,6 +35,12 @@ class ServingRuntime:
             await asyncio.to_thread(self.archiver.submit, data, answer, filename, synthetic)
         self.report_secret()
         return answer
+
+    def shutdown(self) -> None:
+        """After the server stopped taking requests: up to `archive_drain_s` to upload the spool; what is
+        left stays on the durable spool for the next pod."""
+        if self.archiver is not None:
+            self.archiver.drain(self.archive_drain_s)
 
     def report_secret(self) -> None:
         """Publish the version in use (rotation waits on this gauge) and whether it is a stale fallback."""

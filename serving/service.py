@@ -32,6 +32,14 @@ class Spira:
 
         self.runtime = build_runtime(Path(self.model_ref.path), os.environ)
 
+    @bentoml.on_shutdown
+    async def drain_archive(self) -> None:
+        # SIGTERM: uvicorn has stopped accepting and finished the requests in flight; the spool gets a
+        # bounded time (SPIRA_ARCHIVE_DRAIN_S) off the event loop, and what is left stays on the volume.
+        import asyncio
+
+        await asyncio.to_thread(self.runtime.shutdown)
+
     def __is_ready__(self) -> bool:
         # ready only with the model loaded (it is, once __init__ returned) and the secret readable
         return self.runtime.secret_readable()

@@ -6,7 +6,7 @@ import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from serving.archive import S3Archive, SpoolingArchiver
+from serving.archive import Archive, S3Archive, SpoolingArchiver
 from serving.batching import Batching
 from serving.inference import Predictor
 from serving.metrics import ModelChoiceMetrics, ServingMetrics, prometheus_metrics
@@ -40,6 +40,22 @@ def batching_settings(secret: CachedSecret | None) -> Batching | Callable[[], Ba
     return lambda: Batching.from_settings(secret.cached())
 
 
+def spooling_archiver(archive: Archive, env: Mapping[str, str], metrics: ServingMetrics) -> SpoolingArchiver:
+    """The spool from the environment: SPIRA_ARCHIVE_SPOOL is the durable volume shared by the pods, each
+    pod spooling in its own folder (POD_NAME, else the host name) and adopting those of pods gone for
+    SPIRA_ARCHIVE_ORPHAN_AFTER_S; SPIRA_ARCHIVE_SPOOL_MAX_BYTES bounds this pod's backlog (docs/serving.md)."""
+    import socket
+
+    return SpoolingArchiver(
+        archive,
+        Path(env.get("SPIRA_ARCHIVE_SPOOL", "/tmp/spira-archive")),
+        metrics,
+        max_spool_bytes=int(env.get("SPIRA_ARCHIVE_SPOOL_MAX_BYTES", str(512 * 1024 * 1024))),
+        owner=env.get("POD_NAME") or env.get("HOSTNAME") or socket.gethostname(),
+        orphan_after_s=float(env.get("SPIRA_ARCHIVE_ORPHAN_AFTER_S", "120")),
+    )
+
+
 def build_runtime(
     model_dir: Path, environ: Mapping[str, str] | None = None, metrics: ServingMetrics | None = None
 ) -> ServingRuntime:
@@ -59,12 +75,11 @@ def build_runtime(
         bundle, model_version=meta["model_version"], metrics=choice, batching=batching_settings(secret)
     )
     if secret is not None:
-        archiver = SpoolingArchiver(
-            S3Archive(secret), Path(env.get("SPIRA_ARCHIVE_SPOOL", "/tmp/spira-archive")), metrics
-        )
+        archiver = spooling_archiver(S3Archive(secret), env, metrics)
         archiver.start()
     warm_up(predictor)
     runtime = ServingRuntime(predictor, metrics, secret, secret_path, archiver)
+    runtime.archive_drain_s = float(env.get("SPIRA_ARCHIVE_DRAIN_S", "20"))
     if secret is not None:
         runtime.refresh_secret()  # first read now: /readyz and the gauge are right from the start
         runtime.start_secret_refresher(max(0.5, secret.ttl_s / 2))

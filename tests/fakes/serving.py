@@ -7,7 +7,7 @@ import io
 import numpy as np
 import soundfile as sf
 
-from serving.archive import Archive
+from serving.archive import Archive, PermanentArchiveError
 from serving.batching import Batching
 from serving.inference import Predictor, WindowModel
 from serving.limits import UploadLimits
@@ -34,7 +34,13 @@ class RecordingMetrics(ServingMetrics):
         self.predictions: list[tuple[str, float]] = []
         self.rejections: list[str] = []
         self.secret: tuple[str, int | None, bool] | None = None
-        self.archive: dict[str, int] = {"pending": 0, "uploaded": 0, "failed": 0, "dropped": 0}
+        self.archive: dict[str, int] = {
+            "pending": 0,
+            "uploaded": 0,
+            "failed": 0,
+            "dropped": 0,
+            "poisoned": 0,
+        }
 
     def prediction(self, label: str, audio_seconds: float) -> None:
         self.predictions.append((label, audio_seconds))
@@ -45,21 +51,33 @@ class RecordingMetrics(ServingMetrics):
     def secret_state(self, path: str, version: int | None, stale: bool) -> None:
         self.secret = (path, version, stale)
 
-    def archive_state(self, pending: int, uploaded: int = 0, failed: int = 0, dropped: int = 0) -> None:
+    def archive_state(
+        self, pending: int, uploaded: int = 0, failed: int = 0, dropped: int = 0, poisoned: int = 0
+    ) -> None:
         self.archive["pending"] = pending
+        self.archive["poisoned"] += poisoned
         self.archive["uploaded"] += uploaded
         self.archive["failed"] += failed
         self.archive["dropped"] += dropped
 
 
 class MemoryArchive(Archive):
+    """An object store in memory: down as a whole (`fail`), or failing (retryable) / refusing for good the
+    keys that contain one of `failing` / `refusing`. Records every attempted key in `attempts`."""
+
     def __init__(self) -> None:
         self.objects: dict[str, bytes] = {}
         self.fail = False
+        self.failing: set[str] = set()
+        self.refusing: set[str] = set()
+        self.attempts: list[str] = []
 
     def put(self, key: str, body: bytes, content_type: str) -> None:
-        if self.fail:
+        self.attempts.append(key)
+        if self.fail or any(part in key for part in self.failing):
             raise ConnectionError("object store unreachable")
+        if any(part in key for part in self.refusing):
+            raise PermanentArchiveError(f"400 InvalidArgument for {key}")
         self.objects[key] = body
 
 
