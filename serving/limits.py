@@ -23,6 +23,10 @@ class UploadLimits:
     min_sample_rate: int = 8_000
     max_sample_rate: int = 192_000
     max_channels: int = 2
+    # Samples (frames × channels) one upload may decode to, checked from the header before decoding and
+    # enforced while decoding: a compressed upload may not decode to more than the largest PCM16 upload
+    # (max_bytes / 2 samples, 32 MiB of float32). A 42 KB FLAC of 59 s at 192 kHz stereo promised 22.7 M.
+    max_decoded_samples: int = 8 * 1024 * 1024
     # Below this peak the clip carries no voice (PCM16 quantisation noise is ~3e-5).
     silence_peak: float = 1e-3
 
@@ -90,7 +94,7 @@ def decode_upload(data: bytes, limits: UploadLimits) -> DecodedUpload:
         header = AudioHeader(int(f.samplerate), int(f.channels), max(int(f.frames), declared or 0))
         check_header(header, limits)
         try:
-            samples = A.read_samples(f, f"<upload of {len(data)} bytes>")
+            samples = A.read_samples(f, f"<upload of {len(data)} bytes>", max_frames=header.frames)
         except A.NonFiniteAudioError as exc:
             raise Rejected(422, "non_finite", "the audio contains NaN or infinite samples") from exc
         except A.AudioError as exc:
@@ -123,6 +127,13 @@ def check_header(header: AudioHeader, limits: UploadLimits) -> None:
     if header.duration_s > limits.max_duration_s:
         raise Rejected(
             413, "too_long", f"{header.duration_s:.1f} s exceeds the limit of {limits.max_duration_s:.0f} s"
+        )
+    if header.frames * header.channels > limits.max_decoded_samples:
+        raise Rejected(
+            413,
+            "too_many_samples",
+            f"{header.frames} frames × {header.channels} channels exceed the limit of "
+            f"{limits.max_decoded_samples} decoded samples",
         )
 
 

@@ -62,10 +62,13 @@ def open_audio(source: str | Path | bytes) -> sf.SoundFile:
         raise CorruptAudioError(f"{what}: not readable audio ({exc})") from exc
 
 
-def read_samples(f: sf.SoundFile, what: str = "<audio>") -> np.ndarray:
-    """Decode an opened file's samples to float32 [frames, channels]; zero samples, NaN or infinity raise."""
+def read_samples(f: sf.SoundFile, what: str = "<audio>", max_frames: int = -1) -> np.ndarray:
+    """Decode an opened file's samples to float32 [frames, channels]; zero samples, NaN or infinity raise.
+
+    `max_frames` (when not -1) is the most frames decoded, whatever the file turns out to hold: a caller
+    that checked the header's frame count passes it, so a file that holds more decodes no more."""
     try:
-        data = f.read(dtype="float32", always_2d=True)
+        data = f.read(frames=max_frames, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
         raise CorruptAudioError(f"{what}: not readable audio ({exc})") from exc
     if data.shape[0] == 0:

@@ -6,12 +6,13 @@ from __future__ import annotations
 import io
 
 import numpy as np
+import pytest
 import soundfile as sf
 from starlette.testclient import TestClient
 
 from serving.app import MAX_BATCH_FILES, create_app
 from serving.batching import Batching
-from serving.limits import UploadLimits
+from serving.limits import AudioHeader, Rejected, UploadLimits, check_header, decode_upload
 from serving.runtime import ServingRuntime
 from tests.fakes.serving import RecordingMetrics, fake_predictor, wav_bytes
 
@@ -40,6 +41,13 @@ def flac_bomb(seconds: float = 59.0, rate: int = 192_000, channels: int = 2) -> 
     buf = io.BytesIO()
     sf.write(buf, samples, rate, format="FLAC", subtype="PCM_16")
     return buf.getvalue()
+
+
+def _with_streaminfo_frames(flac: bytes, frames: int) -> bytes:
+    """The FLAC with its STREAMINFO total-samples field (low 36 bits of bytes 18..25) rewritten."""
+    field = int.from_bytes(flac[18:26], "big")
+    field = (field & ~((1 << 36) - 1)) | frames
+    return flac[:18] + field.to_bytes(8, "big") + flac[26:]
 
 
 def _predict_and_batch(runtime: ServingRuntime, data: bytes) -> tuple[tuple[int, dict], dict]:
@@ -81,3 +89,36 @@ def test_a_batch_over_the_file_limit_is_400_too_many_files() -> None:
     with _client(_runtime()) as client:
         resp = client.post("/predict_batch", files=files)
     assert (resp.status_code, resp.json()["error"]) == (400, "too_many_files")
+
+
+def test_the_flac_bomb_is_413_too_many_samples_on_both_routes_before_decoding() -> None:
+    bomb = flac_bomb()
+    assert len(bomb) < 64 * 1024  # far under the byte limit: only the samples cap stops it
+    runtime = _runtime()
+    (status, body), inline = _predict_and_batch(runtime, bomb)
+    assert (status, body["error"]) == (413, "too_many_samples")
+    assert (inline["status"], inline["error"]) == (413, "too_many_samples")
+
+
+def test_a_flac_whose_header_hides_its_length_is_refused() -> None:
+    hidden = _with_streaminfo_frames(flac_bomb(), 0)  # 0: "unknown", libsndfile reports the maximum count
+    (status, body), inline = _predict_and_batch(_runtime(), hidden)
+    assert status == 413 and body["error"] in {"too_long", "too_many_samples"}
+    assert inline["error"] == body["error"]
+
+
+def test_a_header_that_promises_fewer_samples_than_the_file_holds_decodes_no_more() -> None:
+    five_seconds = 5 * 192_000
+    upload = decode_upload(_with_streaminfo_frames(flac_bomb(), five_seconds), UploadLimits())
+    assert upload.samples.shape == (five_seconds, 2)
+
+
+def test_the_longest_phone_recording_in_stereo_is_within_the_samples_cap() -> None:
+    check_header(AudioHeader(48_000, 2, 60 * 48_000), UploadLimits())  # raises if refused
+
+
+@pytest.mark.parametrize(("rate", "channels", "seconds"), [(192_000, 2, 30.0), (96_000, 2, 59.0)])
+def test_a_header_over_the_samples_cap_is_413_whatever_its_duration(rate, channels, seconds) -> None:
+    with pytest.raises(Rejected) as err:
+        check_header(AudioHeader(rate, channels, int(rate * seconds)), UploadLimits())
+    assert (err.value.status, err.value.code) == (413, "too_many_samples")
