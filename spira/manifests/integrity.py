@@ -14,6 +14,7 @@ program under mocks, `infra.offline`) and the secrets the seeding writes (`spira
 - each Vault role a pod logs in with is a role of the plan bound to that pod's service account and
   token audience, and its policies grant reading the secret path the pod reads, in a mounted KV engine;
 - each bucket a seeded secret names is a bucket the object store creates;
+- each PersistentVolumeClaim's storage class is one the plan creates;
 - each secret key a workload reads (the layout's keys; the MLflow agent's template) is seeded;
 - each Helm release is pinned in infra/charts.yaml and each release the declaration names is installed;
 - each gate thresholds name is a file in loadtests/thresholds/.
@@ -53,6 +54,7 @@ VAULT_ROLE = "vault:jwt/authBackendRole:AuthBackendRole"
 VAULT_POLICY = "vault:index/policy:Policy"
 VAULT_MOUNT = "vault:index/mount:Mount"
 NETWORK_POLICY = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
+STORAGE_CLASS = "kubernetes:storage.k8s.io/v1:StorageClass"
 
 
 @dataclass
@@ -431,6 +433,22 @@ def buckets(inputs: Inputs) -> list[Finding]:
     ]
 
 
+def storage_classes(inputs: Inputs) -> list[Finding]:
+    """Each PersistentVolumeClaim the manifests render names a StorageClass the plan creates (a claim on a
+    class that does not exist stays Pending, and the pods that mount it never start)."""
+    created = {(r["inputs"].get("metadata") or {}).get("name") for r in inputs.of_type(STORAGE_CLASS)}
+    return [
+        Finding(
+            "integrity",
+            ref(claim),
+            f"storage class {name!r} is not created by the plan of {inputs.env} "
+            f"(it creates {sorted(c for c in created if c)})",
+        )
+        for claim in of_kind(inputs.docs, "PersistentVolumeClaim")
+        if (name := claim["spec"].get("storageClassName")) not in created
+    ]
+
+
 def secret_keys(inputs: Inputs) -> list[Finding]:
     """Each key a workload reads is in the secret the seeding writes."""
     out = []
@@ -505,6 +523,7 @@ def check(inputs: Inputs, declaration: Declaration) -> list[Finding]:
         *scraping(inputs, declaration),
         *vault_logins(inputs),
         *buckets(inputs),
+        *storage_classes(inputs),
         *secret_keys(inputs),
         *charts(inputs, declaration),
         *thresholds(inputs),

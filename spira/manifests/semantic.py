@@ -20,6 +20,8 @@ Doc = dict[str, Any]
 DIGEST_REF = re.compile(r"^[a-z0-9]([a-z0-9._/:-]*[a-z0-9])?@sha256:[0-9a-f]{64}$")
 ARG_REF = re.compile(r"\{\{\s*args\.([A-Za-z0-9_.-]+)\s*\}\}")
 VAULT_ENV = frozenset({"VAULT_ADDR", "VAULT_ROLE", "VAULT_SECRET_PATH"})
+# The archive spool's settings (serving/wiring.py): not secrets, so literal values beside the Vault three.
+ARCHIVE_ENV = frozenset({"SPIRA_ARCHIVE_SPOOL", "SPIRA_ARCHIVE_SPOOL_MAX_BYTES", "SPIRA_ARCHIVE_DRAIN_S"})
 # BentoML writes its home (BENTOML_HOME) and Python/torch write /tmp; with a read-only root filesystem
 # both must be emptyDir mounts or the server cannot start.
 MODEL_WRITABLE_DIRS = ("/home/bentoml", "/tmp")
@@ -311,12 +313,13 @@ def model_env(docs: list[Doc]) -> list[Finding]:
     for rollout, model in _rollouts(docs):
         where = f"{ref(rollout)} container {MODEL_CONTAINER}"
         names = [e.get("name") for e in model.get("env", [])]
-        if set(names) != VAULT_ENV or len(names) != len(VAULT_ENV):
+        if not VAULT_ENV <= set(names) <= VAULT_ENV | ARCHIVE_ENV or len(names) != len(set(names)):
             out.append(
                 Finding(
                     "env",
                     where,
-                    f"env is {names}; only {sorted(VAULT_ENV)} are allowed (every secret comes from Vault)",
+                    f"env is {names}; only {sorted(VAULT_ENV)} (required) and {sorted(ARCHIVE_ENV)} are "
+                    "allowed (every secret comes from Vault)",
                 )
             )
         if model.get("envFrom"):
@@ -461,6 +464,39 @@ def security(docs: list[Doc]) -> list[Finding]:
     return out
 
 
+def archive_spool(docs: list[Doc]) -> list[Finding]:
+    """The model's archive spool is on a volume that outlives the pod: a mount of a PersistentVolumeClaim
+    the manifests create, ReadWriteMany (every pod of the Rollout, both colours, mounts it; a new pod adopts
+    a gone pod's folder). An emptyDir there loses answered uploads at each scale-down or eviction."""
+    out = []
+    claims = {c["metadata"]["name"]: c for c in of_kind(docs, "PersistentVolumeClaim")}
+    for rollout, model in _rollouts(docs):
+        where = f"{ref(rollout)} container {MODEL_CONTAINER}"
+        spool = _env_value(model, "SPIRA_ARCHIVE_SPOOL")
+        if spool is None:
+            out.append(Finding("archive", where, "SPIRA_ARCHIVE_SPOOL is not set (the spool would be /tmp)"))
+            continue
+        volumes = {v["name"]: v for v in rollout["spec"]["template"]["spec"].get("volumes", [])}
+        mount = next((m for m in model.get("volumeMounts", []) if m.get("mountPath") == spool), None)
+        claim_name = ((volumes.get(mount["name"]) if mount else None) or {}).get("persistentVolumeClaim", {})
+        claim = claims.get(claim_name.get("claimName", ""))
+        if claim is None:
+            out.append(
+                Finding(
+                    "archive",
+                    where,
+                    f"{spool} is not a mount of a PersistentVolumeClaim the manifests create",
+                )
+            )
+        elif "ReadWriteMany" not in claim["spec"].get("accessModes", []):
+            out.append(
+                Finding(
+                    "archive", ref(claim), "is not ReadWriteMany (both colours and a new pod mount the spool)"
+                )
+            )
+    return out
+
+
 def gate_job(docs: list[Doc]) -> list[Finding]:
     """The gate's Job: no retries (a second run could pass a flaky model), a deadline, the preview URL."""
     out = []
@@ -552,6 +588,7 @@ def all_rendered(docs: list[Doc], pool: GpuPool, vault: VaultExpectation) -> lis
         *vault_identity(docs, vault),
         *security(docs),
         *gate_job(docs),
+        *archive_spool(docs),
     ]
 
 

@@ -20,6 +20,12 @@ from infra.components.aws.database import DB_NAME, DB_USER, Postgres, PostgresAr
 from infra.components.aws.network_cluster import NetworkCluster, NetworkClusterArgs
 from infra.components.aws.node_pools import SYSTEM_LABEL, NodePools, NodePoolsArgs
 from infra.components.aws.registry import Registry, RegistryArgs
+from infra.components.aws.spool import (
+    EFS_CSI_NAMESPACE,
+    EFS_CSI_SERVICE_ACCOUNT,
+    SpoolStorage,
+    SpoolStorageArgs,
+)
 from infra.components.platform import Database, Platform, VaultUnseal
 from infra.config import StackConfig
 
@@ -103,6 +109,29 @@ class AwsPlatform(pulumi.ComponentResource):
             allow_volume_expansion=True,
             reclaim_policy="Retain",
             opts=k8s_opts,
+        )
+
+        # The model's archive spool: a ReadWriteMany volume every model pod mounts (EFS, its CSI driver).
+        efs_role = self.network.irsa_role(f"{name}-efs-csi", EFS_CSI_NAMESPACE, EFS_CSI_SERVICE_ACCOUNT, tags)
+        aws.iam.RolePolicyAttachment(
+            f"{name}-efs-csi",
+            role=efs_role.name,
+            policy_arn="arn:aws:iam::aws:policy/service-role/AmazonEFSCSIDriverPolicy",
+            opts=child,
+        )
+        self.spool = SpoolStorage(
+            f"{name}-archive-spool",
+            SpoolStorageArgs(
+                vpc_id=self.network.vpc.id,
+                subnet_ids=private_ids,
+                client_security_group_id=cluster.vpc_config.cluster_security_group_id,
+                cluster_name=cluster.name,
+                csi_role_arn=efs_role.arn,
+                kube_provider=self.network.kube_provider,
+                depends_on=[self.pools.system],
+                tags=tags,
+            ),
+            child,
         )
 
         # Node autoscaling within each pool's min..max, with its own role (scale only this cluster's groups).

@@ -180,3 +180,23 @@ def test_gate_thresholds_without_a_file_are_found():
     assert messages(inputs) == [
         "[integrity] staging: AnalysisTemplate/spira-gate args.thresholds: no loadtests/thresholds/staging.yaml"
     ]
+
+
+def test_a_claim_on_a_storage_class_the_plan_does_not_create_is_found():
+    inputs = _fixed()
+    inputs.docs.append(
+        {
+            "apiVersion": "v1",
+            "kind": "PersistentVolumeClaim",
+            "metadata": {"name": "spira-archive-spool", "namespace": "spira"},
+            "spec": {"accessModes": ["ReadWriteMany"], "storageClassName": "efs-spool"},
+        }
+    )
+    assert messages(inputs) == [
+        "[integrity] staging: PersistentVolumeClaim/spira-archive-spool: storage class 'efs-spool' is not "
+        "created by the plan of staging (it creates [])"
+    ]
+    inputs.resources.append(
+        {"type": integrity.STORAGE_CLASS, "name": "spool", "inputs": {"metadata": {"name": "efs-spool"}}}
+    )
+    assert messages(inputs) == []

@@ -226,6 +226,33 @@ def test_bentoml_home_without_an_empty_dir_is_caught():
     assert any("/home/bentoml is not an emptyDir mount" in f for f in findings(rendered))
 
 
+def test_an_archive_spool_on_an_empty_dir_is_caught():
+    # an emptyDir is deleted with the pod: blue/green scale-down or an eviction loses answered uploads
+    rendered = docs()
+    spec = one(rendered, "Rollout")["spec"]["template"]["spec"]
+    volume = next(v for v in spec["volumes"] if v["name"] == "archive-spool")
+    del volume["persistentVolumeClaim"]
+    volume["emptyDir"] = {}
+    assert any(
+        "[archive]" in f and "/var/spool/spira-archive is not a mount of a PersistentVolumeClaim" in f
+        for f in findings(rendered)
+    )
+
+
+def test_an_archive_spool_claim_only_one_node_can_mount_is_caught():
+    rendered = docs()
+    one(rendered, "PersistentVolumeClaim", "spira-archive-spool")["spec"]["accessModes"] = ["ReadWriteOnce"]
+    assert any(
+        "PersistentVolumeClaim/spira-archive-spool" in f and "ReadWriteMany" in f for f in findings(rendered)
+    )
+
+
+def test_a_model_without_an_archive_spool_setting_is_caught():
+    rendered = docs()
+    model(rendered)["env"] = [e for e in model(rendered)["env"] if e["name"] != "SPIRA_ARCHIVE_SPOOL"]
+    assert any("SPIRA_ARCHIVE_SPOOL is not set" in f for f in findings(rendered))
+
+
 def test_a_retried_gate_job_is_caught():
     rendered = docs()
     gate_job(rendered)["spec"]["backoffLimit"] = 2
