@@ -9,7 +9,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # Debian packages the containers, the registry and the schema checks need.
-DEB_PACKAGES := podman runc debootstrap docker-registry git
+DEB_PACKAGES := podman runc debootstrap docker-registry git prometheus
 PYTEST_ARGS ?=
 
 # Areas add their own install steps and prerequisites here (mk/<area>.mk).

@@ -1,18 +1,28 @@
 """Prometheus (prometheus-community chart, pinned): the server the Rollout's postPromotionAnalysis
 queries. Its chart scrapes every pod annotated `prometheus.io/scrape` and labels series with `namespace`
 and `pod`, which the analysis query selects on; its Service and port are infra/environments.yaml's
-`services.prometheus`, the address the manifests use."""
+`services.prometheus`, the address the manifests use. Its alerting rules are infra/monitoring/spira-rules.yaml
+(the chart reads rules from its values, serverFiles.alerting_rules.yml; a PrometheusRule object would need
+the operator, which this chart does not run)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import pulumi
+import yaml
 
 from infra.components.helm import pinned_release
 from infra.environments import declared
 
 ADDRESS = declared().service("prometheus")
+RULES_FILE = Path(__file__).resolve().parents[1] / "monitoring" / "spira-rules.yaml"
+
+
+def alerting_rules() -> dict:
+    """The rule groups Prometheus evaluates (unit-tested with `promtool test rules`)."""
+    return yaml.safe_load(RULES_FILE.read_text())
 
 
 @dataclass(frozen=True)
@@ -31,6 +41,7 @@ def prometheus_values(storage_class: str, volume_size: str) -> dict:
             "service": {"servicePort": ADDRESS.port},
             "retention": "15d",
         },
+        "serverFiles": {"alerting_rules.yml": alerting_rules()},
     }
 
 
