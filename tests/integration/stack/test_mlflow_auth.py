@@ -100,7 +100,7 @@ def test_a_training_publish_with_a_wrong_password_fails_with_one_line_naming_the
         "from training.ports import ServiceUnavailable\n"
         f"registry, _ = build_registry({local_stack.mlflow_uri!r}, 'spira-local-training', 'wrong')\n"
         "try:\n"
-        "    registry._call('finding the experiment', registry._experiment_id)\n"
+        "    registry.version_by_alias('spira-respiratory', 'champion')\n"
         "except ServiceUnavailable as exc:\n"
         "    print(exc)\n"
     )
@@ -114,5 +114,5 @@ def test_a_training_publish_with_a_wrong_password_fails_with_one_line_naming_the
     lines = out.stdout.strip().splitlines()
     assert out.returncode == 0, out.stderr[-2000:]
     assert len(lines) == 1
-    assert "MLflow refused finding the experiment" in lines[0]
+    assert lines[0].startswith("MLflow refused creating spira-respiratory at ")
     assert "(401)" in lines[0] and "mlflow_username/mlflow_password in the training secret" in lines[0]
