@@ -19,6 +19,7 @@ import hvac
 import pytest
 
 from infra.vault import layout
+from serving.archive import UPLOADS_PREFIX
 from spira.stack import LocalStack, StackInfo
 from spira.stack.private import throwaway_stack
 
@@ -188,10 +189,13 @@ def test_a_backup_restores_every_secret_object_and_model_version_into_a_stack_th
         assert _objects(after, buckets) == objects_before
         assert after.s3_client().head_object(Bucket=archive, Key="empty")["Metadata"] == {"origin": "drill"}
         _model_back(after, run_id, version, tmp_path / "download")
-        # a service's credential, read from the restored Vault with its own login, opens its bucket
+        # a service's credential, read from the restored Vault with its own login, writes where it may
+        # (serving: under its archive prefix) and is still refused what it may not (its grants came back)
         serving = _service_secret(after, "serving")
         own = after.s3_client(serving["s3_access_key"], serving["s3_secret_key"])
-        own.put_object(Bucket=archive, Key=f"after-{attempt}.txt", Body=b"ok")
+        own.put_object(Bucket=archive, Key=f"{UPLOADS_PREFIX}after-{attempt}.txt", Body=b"ok")
+        with pytest.raises(botocore.exceptions.ClientError, match="AccessDenied"):
+            own.delete_object(Bucket=archive, Key="empty")
         with pytest.raises(botocore.exceptions.ClientError, match="InvalidAccessKeyId"):
             after.s3_client(unrecorded["s3_access_key"], unrecorded["s3_secret_key"]).list_buckets()
         # the operator path that rotation takes (admin keys from Vault) works too
