@@ -6,7 +6,8 @@ BentoML serves /livez, /readyz (our __is_ready__) and /metrics around this app.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import AsyncIterator, Callable
 
 from starlette.applications import Starlette
 from starlette.formparsers import MultiPartException
@@ -23,13 +24,21 @@ MAX_BATCH_FILES = 16
 
 
 def _error(exc: Rejected) -> JSONResponse:
-    return JSONResponse({"error": exc.code, "detail": exc.detail}, status_code=exc.status)
+    headers = {"Retry-After": str(exc.retry_after_s)} if exc.retry_after_s is not None else None
+    return JSONResponse({"error": exc.code, "detail": exc.detail}, status_code=exc.status, headers=headers)
+
+
+def _body_size(request: Request, limit: int) -> int:
+    """What the body may hold: its declared length (413 over the limit), else the limit."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit():
+        if int(declared) > limit:
+            raise Rejected(413, "too_large", f"request of {declared} bytes exceeds the limit of {limit}")
+        return int(declared)
+    return limit
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise Rejected(413, "too_large", f"request of {declared} bytes exceeds the limit of {limit}")
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
@@ -39,13 +48,22 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-async def _audio_files(request: Request, runtime: ServingRuntime, max_files: int) -> list[tuple[str, bytes]]:
+@contextlib.asynccontextmanager
+async def _admitted(request: Request, runtime: ServingRuntime, max_files: int) -> AsyncIterator[int]:
+    """Admission before the body is read: its type, its declared size, then room in the body budget for
+    twice its size (held until the answer: the body and its audio part coexist while it is parsed)."""
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
         raise Rejected(
             415, "not_multipart", "send multipart/form-data with the recording in the field 'audio'"
         )
     limit = runtime.max_upload_bytes * max_files + MULTIPART_OVERHEAD
-    body = await _read_body(request, limit)
+    size = _body_size(request, limit)
+    async with runtime.bodies.hold(2 * size):
+        yield size
+
+
+async def _audio_files(request: Request, size: int, max_files: int) -> list[tuple[str, bytes]]:
+    body = await _read_body(request, size)
 
     async def replay():
         return {"type": "http.request", "body": body, "more_body": False}
@@ -78,34 +96,32 @@ def create_app(get_runtime: Callable[[], ServingRuntime]) -> Starlette:
     async def predict(request: Request) -> JSONResponse:
         runtime = get_runtime()
         try:
-            ((filename, data),) = await _audio_files(request, runtime, max_files=1)
-            return JSONResponse(await runtime.predict(data, filename, _synthetic(request)))
+            async with _admitted(request, runtime, max_files=1) as size:
+                ((filename, data),) = await _audio_files(request, size, max_files=1)
+                return JSONResponse(await runtime.predict(data, filename, _synthetic(request)))
         except Rejected as exc:
-            runtime.metrics.rejected(exc.code)
-            return _error(exc)
-        except ValueError:  # more than one file
-            exc = Rejected(400, "one_file_only", "send exactly one file in 'audio' (or use /predict_batch)")
             runtime.metrics.rejected(exc.code)
             return _error(exc)
 
     async def predict_batch(request: Request) -> JSONResponse:
         runtime = get_runtime()
         try:
-            files = await _audio_files(request, runtime, max_files=MAX_BATCH_FILES)
+            async with _admitted(request, runtime, max_files=MAX_BATCH_FILES) as size:
+                files = await _audio_files(request, size, max_files=MAX_BATCH_FILES)
+                results = []
+                for filename, data in files:
+                    try:
+                        answer = await runtime.predict(data, filename, _synthetic(request))
+                        results.append({"file": filename, **answer})
+                    except Rejected as exc:
+                        runtime.metrics.rejected(exc.code)
+                        results.append(
+                            {"file": filename, "error": exc.code, "detail": exc.detail, "status": exc.status}
+                        )
+                return JSONResponse({"results": results})
         except Rejected as exc:
             runtime.metrics.rejected(exc.code)
             return _error(exc)
-        results = []
-        for filename, data in files:
-            try:
-                answer = await runtime.predict(data, filename, _synthetic(request))
-                results.append({"file": filename, **answer})
-            except Rejected as exc:
-                runtime.metrics.rejected(exc.code)
-                results.append(
-                    {"file": filename, "error": exc.code, "detail": exc.detail, "status": exc.status}
-                )
-        return JSONResponse({"results": results})
 
     async def info(request: Request) -> JSONResponse:
         return JSONResponse(get_runtime().info())

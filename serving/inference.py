@@ -157,7 +157,7 @@ class Predictor:
         model: WindowModel,
         limits: UploadLimits | None = None,
         batching: Batching | Callable[[], Batching] | None = None,
-        decoders: int = 4,
+        decoders: int | None = None,
     ) -> None:
         self.params = params
         self.threshold = float(threshold)
@@ -166,7 +166,7 @@ class Predictor:
         self.limits = limits or UploadLimits()
         self.batcher = MicroBatcher(model, batching or Batching())
         # decoding and features run in threads; this bounds their memory when many uploads arrive at once
-        self._decoding = asyncio.Semaphore(decoders)
+        self._decoding = asyncio.Semaphore(decoders or self.limits.max_concurrent_decodes)
 
     @classmethod
     def from_bundle(

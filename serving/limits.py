@@ -29,16 +29,26 @@ class UploadLimits:
     max_decoded_samples: int = 8 * 1024 * 1024
     # Below this peak the clip carries no voice (PCM16 quantisation noise is ~3e-5).
     silence_peak: float = 1e-3
+    # Memory for requests in flight (docs/serving.md "Memory bound"): each request is counted at twice its
+    # body (the body and its audio part coexist while the multipart is parsed) from admission to its answer;
+    # it must hold one maximal batch (2 × (16 × 16 MiB + 64 KiB)). A request that cannot be admitted within
+    # busy_wait_s is answered 429 "busy" with Retry-After (429, as BentoML's own max_concurrency answers).
+    max_inflight_bytes: int = 768 * 1024 * 1024
+    busy_wait_s: float = 10.0
+    retry_after_s: int = 2
+    # decodes and feature extractions at once, each holding at most max_decoded_samples float32 samples
+    max_concurrent_decodes: int = 4
 
 
 class Rejected(Exception):
     """An upload that must be answered 4xx: `status`, a stable `code` and a human `detail`."""
 
-    def __init__(self, status: int, code: str, detail: str) -> None:
+    def __init__(self, status: int, code: str, detail: str, retry_after_s: int | None = None) -> None:
         super().__init__(f"{code}: {detail}")
         self.status = status
         self.code = code
         self.detail = detail
+        self.retry_after_s = retry_after_s  # for 429 "busy": when to try again
 
 
 @dataclass(frozen=True)

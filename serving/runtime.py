@@ -6,8 +6,9 @@ import asyncio
 import contextlib
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from serving.admission import BodyBudget
 from serving.archive import SpoolingArchiver
 from serving.inference import Predictor
 from serving.metrics import ServingMetrics
@@ -22,6 +23,12 @@ class ServingRuntime:
     secret_path: str = ""
     archiver: SpoolingArchiver | None = None
     archive_drain_s: float = 20.0
+    # request bodies in flight, bounded by the predictor's UploadLimits (one budget per process)
+    bodies: BodyBudget = field(init=False)
+
+    def __post_init__(self) -> None:
+        limits = self.predictor.limits
+        self.bodies = BodyBudget(limits.max_inflight_bytes, limits.busy_wait_s, limits.retry_after_s)
 
     @property
     def max_upload_bytes(self) -> int:

@@ -3,17 +3,22 @@ and in /predict_batch, and the server's memory for bodies and decodes is bounded
 
 from __future__ import annotations
 
+import asyncio
 import io
+import threading
 
 import numpy as np
 import pytest
 import soundfile as sf
 from starlette.testclient import TestClient
 
-from serving.app import MAX_BATCH_FILES, create_app
+from serving.admission import BodyBudget
+from serving.app import MAX_BATCH_FILES, MULTIPART_OVERHEAD, create_app
 from serving.batching import Batching
+from serving.inference import Predictor, WindowModel
 from serving.limits import AudioHeader, Rejected, UploadLimits, check_header, decode_upload
 from serving.runtime import ServingRuntime
+from spira_core.params import FeatureParams
 from tests.fakes.serving import RecordingMetrics, fake_predictor, wav_bytes
 
 
@@ -122,3 +127,84 @@ def test_a_header_over_the_samples_cap_is_413_whatever_its_duration(rate, channe
     with pytest.raises(Rejected) as err:
         check_header(AudioHeader(rate, channels, int(rate * seconds)), UploadLimits())
     assert (err.value.status, err.value.code) == (413, "too_many_samples")
+
+
+class HeldWindowModel(WindowModel):
+    """Answers 0.5 once `release` is set: an upload stays in flight (its body held) as long as a test wants."""
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def predict(self, windows: np.ndarray) -> np.ndarray:
+        self.entered.set()
+        assert self.release.wait(10), "the test never released the model"
+        return np.full(len(windows), 0.5)
+
+
+def test_a_hold_beyond_the_budget_waits_for_room_first_come_first_served() -> None:
+    async def scenario() -> list[str]:
+        budget, order = BodyBudget(100, wait_s=5.0, retry_after_s=1), []
+
+        async def upload(name: str, n: int, seconds: float) -> None:
+            async with budget.hold(n):
+                order.append(name)
+                await asyncio.sleep(seconds)
+
+        first = asyncio.create_task(upload("first", 80, 0.2))
+        await asyncio.sleep(0.01)
+        big = asyncio.create_task(upload("big", 60, 0.0))  # must wait for "first"
+        await asyncio.sleep(0.01)
+        small = asyncio.create_task(upload("small", 10, 0.0))  # fits now, but queues behind "big"
+        await asyncio.gather(first, big, small)
+        assert budget.held == 0 and budget.peak <= 100
+        return order
+
+    assert asyncio.run(scenario()) == ["first", "big", "small"]
+
+
+def test_a_hold_that_cannot_be_admitted_in_time_is_429_busy_and_leaves_the_budget_whole() -> None:
+    async def scenario() -> Rejected:
+        budget = BodyBudget(100, wait_s=0.05, retry_after_s=3)
+        async with budget.hold(100):
+            with pytest.raises(Rejected) as err:
+                async with budget.hold(1):
+                    pass
+        assert budget.held == 0
+        async with budget.hold(100):  # the budget is whole again
+            pass
+        return err.value
+
+    err = asyncio.run(scenario())
+    assert (err.status, err.code, err.retry_after_s) == (429, "busy", 3)
+
+
+def test_uploads_beyond_the_memory_budget_are_answered_429_busy_with_retry_after() -> None:
+    clip = wav_bytes(8.0, 16_000)
+    # room for one request in flight (counted at twice its body, whether declared or not), never two
+    room = 2 * (len(clip) + MULTIPART_OVERHEAD) + len(clip)
+    assert 2 * 2 * len(clip) > room
+    limits = UploadLimits(max_bytes=len(clip) + 1024, max_inflight_bytes=room, busy_wait_s=0.2)
+    model = HeldWindowModel()
+    runtime = ServingRuntime(
+        Predictor(FeatureParams(), 0.5, "7", model, limits, Batching(64, 1.0)), RecordingMetrics()
+    )
+    with _client(runtime) as client:
+        first: list = []
+        thread = threading.Thread(
+            target=lambda: first.append(client.post("/predict", files={"audio": ("a.wav", clip)}))
+        )
+        thread.start()
+        assert model.entered.wait(10)
+        second = client.post("/predict", files={"audio": ("b.wav", clip)})
+        batch = client.post("/predict_batch", files={"audio": ("c.wav", clip)})
+        model.release.set()
+        thread.join(10)
+        third = client.post("/predict", files={"audio": ("d.wav", clip)})
+    assert first[0].status_code == 200, first[0].text
+    assert third.status_code == 200, third.text
+    for resp in (second, batch):
+        assert (resp.status_code, resp.json()["error"]) == (429, "busy")
+        assert resp.headers["retry-after"] == str(limits.retry_after_s)
+    assert runtime.bodies.held == 0 and 0 < runtime.bodies.peak <= limits.max_inflight_bytes
+    assert runtime.metrics.rejections == ["busy", "busy"]
