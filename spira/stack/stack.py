@@ -9,6 +9,7 @@ from infra.vault import layout
 from spira.secrets.mlflow_users import MlflowUserAdmin, seed_mlflow_users
 from spira.secrets.objectstore import IamObjectStoreAdmin
 from spira.secrets.seed import EnvironmentEndpoints, read_secret, seed
+from spira.secrets.store import SecretsError
 from spira.stack.config import StackConfig
 from spira.stack.errors import StackError
 from spira.stack.info import StackInfo
@@ -142,7 +143,10 @@ class LocalStack:
                 secret={"username": username, "password": password},
             )
         admin = MlflowUserAdmin(self.mlflow.uri, username, password, str(self.mlflow.admin_file))
-        seed_mlflow_users(ENV, operator, admin)
+        try:
+            seed_mlflow_users(ENV, operator, admin)
+        except SecretsError as exc:
+            raise StackError("mlflow", str(exc)) from exc
 
     def _info(self) -> StackInfo:
         keys = self.s3.admin_keys()
