@@ -16,7 +16,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from serving.archive import SYNTHETIC_HEADER
-from serving.limits import Rejected
+from serving.limits import BODY_COPIES, Rejected
 from serving.runtime import ServingRuntime
 
 MULTIPART_OVERHEAD = 64 * 1024
@@ -51,14 +51,14 @@ async def _read_body(request: Request, limit: int) -> bytes:
 @contextlib.asynccontextmanager
 async def _admitted(request: Request, runtime: ServingRuntime, max_files: int) -> AsyncIterator[int]:
     """Admission before the body is read: its type, its declared size, then room in the body budget for
-    twice its size (held until the answer: the body and its audio part coexist while it is parsed)."""
+    BODY_COPIES times its size (held until the answer)."""
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
         raise Rejected(
             415, "not_multipart", "send multipart/form-data with the recording in the field 'audio'"
         )
     limit = runtime.max_upload_bytes * max_files + MULTIPART_OVERHEAD
     size = _body_size(request, limit)
-    async with runtime.bodies.hold(2 * size):
+    async with runtime.bodies.hold(BODY_COPIES * size):
         yield size
 
 

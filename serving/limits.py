@@ -12,6 +12,10 @@ import numpy as np
 from spira_core import audio as A
 from spira_core.fastpath.wav import pcm16_samples, wav_layout
 
+# Copies of a body alive at once while it is parsed: the body read, the audio part starlette cuts from it,
+# and the part's in-memory spool before it spills to disk (measured: counting two let RSS pass the bound)
+BODY_COPIES = 3
+
 
 @dataclass(frozen=True)
 class UploadLimits:
@@ -29,15 +33,23 @@ class UploadLimits:
     max_decoded_samples: int = 8 * 1024 * 1024
     # Below this peak the clip carries no voice (PCM16 quantisation noise is ~3e-5).
     silence_peak: float = 1e-3
-    # Memory for requests in flight (docs/serving.md "Memory bound"): each request is counted at twice its
-    # body (the body and its audio part coexist while the multipart is parsed) from admission to its answer;
-    # it must hold one maximal batch (2 × (16 × 16 MiB + 64 KiB)). A request that cannot be admitted within
-    # busy_wait_s is answered 429 "busy" with Retry-After (429, as BentoML's own max_concurrency answers).
-    max_inflight_bytes: int = 768 * 1024 * 1024
+    # Memory for requests in flight (docs/serving.md "Memory bound"): each request is counted at
+    # BODY_COPIES times its body from admission to its answer; the budget holds one maximal batch
+    # (3 × (16 × 16 MiB + 64 KiB)). A request that cannot be admitted within busy_wait_s is answered 429
+    # "busy" with Retry-After (429, as BentoML's own max_concurrency answers).
+    max_inflight_bytes: int = 800 * 1024 * 1024
     busy_wait_s: float = 10.0
     retry_after_s: int = 2
     # decodes and feature extractions at once, each holding at most max_decoded_samples float32 samples
     max_concurrent_decodes: int = 4
+
+    @property
+    def request_memory_bytes(self) -> int:
+        """What requests in flight may hold beyond the idle server (docs/serving.md "Memory bound"): the
+        body budget, plus per decode its float32 samples and one derived copy (the mono mix or the
+        resampled signal, never larger)."""
+        per_decode = 2 * 4 * self.max_decoded_samples
+        return self.max_inflight_bytes + self.max_concurrent_decodes * per_decode
 
 
 class Rejected(Exception):

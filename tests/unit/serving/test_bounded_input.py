@@ -16,7 +16,7 @@ from serving.admission import BodyBudget
 from serving.app import MAX_BATCH_FILES, MULTIPART_OVERHEAD, create_app
 from serving.batching import Batching
 from serving.inference import Predictor, WindowModel
-from serving.limits import AudioHeader, Rejected, UploadLimits, check_header, decode_upload
+from serving.limits import BODY_COPIES, AudioHeader, Rejected, UploadLimits, check_header, decode_upload
 from serving.runtime import ServingRuntime
 from spira_core.params import FeatureParams
 from tests.fakes.serving import RecordingMetrics, fake_predictor, wav_bytes
@@ -181,9 +181,9 @@ def test_a_hold_that_cannot_be_admitted_in_time_is_429_busy_and_leaves_the_budge
 
 def test_uploads_beyond_the_memory_budget_are_answered_429_busy_with_retry_after() -> None:
     clip = wav_bytes(8.0, 16_000)
-    # room for one request in flight (counted at twice its body, whether declared or not), never two
-    room = 2 * (len(clip) + MULTIPART_OVERHEAD) + len(clip)
-    assert 2 * 2 * len(clip) > room
+    # room for one request in flight (counted at BODY_COPIES × its body, declared or not), never two
+    room = BODY_COPIES * (len(clip) + 1024 + MULTIPART_OVERHEAD)
+    assert 2 * BODY_COPIES * len(clip) > room
     limits = UploadLimits(max_bytes=len(clip) + 1024, max_inflight_bytes=room, busy_wait_s=0.2)
     model = HeldWindowModel()
     runtime = ServingRuntime(
