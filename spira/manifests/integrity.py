@@ -543,6 +543,7 @@ def live_inputs(env: str, docs: list[Doc], root: Path, overrides: dict[str, Any]
     from infra import offline
     from infra.vault import layout
     from spira.secrets import seed
+    from spira.secrets.mlflow_users import mlflow_user
 
     plan = offline.run(env, overrides=overrides)
     endpoints = seed.EnvironmentEndpoints(
@@ -554,6 +555,12 @@ def live_inputs(env: str, docs: list[Doc], root: Path, overrides: dict[str, Any]
             **seed.service_values(env, s.name, endpoints),
             "s3_access_key": GENERATED,
             "s3_secret_key": GENERATED,
+            # `spira secrets seed` then gives each MLflow workload its MLflow user (spira.secrets.mlflow_users)
+            **(
+                {"mlflow_username": mlflow_user(env, s.name), "mlflow_password": GENERATED}
+                if s.name in layout.mlflow_workloads()
+                else {}
+            ),
         }
         for s in workloads
     }
