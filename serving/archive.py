@@ -145,6 +145,7 @@ class SpoolingArchiver:
         self.adopted = 0
         self.last_error: str | None = None
         self._in_outage = False
+        self._last_beat = float("-inf")
         self._heartbeat()
         for name, size in _scan(self.spool):
             self._add(name, size)
@@ -248,7 +249,12 @@ class SpoolingArchiver:
         for name in due:
             if deadline is not None and time.monotonic() >= deadline:
                 break
-            outcome = self._upload(name)
+            self._heartbeat()
+            try:
+                outcome = self._upload(name)
+            except OSError as exc:  # the spool itself failing (volume gone, disk error): try again later
+                self.last_error = f"spool: {type(exc).__name__}: {exc}"
+                outcome = "retry"
             if outcome == "retry":
                 in_a_row += 1
                 if in_a_row >= self.outage_after:
@@ -263,7 +269,11 @@ class SpoolingArchiver:
         try:
             body, raw = audio.read_bytes(), meta.read_bytes()
             prefix = json.loads(raw)["key_prefix"]
-        except (OSError, ValueError, KeyError, TypeError) as exc:  # never uploadable: kept aside, counted
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            if not meta.exists():  # taken by another pod's sweep (this one looked gone): its job now
+                self._remove(name)
+                self.metrics.archive_state(self.pending())
+                return "gone"  # never uploadable: kept aside, counted
             return self._poison(name, f"unreadable spool item: {type(exc).__name__}: {exc}")
         try:
             self.archive.put(f"{prefix}.audio", body, "application/octet-stream")
@@ -291,7 +301,7 @@ class SpoolingArchiver:
     def _poison(self, name: str, reason: str) -> str:
         """Move an item that can never be archived to failed/ with the reason: never deleted silently."""
         failed = self.spool / "failed"
-        failed.mkdir(exist_ok=True)
+        failed.mkdir(parents=True, exist_ok=True)
         for suffix in (".audio", ".json"):
             with contextlib.suppress(FileNotFoundError):
                 os.replace(self.spool / f"{name}{suffix}", failed / f"{name}{suffix}")
@@ -304,9 +314,13 @@ class SpoolingArchiver:
         return "poisoned"
 
     def _heartbeat(self) -> None:
-        if self.owner:
+        """Touch .alive at most every min(10 s, orphan_after_s / 4): also between the items of a long pass,
+        so a live pod's folder never looks orphaned."""
+        now = time.monotonic()
+        if self.owner and now - self._last_beat >= min(10.0, self.orphan_after_s / 4):
             with contextlib.suppress(OSError):
                 (self.spool / ".alive").touch()
+            self._last_beat = now
 
     def adopt_orphans(self) -> int:
         """Move into this archiver's folder the items of owners whose heartbeat is older than
@@ -357,7 +371,7 @@ class SpoolingArchiver:
 
     def _run(self) -> None:
         outage_delay = self.retry_base_s
-        last_sweep = last_beat = time.monotonic()
+        last_sweep = time.monotonic()
         while not self._stop.is_set():
             now = time.monotonic()
             with self._lock:
@@ -367,9 +381,7 @@ class SpoolingArchiver:
                 self._wake.clear()
             if self._stop.is_set():
                 break
-            if time.monotonic() - last_beat >= min(10.0, self.orphan_after_s / 4):
-                self._heartbeat()
-                last_beat = time.monotonic()
+            self._heartbeat()
             if time.monotonic() - last_sweep >= self.orphan_after_s / 2:
                 with contextlib.suppress(OSError):
                     self.adopt_orphans()

@@ -225,3 +225,45 @@ def test_the_shutdown_drain_gives_up_at_once_when_the_store_is_down(tmp_path: Pa
     assert archiver.drain(deadline_s=30) == 0
     assert time.monotonic() - started < 1 and archiver.pending() == 10
     assert len(store.attempts) == archiver.outage_after  # a few tries, not one per item
+
+
+def test_an_item_another_pod_adopted_meanwhile_is_left_to_it_not_set_aside(tmp_path: Path) -> None:
+    store, metrics = MemoryArchive(), RecordingMetrics()
+    slow = SpoolingArchiver(store, tmp_path / "spool", metrics, owner="spira-slow")
+    assert slow.submit(b"x" * 100, {})
+    other = tmp_path / "spool" / "spira-other"
+    other.mkdir()
+    for item in (tmp_path / "spool" / "spira-slow").glob("2*"):  # what another pod's sweep does
+        os.replace(item, other / item.name)
+    assert slow.drain_once() == 0
+    assert slow.pending() == 0 and metrics.archive["poisoned"] == 0 and store.attempts == []
+    assert not (tmp_path / "spool" / "spira-slow" / "failed").exists()
+
+
+def test_a_busy_pass_keeps_touching_the_heartbeat_so_a_live_pod_is_never_adopted(tmp_path: Path) -> None:
+    class SlowArchive(MemoryArchive):
+        def put(self, key: str, body: bytes, content_type: str) -> None:
+            time.sleep(0.05)
+            super().put(key, body, content_type)
+
+    busy = SpoolingArchiver(
+        SlowArchive(), tmp_path / "spool", RecordingMetrics(), owner="a", orphan_after_s=0.4
+    )
+    for i in range(12):
+        assert busy.submit(b"b" * 100, {"i": i})
+    beats: list[float] = []
+    sweeper_found: list[int] = []
+
+    def sweep_while_busy() -> None:
+        sweeper = SpoolingArchiver(MemoryArchive(), tmp_path / "spool", RecordingMetrics(), owner="b")
+        for _ in range(10):
+            time.sleep(0.1)
+            beats.append((tmp_path / "spool" / "a" / ".alive").stat().st_mtime)
+            sweeper_found.append(sweeper.adopt_orphans())
+        sweeper_found.append(sweeper.adopted)  # the start-up sweep's too
+
+    sweeper = threading.Thread(target=sweep_while_busy)
+    sweeper.start()
+    assert busy.drain_once() == 12  # 12 items × 2 puts × 50 ms = 1.2 s, three times orphan_after_s
+    sweeper.join()
+    assert sum(sweeper_found) == 0 and len(set(beats)) > 1
