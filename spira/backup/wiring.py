@@ -19,9 +19,10 @@ from spira.stack.vault import OpenBaoService
 def local_backup(home: Path | None = None) -> BackupParts:
     """Adapters for the stack in `home` ($SPIRA_HOME or .spira); nothing is contacted until used."""
     cfg = StackConfig.load(home)
+    mlflow = MlflowService(cfg)
     return BackupParts(
         vault=OpenBaoSnapshots(OpenBaoService(cfg), LocalJwtSigner(cfg.home / "jwt"), env="local"),
         objectstore=SeaweedObjectStoreCopy(SeaweedService(cfg), f"http://127.0.0.1:{cfg.filer_port}"),
-        mlflow=SqliteMlflowDatabase(MlflowService(cfg).dir / "mlflow.db"),
+        mlflow=SqliteMlflowDatabase(mlflow.dir / "mlflow.db", mlflow.dir / "auth.db", mlflow.admin_file),
         stack=LocalStackControl(cfg),
     )

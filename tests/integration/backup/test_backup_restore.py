@@ -17,6 +17,7 @@ from pathlib import Path
 import botocore.exceptions
 import hvac
 import pytest
+import requests
 
 from infra.vault import layout
 from serving.archive import UPLOADS_PREFIX
@@ -32,8 +33,11 @@ DATA_DIRS = ("vault/data", "vault/init.json", "s3/data", "mlflow")  # what a los
 
 @pytest.fixture(scope="module")
 def drill_stack() -> Iterator[tuple[LocalStack, StackInfo]]:
-    """A stack of its own (not the session's `local_stack`): this test destroys its data."""
-    with throwaway_stack(with_registry=False) as pair:
+    """A stack of its own (not the session's `local_stack`): this test destroys its data. MLflow calls act
+    as its operator (MLflow's admin, as `spira stack env` exports it)."""
+    with throwaway_stack(with_registry=False) as pair, pytest.MonkeyPatch.context() as mp:
+        for key, value in pair[1].mlflow_operator_env().items():
+            mp.setenv(key, value)
         yield pair
 
 
@@ -189,6 +193,15 @@ def test_a_backup_restores_every_secret_object_and_model_version_into_a_stack_th
         assert _objects(after, buckets) == objects_before
         assert after.s3_client().head_object(Bucket=archive, Key="empty")["Metadata"] == {"origin": "drill"}
         _model_back(after, run_id, version, tmp_path / "download")
+        # the training identity in the restored Vault still logs in to the restored MLflow
+        training = _service_secret(after, "training")
+        probe = requests.get(
+            f"{after.mlflow_uri}/api/2.0/mlflow/experiments/search",
+            params={"max_results": 1},
+            auth=(training["mlflow_username"], training["mlflow_password"]),
+            timeout=10,
+        )
+        assert probe.status_code == 200, probe.text
         # a service's credential, read from the restored Vault with its own login, writes where it may
         # (serving: under its archive prefix) and is still refused what it may not (its grants came back)
         serving = _service_secret(after, "serving")
