@@ -17,6 +17,7 @@ import threading
 import time
 import uuid
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,6 +33,44 @@ from spira_core.vault import CachedSecret
 UPLOADS_PREFIX = "uploads/"
 SYNTHETIC_PREFIX = "synthetic/"
 SYNTHETIC_HEADER = "x-spira-synthetic"
+
+
+# Where the pod mounts the spool volume (argocd/base/model-rollout.yaml; `spira manifests check` holds the
+# two together). A local server may spool elsewhere (SPIRA_ARCHIVE_SPOOL, set only by local tooling).
+SPOOL_DIR = Path("/var/spool/spira-archive")
+LOCAL_SPOOL_ENV = "SPIRA_ARCHIVE_SPOOL"
+# the keys of the serving secret that tune the archive (as serving.batching.SETTINGS tune batching)
+SETTINGS = ("archive_spool_max_bytes", "archive_drain_s", "archive_orphan_after_s")
+
+
+@dataclass(frozen=True)
+class ArchiveSettings:
+    """The spool's bound per pod, the drain's time at shutdown, and after how long without a heartbeat a
+    pod's folder is adopted. Serving's defaults; an environment overrides them in its serving secret
+    (declared in infra/environments.yaml `serving_settings`, written by `spira secrets seed`), read when
+    the server starts. The arithmetic behind the defaults is in docs/serving.md ("The archive spool")."""
+
+    max_spool_bytes: int = 64 * 2**30
+    drain_s: float = 20.0
+    orphan_after_s: float = 120.0
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, str]) -> ArchiveSettings:
+        """The secret's values where it has them, the defaults elsewhere; a bad value keeps the default."""
+        default = cls()
+
+        def positive(key: str, value: float, kind: type) -> float:
+            try:
+                parsed = kind(settings[key]) if key in settings else value
+            except (TypeError, ValueError):
+                return value
+            return parsed if parsed > 0 else value
+
+        return cls(
+            int(positive("archive_spool_max_bytes", default.max_spool_bytes, int)),
+            positive("archive_drain_s", default.drain_s, float),
+            positive("archive_orphan_after_s", default.orphan_after_s, float),
+        )
 
 
 class PermanentArchiveError(Exception):

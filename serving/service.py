@@ -35,7 +35,7 @@ class Spira:
     @bentoml.on_shutdown
     async def drain_archive(self) -> None:
         # SIGTERM: uvicorn has stopped accepting and finished the requests in flight; the spool gets a
-        # bounded time (SPIRA_ARCHIVE_DRAIN_S) off the event loop, and what is left stays on the volume.
+        # bounded time (archive_drain_s) off the event loop, and what is left stays on the volume.
         import asyncio
 
         await asyncio.to_thread(self.runtime.shutdown)

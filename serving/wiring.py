@@ -6,7 +6,7 @@ import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from serving.archive import Archive, S3Archive, SpoolingArchiver
+from serving.archive import LOCAL_SPOOL_ENV, SPOOL_DIR, Archive, ArchiveSettings, S3Archive, SpoolingArchiver
 from serving.batching import Batching
 from serving.inference import Predictor
 from serving.metrics import ModelChoiceMetrics, ServingMetrics, prometheus_metrics
@@ -40,20 +40,30 @@ def batching_settings(secret: CachedSecret | None) -> Batching | Callable[[], Ba
     return lambda: Batching.from_settings(secret.cached())
 
 
-def spooling_archiver(archive: Archive, env: Mapping[str, str], metrics: ServingMetrics) -> SpoolingArchiver:
-    """The spool from the environment: SPIRA_ARCHIVE_SPOOL is the durable volume shared by the pods, each
-    pod spooling in its own folder (POD_NAME, else the host name) and adopting those of pods gone for
-    SPIRA_ARCHIVE_ORPHAN_AFTER_S; SPIRA_ARCHIVE_SPOOL_MAX_BYTES bounds this pod's backlog (docs/serving.md)."""
+def spooling_archiver(
+    archive: Archive, settings: ArchiveSettings, env: Mapping[str, str], metrics: ServingMetrics
+) -> SpoolingArchiver:
+    """The spool on the volume the pods share (SPOOL_DIR), each pod in its own folder (its host name: the
+    pod's name in a cluster) and adopting those of pods gone for `orphan_after_s` (docs/serving.md)."""
     import socket
 
     return SpoolingArchiver(
         archive,
-        Path(env.get("SPIRA_ARCHIVE_SPOOL", "/tmp/spira-archive")),
+        Path(env.get(LOCAL_SPOOL_ENV) or SPOOL_DIR),
         metrics,
-        max_spool_bytes=int(env.get("SPIRA_ARCHIVE_SPOOL_MAX_BYTES", str(512 * 1024 * 1024))),
-        owner=env.get("POD_NAME") or env.get("HOSTNAME") or socket.gethostname(),
-        orphan_after_s=float(env.get("SPIRA_ARCHIVE_ORPHAN_AFTER_S", "120")),
+        max_spool_bytes=settings.max_spool_bytes,
+        owner=env.get("HOSTNAME") or socket.gethostname(),
+        orphan_after_s=settings.orphan_after_s,
     )
+
+
+def first_settings(secret: CachedSecret) -> Mapping[str, str]:
+    """The serving secret at start (its settings), or nothing when Vault cannot answer yet: the server
+    then starts on serving's defaults and stays unready until the secret is readable."""
+    try:
+        return secret.get()
+    except Exception:
+        return {}
 
 
 def build_runtime(
@@ -74,12 +84,14 @@ def build_runtime(
     predictor = Predictor.from_bundle(
         bundle, model_version=meta["model_version"], metrics=choice, batching=batching_settings(secret)
     )
+    archive = ArchiveSettings()
     if secret is not None:
-        archiver = spooling_archiver(S3Archive(secret), env, metrics)
+        archive = ArchiveSettings.from_settings(first_settings(secret))
+        archiver = spooling_archiver(S3Archive(secret), archive, env, metrics)
         archiver.start()
     warm_up(predictor)
     runtime = ServingRuntime(predictor, metrics, secret, secret_path, archiver)
-    runtime.archive_drain_s = float(env.get("SPIRA_ARCHIVE_DRAIN_S", "20"))
+    runtime.archive_drain_s = archive.drain_s
     if secret is not None:
         runtime.refresh_secret()  # first read now: /readyz and the gauge are right from the start
         runtime.start_secret_refresher(max(0.5, secret.ttl_s / 2))

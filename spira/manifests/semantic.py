@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from serving.archive import SPOOL_DIR
 from spira_core.vault.settings import DEFAULT_TOKEN_PATH, vault_ca_path
 
 Doc = dict[str, Any]
@@ -20,8 +21,6 @@ Doc = dict[str, Any]
 DIGEST_REF = re.compile(r"^[a-z0-9]([a-z0-9._/:-]*[a-z0-9])?@sha256:[0-9a-f]{64}$")
 ARG_REF = re.compile(r"\{\{\s*args\.([A-Za-z0-9_.-]+)\s*\}\}")
 VAULT_ENV = frozenset({"VAULT_ADDR", "VAULT_ROLE", "VAULT_SECRET_PATH"})
-# The archive spool's settings (serving/wiring.py): not secrets, so literal values beside the Vault three.
-ARCHIVE_ENV = frozenset({"SPIRA_ARCHIVE_SPOOL", "SPIRA_ARCHIVE_SPOOL_MAX_BYTES", "SPIRA_ARCHIVE_DRAIN_S"})
 # BentoML writes its home (BENTOML_HOME) and Python/torch write /tmp; with a read-only root filesystem
 # both must be emptyDir mounts or the server cannot start.
 MODEL_WRITABLE_DIRS = ("/home/bentoml", "/tmp")
@@ -313,13 +312,13 @@ def model_env(docs: list[Doc]) -> list[Finding]:
     for rollout, model in _rollouts(docs):
         where = f"{ref(rollout)} container {MODEL_CONTAINER}"
         names = [e.get("name") for e in model.get("env", [])]
-        if not VAULT_ENV <= set(names) <= VAULT_ENV | ARCHIVE_ENV or len(names) != len(set(names)):
+        if set(names) != VAULT_ENV or len(names) != len(set(names)):
             out.append(
                 Finding(
                     "env",
                     where,
-                    f"env is {names}; only {sorted(VAULT_ENV)} (required) and {sorted(ARCHIVE_ENV)} are "
-                    "allowed (every secret comes from Vault)",
+                    f"env is {names}; only {sorted(VAULT_ENV)} are allowed (secrets and settings come from "
+                    "Vault)",
                 )
             )
         if model.get("envFrom"):
@@ -472,10 +471,7 @@ def archive_spool(docs: list[Doc]) -> list[Finding]:
     claims = {c["metadata"]["name"]: c for c in of_kind(docs, "PersistentVolumeClaim")}
     for rollout, model in _rollouts(docs):
         where = f"{ref(rollout)} container {MODEL_CONTAINER}"
-        spool = _env_value(model, "SPIRA_ARCHIVE_SPOOL")
-        if spool is None:
-            out.append(Finding("archive", where, "SPIRA_ARCHIVE_SPOOL is not set (the spool would be /tmp)"))
-            continue
+        spool = str(SPOOL_DIR)  # where serving spools (serving/archive.py)
         volumes = {v["name"]: v for v in rollout["spec"]["template"]["spec"].get("volumes", [])}
         mount = next((m for m in model.get("volumeMounts", []) if m.get("mountPath") == spool), None)
         claim_name = ((volumes.get(mount["name"]) if mount else None) or {}).get("persistentVolumeClaim", {})

@@ -48,7 +48,7 @@ def read_secret(client: hvac.Client, env: str, service: str) -> dict[str, str] |
 
 def serving_settings(env: str) -> dict[str, str]:
     """The serving settings infra/environments.yaml declares for `env`, checked against serving's keys."""
-    from serving.batching import SETTINGS
+    from serving.settings import SETTINGS
 
     declared_settings = declared().serving_settings(env)
     unknown = sorted(set(declared_settings) - set(SETTINGS))

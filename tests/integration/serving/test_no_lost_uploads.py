@@ -97,15 +97,18 @@ def test_every_answered_upload_is_archived_after_a_kill_during_an_object_store_o
     registered_model: RegisteredModel,
     served_model: ServedModel,
 ) -> None:
-    secret = local_stack.vault_client().secrets.kv.v2.read_secret_version(
-        path=layout.secret_path("local", "serving"), mount_point="secret", raise_on_deleted_version=True
-    )["data"]["data"]
+    kv, path = local_stack.vault_client().secrets.kv.v2, layout.secret_path("local", "serving")
+    secret = kv.read_secret_version(path=path, mount_point="secret", raise_on_deleted_version=True)["data"][
+        "data"
+    ]
+    # the operator's setting, as in a cluster: a pod gone for 3 s is adopted (the servers read it at start)
+    kv.patch(path=path, secret={"archive_orphan_after_s": "3"}, mount_point="secret")
     bucket, s3_admin = secret["archive_bucket"], local_stack.s3_client()
     _, before = _archived_audio_hashes(s3_admin, bucket, skip=set())
     home = second_server_home(served_model)
     spool = home / "durable-spool"  # the volume both "pods" mount
-    pod = {"SPIRA_ARCHIVE_SPOOL": str(spool), "SPIRA_ARCHIVE_ORPHAN_AFTER_S": "3"}
-    first = start_server(local_stack, registered_model, home, extra_env={**pod, "POD_NAME": "spira-a"})
+    pod = {"SPIRA_ARCHIVE_SPOOL": str(spool)}  # the volume's mount, local only (a pod spools at SPOOL_DIR)
+    first = start_server(local_stack, registered_model, home, extra_env={**pod, "HOSTNAME": "spira-a"})
     seaweed = local_stack_handle.s3.process()
     second = None
     try:
@@ -119,7 +122,7 @@ def test_every_answered_upload_is_archived_after_a_kill_during_an_object_store_o
         assert len(list((spool / "spira-a").glob("*.json"))) >= len(killed_answered)
 
         # a new pod on the same volume (another name, as a rescheduled pod has); still no object store
-        second = start_server(local_stack, registered_model, home, extra_env={**pod, "POD_NAME": "spira-b"})
+        second = start_server(local_stack, registered_model, home, extra_env={**pod, "HOSTNAME": "spira-b"})
         with _Uploads(second.url, first_seed=20_000) as flow2:
             assert wait_until(lambda: len(flow2.answered) >= 3, 60)
         answered = killed_answered | flow2.answered
@@ -154,3 +157,6 @@ def test_every_answered_upload_is_archived_after_a_kill_during_an_object_store_o
         if second is not None:
             stop_server(second)
         shutil.rmtree(home, ignore_errors=True)
+        current = kv.read_secret_version(path=path, mount_point="secret", raise_on_deleted_version=True)
+        data = {k: v for k, v in current["data"]["data"].items() if k != "archive_orphan_after_s"}
+        kv.create_or_update_secret(path=path, secret=data, mount_point="secret")

@@ -247,10 +247,22 @@ def test_an_archive_spool_claim_only_one_node_can_mount_is_caught():
     )
 
 
-def test_a_model_without_an_archive_spool_setting_is_caught():
+def test_a_model_given_a_setting_as_an_environment_variable_is_caught():
     rendered = docs()
-    model(rendered)["env"] = [e for e in model(rendered)["env"] if e["name"] != "SPIRA_ARCHIVE_SPOOL"]
-    assert any("SPIRA_ARCHIVE_SPOOL is not set" in f for f in findings(rendered))
+    model(rendered)["env"].append({"name": "SPIRA_ARCHIVE_SPOOL", "value": "/var/spool/spira-archive"})
+    assert any(
+        "[env]" in f and "only ['VAULT_ADDR', 'VAULT_ROLE', 'VAULT_SECRET_PATH']" in f
+        for f in findings(rendered)
+    )
+
+
+def test_a_spool_volume_mounted_elsewhere_than_where_serving_spools_is_caught():
+    rendered = docs()
+    mount = next(m for m in model(rendered)["volumeMounts"] if m["mountPath"] == "/var/spool/spira-archive")
+    mount["mountPath"] = "/data/spool"
+    assert any(
+        "/var/spool/spira-archive is not a mount of a PersistentVolumeClaim" in f for f in findings(rendered)
+    )
 
 
 def test_a_retried_gate_job_is_caught():

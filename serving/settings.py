@@ -1,0 +1,8 @@
+"""The serving secret's non-secret settings (batching and archive): every key serving reads besides the
+credentials. `spira secrets seed` refuses a declared setting serving would not read."""
+
+from __future__ import annotations
+
+from serving import archive, batching
+
+SETTINGS: tuple[str, ...] = (*batching.SETTINGS, *archive.SETTINGS)
