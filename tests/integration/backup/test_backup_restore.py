@@ -219,5 +219,5 @@ def test_a_backup_restores_every_secret_object_and_model_version_into_a_stack_th
         )["data"]["data"]
         assert after.s3_client(admin["admin_access_key"], admin["admin_secret_key"]).list_buckets()["Buckets"]
         objects_before[archive] |= {
-            f"after-{attempt}.txt": hashlib.sha256(b"ok").hexdigest()
+            f"{UPLOADS_PREFIX}after-{attempt}.txt": hashlib.sha256(b"ok").hexdigest()
         }  # kept by the next restore: a restore deletes no object written after the backup

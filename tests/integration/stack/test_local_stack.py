@@ -109,6 +109,6 @@ def test_seeded_service_keys_work_on_their_own_bucket_only(local_stack: StackInf
         path=layout.secret_path("local", "serving"), mount_point="secret", raise_on_deleted_version=True
     )["data"]["data"]
     s3 = local_stack.s3_client(secret["s3_access_key"], secret["s3_secret_key"])
-    s3.put_object(Bucket=secret["archive_bucket"], Key="probe", Body=b"1")
+    s3.put_object(Bucket=secret["archive_bucket"], Key="uploads/probe", Body=b"1")
     with pytest.raises(botocore.exceptions.ClientError):
         s3.put_object(Bucket="spira-local-features", Key="probe", Body=b"1")
