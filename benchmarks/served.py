@@ -29,8 +29,6 @@ import contextlib
 import multiprocessing as mp
 import os
 import shutil
-import subprocess
-import sys
 import threading
 import time
 import urllib.parse
@@ -153,26 +151,9 @@ def tree_usage(root: int) -> tuple[float, float]:
 
 
 # -- a real trained model, imported into a private BentoML home ----------------------------------------------
-def _spira(args: list[str], env: dict[str, str], timeout: int) -> None:
-    from spira.local_server import REPO
-
-    out = subprocess.run(
-        [sys.executable, "-m", "spira.cli", *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    if out.returncode != 0:
-        raise RuntimeError(
-            f"spira {' '.join(args[:2])} failed ({out.returncode}):\n{(out.stdout + out.stderr)[-3000:]}"
-        )
-
-
 def prepare_model(work: Path, say=print) -> Path:
     """WORK/model.lock.json naming a trained version imported into WORK/bentoml (trained on first use)."""
-    from spira.local_server import REPO, import_pinned
+    from spira.local_server import REPO, import_pinned, run_spira
     from spira.stack import LocalStack, StackConfig
     from spira.stack.private import free_stack_ports
 
@@ -186,12 +167,12 @@ def prepare_model(work: Path, say=print) -> Path:
         os.environ.update(info.mlflow_operator_env())  # the model import below acts as the operator
         env = {**os.environ, **info.service_env("training"), "PYTHONPATH": str(REPO)}
         started = time.monotonic()
-        _spira(
+        run_spira(
             ["data", "synth", "--out", str(work / "data"), "--n", str(SYNTH_N), "--seed", str(SYNTH_SEED)],
             env,
             600,
         )
-        _spira(
+        run_spira(
             [
                 "pipeline",
                 "run",

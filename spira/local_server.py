@@ -57,16 +57,29 @@ def server_env(bentoml_home: Path, pin_file: Path, **extra: str) -> dict[str, st
     }
 
 
+def run_spira(args: list[str], env: dict[str, str], timeout_s: float) -> subprocess.CompletedProcess:
+    """`spira ARGS` in a child process of this checkout; LocalServerError with the output's tail if it
+    fails (a command that imports BentoML must run apart: BentoML reads BENTOML_HOME once, at import)."""
+    out = subprocess.run(
+        [sys.executable, "-m", "spira.cli", *args],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+    )
+    if out.returncode != 0:
+        raise LocalServerError(
+            f"spira {' '.join(args[:2])} failed ({out.returncode}):\n{(out.stdout + out.stderr)[-3000:]}"
+        )
+    return out
+
+
 def import_pinned(
     tracking_uri: str, version: str, pin_file: Path, bentoml_home: Path, timeout_s: int = 300
 ) -> None:
-    """`spira bento import` of one MLflow version into `bentoml_home`, its pin written to `pin_file`.
-
-    A separate process because BentoML reads BENTOML_HOME once, at import."""
-    cmd = [
-        sys.executable,
-        "-m",
-        "spira.cli",
+    """`spira bento import` of one MLflow version into `bentoml_home`, its pin written to `pin_file`."""
+    args = [
         "bento",
         "import",
         "--model",
@@ -76,19 +89,7 @@ def import_pinned(
         "--pin-file",
         str(pin_file),
     ]
-    out = subprocess.run(
-        cmd,
-        env=server_env(bentoml_home, pin_file),
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=timeout_s,
-    )
-    if out.returncode != 0:
-        raise LocalServerError(
-            f"importing model version {version} failed ({out.returncode}):\n"
-            f"{(out.stdout + out.stderr)[-3000:]}"
-        )
+    run_spira(args, server_env(bentoml_home, pin_file), timeout_s)
 
 
 def start_local_server(

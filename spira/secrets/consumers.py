@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import requests
@@ -34,12 +35,12 @@ class ConsumerWait(ABC):
         `published_at`, so a resumed rotation waits only what is left); raise ConsumersNotReady if not."""
 
 
+@dataclass
 class TtlWait(ConsumerWait):
-    def __init__(self, ttl_s: float, margin_s: float, clock: Clock, sleep: Sleep = time.sleep) -> None:
-        self.ttl_s = ttl_s
-        self.margin_s = margin_s
-        self.clock = clock
-        self.sleep = sleep
+    ttl_s: float
+    margin_s: float
+    clock: Clock
+    sleep: Sleep = time.sleep
 
     def describe(self) -> str:
         return f"consumers' cache TTL {self.ttl_s:g}s + margin {self.margin_s:g}s"
@@ -67,29 +68,23 @@ def http_fetch(url: str, timeout_s: float = 5.0) -> str:
     return resp.text
 
 
+@dataclass
 class MetricsWait(ConsumerWait):
     """Poll each consumer's /metrics until its gauge reaches the version, then keep a short margin for
     requests that started with the old credential."""
 
-    def __init__(
-        self,
-        urls: Sequence[str],
-        timeout_s: float,
-        clock: Clock,
-        poll_s: float = 1.0,
-        margin_s: float = 2.0,
-        fetch: Callable[[str], str] = http_fetch,
-        sleep: Sleep = time.sleep,
-    ) -> None:
-        if not urls:
+    urls: Sequence[str]
+    timeout_s: float
+    clock: Clock
+    poll_s: float = 1.0
+    margin_s: float = 2.0
+    fetch: Callable[[str], str] = http_fetch
+    sleep: Sleep = time.sleep
+
+    def __post_init__(self) -> None:
+        if not self.urls:
             raise ValueError("MetricsWait needs at least one consumer URL")
-        self.urls = list(urls)
-        self.timeout_s = timeout_s
-        self.clock = clock
-        self.poll_s = poll_s
-        self.margin_s = margin_s
-        self.fetch = fetch
-        self.sleep = sleep
+        self.urls = list(self.urls)
 
     def describe(self) -> str:
         return f"{GAUGE} on {', '.join(self.urls)} (timeout {self.timeout_s:g}s)"

@@ -91,27 +91,20 @@ def check_rotatable(service: str, key: str) -> tuple[str, str]:
     return fields
 
 
+@dataclass
 class Rotation:
-    def __init__(
-        self,
-        env: str,
-        service: str,
-        vault: SecretStore,
-        store: ObjectStoreAdmin,
-        wait: ConsumerWait,
-        clock: Clock = utc_now,
-        on_step: StepHook = lambda _step, _journal: None,
-        key: str = "s3",
-    ) -> None:
-        self.access_field, self.secret_field = check_rotatable(service, key)
-        self.env = env
-        self.service = service
-        self.key = key
-        self.vault = vault
-        self.store = store
-        self.waiter = wait
-        self.clock = clock
-        self.on_step = on_step
+    env: str
+    service: str
+    vault: SecretStore
+    store: ObjectStoreAdmin
+    waiter: ConsumerWait
+    clock: Clock = utc_now
+    on_step: StepHook = lambda _step, _journal: None
+    key: str = "s3"
+
+    def __post_init__(self) -> None:
+        env, service = self.env, self.service
+        self.access_field, self.secret_field = check_rotatable(service, self.key)
         self.path = layout.secret_path(env, service)
         self.ref = layout.secret_ref(env, service)
         self.journal_path = layout.rotation_journal_path(env, service)
@@ -281,15 +274,7 @@ class Rotation:
         self._step(DONE)
 
 
-def rotate(
-    env: str,
-    service: str,
-    vault: SecretStore,
-    store: ObjectStoreAdmin,
-    wait: ConsumerWait,
-    clock: Clock = utc_now,
-    on_step: StepHook = lambda _step, _journal: None,
-    key: str = "s3",
-) -> RotationResult:
-    """Rotate (or resume rotating) one service's credential; in-process entry point for tests and the CLI."""
-    return Rotation(env, service, vault, store, wait, clock=clock, on_step=on_step, key=key).run()
+def rotate(*args: Any, **kwargs: Any) -> RotationResult:
+    """Rotate (or resume rotating) one service's credential (Rotation's arguments); the in-process entry
+    point for tests and the CLI."""
+    return Rotation(*args, **kwargs).run()

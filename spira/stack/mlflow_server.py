@@ -22,6 +22,7 @@ from spira.stack.config import StackConfig
 from spira.stack.errors import StackError
 from spira.stack.net import http_status
 from spira.stack.process import ManagedProcess
+from spira.stack.service import LocalService
 
 NAME = "mlflow"
 ADMIN_USER = "admin"
@@ -37,12 +38,11 @@ def mlflow_binary() -> str:
     return found
 
 
-class MlflowService:
-    name = NAME
+class MlflowService(LocalService):
+    name, folder = NAME, "mlflow"
 
     def __init__(self, cfg: StackConfig) -> None:
-        self.cfg = cfg
-        self.dir = cfg.home / "mlflow"
+        super().__init__(cfg)
         self.uri = f"http://127.0.0.1:{cfg.mlflow_port}"
         self.admin_file = self.dir / "admin.json"
         self.auth_config = self.dir / "basic_auth.ini"

@@ -8,6 +8,7 @@ from spira.stack.config import StackConfig
 from spira.stack.errors import StackError
 from spira.stack.net import http_status
 from spira.stack.process import ManagedProcess
+from spira.stack.service import LocalService
 
 NAME = "registry"
 BINARY = "docker-registry"
@@ -17,12 +18,11 @@ def registry_available() -> bool:
     return shutil.which(BINARY) is not None
 
 
-class RegistryService:
-    name = NAME
+class RegistryService(LocalService):
+    name, folder = NAME, "registry"
 
     def __init__(self, cfg: StackConfig) -> None:
-        self.cfg = cfg
-        self.dir = cfg.home / "registry"
+        super().__init__(cfg)
         self.address = f"127.0.0.1:{cfg.registry_port}"
 
     def ports(self) -> list[int]:

@@ -23,6 +23,7 @@ from spira.stack.config import GRPC_OFFSET, StackConfig
 from spira.stack.errors import StackError
 from spira.stack.net import http_status
 from spira.stack.process import ManagedProcess
+from spira.stack.service import LocalService
 
 NAME = "seaweedfs"
 REGION = "us-east-1"
@@ -51,12 +52,11 @@ def random_key(length: int, alphabet: str = string.ascii_uppercase + string.digi
     return "".join(secrets.choice(alphabet) for _ in range(length))
 
 
-class SeaweedService:
-    name = NAME
+class SeaweedService(LocalService):
+    name, folder = NAME, "s3"
 
     def __init__(self, cfg: StackConfig) -> None:
-        self.cfg = cfg
-        self.dir = cfg.home / "s3"
+        super().__init__(cfg)
         self.endpoint = f"http://127.0.0.1:{cfg.s3_port}"
         self.identities = self.dir / "identities.json"
 

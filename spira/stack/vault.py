@@ -24,6 +24,7 @@ from spira.stack.config import StackConfig
 from spira.stack.errors import StackError
 from spira.stack.net import http_status
 from spira.stack.process import ManagedProcess
+from spira.stack.service import LocalService
 from spira.stack.signer import LocalJwtSigner
 from spira.stack.tls import LocalCa
 from spira_core.vault.settings import vault_ca_path
@@ -47,12 +48,11 @@ def _venv_bin(name: str) -> str | None:
     return str(candidate) if candidate.exists() else None
 
 
-class OpenBaoService:
-    name = NAME
+class OpenBaoService(LocalService):
+    name, folder = NAME, "vault"
 
     def __init__(self, cfg: StackConfig) -> None:
-        self.cfg = cfg
-        self.dir = cfg.home / "vault"
+        super().__init__(cfg)
         self.addr = f"https://127.0.0.1:{cfg.vault_port}"
         # The CA sits where the stack's workloads look for it: beside the JWT signing key they log in with.
         self.tls = LocalCa(cfg.home, vault_ca_path(LocalJwtSigner.of_stack(cfg.home).private_key_path))

@@ -17,12 +17,12 @@ from pathlib import Path
 import botocore.exceptions
 import hvac
 import pytest
-import requests
 
 from infra.vault import layout
 from serving.archive import UPLOADS_PREFIX
 from spira.stack import LocalStack, StackInfo
 from spira.stack.private import throwaway_stack
+from tests.fixtures.stack import mlflow_login
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -195,12 +195,7 @@ def test_a_backup_restores_every_secret_object_and_model_version_into_a_stack_th
         _model_back(after, run_id, version, tmp_path / "download")
         # the training identity in the restored Vault still logs in to the restored MLflow
         training = _service_secret(after, "training")
-        probe = requests.get(
-            f"{after.mlflow_uri}/api/2.0/mlflow/experiments/search",
-            params={"max_results": 1},
-            auth=(training["mlflow_username"], training["mlflow_password"]),
-            timeout=10,
-        )
+        probe = mlflow_login(after.mlflow_uri, training["mlflow_username"], training["mlflow_password"])
         assert probe.status_code == 200, probe.text
         # a service's credential, read from the restored Vault with its own login, writes where it may
         # (serving: under its archive prefix) and is still refused what it may not (its grants came back)

@@ -4,10 +4,10 @@ SeaweedFS wired the way a cluster is: VAULT_ADDR + an operator token, the admin 
 from __future__ import annotations
 
 import pytest
-import requests
 
 from infra.vault import layout
 from spira.stack import StackInfo
+from tests.fixtures.stack import mlflow_login
 from tests.integration.secrets.helpers import s3_put_works, spira
 
 pytestmark = pytest.mark.integration
@@ -82,12 +82,7 @@ def test_a_staging_operator_seeds_rotates_and_reads_status_with_the_configured_e
     )["data"]["data"]
     assert training["mlflow_tracking_uri"].endswith(".svc.cluster.local:5000")
     assert training["mlflow_username"] == "spira-staging-training"
-    whoami = requests.get(
-        f"{local_stack.mlflow_uri}/api/2.0/mlflow/experiments/search",
-        params={"max_results": 1},
-        auth=(training["mlflow_username"], training["mlflow_password"]),
-        timeout=10,
-    )
+    whoami = mlflow_login(local_stack.mlflow_uri, training["mlflow_username"], training["mlflow_password"])
     assert whoami.status_code == 200, whoami.text
 
     rotated = spira(

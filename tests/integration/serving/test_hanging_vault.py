@@ -14,14 +14,7 @@ import pytest
 from spira.stack import StackInfo
 from spira_core.vault import VaultSettings
 from tests.contract.test_http_contract import _clip, _get, _post
-from tests.fixtures.model import (
-    RegisteredModel,
-    ServedModel,
-    get_json,
-    second_server_home,
-    start_server,
-    stop_server,
-)
+from tests.fixtures import model as fixture
 from tests.fixtures.vault_proxy import VaultProxy
 
 pytestmark = pytest.mark.integration
@@ -39,11 +32,11 @@ def _timed(call: Callable[[], int]) -> tuple[int, float]:
 
 
 def test_a_hanging_vault_slows_neither_predict_nor_info_and_the_pod_stays_ready_through_the_grace(
-    local_stack: StackInfo, registered_model: RegisteredModel, served_model: ServedModel
+    local_stack: StackInfo, registered_model: fixture.RegisteredModel, served_model: fixture.ServedModel
 ) -> None:
     proxy = VaultProxy(int(local_stack.vault_addr.rsplit(":", 1)[1]))
-    home = second_server_home(served_model)
-    served = start_server(
+    home = fixture.second_server_home(served_model)
+    served = fixture.start_server(
         local_stack,
         registered_model,
         home,
@@ -74,7 +67,7 @@ def test_a_hanging_vault_slows_neither_predict_nor_info_and_the_pod_stays_ready_
         for path, s in samples.items():
             assert all(status == 200 for status, _ in s), (path, [status for status, _ in s], report)
             assert max(t for _, t in s) < FAST_S, (path, report)
-        secret = get_json(f"{served.url}/info")["readiness"]["secret"]
+        secret = fixture.get_json(f"{served.url}/info")["readiness"]["secret"]
         assert secret["stale"] and "ReadTimeout" in secret["last_error"], secret  # Vault did time out
 
         time.sleep(max(0.0, hung_at + TTL_S + GRACE_S + 1 - time.monotonic()))  # past any last read's grace
@@ -89,8 +82,8 @@ def test_a_hanging_vault_slows_neither_predict_nor_info_and_the_pod_stays_ready_
         while time.monotonic() < deadline and _get(f"{served.url}/readyz")[0] != 200:
             time.sleep(0.3)
         assert _get(f"{served.url}/readyz")[0] == 200
-        assert not get_json(f"{served.url}/info")["readiness"]["secret"]["stale"]
+        assert not fixture.get_json(f"{served.url}/info")["readiness"]["secret"]["stale"]
     finally:
-        stop_server(served)
+        fixture.stop_server(served)
         proxy.close()
         shutil.rmtree(home, ignore_errors=True)

@@ -11,12 +11,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 
 import pytest
 
+from spira.local_server import run_spira
 from spira.secrets.seed import read_secret
 from spira.stack.net import wait_until
 from tests.fixtures.model import pipeline_run_args
@@ -32,19 +32,8 @@ REPO = Path(__file__).resolve().parents[3]
 EPOCHS = 2  # the registration path, not the model's quality (benchmarks/training_fast.py measures that)
 
 
-def _spira(args: list[str], env: dict[str, str], timeout: int = 900) -> subprocess.CompletedProcess:
-    out = subprocess.run(
-        [sys.executable, "-m", "spira.cli", *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    assert out.returncode == 0, (
-        f"spira {' '.join(args[:2])} failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
-    )
-    return out
+def _spira(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
+    return run_spira(args, env, timeout_s=900)
 
 
 def test_synth_then_pipeline_run_registers_a_version_with_alias_candidate(local_stack, tmp_path):

@@ -41,15 +41,20 @@ def test_the_key_ignores_files_that_do_not_go_into_the_images(repo: Path) -> Non
     assert reuse.source_key(repo, "3") == key
 
 
-def test_a_record_for_another_key_is_not_reused(tmp_path: Path) -> None:
-    record = tmp_path / "images.json"
+def _save_unreachable_images(record: Path, key: str) -> None:
+    """A record of images on loopback port 1, where nothing listens (as after the registry was wiped)."""
     reuse.save(
         record,
-        "old",
+        key,
         bento="spira:x",
         image="127.0.0.1:1/spira/model@sha256:" + "a" * 64,
         loadtest_image="127.0.0.1:1/spira/loadtest@sha256:" + "b" * 64,
     )
+
+
+def test_a_record_for_another_key_is_not_reused(tmp_path: Path) -> None:
+    record = tmp_path / "images.json"
+    _save_unreachable_images(record, "old")
     assert json.loads(record.read_text())["key"] == "old"
     assert reuse.reusable(record, "new") is None
 
@@ -57,12 +62,6 @@ def test_a_record_for_another_key_is_not_reused(tmp_path: Path) -> None:
 def test_a_record_whose_images_left_the_registry_is_not_reused(tmp_path: Path) -> None:
     record = tmp_path / "images.json"
     # port 1 on loopback: nothing listens, as after the registry's data was wiped
-    reuse.save(
-        record,
-        "k",
-        bento="spira:x",
-        image="127.0.0.1:1/spira/model@sha256:" + "a" * 64,
-        loadtest_image="127.0.0.1:1/spira/loadtest@sha256:" + "b" * 64,
-    )
+    _save_unreachable_images(record, "k")
     assert reuse.reusable(record, "k") is None
     assert reuse.reusable(tmp_path / "missing.json", "k") is None

@@ -43,20 +43,22 @@ def test_a_kind_the_project_does_not_permit_is_caught():
     assert out == ["does not permit NetworkPolicy (networking.k8s.io) that the staging overlay renders"] * 2
 
 
+def _messages(app: dict, env: str) -> list[str]:
+    """What the bootstrap check says of `app` against the project and the environment's render."""
+    return [f.message for f in bootstrap.check(project(), app, docs(env), env)]
+
+
 def test_a_repository_outside_the_project_is_caught():
     app = app_for("staging")
     app["spec"]["source"]["repoURL"] = "https://github.com/someone-else/fork.git"
-    assert any(
-        "not in the AppProject's sourceRepos" in f.message
-        for f in bootstrap.check(project(), app, docs("staging"), "staging")
-    )
+    assert any("not in the AppProject's sourceRepos" in m for m in _messages(app, "staging"))
 
 
 def test_sync_without_self_heal_or_create_namespace_is_caught():
     app = app_for("staging")
     app["spec"]["syncPolicy"]["automated"]["selfHeal"] = False
     app["spec"]["syncPolicy"]["syncOptions"] = []
-    messages = [f.message for f in bootstrap.check(project(), app, docs("staging"), "staging")]
+    messages = _messages(app, "staging")
     assert "automated sync must prune and selfHeal (git is the only way in)" in messages
     assert "syncOptions lack CreateNamespace=true" in messages
 
@@ -64,7 +66,4 @@ def test_sync_without_self_heal_or_create_namespace_is_caught():
 def test_a_destination_namespace_other_than_the_rendered_one_is_caught():
     app = app_for("production")
     app["spec"]["destination"]["namespace"] = "default"
-    assert any(
-        "destination namespace 'default'" in f.message
-        for f in bootstrap.check(project(), app, docs("production"), "production")
-    )
+    assert any("destination namespace 'default'" in m for m in _messages(app, "production"))

@@ -12,6 +12,19 @@ from spira_core.model import SpiraConvV2
 from training.stages.train import mean_bce, validation_loss
 
 
+def _windows_and_eager_loss(model: nn.Module, n: int, seed: int) -> tuple[np.ndarray, np.ndarray, float]:
+    """Random windows and labels, and the eager module's eval-mode BCE on them (the module is left as it
+    was: training or eval)."""
+    rng = np.random.default_rng(seed)
+    windows = (rng.standard_normal((n, 401, 40)) * 20).astype(np.float32)
+    labels = (rng.random(n) < 0.5).astype(np.float32)
+    was_training = model.training
+    with torch.no_grad():
+        eager = nn.BCELoss()(model.eval()(torch.from_numpy(windows)).reshape(-1), torch.from_numpy(labels))
+    model.train(was_training)
+    return windows, labels, eager.item()
+
+
 def test_mean_bce_matches_torchs_bce_loss_including_its_clamp_at_certain_mistakes():
     probs = np.array([0.0, 1.0, 0.3, 0.999999, 1e-12, 0.5])
     labels = np.array([1.0, 0.0, 1.0, 0.0, 0.0, 1.0])
@@ -22,13 +35,8 @@ def test_mean_bce_matches_torchs_bce_loss_including_its_clamp_at_certain_mistake
 def test_the_validation_loss_is_the_eager_modules_loss_on_every_window():
     torch.manual_seed(3)
     model = SpiraConvV2(input_frames=401).train()  # mid-training state: dropout on, as during an epoch
-    rng = np.random.default_rng(0)
-    windows = (rng.standard_normal((12, 401, 40)) * 20).astype(np.float32)
-    labels = (rng.random(12) < 0.5).astype(np.float32)
-    with torch.no_grad():
-        eager = nn.BCELoss()(model.eval()(torch.from_numpy(windows)).reshape(-1), torch.from_numpy(labels))
-    model.train()
-    assert abs(validation_loss(model, windows, labels) - eager.item()) < 1e-5
+    windows, labels, eager = _windows_and_eager_loss(model, 12, seed=0)
+    assert abs(validation_loss(model, windows, labels) - eager) < 1e-5
     assert model.training  # scoring leaves the training module as it was
 
 
@@ -52,12 +60,8 @@ def test_a_model_the_fast_path_refuses_is_scored_by_the_eager_module_with_the_sa
     setattr(model.get_submodule(parent) if parent else model, attr, nn.ReLU())
     with pytest.raises(UnsupportedModuleError):
         FastSpiraConvV2.from_module(model)
-    rng = np.random.default_rng(1)
-    windows = (rng.standard_normal((6, 401, 40)) * 20).astype(np.float32)
-    labels = (rng.random(6) < 0.5).astype(np.float32)
-    with torch.no_grad():
-        eager = nn.BCELoss()(model.eval()(torch.from_numpy(windows)).reshape(-1), torch.from_numpy(labels))
-    assert abs(validation_loss(model, windows, labels) - eager.item()) < 1e-6
+    windows, labels, eager = _windows_and_eager_loss(model, 6, seed=1)
+    assert abs(validation_loss(model, windows, labels) - eager) < 1e-6
 
 
 def test_a_model_training_with_the_fast_layers_is_validated_by_the_cpu_fast_path():
@@ -67,9 +71,5 @@ def test_a_model_training_with_the_fast_layers_is_validated_by_the_cpu_fast_path
     torch.manual_seed(6)
     model = use_fast_layers(SpiraConvV2(input_frames=401))
     assert fast_model(model) is not None  # the fast path applies: validation does not fall back to eager
-    rng = np.random.default_rng(2)
-    windows = (rng.standard_normal((5, 401, 40)) * 20).astype(np.float32)
-    labels = (rng.random(5) < 0.5).astype(np.float32)
-    with torch.no_grad():
-        eager = nn.BCELoss()(model.eval()(torch.from_numpy(windows)).reshape(-1), torch.from_numpy(labels))
-    assert abs(validation_loss(model, windows, labels) - eager.item()) < 1e-5
+    windows, labels, eager = _windows_and_eager_loss(model, 5, seed=2)
+    assert abs(validation_loss(model, windows, labels) - eager) < 1e-5
