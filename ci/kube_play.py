@@ -10,8 +10,9 @@ manifest's, unchanged:
 - REPLACED: the image by the pushed `name@sha256:` reference the test built (the rendered digest is the
   one the release tooling wrote, not the one under test); the projected volume (serviceAccountToken and
   the ConfigMap vault-ca) by a hostPath directory holding a minted token and the stack's CA as ca.crt,
-  the two files the cluster projects (only a kubelet can project a token); `{{args.*}}` in the gate by
-  values.
+  the two files the cluster projects (only a kubelet can project a token); the archive spool's
+  PersistentVolumeClaim by an emptyDir (one local pod; the durable spool shared by pods is the cluster's);
+  `{{args.*}}` in the gate by values.
 - HOST NETWORK: these hosts have no bridge or slirp networking, so the pod joins the host network, where
   every pod shares the port space: the model listens on a free port (the image's own CMD with another
   `--port`, as ci/ephemeral.py does), and VAULT_ADDR keeps its scheme, host and path but gets the port of
@@ -151,6 +152,13 @@ def model_pod(
         raise KubePlayError(f"the token volume is not mounted at {TOKEN_DIR}")
     token.pop("projected")
     token["hostPath"] = {"path": str(token_dir), "type": "Directory"}
+    for volume in spec.get("volumes", []):
+        if "persistentVolumeClaim" in volume:
+            # the claim is the cluster's (a shared EFS volume); the one local pod spools in its own
+            # emptyDir (tests/integration/serving/test_no_lost_uploads.py proves the durable spool)
+            volume.pop("persistentVolumeClaim")
+            volume["emptyDir"] = {}
+            dropped.append(f"volumes[{volume['name']}].persistentVolumeClaim (an emptyDir here)")
     return _pod(name, template, spec), dropped
 
 

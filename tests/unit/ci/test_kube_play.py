@@ -46,7 +46,7 @@ def model(docs):
     )
 
 
-def test_the_model_pod_drops_exactly_the_gpu_scheduling_fields_and_the_ports(docs, model):
+def test_the_model_pod_drops_exactly_the_gpu_scheduling_fields_the_ports_and_the_spool_claim(docs, model):
     pod, dropped = model
     assert sorted(dropped) == sorted(
         [
@@ -55,6 +55,7 @@ def test_the_model_pod_drops_exactly_the_gpu_scheduling_fields_and_the_ports(doc
             f"containers[model].resources.requests.{GPU_RESOURCE}",
             f"containers[model].resources.limits.{GPU_RESOURCE}",
             "containers[model].ports",
+            "volumes[archive-spool].persistentVolumeClaim (an emptyDir here)",
         ]
     )
     spec, rendered = pod["spec"], rendered_template(docs)["spec"]
@@ -87,7 +88,9 @@ def test_the_model_pod_keeps_env_security_probes_volumes_and_metadata_unchanged(
         assert spec[key] == rendered[key]
     volumes = {v["name"]: v for v in spec["volumes"]}
     for v in rendered["volumes"]:
-        if v["name"] != "vault-token":
+        if "persistentVolumeClaim" in v:  # the cluster's shared spool: the one local pod's emptyDir
+            assert volumes[v["name"]] == {"name": v["name"], "emptyDir": {}}
+        elif v["name"] != "vault-token":
             assert volumes[v["name"]] == v and "emptyDir" in v
     assert pod["metadata"]["labels"] == template["metadata"]["labels"]
     assert pod["metadata"]["annotations"] == template["metadata"]["annotations"]
