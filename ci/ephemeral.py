@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ci.podman import Podman
+from serving.archive import SPOOL_DIR
 
 TOKEN_DIR = "/var/run/secrets/vault"
 MODEL_PORT = 3000
@@ -145,6 +146,8 @@ def model_run_args(
         "/home/bentoml:rw,exec,mode=1777,size=2g",
         "--tmpfs",
         "/tmp:rw,exec,mode=1777,size=2g",
+        "--tmpfs",  # the archive spool, where the pod mounts its volume (a tmpfs for one throwaway run)
+        f"{SPOOL_DIR}:rw,mode=1777,size=1g",
         "-v",
         f"{token_dir}:{TOKEN_DIR}:ro",
         "--no-healthcheck",

@@ -181,7 +181,12 @@ def serve(
 ) -> None:
     """Serve over HTTP with BentoML (the pinned model by default). From an operator's shell it serves as
     the local stack's serving workload (spira.workload); without Vault settings, without the archive."""
+    from serving.archive import LOCAL_SPOOL_ENV
+    from spira.stack import StackConfig
+
     env = dict(os.environ)
+    # a pod spools on its volume at serving's SPOOL_DIR; a developer's server spools under the stack's home
+    env.setdefault(LOCAL_SPOOL_ENV, str(StackConfig.load().home / "spool" / f"serve-{port}"))
     if not env.get("VAULT_ADDR"):
         console.print(
             "[yellow]no Vault (VAULT_ADDR unset, no local stack): serving without the archive[/yellow]"
