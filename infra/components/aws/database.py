@@ -8,6 +8,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
+from infra.components.aws.security import cluster_only
 from infra.config import MlflowSettings
 
 POSTGRES_ENGINE_VERSION = "17"
@@ -32,20 +33,8 @@ class Postgres(pulumi.ComponentResource):
         subnets = aws.rds.SubnetGroup(
             f"{name}-subnets", subnet_ids=args.subnet_ids, tags=args.tags, opts=child
         )
-        sg = aws.ec2.SecurityGroup(
-            f"{name}-sg",
-            vpc_id=args.vpc_id,
-            description="Postgres from the cluster only",
-            ingress=[
-                aws.ec2.SecurityGroupIngressArgs(
-                    protocol="tcp",
-                    from_port=5432,
-                    to_port=5432,
-                    security_groups=[args.client_security_group_id],
-                )
-            ],
-            tags=args.tags,
-            opts=child,
+        sg = cluster_only(
+            name, args.vpc_id, 5432, "Postgres", args.client_security_group_id, args.tags, child
         )
         key = aws.kms.Key(
             f"{name}-storage",

@@ -13,6 +13,8 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
+from infra.components.aws.security import cluster_only
+
 SPOOL_STORAGE_CLASS = "efs-spool"
 EFS_CSI_NAMESPACE = "kube-system"
 EFS_CSI_SERVICE_ACCOUNT = "efs-csi-controller-sa"
@@ -53,20 +55,14 @@ class SpoolStorage(pulumi.ComponentResource):
             tags={**args.tags, "Name": f"{name}-spool"},
             opts=child,
         )
-        sg = aws.ec2.SecurityGroup(
-            f"{name}-sg",
-            vpc_id=args.vpc_id,
-            description="NFS to the archive spool from the cluster only",
-            ingress=[
-                aws.ec2.SecurityGroupIngressArgs(
-                    protocol="tcp",
-                    from_port=2049,
-                    to_port=2049,
-                    security_groups=[args.client_security_group_id],
-                )
-            ],
-            tags=args.tags,
-            opts=child,
+        sg = cluster_only(
+            name,
+            args.vpc_id,
+            2049,
+            "NFS to the archive spool",
+            args.client_security_group_id,
+            args.tags,
+            child,
         )
         targets = [
             aws.efs.MountTarget(
