@@ -34,6 +34,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
+from spira.loopback_http import LoopbackHttpServer
+
 FAULTED_PATHS = frozenset({"/predict", "/predict_batch"})
 # RFC 9110 §7.6.1: meaningful for one connection only, never forwarded; Host is the upstream's
 HOP_BY_HOP = frozenset(
@@ -123,8 +125,13 @@ class _ProxyServer(ThreadingHTTPServer):
             super().handle_error(request, client_address)
 
 
-class FaultProxy:
+class FaultProxy(LoopbackHttpServer):
     """`with FaultProxy("http://127.0.0.1:3000", Degradation.parse("errors=0.3")) as proxy: proxy.url`."""
+
+    server_class = _ProxyServer
+    methods = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+    thread_name = "fault-proxy"
+    idle_timeout_s = 60
 
     def __init__(
         self,
@@ -134,6 +141,7 @@ class FaultProxy:
         upstream_timeout_s: float = 120.0,
         seed: int = 0,
     ) -> None:
+        super().__init__(port)
         parts = urlsplit(upstream)
         if parts.scheme != "http" or not parts.hostname:
             raise ValueError(f"fault proxy: upstream must be an http:// URL, not {upstream!r}")
@@ -142,61 +150,13 @@ class FaultProxy:
         self._upstream_prefix = parts.path.rstrip("/")
         self.degradation = degradation
         self.upstream_timeout_s = upstream_timeout_s
-        self._port = port
         self._rng = random.Random(seed)
         self._rng_lock = threading.Lock()
-        self._httpd: _ProxyServer | None = None
-        self._thread: threading.Thread | None = None
         self.forwarded = 0
         self.errors_injected = 0
 
-    @property
-    def url(self) -> str:
-        if self._httpd is None:
-            raise RuntimeError("fault proxy: start() it first")
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> FaultProxy:
-        proxy = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"  # keep-alive, as Locust's client and the real server use
-            timeout = 60  # an idle keep-alive connection ends after this many seconds
-
-            def log_message(self, *_args: Any) -> None:
-                pass
-
-            def forward(self) -> None:
-                proxy._handle(self)
-
-            do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = forward
-
-        self._httpd = _ProxyServer(("127.0.0.1", self._port), Handler)
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever,
-            name="fault-proxy",
-            kwargs={"poll_interval": 0.1},
-            daemon=True,
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.close_connections()
-            self._httpd.server_close()
-            self._httpd = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> FaultProxy:
-        return self.start()
-
-    def __exit__(self, *_exc: object) -> None:
-        self.stop()
+    def handle(self, request: BaseHTTPRequestHandler) -> None:
+        self._handle(request)
 
     # --- one request ----------------------------------------------------------------------------
 

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from spira.loopback_http import LoopbackHttpServer
+
 WINDOW_S = 4.0
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 
@@ -117,60 +119,21 @@ class _QuietServer(ThreadingHTTPServer):
             super().handle_error(request, client_address)
 
 
-class FakePredictionServer:
+class FakePredictionServer(LoopbackHttpServer):
     """Start with `with FakePredictionServer(Behaviour()) as server: server.url`."""
 
+    server_class = _QuietServer
+    thread_name = "fake-prediction-server"
+
     def __init__(self, behaviour: Behaviour | None = None, port: int = 0) -> None:
+        super().__init__(port)
         self.behaviour = behaviour or Behaviour()
-        self._port = port
-        self._httpd: _QuietServer | None = None
-        self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self.predict_requests = 0
         self.errors_injected = 0
 
-    @property
-    def url(self) -> str:
-        assert self._httpd is not None, "start() the server first"
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> FakePredictionServer:
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"  # keep-alive, as the real server and Locust's client use
-
-            def log_message(self, *_args: Any) -> None:  # quiet: the tests read verdicts, not access logs
-                pass
-
-            def do_GET(self) -> None:
-                server._get(self)
-
-            def do_POST(self) -> None:
-                server._post(self)
-
-        self._httpd = _QuietServer(("127.0.0.1", self._port), Handler)
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever,
-            name="fake-prediction-server",
-            kwargs={"poll_interval": 0.1},
-            daemon=True,
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
-
-    def __enter__(self) -> FakePredictionServer:
-        return self.start()
-
-    def __exit__(self, *_exc: object) -> None:
-        self.stop()
+    def handle(self, request: BaseHTTPRequestHandler) -> None:
+        (self._get if request.command == "GET" else self._post)(request)
 
     # --- handlers -------------------------------------------------------------------------------
 
