@@ -9,7 +9,7 @@ from tests.fakes.training import InMemoryStore
 from training.artifacts import ArtifactCorrupt, find_output, stage_key, write_output
 from training.cli import app
 from training.presets import PRESETS, get_preset
-from training.wiring import SettingsError, load_settings
+from training.wiring import REQUIRED_SETTINGS, SettingsError, load_settings
 
 
 def test_a_stage_key_changes_with_any_input_and_not_with_key_order():
@@ -67,22 +67,7 @@ def test_a_csv_with_missing_files_fails_the_command_with_one_clear_error(tmp_pat
     (tmp_path / "d.csv").write_text("file_path,class\nmissing.wav,0\nalso.wav,7\n")
     (tmp_path / "n.csv").write_text("file_path\n")
     settings = tmp_path / "s.json"
-    settings.write_text(
-        json.dumps(
-            {
-                k: "http://127.0.0.1:9"
-                for k in (
-                    "s3_endpoint",
-                    "s3_access_key",
-                    "s3_secret_key",
-                    "features_bucket",
-                    "mlflow_tracking_uri",
-                    "mlflow_username",
-                    "mlflow_password",
-                )
-            }
-        )
-    )
+    settings.write_text(json.dumps({k: "http://127.0.0.1:9" for k in REQUIRED_SETTINGS}))
     out = CliRunner().invoke(
         app,
         [
