@@ -44,6 +44,7 @@ class ServiceAddress:
     port: int
     scheme: str
     release: str | None  # the Helm release that creates it; None when the program creates the Service
+    monitor_port: int | None = None  # an HTTP monitoring port beside the client port (NATS: /jsz)
 
     @property
     def host(self) -> str:
@@ -75,6 +76,31 @@ class Grant:
 
 
 @dataclass(frozen=True)
+class QueueSettings:
+    """The burst path's JetStream names and delivery policy (infra/environments.yaml `queue`)."""
+
+    stream: str
+    subject: str
+    consumer: str
+    dead_letter_stream: str
+    dead_letter_subject: str
+    results: str  # the JetStream key-value bucket of job states and results (key = job id)
+    object_prefix: str  # where the intake stores uploads in the archive bucket, by content hash
+    ack_wait_s: float
+    max_deliver: int
+    backoff_s: tuple[float, ...]
+    duplicate_window_s: float
+    results_ttl_s: float
+    replicas_by_env: dict[str, int]
+
+    def replicas(self, env: str) -> int:
+        try:
+            return self.replicas_by_env[env]
+        except KeyError:
+            raise DeclarationError(f"infra/environments.yaml: queue.replicas has no {env!r}") from None
+
+
+@dataclass(frozen=True)
 class Declaration:
     environments: dict[str, Environment]
     workload_namespace: str
@@ -84,6 +110,7 @@ class Declaration:
     serving: dict[str, dict[str, str]] = field(default_factory=dict)
     # service -> [(bucket secret key, prefix, actions)], as infra/environments.yaml declares them.
     access: dict[str, tuple[tuple[str, str, tuple[str, ...]], ...]] = field(default_factory=dict)
+    queue_settings: QueueSettings | None = None
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -125,7 +152,14 @@ class Declaration:
             port=int(raw["port"]),
             scheme=str(raw["scheme"]),
             release=raw.get("release"),
+            monitor_port=int(raw["monitor_port"]) if "monitor_port" in raw else None,
         )
+
+    @property
+    def queue(self) -> QueueSettings:
+        if self.queue_settings is None:
+            raise DeclarationError("infra/environments.yaml declares no queue")
+        return self.queue_settings
 
     def serving_settings(self, env: str) -> dict[str, str]:
         """The settings an environment declares for its serving secret (strings, as Vault keeps them)."""
@@ -172,9 +206,43 @@ def parse(raw: Any) -> Declaration:
                 for env, values in (raw.get("serving_settings") or {}).items()
             },
             access=_access(raw.get("object_store_access") or {}, bucket_suffixes),
+            queue_settings=_queue(raw["queue"], environments) if raw.get("queue") else None,
         )
     except (KeyError, TypeError, AttributeError) as exc:
         raise DeclarationError(f"infra/environments.yaml lacks {exc}") from exc
+
+
+def _queue(raw: Any, environments: dict[str, Environment]) -> QueueSettings:
+    replicas = {str(k): int(v) for k, v in raw["replicas"].items()}
+    if set(replicas) != set(environments):
+        raise DeclarationError(
+            f"infra/environments.yaml: queue.replicas names {sorted(replicas)}; environments are "
+            f"{sorted(environments)}"
+        )
+    backoff = tuple(float(b) for b in raw["backoff_s"])
+    max_deliver = int(raw["max_deliver"])
+    if len(backoff) >= max_deliver:
+        raise DeclarationError(
+            "infra/environments.yaml: queue.backoff_s needs fewer delays than max_deliver deliveries"
+        )
+    prefix = str(raw["object_prefix"])
+    if not prefix.endswith("/"):
+        raise DeclarationError("infra/environments.yaml: queue.object_prefix must end with '/'")
+    return QueueSettings(
+        stream=str(raw["stream"]),
+        subject=str(raw["subject"]),
+        consumer=str(raw["consumer"]),
+        dead_letter_stream=str(raw["dead_letter_stream"]),
+        dead_letter_subject=str(raw["dead_letter_subject"]),
+        results=str(raw["results"]),
+        object_prefix=prefix,
+        ack_wait_s=float(raw["ack_wait_s"]),
+        max_deliver=max_deliver,
+        backoff_s=backoff,
+        duplicate_window_s=float(raw["duplicate_window_s"]),
+        results_ttl_s=float(raw["results_ttl_s"]),
+        replicas_by_env=replicas,
+    )
 
 
 def _access(

@@ -66,6 +66,18 @@ SERVICES: dict[str, Service] = {
         Service(
             "mlflow", "spira-mlflow", ("s3_endpoint", "s3_access_key", "s3_secret_key", "artifacts_bucket")
         ),
+        # The burst path (docs/queue.md): the intake API stores uploads and publishes jobs, the workers
+        # (the model image) read them and write results; both reach NATS at nats_url.
+        Service(
+            "intake",
+            "spira-intake",
+            ("s3_endpoint", "s3_access_key", "s3_secret_key", "archive_bucket", "nats_url"),
+        ),
+        Service(
+            "worker",
+            "spira-worker",
+            ("s3_endpoint", "s3_access_key", "s3_secret_key", "archive_bucket", "nats_url"),
+        ),
         # Object-store admin credentials, used only by operators to mint and revoke service keys.
         Service("objectstore", "-", ("admin_access_key", "admin_secret_key", "endpoint"), workload=False),
         # MLflow's admin (its basic-auth app), used only by operators to create the workloads' MLflow users.

@@ -25,6 +25,8 @@ class EnvironmentEndpoints:
 
     s3_endpoint: str
     mlflow_tracking_uri: str
+    # NATS's client address; None: the in-cluster Service infra/environments.yaml declares
+    nats_url: str | None = None
 
 
 def buckets(env: str) -> dict[str, str]:
@@ -64,6 +66,7 @@ def service_values(env: str, service: str, endpoints: EnvironmentEndpoints) -> d
     known = {
         "s3_endpoint": endpoints.s3_endpoint,
         "mlflow_tracking_uri": endpoints.mlflow_tracking_uri,
+        "nats_url": endpoints.nats_url or declared().service("nats").url,
         **buckets(env),
     }
     values = {k: known[k] for k in layout.SERVICES[service].keys if k in known}

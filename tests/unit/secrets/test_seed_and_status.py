@@ -26,20 +26,24 @@ ENDPOINTS = EnvironmentEndpoints("http://s3:9000", "http://mlflow:5000")
 
 def test_seed_creates_each_workloads_secret_once_and_then_keeps_it() -> None:
     vault, store = InMemorySecretStore(), FakeObjectStoreAdmin()
-    assert seed("staging", HvacKvOver(vault), store, ENDPOINTS) == {
-        "serving": "created",
-        "training": "created",
-        "mlflow": "created",
-    }
-    assert seed("staging", HvacKvOver(vault), store, ENDPOINTS) == {
-        "serving": "kept",
-        "training": "kept",
-        "mlflow": "kept",
-    }
-    for service in ("serving", "training", "mlflow"):
+    workloads = ("serving", "training", "mlflow", "intake", "worker")
+    assert seed("staging", HvacKvOver(vault), store, ENDPOINTS) == dict.fromkeys(workloads, "created")
+    assert seed("staging", HvacKvOver(vault), store, ENDPOINTS) == dict.fromkeys(workloads, "kept")
+    for service in workloads:
         data = vault.read(layout.secret_path("staging", service)).data
         assert set(data) == set(layout.SERVICES[service].keys) - set(layout.MLFLOW_USER_KEYS)
         assert store.list_keys(object_store_user("staging", service)) == [data["s3_access_key"]]
+
+
+def test_the_queue_workloads_reach_the_declared_nats_service_unless_the_stack_names_its_own() -> None:
+    vault = InMemorySecretStore()
+    seed("staging", HvacKvOver(vault), FakeObjectStoreAdmin(), ENDPOINTS)
+    assert vault.read(layout.secret_path("staging", "worker")).data["nats_url"] == (
+        "nats://nats.nats.svc.cluster.local:4222"
+    )
+    local = EnvironmentEndpoints("http://s3:9000", "http://mlflow:5000", "nats://127.0.0.1:14222")
+    seed("local", HvacKvOver(vault), FakeObjectStoreAdmin(), local)
+    assert vault.read(layout.secret_path("local", "intake")).data["nats_url"] == "nats://127.0.0.1:14222"
 
 
 def test_seeding_mlflow_users_completes_each_mlflow_workloads_secret_once_with_its_own_user() -> None:
