@@ -5,8 +5,10 @@
     label = int(p >= bundle.threshold)
 
 A bundle is a directory of plain files (no pickled code): `bundle.json` (architecture, threshold, metadata),
-`feature_params.json`, `weights.json` (tensor index) and `weights.bin` (raw little-endian float32).
-Writing the same weights twice gives the same bytes.
+`feature_params.json`, `weights.json` (tensor index) and `weights.bin` (raw little-endian float32), plus,
+from bundles trained since input monitoring, `drift_reference.json` (training's MFCC histogram per
+coefficient, spira_core.monitoring; older bundles have none and still load). Writing the same weights twice
+gives the same bytes.
 """
 
 from __future__ import annotations
@@ -23,12 +25,14 @@ from torch import nn
 
 from spira_core import features as F
 from spira_core import windows as W
+from spira_core.monitoring import DriftReference
 from spira_core.params import FeatureParams
 
 BUNDLE_FORMAT = "spira-bundle/1"
 ARCHITECTURE = "SpiraConvV2"
 FC1_DIM = 100
 DROPOUT = 0.7
+DRIFT_REFERENCE_FILE = "drift_reference.json"
 
 
 class BundleError(ValueError):
@@ -159,6 +163,8 @@ class ModelBundle:
     params: FeatureParams
     threshold: float = 0.5
     metadata: dict[str, Any] = field(default_factory=dict)
+    # training's MFCC histogram, the reference of serving's drift score (None: a bundle from before it)
+    drift_reference: DriftReference | None = None
 
     def predict_features(self, feats: np.ndarray) -> float:
         """A file's probability from its feature frames [T, F]: the mean over its windows."""
@@ -178,7 +184,7 @@ def _json_bytes(obj: Any) -> bytes:
 
 
 def save_bundle(bundle: ModelBundle, directory: str | Path) -> Path:
-    """Write the bundle's four files into `directory` (created if needed); same weights → same bytes."""
+    """Write the bundle's files into `directory` (created if needed); same weights → same bytes."""
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
     index, blobs, offset = [], [], 0
@@ -192,6 +198,8 @@ def save_bundle(bundle: ModelBundle, directory: str | Path) -> Path:
     _write(out / "weights.bin", weights)
     _write(out / "weights.json", _json_bytes({"dtype": "<f4", "tensors": index}))
     _write(out / "feature_params.json", bundle.params.to_json().encode())
+    if bundle.drift_reference is not None:
+        _write(out / DRIFT_REFERENCE_FILE, _json_bytes(bundle.drift_reference.to_dict()))
     _write(
         out / "bundle.json",
         _json_bytes(
@@ -251,5 +259,25 @@ def load_bundle(directory: str | Path) -> ModelBundle:
         raise BundleError(f"{src}: weights do not fit SpiraConvV2: {exc}") from exc
     model.eval()
     return ModelBundle(
-        model=model, params=params, threshold=float(meta["threshold"]), metadata=meta["metadata"]
+        model=model,
+        params=params,
+        threshold=float(meta["threshold"]),
+        metadata=meta["metadata"],
+        drift_reference=_drift_reference(src, params),
     )
+
+
+def _drift_reference(src: Path, params: FeatureParams) -> DriftReference | None:
+    """The bundle's drift reference, or None when it has none (bundles older than input monitoring)."""
+    path = src / DRIFT_REFERENCE_FILE
+    if not path.is_file():
+        return None
+    try:
+        reference = DriftReference.from_dict(json.loads(path.read_text()))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise BundleError(f"{src}: {DRIFT_REFERENCE_FILE} is not a drift reference: {exc}") from exc
+    if reference.coefficients != params.n_mfcc:
+        raise BundleError(
+            f"{src}: {DRIFT_REFERENCE_FILE} has {reference.coefficients} coefficients, the model {params.n_mfcc}"
+        )
+    return reference

@@ -152,3 +152,32 @@ def test_a_bundle_keeps_the_input_standardisation_and_an_older_bundle_loads_as_i
     x = torch.randn(2, 401, 40)
     with torch.no_grad():
         assert torch.equal(legacy.model(x), old(x))
+
+
+def test_a_bundle_carries_its_drift_reference_as_a_plain_file_and_an_older_bundle_has_none(tmp_path):
+    from spira_core.model import DRIFT_REFERENCE_FILE
+    from spira_core.monitoring import DriftReference
+
+    params = FeatureParams()
+    frames = np.random.default_rng(1).normal(size=(400, params.n_mfcc))
+    reference = DriftReference.from_frames(frames)
+    save_bundle(ModelBundle(build_model(params), params, drift_reference=reference), tmp_path / "new")
+    document = json.loads((tmp_path / "new" / DRIFT_REFERENCE_FILE).read_text())
+    assert document["format"] == "spira-drift-reference/1" and document["frames"] == 400
+    loaded = load_bundle(tmp_path / "new").drift_reference
+    assert loaded is not None and np.array_equal(loaded.edges, reference.edges)
+    save_bundle(ModelBundle(build_model(params), params), tmp_path / "old")
+    assert not (tmp_path / "old" / DRIFT_REFERENCE_FILE).exists()
+    assert load_bundle(tmp_path / "old").drift_reference is None
+
+
+def test_a_drift_reference_for_another_number_of_coefficients_is_refused(tmp_path):
+    from spira_core.model import DRIFT_REFERENCE_FILE
+    from spira_core.monitoring import DriftReference
+
+    params = FeatureParams()
+    save_bundle(ModelBundle(build_model(params), params), tmp_path)
+    wrong = DriftReference.from_frames(np.random.default_rng(1).normal(size=(400, 13)))
+    (tmp_path / DRIFT_REFERENCE_FILE).write_text(json.dumps(wrong.to_dict()))
+    with pytest.raises(BundleError, match="13 coefficients"):
+        load_bundle(tmp_path)
