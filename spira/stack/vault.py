@@ -19,7 +19,7 @@ import hvac
 import hvac.exceptions
 import requests
 
-from infra.vault import layout
+from infra.vault import clients, layout
 from spira.stack.config import StackConfig
 from spira.stack.errors import StackError
 from spira.stack.net import http_status
@@ -178,6 +178,24 @@ audit "file" "file" {{
             client.adapter.post(f"/v1/auth/{layout.JWT_MOUNT}/role/{name}", json=params)
         for name, params in layout.operator_roles(env).items():
             client.adapter.post(f"/v1/auth/{layout.JWT_MOUNT}/role/{name}", json=params)
+        self._bootstrap_clients(client, auths, env)
+
+    def _bootstrap_clients(self, client: hvac.Client, auths: dict, env: str) -> None:
+        """The clients of /predict (infra/vault/clients.py): the identity provider's issuer (this Vault's
+        address, which every local workload uses), its signing key, a token role, policy and login role
+        per client kind."""
+        client.adapter.post("/v1/identity/oidc/config", json={"issuer": self.addr})
+        client.adapter.post(f"/v1/identity/oidc/key/{clients.key_name(env)}", json=clients.key(env))
+        for name, params in clients.token_roles(env).items():
+            client.adapter.post(f"/v1/identity/oidc/role/{name}", json=params)
+        for name, hcl in clients.policies(env).items():
+            client.sys.create_or_update_policy(name=name, policy=hcl)
+        for name, params in clients.jwt_roles(env).items():
+            client.adapter.post(f"/v1/auth/{layout.JWT_MOUNT}/role/{name}", json=params)
+        if f"{clients.APPROLE_MOUNT}/" not in auths:
+            client.sys.enable_auth_method("approle", path=clients.APPROLE_MOUNT)
+        for name, params in clients.approle_roles(env).items():
+            client.adapter.post(f"/v1/auth/{clients.APPROLE_MOUNT}/role/{name}", json=params)
 
 
 def _retry(fn, attempts: int = 40, delay_s: float = 0.25):
