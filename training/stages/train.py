@@ -6,7 +6,8 @@ validation loss (0 disables it). With `ema_decay` > 0 an exponential moving aver
 validation scores and the checkpoint keeps (SPIRA kept the raw weights). Everything random comes from the preset's seed, and deterministic
 kernels on CPU are deterministic, so a CPU run with a given seed reproduces the same weights.
 
-Output `train/<key>/`: the model bundle (`model/…`), `history.json` (per-epoch metrics), `train.json`.
+Output `train/<key>/`: the model bundle (`model/…`, with the drift reference of the training frames that
+serving's input monitoring compares uploads with), `history.json` (per-epoch metrics), `train.json`.
 """
 
 from __future__ import annotations
@@ -24,7 +25,15 @@ import torch
 from torch import nn
 
 from spira_core import windows as W
-from spira_core.model import ModelBundle, build_model, load_bundle, save_bundle, weights_digest
+from spira_core.model import (
+    DRIFT_REFERENCE_FILE,
+    ModelBundle,
+    build_model,
+    load_bundle,
+    save_bundle,
+    weights_digest,
+)
+from spira_core.monitoring import DriftReference
 from spira_core.params import FeatureParams
 from training.artifacts import StageOutput
 from training.fast_layers import use_fast_layers
@@ -35,7 +44,7 @@ from training.stages.common import Built, RunContext, Stage, StageInputs
 from training.stages.features import FileFeatures
 from training.validation import score_windows
 
-BUNDLE_FILES = ("bundle.json", "feature_params.json", "weights.bin", "weights.json")
+BUNDLE_FILES = ("bundle.json", "feature_params.json", "weights.bin", "weights.json", DRIFT_REFERENCE_FILE)
 
 
 def noam_factor(warmup_steps: int) -> Callable[[int], float]:
@@ -97,6 +106,12 @@ def input_statistics(files: list[FileFeatures]) -> tuple[np.ndarray, np.ndarray]
     frames = np.concatenate([f.variant("clean") for f in files]).astype(np.float64)
     mean, std = frames.mean(axis=0), frames.std(axis=0)
     return mean, np.where(std > 1e-6, std, 1.0)
+
+
+def drift_reference(files: list[FileFeatures]) -> DriftReference:
+    """Training's MFCC histogram per coefficient (every clean frame of `files`): what serving's drift score
+    compares a site's uploads with (docs/serving.md, "Input monitoring")."""
+    return DriftReference.from_frames(np.concatenate([f.variant("clean") for f in files]))
 
 
 def fit(
@@ -218,7 +233,8 @@ def build(ctx: RunContext, inputs: StageInputs) -> Built:
         "dataset_fingerprint": ctx.data.dataset_fingerprint,
     }
     with tempfile.TemporaryDirectory() as tmp:
-        save_bundle(ModelBundle(model, params, preset.threshold, bundle_meta), tmp)
+        reference = drift_reference(data["train"])
+        save_bundle(ModelBundle(model, params, preset.threshold, bundle_meta, reference), tmp)
         files = {f"model/{name}": (Path(tmp) / name).read_bytes() for name in BUNDLE_FILES}
     files["history.json"] = (json.dumps(history, indent=1) + "\n").encode()
     files["train.json"] = (json.dumps(summary, sort_keys=True, indent=2) + "\n").encode()
@@ -235,8 +251,10 @@ STAGE = Stage(
 
 
 def read_bundle(output: StageOutput, directory: Path) -> ModelBundle:
-    """Materialise the stage's model bundle into `directory` and load it."""
+    """Materialise the stage's model bundle into `directory` and load it (every `model/` file of the
+    stage's manifest: a bundle trained before the drift reference has none)."""
     directory.mkdir(parents=True, exist_ok=True)
-    for name in BUNDLE_FILES:
-        (directory / name).write_bytes(output.read(f"model/{name}"))
+    for name in output.manifest["files"]:
+        if name.startswith("model/"):
+            (directory / name.removeprefix("model/")).write_bytes(output.read(name))
     return load_bundle(directory)

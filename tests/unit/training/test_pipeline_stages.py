@@ -44,10 +44,25 @@ def test_a_full_run_registers_a_version_with_alias_candidate_and_logs_the_run(co
     assert record.artifacts["evaluation/confusion_noisy.png"].startswith(b"\x89PNG")
     assert registry.logged_model_files[decision["run_id"]] == [
         "bundle.json",
+        "drift_reference.json",
         "feature_params.json",
         "weights.bin",
         "weights.json",
     ]
+
+
+def test_the_trained_bundle_carries_the_drift_reference_of_its_training_frames(completed, tmp_path):
+    from training.stages import features as features_stage
+    from training.stages import train as train_stage
+
+    features, trained = completed[3][0].output, completed[3][1].output
+    bundle = train_stage.read_bundle(trained, tmp_path / "model")
+    reference = bundle.drift_reference
+    assert reference is not None and reference.coefficients == bundle.params.n_mfcc
+    data = features_stage.read_feature_set(features.read("frames.npy"), features.read("index.json"))
+    training_frames = [f.variant("clean") for f in data["train"]]
+    assert reference.frames == sum(len(f) for f in training_frames)
+    assert reference.score(sum(reference.counts(f) for f in training_frames)) < 1e-6
 
 
 def test_a_rerun_skips_every_completed_stage(completed):
