@@ -99,6 +99,14 @@ class QueueSettings:
         except KeyError:
             raise DeclarationError(f"infra/environments.yaml: queue.replicas has no {env!r}") from None
 
+    def secret_value(self, env: str) -> str:
+        """The settings of `env` as the intake's and workers' secrets carry them (key `queue`, JSON)."""
+        import json
+        from dataclasses import asdict
+
+        values = {k: v for k, v in asdict(self).items() if k != "replicas_by_env"}
+        return json.dumps({**values, "backoff_s": list(self.backoff_s), "replicas": self.replicas(env)})
+
 
 @dataclass(frozen=True)
 class Declaration:

@@ -67,16 +67,17 @@ SERVICES: dict[str, Service] = {
             "mlflow", "spira-mlflow", ("s3_endpoint", "s3_access_key", "s3_secret_key", "artifacts_bucket")
         ),
         # The burst path (docs/queue.md): the intake API stores uploads and publishes jobs, the workers
-        # (the model image) read them and write results; both reach NATS at nats_url.
+        # (the model image) read them and write results; both reach NATS at nats_url, and `queue` holds the
+        # declaration's queue settings for the environment (JSON), so neither image reads infra/.
         Service(
             "intake",
             "spira-intake",
-            ("s3_endpoint", "s3_access_key", "s3_secret_key", "archive_bucket", "nats_url"),
+            ("s3_endpoint", "s3_access_key", "s3_secret_key", "archive_bucket", "nats_url", "queue"),
         ),
         Service(
             "worker",
             "spira-worker",
-            ("s3_endpoint", "s3_access_key", "s3_secret_key", "archive_bucket", "nats_url"),
+            ("s3_endpoint", "s3_access_key", "s3_secret_key", "archive_bucket", "nats_url", "queue"),
         ),
         # Object-store admin credentials, used only by operators to mint and revoke service keys.
         Service("objectstore", "-", ("admin_access_key", "admin_secret_key", "endpoint"), workload=False),

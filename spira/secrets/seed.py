@@ -67,6 +67,7 @@ def service_values(env: str, service: str, endpoints: EnvironmentEndpoints) -> d
         "s3_endpoint": endpoints.s3_endpoint,
         "mlflow_tracking_uri": endpoints.mlflow_tracking_uri,
         "nats_url": endpoints.nats_url or declared().service("nats").url,
+        "queue": declared().queue.secret_value(env),
         **buckets(env),
     }
     values = {k: known[k] for k in layout.SERVICES[service].keys if k in known}

@@ -20,6 +20,8 @@ DEFAULT_PORTS = {
     "filer_port": 18888,
     "mlflow_port": 15500,
     "registry_port": 15000,
+    "nats_port": 14222,
+    "nats_monitor_port": 18222,
 }
 # SeaweedFS also listens on every HTTP port + 10000 for gRPC.
 GRPC_OFFSET = 10000
@@ -35,6 +37,8 @@ class StackConfig:
     filer_port: int = DEFAULT_PORTS["filer_port"]
     mlflow_port: int = DEFAULT_PORTS["mlflow_port"]
     registry_port: int = DEFAULT_PORTS["registry_port"]
+    nats_port: int = DEFAULT_PORTS["nats_port"]
+    nats_monitor_port: int = DEFAULT_PORTS["nats_monitor_port"]
 
     @property
     def state_file(self) -> Path:

@@ -23,6 +23,7 @@ class StackInfo:
     env_name: str = "local"
     # MLflow's admin (username, password): the operator's MLflow identity on the local stack.
     mlflow_admin: tuple[str, str] | None = None
+    nats_url: str | None = None  # the queue (NATS JetStream)
 
     @property
     def signer(self) -> LocalJwtSigner:
@@ -112,4 +113,6 @@ class StackInfo:
         env |= self.mlflow_operator_env()
         if self.registry:
             env["SPIRA_REGISTRY"] = self.registry
+        if self.nats_url:
+            env["NATS_URL"] = self.nats_url
         return env

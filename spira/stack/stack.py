@@ -14,6 +14,7 @@ from spira.stack.config import StackConfig
 from spira.stack.errors import StackError
 from spira.stack.info import StackInfo
 from spira.stack.mlflow_server import MlflowService
+from spira.stack.nats import NatsService
 from spira.stack.net import port_in_use, wait_until
 from spira.stack.process import ManagedProcess
 from spira.stack.registry import RegistryService, registry_available
@@ -22,7 +23,7 @@ from spira.stack.signer import LocalJwtSigner
 from spira.stack.vault import OpenBaoService
 
 ENV = "local"
-STARTUP_TIMEOUT_S = {"openbao": 30, "seaweedfs": 60, "mlflow": 120, "registry": 20}
+STARTUP_TIMEOUT_S = {"openbao": 30, "seaweedfs": 60, "mlflow": 120, "registry": 20, "nats": 20}
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ class LocalStack:
         self.s3 = SeaweedService(cfg)
         self.mlflow = MlflowService(cfg)
         self.registry = RegistryService(cfg)
+        self.nats = NatsService(cfg)
         self.with_registry = registry_available() if with_registry is None else with_registry
         self.signer = LocalJwtSigner.of_stack(cfg.home)
 
@@ -57,6 +59,7 @@ class LocalStack:
 
             self._start(self.s3, self.s3.process(), started, say, self.s3.write_config)
             self.s3.bootstrap()
+            self._start(self.nats, self.nats.process(), started, say, self.nats.write_config)
 
             info = self._info()
             self._seed(info)
@@ -129,7 +132,7 @@ class LocalStack:
                 },
             )
         store = IamObjectStoreAdmin(self.s3.client("s3"), self.s3.client("iam"))
-        seed(ENV, operator, store, EnvironmentEndpoints(self.s3.endpoint, self.mlflow.uri))
+        seed(ENV, operator, store, EnvironmentEndpoints(self.s3.endpoint, self.mlflow.uri, self.nats.url))
 
     def _seed_mlflow(self, info: StackInfo) -> None:
         """MLflow's admin into Vault (as the Pulumi program writes a cluster's), then the workloads' users."""
@@ -161,6 +164,7 @@ class LocalStack:
             mlflow_admin=self.mlflow.admin() if self.mlflow.admin_file.is_file() else None,
             registry=self.registry.address if self.with_registry else None,
             env_name=ENV,
+            nats_url=self.nats.url,
         )
 
     def info(self) -> StackInfo:
@@ -176,6 +180,7 @@ class LocalStack:
         return [
             *procs,
             (self.mlflow, self.mlflow.process),
+            (self.nats, self.nats.process),
             (self.s3, self.s3.process),
             (self.vault, self.vault.process),
         ]
