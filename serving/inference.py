@@ -16,12 +16,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from serving.batching import Batching, MicroBatcher
-from serving.limits import Rejected, UploadLimits, decode_upload
 from serving.metrics import ModelChoiceMetrics
 from spira_core import audio as A
 from spira_core import windows as W
 from spira_core.fastpath import fast_mfcc
+from spira_core.monitoring import DriftReference, InputObservation, observe_input
 from spira_core.params import FeatureParams
+from spira_core.uploads import Rejected, UploadLimits, decode_upload
 
 PATIENT, CONTROL = "patient", "control"
 log = logging.getLogger(__name__)
@@ -143,6 +144,8 @@ class Prepared:
     duration_s: float
     sample_rate_in: int
     channels: int
+    # the upload's quality measures and MFCC histogram, for input monitoring (serving/monitoring.py)
+    observation: InputObservation | None = None
 
 
 class Predictor:
@@ -158,8 +161,10 @@ class Predictor:
         limits: UploadLimits | None = None,
         batching: Batching | Callable[[], Batching] | None = None,
         decoders: int | None = None,
+        drift_reference: DriftReference | None = None,
     ) -> None:
         self.params = params
+        self.drift_reference = drift_reference
         self.threshold = float(threshold)
         self.model_version = str(model_version)
         self.model = model
@@ -178,7 +183,15 @@ class Predictor:
         batching: Batching | Callable[[], Batching] | None = None,
     ) -> Predictor:
         model = best_window_model(bundle, metrics)
-        return cls(bundle.params, bundle.threshold, model_version, model, limits, batching)
+        return cls(
+            bundle.params,
+            bundle.threshold,
+            model_version,
+            model,
+            limits,
+            batching,
+            drift_reference=bundle.drift_reference,
+        )
 
     @property
     def max_upload_bytes(self) -> int:
@@ -195,10 +208,14 @@ class Predictor:
     async def predict(self, data: bytes) -> dict[str, object]:
         """The server's path. A Rejected upload propagates (the HTTP layer answers 4xx and counts it).
         Marked as coming to the batcher while it decodes, so a batch waits for its windows."""
+        return (await self.predict_observed(data))[0]
+
+    async def predict_observed(self, data: bytes) -> tuple[dict[str, object], InputObservation | None]:
+        """`predict`, with the upload's input measures for monitoring."""
         with self.batcher.coming():
             async with self._decoding:
                 prepared = await asyncio.to_thread(self.prepare, data)
-        return self._answer(prepared, await self.batcher.predict(prepared.windows))
+        return self._answer(prepared, await self.batcher.predict(prepared.windows)), prepared.observation
 
     def predict_bytes(self, data: bytes) -> dict[str, object]:
         """The same answer without batching, in the calling thread."""
@@ -223,7 +240,8 @@ class Predictor:
                 "the audio's features are not finite (its amplitude is out of range)",
             )
         windows = W.file_windows(feats, self.params)
-        return Prepared(windows, upload.duration_s, upload.sample_rate, upload.channels)
+        observation = observe_input(samples, upload.sample_rate, feats, self.drift_reference)
+        return Prepared(windows, upload.duration_s, upload.sample_rate, upload.channels, observation)
 
     def _answer(self, prepared: Prepared, window_probs: np.ndarray) -> dict[str, object]:
         probability = W.aggregate(window_probs)

@@ -10,6 +10,16 @@ from __future__ import annotations
 import functools
 from abc import ABC, abstractmethod
 
+from serving.monitoring import InputMetrics
+from spira_core.monitoring import InputQuality
+
+# Histogram buckets of the input measures (per site)
+DURATION_BUCKETS_S = (1, 2, 3, 4, 5, 6, 8, 10, 15, 20, 30, 60)
+SAMPLE_RATE_BUCKETS_HZ = (8_000, 11_025, 16_000, 22_050, 24_000, 32_000, 44_100, 48_000, 96_000, 192_000)
+CLIPPING_BUCKETS = (0.0, 0.0001, 0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0)
+SILENCE_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9, 1.0)
+SNR_BUCKETS_DB = (0, 5, 10, 15, 20, 25, 30, 40, 50, 60)
+
 
 class ServingMetrics(ABC):
     @abstractmethod
@@ -36,9 +46,9 @@ class ModelChoiceMetrics(ABC):
         accelerator) and the next one serves."""
 
 
-class PrometheusMetrics(ServingMetrics, ModelChoiceMetrics):
+class PrometheusMetrics(ServingMetrics, ModelChoiceMetrics, InputMetrics):
     def __init__(self) -> None:
-        from prometheus_client import Counter, Gauge
+        from prometheus_client import Counter, Gauge, Histogram
 
         self._predictions = Counter("spira_predictions_total", "Answered predictions by label", ["label"])
         self._rejected = Counter("spira_rejected_uploads_total", "Uploads answered 4xx by reason", ["reason"])
@@ -69,6 +79,58 @@ class PrometheusMetrics(ServingMetrics, ModelChoiceMetrics):
             "Model loads that fell back to a slower path (accelerator → CPU fast path → CPU eager), by reason",
             ["reason"],
         )
+
+        site = ["site"]
+        self._input_duration = Histogram(
+            "spira_input_duration_seconds", "Duration of judged uploads", site, buckets=DURATION_BUCKETS_S
+        )
+        self._input_rate = Histogram(
+            "spira_input_sample_rate_hz",
+            "Sample rate of judged uploads",
+            site,
+            buckets=SAMPLE_RATE_BUCKETS_HZ,
+        )
+        self._input_clipping = Histogram(
+            "spira_input_clipping_ratio",
+            "Share of an upload's samples in flat tops at its peak (clipping)",
+            site,
+            buckets=CLIPPING_BUCKETS,
+        )
+        self._input_silence = Histogram(
+            "spira_input_silence_ratio",
+            "Share of an upload's 20 ms frames that are silence",
+            site,
+            buckets=SILENCE_BUCKETS,
+        )
+        self._input_snr = Histogram(
+            "spira_input_snr_db",
+            "Estimated SNR of an upload (loud frames over the noise floor)",
+            site,
+            buckets=SNR_BUCKETS_DB,
+        )
+        self._input_drift = Gauge(
+            "spira_input_drift_score",
+            "Mean PSI of the MFCC coefficients of the site's recent uploads against training's (0 = alike)",
+            site,
+            multiprocess_mode="livemostrecent",
+        )
+        self._input_drift_uploads = Gauge(
+            "spira_input_drift_window_uploads",
+            "Uploads the site's drift score covers (its sliding window)",
+            site,
+            multiprocess_mode="livemostrecent",
+        )
+
+    def input_quality(self, site: str, quality: InputQuality) -> None:
+        self._input_duration.labels(site=site).observe(quality.duration_s)
+        self._input_rate.labels(site=site).observe(quality.sample_rate)
+        self._input_clipping.labels(site=site).observe(quality.clipping_ratio)
+        self._input_silence.labels(site=site).observe(quality.silence_ratio)
+        self._input_snr.labels(site=site).observe(quality.snr_db)
+
+    def input_drift(self, site: str, score: float, uploads: int) -> None:
+        self._input_drift.labels(site=site).set(score)
+        self._input_drift_uploads.labels(site=site).set(uploads)
 
     def prediction(self, label: str, audio_seconds: float) -> None:
         self._predictions.labels(label=label).inc()

@@ -8,10 +8,11 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from serving.admission import BodyBudget
 from serving.archive import SpoolingArchiver
 from serving.inference import Predictor
 from serving.metrics import ServingMetrics
+from serving.monitoring import InputMonitor
+from spira_core.admission import BodyBudget
 from spira_core.vault import CachedSecret, SecretUnavailable
 
 
@@ -23,6 +24,8 @@ class ServingRuntime:
     secret_path: str = ""
     archiver: SpoolingArchiver | None = None
     archive_drain_s: float = 20.0
+    # per-site input quality and drift (None: not monitored, as in unit tests of other concerns)
+    monitor: InputMonitor | None = None
     # request bodies in flight, bounded by the predictor's UploadLimits (one budget per process)
     bodies: BodyBudget = field(init=False)
 
@@ -34,10 +37,15 @@ class ServingRuntime:
     def max_upload_bytes(self) -> int:
         return self.predictor.max_upload_bytes
 
-    async def predict(self, data: bytes, filename: str = "", synthetic: bool = False) -> dict[str, object]:
+    async def predict(
+        self, data: bytes, filename: str = "", synthetic: bool = False, site: str | None = None
+    ) -> dict[str, object]:
         # A Rejected upload propagates to the HTTP layer, which answers 4xx and counts it.
-        answer = await self.predictor.predict(data)
+        answer, observation = await self.predictor.predict_observed(data)
         self.metrics.prediction(str(answer["label"]), float(answer["duration_s"]))
+        # the gate's synthetic load is no site's input: only patients' uploads are monitored
+        if self.monitor is not None and observation is not None and not synthetic:
+            self.monitor.observe(site, observation)
         if self.archiver is not None:  # fsyncs two files: off the event loop, which serves everyone
             await asyncio.to_thread(self.archiver.submit, data, answer, filename, synthetic)
         self.report_secret()

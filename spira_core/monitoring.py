@@ -217,3 +217,19 @@ def parse_sites(value: str | None) -> tuple[str, ...]:
     """A declared list of sites (comma-separated, as a secret setting holds it) → sorted unique names."""
     names = {s.strip().lower() for s in (value or "").split(",")}
     return tuple(sorted(n for n in names if n and n not in (OTHER_SITE, UNSPECIFIED_SITE)))
+
+
+@dataclass(frozen=True)
+class InputObservation:
+    """What monitoring keeps of one upload: its quality, and its MFCC histogram when there is a reference."""
+
+    quality: InputQuality
+    counts: np.ndarray | None
+
+
+def observe_input(
+    samples: np.ndarray, sample_rate: int, frames: np.ndarray, reference: DriftReference | None
+) -> InputObservation:
+    """One upload's measures: decoded samples at their own rate, and the MFCC frames the model sees."""
+    counts = reference.counts(frames) if reference is not None else None
+    return InputObservation(input_quality(samples, sample_rate), counts)

@@ -12,6 +12,8 @@ from serving.batching import Batching
 from serving.inference import Predictor, WindowModel
 from serving.limits import UploadLimits
 from serving.metrics import ServingMetrics
+from serving.monitoring import InputMetrics
+from spira_core.monitoring import InputQuality
 from spira_core.params import FeatureParams
 
 
@@ -59,6 +61,21 @@ class RecordingMetrics(ServingMetrics):
         self.archive["uploaded"] += uploaded
         self.archive["failed"] += failed
         self.archive["dropped"] += dropped
+
+
+class RecordingInputMetrics(RecordingMetrics, InputMetrics):
+    """The serving metrics plus the input measures, per site label, in the order they came."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.qualities: list[tuple[str, InputQuality]] = []
+        self.drift: dict[str, tuple[float, int]] = {}
+
+    def input_quality(self, site: str, quality: InputQuality) -> None:
+        self.qualities.append((site, quality))
+
+    def input_drift(self, site: str, score: float, uploads: int) -> None:
+        self.drift[site] = (score, uploads)
 
 
 class MemoryArchive(Archive):
