@@ -18,6 +18,7 @@ from infra.components.device_plugin import DevicePlugin, DevicePluginArgs
 from infra.components.mlflow import Mlflow, MlflowArgs
 from infra.components.monitoring import Monitoring, MonitoringArgs
 from infra.components.object_store import ObjectStore, ObjectStoreArgs
+from infra.components.queue import Queue, QueueArgs
 from infra.components.workloads import Workloads, WorkloadsArgs
 from infra.environments import declared
 
@@ -77,6 +78,15 @@ mlflow = Mlflow(
     on_cluster,
 )
 Argo("argo", ArgoArgs(cfg.environment, cfg.repo_url, cfg.domain), on_cluster)
+queue = Queue(
+    "queue",
+    QueueArgs(
+        environment=cfg.environment,
+        storage_class=platform.storage_class,
+        volume_size=cfg.nats_volume_size,
+    ),
+    on_cluster,
+)
 
 pulumi.export("clusterName", platform.cluster_name)
 pulumi.export("oidcIssuer", platform.oidc_issuer)
@@ -85,5 +95,6 @@ pulumi.export("registryUrls", platform.registry_urls)
 pulumi.export("objectStoreEndpoint", store.endpoint)
 pulumi.export("mlflowTrackingUri", mlflow.tracking_uri)
 pulumi.export("prometheusAddress", monitoring.address)
+pulumi.export("natsAddress", queue.address)
 pulumi.export("vaultCaCertPem", vault.ca_cert_pem)
 pulumi.export("kubeconfig", pulumi.Output.secret(cloud.network.kubeconfig))

@@ -78,6 +78,7 @@ class StackConfig:
     mlflow: MlflowSettings
     registry_repositories: tuple[str, ...]
     prometheus_volume_size: str
+    nats_volume_size: str
 
     @property
     def is_production(self) -> bool:
@@ -149,4 +150,5 @@ def load(cfg: pulumi.Config | None = None, aws_cfg: pulumi.Config | None = None)
         ),
         registry_repositories=_strings(cfg, "registryRepositories"),
         prometheus_volume_size=cfg.require("prometheusVolumeSize"),
+        nats_volume_size=cfg.require("natsVolumeSize"),
     )

@@ -128,7 +128,8 @@ def _services(inputs: Inputs, declaration: Declaration, engine: str | None) -> l
                 _Service(
                     address.service,
                     address.namespace,
-                    frozenset({address.port}),
+                    # a declared monitor port (NATS's /jsz, which KEDA reads) is on the same Service
+                    frozenset({address.port} | ({address.monitor_port} if address.monitor_port else set())),
                     f"release {address.release}",
                 )
             )

@@ -1,4 +1,5 @@
-"""Strict schema validation: core kinds with kubernetes-validate, Argo kinds with the vendored CRD schemas.
+"""Strict schema validation: core kinds with kubernetes-validate, Argo and KEDA kinds with the vendored CRD
+schemas.
 
 The API server prunes fields a structural CRD schema does not know, silently: `activeServce` would be
 dropped and the Rollout would run without a preview Service. So every object of the vendored schemas that
@@ -26,7 +27,11 @@ CRD_FILES: dict[tuple[str, str], str] = {
     ("argoproj.io/v1alpha1", "AnalysisTemplate"): "analysistemplate.yaml",
     ("argoproj.io/v1alpha1", "Application"): "application.yaml",
     ("argoproj.io/v1alpha1", "AppProject"): "appproject.yaml",
+    ("keda.sh/v1alpha1", "ScaledObject"): "scaledobject.yaml",
 }
+# API groups whose kinds exist only as CRDs: an object of one of them without a vendored schema is an error,
+# never a core kind.
+CRD_GROUPS = ("argoproj.io/", "keda.sh/")
 
 # How a core type embedded in a CRD is validated: wrapped into the smallest core object that holds it.
 _CORE_WRAPPERS = {
@@ -128,6 +133,6 @@ def validate(doc: dict[str, Any], kubernetes_version: str) -> list[SchemaError]:
         return [SchemaError("(document)", "not a Kubernetes object (apiVersion and kind are required)")]
     if (doc["apiVersion"], doc["kind"]) in CRD_FILES:
         return crd_errors(doc, kubernetes_version)
-    if doc["apiVersion"].startswith("argoproj.io/"):
+    if doc["apiVersion"].startswith(CRD_GROUPS):
         return [SchemaError("(document)", f"no vendored CRD schema for {doc['apiVersion']}/{doc['kind']}")]
     return core_errors(doc, kubernetes_version)

@@ -14,7 +14,7 @@ from tests.fakes.infra import where
 
 EXPECTED_OUTPUTS = {
     "clusterName", "oidcIssuer", "gpuMaxNodes", "registryUrls", "objectStoreEndpoint", "mlflowTrackingUri",
-    "vaultCaCertPem", "kubeconfig", "prometheusAddress",
+    "vaultCaCertPem", "kubeconfig", "prometheusAddress", "natsAddress",
 }  # fmt: skip
 
 

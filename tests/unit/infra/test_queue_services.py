@@ -1,0 +1,136 @@
+"""The burst path's cluster services as the Pulumi program plans them: NATS with JetStream on persistent
+volumes (servers per the declaration's queue.replicas) and KEDA, each pinned and in its declared namespace,
+and the NATS NetworkPolicy that admits only the declared clients, KEDA's scaler and the servers' routes."""
+
+from __future__ import annotations
+
+import pytest
+
+from infra import contracts
+from infra.components.queue import CLUSTER_PORT
+from infra.environments import declared
+from infra.offline import Plan, Recorded
+from tests.fakes.infra import where
+
+RELEASE = "kubernetes:helm.sh/v3:Release"
+NETWORK_POLICY = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
+
+
+def _admitted(spec: dict) -> set[tuple[str, int]]:
+    """(who, port) pairs a NetworkPolicy spec admits: a namespace by name, every namespace, or the servers."""
+
+    def who(peer: dict) -> str:
+        if "namespaceSelector" not in peer:
+            return "nats pods"
+        name = (peer["namespaceSelector"].get("matchLabels") or {}).get("kubernetes.io/metadata.name")
+        return str(name) if name else "every namespace"
+
+    return {
+        (who(peer), port["port"])
+        for rule in spec["ingress"]
+        for peer in rule["from"]
+        for port in rule["ports"]
+    }
+
+
+def _release(plan: Plan, chart: str) -> Recorded:
+    (release,) = [r for r in plan.of_type(RELEASE) if r.inputs["chart"] == chart]
+    return release
+
+
+def test_nats_runs_in_its_declared_namespace_from_the_pinned_chart_under_the_declared_service_name(
+    stack_plan: Plan,
+) -> None:
+    nats = declared().service("nats")
+    release = _release(stack_plan, "nats")
+    pin = contracts.chart("nats")
+    assert (release.inputs["name"], release.inputs["namespace"]) == (nats.release, nats.namespace), where(
+        release
+    )
+    assert release.inputs["version"] == pin.version and release.inputs["repositoryOpts"]["repo"] == pin.repo
+    values = release.inputs["values"]
+    assert values["fullnameOverride"] == nats.service, where(release)
+    assert values["config"]["nats"]["port"] == nats.port, where(release)
+    assert stack_plan.outputs["natsAddress"] == nats.url == "nats://nats.nats.svc.cluster.local:4222"
+
+
+def test_jetstream_keeps_its_streams_in_files_on_encrypted_persistent_volumes(stack_plan: Plan) -> None:
+    release = _release(stack_plan, "nats")
+    jetstream = release.inputs["values"]["config"]["jetstream"]
+    from infra.components.aws import ENCRYPTED_STORAGE_CLASS
+
+    assert jetstream["enabled"] is True and jetstream["memoryStore"]["enabled"] is False, where(release)
+    pvc = jetstream["fileStore"]["pvc"]
+    assert jetstream["fileStore"]["enabled"] and pvc["enabled"], f"{where(release)} keeps streams off disk"
+    assert pvc["storageClassName"] == ENCRYPTED_STORAGE_CLASS, where(release)
+    assert pvc["size"] == "10Gi"  # Pulumi.yaml natsVolumeSize, the same in both stacks
+
+
+@pytest.mark.parametrize(("stack", "servers"), [("staging", 1), ("production", 3)])
+def test_the_number_of_nats_servers_is_the_declarations_queue_replicas(stack: str, servers: int) -> None:
+    from tests.fakes.infra import plan
+
+    assert declared().queue.replicas(stack) == servers
+    release = _release(plan(stack), "nats")
+    cluster = release.inputs["values"]["config"]["cluster"]
+    assert cluster["replicas"] == servers, where(release)
+    # one server runs without routes; R3 streams need a cluster of three routed servers
+    assert cluster["enabled"] is (servers > 1), where(release)
+
+
+def test_nats_servers_spread_over_nodes_so_a_drain_takes_one_replica_of_a_stream(stack_plan: Plan) -> None:
+    release = _release(stack_plan, "nats")
+    spread = release.inputs["values"]["podTemplate"]["topologySpreadConstraints"]
+    assert spread["kubernetes.io/hostname"] == {"maxSkew": 1, "whenUnsatisfiable": "DoNotSchedule"}
+
+
+def test_the_nats_service_exposes_the_declared_monitor_port_that_kedas_scaler_reads(stack_plan: Plan) -> None:
+    nats = declared().service("nats")
+    values = _release(stack_plan, "nats").inputs["values"]
+    assert nats.monitor_port == 8222
+    assert values["config"]["monitor"] == {"enabled": True, "port": nats.monitor_port}
+    assert values["service"]["ports"]["monitor"]["enabled"] is True
+    # only the protocols the platform speaks
+    assert [p for p, v in values["service"]["ports"].items() if v["enabled"]] == ["nats", "monitor"]
+
+
+def test_keda_runs_in_its_declared_namespace_from_the_pinned_chart_and_scales_only_the_workloads(
+    stack_plan: Plan,
+) -> None:
+    keda = declared().service("keda")
+    release = _release(stack_plan, "keda")
+    assert (release.inputs["name"], release.inputs["namespace"]) == (keda.release, keda.namespace), where(
+        release
+    )
+    assert release.inputs["version"] == contracts.chart("keda").version, where(release)
+    values = release.inputs["values"]
+    assert values["watchNamespace"] == declared().workload_namespace, where(release)
+    assert f"{values['operator']['name']}-metrics-apiserver" == keda.service, where(release)
+    assert values["crds"]["install"] is True, f"{where(release)}: the ScaledObject CRD comes with the chart"
+
+
+def test_nats_admits_only_the_workloads_on_the_client_port_keda_on_the_monitor_and_its_own_routes(
+    stack_plan: Plan,
+) -> None:
+    nats, keda = declared().service("nats"), declared().service("keda")
+    (policy,) = [
+        r for r in stack_plan.of_type(NETWORK_POLICY) if r.inputs["metadata"]["namespace"] == nats.namespace
+    ]
+    spec = policy.inputs["spec"]
+    assert spec["policyTypes"] == ["Ingress"] and spec["podSelector"]["matchLabels"] == {
+        "app.kubernetes.io/name": "nats"
+    }, where(policy)
+    assert _admitted(spec) == {
+        (declared().workload_namespace, nats.port),
+        (keda.namespace, nats.monitor_port),
+        ("nats pods", CLUSTER_PORT),
+    }, where(policy)
+
+
+def test_an_open_peer_in_the_nats_policy_is_seen_by_the_admission_table() -> None:
+    from infra.components.queue import nats_network_policy_spec
+
+    spec = nats_network_policy_spec(["spira"], "keda")
+    before = _admitted(spec)
+    spec["ingress"][0]["from"].append({"namespaceSelector": {}})
+    assert _admitted(spec) - before == {("every namespace", 4222)}
