@@ -14,7 +14,7 @@ from infra.components.helm import pinned_release
 from infra.components.platform import VaultUnseal
 from infra.config import VaultSettings
 from infra.environments import declared
-from infra.vault import layout
+from infra.vault import clients, layout
 
 # Namespace, release and port of the in-cluster Service: infra/environments.yaml (services.vault).
 ADDRESS = declared().service("vault")
@@ -229,6 +229,7 @@ class Vault(pulumi.ComponentResource):
                 **params,
                 opts=pulumi.ResourceOptions(parent=self, provider=provider, depends_on=wanted),
             )
+        self._predict_clients(name, env, jwt, opts)
         # Operators (and `pulumi up` after the first configuration) log in through the identity provider.
         oidc = vault.jwt.AuthBackend(
             f"{name}-oidc",
@@ -259,3 +260,53 @@ class Vault(pulumi.ComponentResource):
                 opts=opts,
             )
         return VaultSecrets(provider=provider, mount=kv)
+
+    def _predict_clients(
+        self, name: str, env: str, jwt: vault.jwt.AuthBackend, opts: pulumi.ResourceOptions
+    ) -> None:
+        """The clients of /predict (infra/vault/clients.py, as the local stack applies it): the identity
+        provider's issuer (Vault's in-cluster address), its signing key, a token role, policy and login
+        role per client kind (auth/jwt for the gate and the intake, auth/approle for hospitals)."""
+        vault.identity.Oidc(f"{name}-identity-issuer", issuer=ADDRESS.url, opts=opts)
+        key = vault.identity.OidcKey(
+            f"{name}-predict-key", name=clients.key_name(env), **clients.key(env), opts=opts
+        )
+        for role_name, params in clients.token_roles(env).items():
+            vault.identity.OidcRole(
+                f"{name}-predict-token-{role_name}",
+                name=role_name,
+                **{**params, "key": key.name},
+                opts=opts,
+            )
+        policies = {
+            policy_name: vault.Policy(f"{name}-policy-{policy_name}", name=policy_name, policy=hcl, opts=opts)
+            for policy_name, hcl in clients.policies(env).items()
+        }
+
+        def after(params: dict[str, object]) -> pulumi.ResourceOptions:
+            wanted = [policies[p] for p in params["token_policies"]]  # type: ignore[union-attr]
+            return pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=wanted))
+
+        for role_name, params in clients.jwt_roles(env).items():
+            vault.jwt.AuthBackendRole(
+                f"{name}-role-{role_name}",
+                backend=jwt.path,
+                role_name=role_name,
+                **params,
+                opts=after(params),
+            )
+        approle = vault.AuthBackend(
+            f"{name}-approle",
+            type="approle",
+            path=clients.APPROLE_MOUNT,
+            description="Hospital apps outside the clusters: a secret ID per hospital (docs/runbooks/vault.md)",
+            opts=opts,
+        )
+        for role_name, params in clients.approle_roles(env).items():
+            vault.approle.AuthBackendRole(
+                f"{name}-approle-{role_name}",
+                backend=approle.path,
+                role_name=role_name,
+                **params,
+                opts=after(params),
+            )

@@ -86,3 +86,25 @@ path "auth/token/create" {
 path "auth/token/lookup-self" {
   capabilities = ["read"]
 }
+
+# The clients of /predict (infra/vault/clients.py): the identity provider's issuer, the environment's
+# signing key and token roles, and the hospitals' AppRole mount and role.
+path "identity/oidc/config" {
+  capabilities = ["read", "update"]
+}
+
+path "identity/oidc/key/spira-${env}-*" {
+  capabilities = ["create", "read", "update", "delete"]
+}
+
+path "identity/oidc/role/spira-${env}-*" {
+  capabilities = ["create", "read", "update", "delete"]
+}
+
+path "sys/auth/approle" {
+  capabilities = ["create", "read", "update", "delete", "sudo"]
+}
+
+path "auth/approle/role/spira-${env}-*" {
+  capabilities = ["create", "read", "update", "delete", "list"]
+}

@@ -12,7 +12,7 @@ from infra import contracts
 from infra.components.aws.node_pools import GPU_AMI
 from infra.offline import Plan, Recorded
 from infra.policy import rules
-from infra.vault import layout
+from infra.vault import clients, layout
 from tests.fakes.infra import plan, where
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
@@ -192,7 +192,7 @@ def test_only_vaults_service_account_may_use_the_unseal_key(stack_plan: Plan) ->
 def test_vault_policies_are_the_layouts_hcl_byte_for_byte(stack_plan: Plan) -> None:
     env = _env(stack_plan)
     got = {r.inputs["name"]: r.inputs["policy"] for r in stack_plan.of_type("vault:index/policy:Policy")}
-    assert got == {**layout.policies(env), **layout.cluster_policies(env)}
+    assert got == {**layout.policies(env), **layout.cluster_policies(env), **clients.policies(env)}
 
 
 def test_vault_jwt_roles_are_the_layouts_roles(stack_plan: Plan) -> None:
@@ -202,8 +202,8 @@ def test_vault_jwt_roles_are_the_layouts_roles(stack_plan: Plan) -> None:
         for r in stack_plan.of_type("vault:jwt/authBackendRole:AuthBackendRole")
         if r.inputs["backend"] == layout.JWT_MOUNT
     }
-    assert set(roles) == set(layout.roles(env))
-    for name, expected in layout.roles(env).items():
+    assert set(roles) == set(layout.roles(env)) | set(clients.jwt_roles(env))
+    for name, expected in {**layout.roles(env), **clients.jwt_roles(env)}.items():
         r = roles[name]
         assert r.inputs["backend"] == layout.JWT_MOUNT, where(r)
         assert r.inputs["boundAudiences"] == expected["bound_audiences"] == [layout.AUDIENCE], where(r)
