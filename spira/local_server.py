@@ -30,6 +30,7 @@ class LocalServer:
     url: str
     process: ManagedProcess
     env: dict[str, str]
+    stack_home: Path | None = None  # registered there as a serving consumer (spira.stack.consumers)
 
     @property
     def pid(self) -> int:
@@ -44,6 +45,10 @@ class LocalServer:
 
     def stop(self) -> None:
         self.process.stop()
+        if self.stack_home is not None:
+            from spira.stack.consumers import unregister
+
+            unregister(self.stack_home, "serving", self.process.name)
 
 
 def server_env(bentoml_home: Path, pin_file: Path, **extra: str) -> dict[str, str]:
@@ -100,9 +105,12 @@ def start_local_server(
     ready_timeout_s: float = READY_TIMEOUT_S,
     wait_path: str = "/readyz",
     service: str = "serving.service:Spira",
+    stack_home: Path | None = None,
 ) -> LocalServer:
     """Start `bentoml serve <service>` on 127.0.0.1 and wait until `wait_path` answers 200 (/livez: up,
-    ready or not, for a test of a server that must not become ready; another service: a benchmark's)."""
+    ready or not, for a test of a server that must not become ready; another service: a benchmark's).
+    With `stack_home`, the server is registered in that local stack as a consumer of serving's secret
+    (`spira secrets rotate --env local` waits for its version gauge), from its start until `stop`."""
     port = port or free_port()
     bentoml = str(Path(sys.executable).parent / "bentoml")
     proc = ManagedProcess(
@@ -114,15 +122,23 @@ def start_local_server(
         cwd=REPO,
     )
     proc.start()
-    server = LocalServer(f"http://127.0.0.1:{port}", proc, env)
+    server = LocalServer(f"http://127.0.0.1:{port}", proc, env, stack_home)
+    if stack_home is not None:
+        from spira.stack.consumers import Registration, register
+
+        register(
+            stack_home,
+            Registration("serving", proc.name, proc.pid() or 0, proc.argv[0], f"{server.url}/metrics"),
+        )
     deadline = time.monotonic() + ready_timeout_s
     while time.monotonic() < deadline:
         if proc.exited_early():
+            server.stop()
             raise LocalServerError(
                 f"bentoml serve {proc.describe_exit()} during start-up:\n{proc.log_tail(40)}"
             )
         if http_status(f"{server.url}{wait_path}") == 200:
             return server
         time.sleep(0.5)
-    proc.stop()
+    server.stop()
     raise LocalServerError(f"bentoml serve not ready within {ready_timeout_s:.0f} s:\n{proc.log_tail(40)}")

@@ -56,9 +56,11 @@ def _preset(name: str, seed: int | None, epochs: int | None) -> Preset:
 
 
 def _pipeline(data: Path, noise: Path, preset: Preset, settings_file: Path | None, progress: bool) -> Any:
-    from training.wiring import build_pipeline, load_settings
+    """The pipeline and the run's lease on its S3 key (held while the command runs)."""
+    from training.wiring import build_pipeline, load_versioned_settings, run_lease
 
-    return build_pipeline(load_settings(settings_file), data, noise, preset, _progress(progress))
+    settings, version = load_versioned_settings(settings_file)
+    return build_pipeline(settings, data, noise, preset, _progress(progress)), run_lease(settings, version)
 
 
 def _fail(exc: Exception) -> typer.Exit:
@@ -178,15 +180,16 @@ def _command(stage: Stage | None) -> Any:
         json_out: JsonOutOpt = None,
     ) -> None:
         p = _preset(preset, seed, epochs)
-        pipeline = _guarded(lambda: _pipeline(data, noise, p, settings, progress))
-        if stage is None:
-            results = _guarded(lambda: pipeline.run_all(_print_stage))
-            _summary(results)
-            _print_publish(results[-1])
-        else:
-            results = [_guarded(lambda: pipeline.run(stage.name))]
-            _print_stage(results[0])
-            _AFTER.get(stage.name, lambda r: out.print(r.key))(results[0])
+        pipeline, lease = _guarded(lambda: _pipeline(data, noise, p, settings, progress))
+        with lease:
+            if stage is None:
+                results = _guarded(lambda: pipeline.run_all(_print_stage))
+                _summary(results)
+                _print_publish(results[-1])
+            else:
+                results = [_guarded(lambda: pipeline.run(stage.name))]
+                _print_stage(results[0])
+                _AFTER.get(stage.name, lambda r: out.print(r.key))(results[0])
         if json_out is not None:
             json_out.write_text(json.dumps(_outcome(results), indent=2, sort_keys=True) + "\n")
 

@@ -35,18 +35,42 @@ class SettingsError(ValueError):
     pass
 
 
-def load_settings(settings_file: Path | None = None) -> Mapping[str, str]:
-    """From a JSON file when given, else the training service's Vault secret."""
-    if settings_file is not None:
-        data = json.loads(Path(settings_file).read_text())
-    else:
-        from spira_core.settings import service_secret  # reads VAULT_ADDR / VAULT_ROLE / VAULT_SECRET_PATH
+def load_versioned_settings(settings_file: Path | None = None) -> tuple[Mapping[str, str], int]:
+    """From a JSON file when given (version 0: unknown), else the training service's Vault secret and its
+    KV version."""
+    from spira_core.run_lease import UNKNOWN_VERSION
 
-        data = service_secret("training")
+    if settings_file is not None:
+        data, version = json.loads(Path(settings_file).read_text()), UNKNOWN_VERSION
+    else:
+        # reads VAULT_ADDR / VAULT_ROLE / VAULT_SECRET_PATH
+        from spira_core.settings import service_secret_version
+
+        read = service_secret_version("training")
+        data, version = read.data, read.version
     missing = [k for k in REQUIRED_SETTINGS if not data.get(k)]
     if missing:
         raise SettingsError(f"training settings lack {', '.join(missing)}")
-    return data
+    return data, version
+
+
+def load_settings(settings_file: Path | None = None) -> Mapping[str, str]:
+    """From a JSON file when given, else the training service's Vault secret."""
+    return load_versioned_settings(settings_file)[0]
+
+
+def run_lease(settings: Mapping[str, str], secret_version: int):
+    """The run's lease on its S3 key (a context manager around the run): `spira secrets rotate --service
+    training` waits for it before revoking the key the run read."""
+    from training.adapters.run_lease import S3RunLease
+
+    return S3RunLease(
+        settings["s3_endpoint"],
+        settings["s3_access_key"],
+        settings["s3_secret_key"],
+        settings["features_bucket"],
+        secret_version,
+    )
 
 
 def git_commit() -> str:

@@ -113,38 +113,60 @@ def rotate(
     consumer: list[str] = typer.Option(
         [],
         "--consumer",
-        help="A consumer's /metrics URL; wait until its spira_secret_version gauge shows "
-        "the new version (repeatable). Without it: wait TTL + margin.",
+        help="Only these consumers: a /metrics URL whose spira_secret_version gauge must show the new "
+        "version (repeatable), instead of discovering every consumer.",
     ),
     consumer_ttl: float | None = typer.Option(
-        None, "--consumer-ttl", help="Consumers' cache TTL in seconds (default: the runtime's default)."
+        None,
+        "--consumer-ttl",
+        help="Wait this cache TTL (seconds) + --margin instead of discovering consumers (e.g. 0 for a "
+        "leaked key that must die now).",
     ),
     margin: float = typer.Option(
-        10.0, "--margin", help="Seconds to wait beyond the TTL (or after the gauges)."
+        10.0, "--margin", help="Seconds to wait beyond the TTL (or after the consumers, at most 5)."
     ),
     consumer_timeout: float = typer.Option(
-        300.0, "--consumer-timeout", help="Give up waiting for --consumer gauges after this many seconds."
+        300.0,
+        "--consumer-timeout",
+        help="Give up waiting for consumers after this many seconds (both keys stay valid; rerun to resume).",
+    ),
+    kube_context: str | None = typer.Option(
+        None,
+        "--kube-context",
+        help="Clusters: the kubeconfig context to discover consumers in (default: current).",
     ),
     engine: str | None = EngineOpt,
 ) -> None:
-    """Rotate a service's credential with no downtime; rerun to resume an interrupted rotation."""
-    from spira.secrets.consumers import MetricsWait, TtlWait
+    """Rotate a service's credential with no downtime; rerun to resume an interrupted rotation.
+
+    By default every consumer it can see is waited for, as the service reads its key: each serving pod
+    (ready or terminating) or registered local process until its version gauge shows the new version;
+    MLflow restarted until every instance is new and ready; training runs that started with the old key
+    until they end (their leases)."""
+    from spira.secrets.consumers import DiscoveredWait, MetricsWait, TtlWait
     from spira.secrets.rotation import check_rotatable, utc_now
     from spira.secrets.rotation import rotate as do_rotate
-    from spira_core.vault.settings import VaultSettings
 
     _guard(lambda: check_rotatable(service, key))
-    ttl = (
-        consumer_ttl
-        if consumer_ttl is not None
-        else VaultSettings.__dataclass_fields__["cache_ttl_s"].default
-    )
-    wait = (
-        MetricsWait(consumer, consumer_timeout, clock=utc_now, margin_s=min(margin, 5.0))
-        if consumer
-        else TtlWait(ttl, margin, clock=utc_now)
-    )
     target = _guard(lambda: _target(env, engine))
+    short_margin = min(margin, 5.0)
+    if consumer:
+        wait = MetricsWait(consumer, consumer_timeout, clock=utc_now, margin_s=short_margin)
+    elif consumer_ttl is not None:
+        wait = TtlWait(consumer_ttl, margin, clock=utc_now)
+    else:
+        from spira.secrets.fleet import reads
+
+        _guard(lambda: reads(service))
+        wait = DiscoveredWait(
+            service,
+            _guard(lambda: target.fleet(kube_context)),
+            target.run_leases,
+            consumer_timeout,
+            clock=utc_now,
+            margin_s=short_margin,
+            say=lambda m: err.print(f"    {m}", highlight=False),
+        )
 
     def say(step: str, journal: dict) -> None:
         detail = {

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 
 import requests
 
+from spira.secrets.fleet import CACHE, CLIENT_RUNS, RUN, START, Fleet, FleetError, RunLeases, reads
 from spira.secrets.store import SecretsError
 
 GAUGE = "spira_secret_version"
@@ -115,3 +116,117 @@ class MetricsWait(ConsumerWait):
                     f"({lagging}); both keys stay valid, rerun `spira secrets rotate` to resume"
                 )
             self.sleep(self.poll_s)
+
+
+@dataclass
+class DiscoveredWait(ConsumerWait):
+    """Wait for every consumer of the service's secret the fleet and the run leases show, in the way the
+    service reads its key (spira.secrets.fleet.READS): version gauges of every instance, a restart of a
+    service that reads at start, or the end of every run that started with an older version."""
+
+    service: str
+    fleet: Fleet
+    leases: RunLeases
+    timeout_s: float
+    clock: Clock
+    poll_s: float = 1.0
+    margin_s: float = 2.0
+    sleep: Sleep = time.sleep
+    say: Callable[[str], None] = lambda _m: None
+
+    def describe(self) -> str:
+        how = {
+            CACHE: f"{GAUGE} of every {self.service} instance (pods behind its Services, or registered processes)",
+            START: f"a restart of {self.service} (it reads its key at start), until every instance is new and ready",
+            RUN: f"the end of every {self.service} run holding an older version (run leases)",
+        }[reads(self.service)]
+        return f"{how}; timeout {self.timeout_s:g}s"
+
+    def wait(self, secret_ref: str, version: int, published_at: datetime) -> None:
+        deadline = self.clock() + timedelta(seconds=self.timeout_s)
+        mode = reads(self.service)
+        if mode == CACHE:
+            self._poll(lambda: self._gauges(secret_ref, version), deadline, secret_ref, version)
+        elif mode == RUN:
+            self._poll(lambda: self._runs(self.service, version), deadline, secret_ref, version)
+        else:
+            self._restart(published_at, deadline, secret_ref, version)
+        self.sleep(self.margin_s)  # requests that began with the old key
+
+    # -- what holds the old version now ------------------------------------------------------------------
+    def _gauges(self, secret_ref: str, version: int) -> tuple[list[str], list[str]]:
+        holding, ok = [], []
+        for inst in self.fleet.instances(self.service):
+            try:
+                value = gauge_value(self.fleet.metrics(self.service, inst), secret_ref)
+            except (FleetError, requests.RequestException, OSError, ValueError) as exc:
+                holding.append(f"{inst}: unreachable ({exc})")
+                continue
+            if value is None:
+                holding.append(f"{inst}: no {GAUGE}")
+            elif value < version:
+                holding.append(f"{inst}: version {value:g}")
+            else:
+                ok.append(str(inst))
+        return holding, ok
+
+    def _runs(self, service: str, version: int | None) -> tuple[list[str], list[str]]:
+        """Live runs of `service` holding a version older than `version` (None: any live run)."""
+        now = self.clock()
+        holding = [
+            f"run {lease.run_id[:12]} on {lease.holder}, started {lease.started_at.isoformat(timespec='seconds')} "
+            f"with version {lease.secret_version or 'unknown'}"
+            for lease in self.leases.leases(service)
+            if lease.live(now) and (version is None or lease.holds_older_than(version))
+        ]
+        return holding, []
+
+    # -- waiting -----------------------------------------------------------------------------------------
+    def _poll(
+        self,
+        holders: Callable[[], tuple[list[str], list[str]]],
+        deadline: datetime,
+        secret_ref: str,
+        version: int,
+        what: str = "",
+    ) -> None:
+        said = False
+        while True:
+            holding, ok = holders()
+            if not holding:
+                self.say(
+                    f"{self.service} ready: {', '.join(ok)}"
+                    if ok
+                    else f"no {self.service} consumer holds an older version"
+                )
+                return
+            if not said:
+                self.say(f"waiting{what} for: {'; '.join(holding)}")
+                said = True
+            if self.clock() >= deadline:
+                raise ConsumersNotReady(
+                    f"{secret_ref}: version {version} not in use everywhere within {self.timeout_s:g}s{what}; "
+                    f"held by {'; '.join(holding)}. Both keys stay valid; rerun `spira secrets rotate` "
+                    "to resume"
+                )
+            self.sleep(self.poll_s)
+
+    def _restart(self, published_at: datetime, deadline: datetime, secret_ref: str, version: int) -> None:
+        # Restart once per rotation: a resumed rotation whose restart began (after publishing) only waits.
+        if not self.fleet.restart_state(self.service, published_at).begun:
+            if self.fleet.restart_interrupts:
+                for client in CLIENT_RUNS.get(self.service, ()):
+                    self._poll(
+                        lambda c=client: self._runs(c, None),
+                        deadline,
+                        secret_ref,
+                        version,
+                        what=f" (restarting {self.service} in place would fail the {client} runs that use it)",
+                    )
+            self.say(f"restarting {self.service}")
+            self.fleet.restart(self.service)
+        self._poll(lambda: self._not_restarted(published_at), deadline, secret_ref, version)
+
+    def _not_restarted(self, published_at: datetime) -> tuple[list[str], list[str]]:
+        state = self.fleet.restart_state(self.service, published_at)
+        return ([] if state.done else [state.seen]), ([state.seen] if state.done else [])

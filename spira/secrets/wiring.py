@@ -113,31 +113,59 @@ class Target:
             )
         return found.data
 
-    @cached_property
-    def object_store(self) -> ObjectStoreAdmin:
+    def _admin_client(self, service: str):
+        """A boto3 client (s3 or iam) of the object store, as its admin."""
         import boto3
 
         from spira.stack.seaweed import REGION, S3_CONFIG
 
         s = self.objectstore_secret
-        endpoint, ak, sk = s["endpoint"], s["admin_access_key"], s["admin_secret_key"]
+        return boto3.client(
+            service,
+            endpoint_url=s["endpoint"],
+            region_name=REGION,
+            config=S3_CONFIG,
+            aws_access_key_id=s["admin_access_key"],
+            aws_secret_access_key=s["admin_secret_key"],
+        )
 
-        def client(service: str):
-            return boto3.client(
-                service,
-                endpoint_url=endpoint,
-                region_name=REGION,
-                config=S3_CONFIG,
-                aws_access_key_id=ak,
-                aws_secret_access_key=sk,
-            )
-
+    @cached_property
+    def object_store(self) -> ObjectStoreAdmin:
+        s = self.objectstore_secret
         if self.engine == "minio":
             from spira.secrets.minio_admin import MinioObjectStoreAdmin, minio_admin
 
-            return MinioObjectStoreAdmin(minio_admin(endpoint, ak, sk), client("s3"))
+            return MinioObjectStoreAdmin(
+                minio_admin(s["endpoint"], s["admin_access_key"], s["admin_secret_key"]),
+                self._admin_client("s3"),
+            )
         # SeaweedFS answers the AWS IAM API on its S3 port.
-        return IamObjectStoreAdmin(client("s3"), client("iam"))
+        return IamObjectStoreAdmin(self._admin_client("s3"), self._admin_client("iam"))
+
+    # -- where consumers run ---------------------------------------------------------------------
+    def fleet(self, kube_context: str | None = None):
+        """The local stack's registered processes and service control, or a cluster's Kubernetes API
+        (kubectl with the operator's kubeconfig, `--context` when given)."""
+        if self.env == LOCAL:
+            from spira.secrets.fleet_local import LocalFleet
+            from spira.stack import LocalStack, StackConfig
+
+            return LocalFleet(LocalStack(StackConfig.load(self.environ.get("SPIRA_HOME"))), self.vault_client)
+        from spira.secrets.fleet_kubernetes import KubernetesFleet, kubectl_runner
+
+        return KubernetesFleet(kubectl_runner(kube_context))
+
+    @cached_property
+    def run_leases(self):
+        """Batch runs' leases (spira_core.run_lease) in each service's own bucket, read as the store's admin."""
+        from spira.secrets.fleet import LEASE_BUCKET_KEY, S3RunLeases
+        from spira.secrets.seed import read_secret
+
+        def bucket_of(service: str) -> str:
+            secret = read_secret(self.vault_client, self.env, service) or {}
+            return secret[LEASE_BUCKET_KEY[service]]
+
+        return S3RunLeases(self._admin_client("s3"), bucket_of)
 
     def mlflow_users(self, tracking_uri: str | None = None):
         """MLflow's user API as the environment's admin (from `spira/<env>/mlflow-admin` in Vault), at
