@@ -39,11 +39,14 @@ class Pipeline:
     registry_factory: Callable[[], tuple[ModelRegistry, str]] | None = None
     progress: Callable[..., Any] = no_progress
     tags: Mapping[str, str] = field(default_factory=dict)
+    # the clinical gate's margins publish judges with (spira_core/clinical/thresholds/<name>.yaml)
+    clinical_thresholds: str = "local"
     _registry: tuple[ModelRegistry, str] | None = field(default=None, init=False, repr=False)
 
     @classmethod
-    def from_csv(cls, dataset_csv: Path, noise_csv: Path, **kwargs: Any) -> Pipeline:
-        return cls(data=DataInputs.load(dataset_csv, noise_csv), **kwargs)
+    def from_csv(cls, dataset_csv: Path, noise_csv: Path, holdout: Any = None, **kwargs: Any) -> Pipeline:
+        """`holdout`: the frozen holdout (spira_core.clinical.source.OpenHoldout) or None."""
+        return cls(data=DataInputs.load(dataset_csv, noise_csv, holdout), **kwargs)
 
     def registry(self) -> tuple[ModelRegistry, str]:
         """The model registry and where it is (part of publish's key), created on first use."""

@@ -78,6 +78,10 @@ class ModelRegistry(ABC):
     @abstractmethod
     def set_version_tags(self, model_name: str, version: str, tags: Mapping[str, str]) -> None: ...
 
+    @abstractmethod
+    def download_model(self, model_name: str, version: str, directory: Path) -> Path:
+        """The version's model bundle, written into `directory`; returns the bundle's folder."""
+
 
 class Clock(ABC):
     """Wall time, for durations shown to people (never written into content-addressed outputs)."""

@@ -48,8 +48,6 @@ class Preset:
     # GroupNorm and the network learns slowly)
     standardize_input: bool = False
     threshold: float = 0.5
-    # publish: the test metric a candidate must beat the champion on
-    publish_metric: str = "f1_noisy"
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)

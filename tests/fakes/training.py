@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 
 from training.adapters.memory import MemoryStore
 from training.ports import (
@@ -37,11 +38,13 @@ class FakeRegistry(ModelRegistry):
         self.logged_model_files: dict[str, list[str]] = {}
         self.versions: dict[str, list[ModelVersionInfo]] = {}
         self.aliases: dict[tuple[str, str], str] = {}
+        self.model_bytes: dict[str, dict[str, bytes]] = {}
 
     def log_run(self, record: RunRecord) -> str:
         run_id = f"run-{len(self.runs) + 1}"
         self.runs[run_id] = record
         self.logged_model_files[run_id] = sorted(p.name for p in record.model_dir.iterdir())
+        self.model_bytes[run_id] = {p.name: p.read_bytes() for p in record.model_dir.iterdir()}
         return run_id
 
     def register(self, model_name: str, run_id: str, tags: Mapping[str, str]) -> ModelVersionInfo:
@@ -63,6 +66,13 @@ class FakeRegistry(ModelRegistry):
     def set_version_tags(self, model_name: str, version: str, tags: Mapping[str, str]) -> None:
         info = self._get(model_name, version)
         dict.update(info.tags, tags)  # type: ignore[arg-type]
+
+    def download_model(self, model_name: str, version: str, directory: Path) -> Path:
+        folder = directory / "model"
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, data in self.model_bytes[self._get(model_name, version).run_id].items():
+            (folder / name).write_bytes(data)
+        return folder
 
 
 class FixedClock(Clock):

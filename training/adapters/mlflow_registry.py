@@ -154,3 +154,12 @@ class MlflowRegistry(ModelRegistry):
                 "tagging a version",
                 lambda k=k, v=v: self._client.set_model_version_tag(model_name, version, k, v),
             )
+
+    def download_model(self, model_name: str, version: str, directory: Path) -> Path:
+        mv = self._call("reading a version", lambda: self._client.get_model_version(model_name, version))
+        return Path(
+            self._call(
+                f"downloading version {version}",
+                lambda: self._client.download_artifacts(mv.run_id, MODEL_ARTIFACT_PATH, str(directory)),
+            )
+        )

@@ -43,6 +43,7 @@ class RunContext(Protocol):
     random: RandomSource
     progress: Callable[..., Any]
     tags: Mapping[str, str]
+    clinical_thresholds: str
 
     def registry(self) -> tuple[ModelRegistry, str]: ...
 

@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -24,6 +24,9 @@ from spira_core import features as F
 from spira_core.augment import file_rng
 from training.artifacts import npy_bytes, npy_load
 from training.data import Example, dataset_fingerprint, load_dataset_csv, load_noise_csv, stratified_split
+
+if TYPE_CHECKING:
+    from spira_core.clinical.source import OpenHoldout
 from training.presets import Preset
 from training.stages.common import Built, RunContext, Stage, StageInputs
 
@@ -49,13 +52,26 @@ class DataInputs:
     noise_paths: tuple[Path, ...]
     dataset_fingerprint: str
     noise_fingerprint: str
+    # the frozen holdout: its recordings are excluded from every split, and publish judges on it
+    holdout: OpenHoldout | None = None
 
     @classmethod
-    def load(cls, dataset_csv: Path, noise_csv: Path) -> DataInputs:
+    def load(cls, dataset_csv: Path, noise_csv: Path, holdout: OpenHoldout | None = None) -> DataInputs:
         examples = tuple(load_dataset_csv(dataset_csv))
         noises = tuple(load_noise_csv(noise_csv))
         noise_fp = hashlib.sha256("\n".join(sorted(_sha256(p) for p in noises)).encode()).hexdigest()
-        return cls(Path(dataset_csv), examples, noises, dataset_fingerprint(examples), noise_fp)
+        return cls(Path(dataset_csv), examples, noises, dataset_fingerprint(examples), noise_fp, holdout)
+
+    @property
+    def holdout_hashes(self) -> frozenset[str]:
+        """The content hashes training must never see (the holdout's recordings as frozen)."""
+        from spira_core.clinical.holdout import HOSPITAL_NOISE
+
+        if self.holdout is None:
+            return frozenset()
+        return frozenset(
+            i.sha256 for i in self.holdout.holdout.items if i.condition.get("noise") != HOSPITAL_NOISE
+        )
 
     def display(self, path: Path) -> str:
         """A file's name relative to the dataset CSV (stable wherever the dataset is mounted)."""
@@ -71,6 +87,8 @@ def params(ctx: RunContext) -> dict[str, Any]:
         "noise_config": preset.noise.to_dict(),
         "train_noise_variants": preset.train_noise_variants,
         "split": {"seed": preset.seed, "fractions": list(preset.split_fractions)},
+        # present only with a holdout, so runs without one keep their keys
+        **({"holdout": data.holdout.holdout.sha256} if data.holdout else {}),
     }
 
 
@@ -102,9 +120,11 @@ def compute(data: DataInputs, preset: Preset, progress: Callable[..., Any]) -> d
     noises = [noise_wavs[p] for p in data.noise_paths if p in noise_wavs]
     use_noise = bool(noises) and (cfg.num_noise_control > 0 or cfg.num_noise_patient > 0)
 
-    usable = [e for e in data.examples if e.path in wavs]
+    decoded = [e for e in data.examples if e.path in wavs]
+    hashes = {e.path: _sha256(e.path) for e in decoded}
+    in_holdout = data.holdout_hashes
+    usable = [e for e in decoded if hashes[e.path] not in in_holdout]
     splits = stratified_split(usable, seed, preset.split_fractions)
-    hashes = {e.path: _sha256(e.path) for e in usable}
 
     chunks: list[np.ndarray] = []
     index: list[dict[str, Any]] = []
@@ -154,6 +174,9 @@ def compute(data: DataInputs, preset: Preset, progress: Callable[..., Any]) -> d
         },
         "bad_files": bad_files,
         "duplicates_dropped": [names[e.path] for e in splits.duplicates],
+        # recordings of the frozen holdout listed in the dataset: never in any split
+        "holdout_excluded": sorted(names[e.path] for e in decoded if hashes[e.path] in in_holdout),
+        "holdout_version": data.holdout.holdout.version if data.holdout else None,
         "noise_listed": len(data.noise_paths),
         "noise_used": len(noises),
         "bad_noise": bad_noise,

@@ -2,15 +2,20 @@
 
 The run carries the preset's parameters, the feature parameters, per-epoch training metrics, the test
 metrics (clean and noisy), the dataset fingerprint, the git commit, the confusion-matrix images and the
-model bundle. The bundle is registered as a new version of the model; the alias `candidate` moves to it
-when it beats the version aliased `champion` on the preset's metric, or when there is no champion. The
-reason is recorded on the version (tag `candidate_reason`) and in the stage's `publish.json`.
+model bundle. The bundle is registered as a new version of the model. The decision is the clinical gate on
+the frozen holdout (spira_core.clinical): this model and the version aliased `champion` are both scored
+in-process on the same holdout, and the alias `candidate` moves to the new version when it is non-inferior
+by the margins of the clinical thresholds file (or, with no champion yet, reaches its floors). With no
+frozen holdout, only a first model becomes a candidate: test metrics of different runs measure different
+test sets and decide nothing. The verdict and this version's scores are logged with the run
+(`clinical/verdict.json`, `clinical/scores.json`: the recorded result a later `spira gate clinical`
+compares against), the holdout version and verdict are tags of the version, and the reason is recorded on
+the version (tag `candidate_reason`) and in the stage's `publish.json`.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -22,25 +27,59 @@ from training.stages.common import Built, RunContext, Stage, StageInputs
 
 MODEL_NAME = "spira-respiratory"
 CANDIDATE, CHAMPION = "candidate", "champion"
+PASS = "PASS"
 
 
 def params(ctx: RunContext) -> dict[str, Any]:
-    return {"model_name": MODEL_NAME, "metric": ctx.preset.publish_metric, "registry": ctx.registry()[1]}
+    holdout = ctx.data.holdout
+    return {
+        "model_name": MODEL_NAME,
+        "registry": ctx.registry()[1],
+        "holdout": holdout.holdout.sha256 if holdout else None,
+        "clinical_thresholds": ctx.clinical_thresholds,
+    }
 
 
-def decide(metric: str, value: float, champion: ModelVersionInfo | None) -> tuple[bool, str]:
-    """(becomes candidate?, why) — pure, so every branch is unit-tested."""
-    if value is None or math.isnan(value):
-        return False, f"{metric} is undefined for this model; not a candidate"
-    if champion is None:
-        return True, f"no champion yet; {metric} = {value:.4f}"
-    recorded = champion.tags.get(f"metric.{metric}")
-    if recorded is None:
-        return True, f"champion v{champion.version} has no recorded {metric}; {metric} = {value:.4f}"
-    best = float(recorded)
-    if value > best:
-        return True, f"{metric} {value:.4f} beats champion v{champion.version} ({best:.4f})"
-    return False, f"{metric} {value:.4f} does not beat champion v{champion.version} ({best:.4f})"
+def decide(verdict: dict[str, Any] | None, champion: ModelVersionInfo | None) -> tuple[bool, str]:
+    """(becomes candidate?, why) from the clinical verdict on the holdout (None: no frozen holdout) —
+    pure, so every branch is unit-tested."""
+    if verdict is None:
+        if champion is None:
+            return True, "no champion yet (no frozen holdout to judge on: run 'spira holdout freeze')"
+        return False, (
+            f"no frozen holdout to compare with champion v{champion.version} on: run 'spira holdout freeze'"
+        )
+    version = verdict["holdout"]["version"]
+    against = f"champion v{champion.version}" if champion else "the floors (no champion yet)"
+    if verdict["verdict"] == PASS:
+        return True, f"clinical gate PASS on holdout {version} against {against}"
+    first = verdict["reasons"][0] if verdict["reasons"] else ""
+    return False, f"clinical gate FAIL on holdout {version} against {against}: {first}"
+
+
+def clinical_verdict(ctx: RunContext, bundle: Any, champion: ModelVersionInfo | None) -> tuple[Any, Any]:
+    """(verdict, this model's scores) on the frozen holdout, both bundles scored in-process; (None, None)
+    without a holdout."""
+    from spira_core.clinical import thresholds as clinical_thresholds
+    from spira_core.clinical.verdict import judge
+    from spira_core.model import load_bundle
+    from training.holdout import score_bundle
+
+    opened = ctx.data.holdout
+    if opened is None:
+        return None, None
+    thresholds = clinical_thresholds.load(ctx.clinical_thresholds)
+    scores = score_bundle(opened, bundle, "this version")
+    baseline = None
+    if champion is not None:
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = ctx.registry()[0].download_model(MODEL_NAME, champion.version, Path(tmp))
+            baseline = score_bundle(opened, load_bundle(folder), champion.version)
+    return judge(opened.holdout, scores, baseline, thresholds), scores
+
+
+def _json(doc: Any) -> bytes:
+    return (json.dumps(doc, sort_keys=True, indent=2) + "\n").encode()
 
 
 def _params(preset: Preset) -> dict[str, str]:
@@ -60,8 +99,6 @@ def build(ctx: RunContext, inputs: StageInputs) -> Built:
     summary = trained.read_json("train.json")
     metrics["best_val_loss"] = summary["best_val_loss"]
     report = feats.read_json("report.json")
-    if preset.publish_metric not in metrics:
-        raise ValueError(f"publish metric {preset.publish_metric!r} is not among {sorted(metrics)}")
     run_tags = {
         **tags,
         "preset": preset.name,
@@ -70,9 +107,19 @@ def build(ctx: RunContext, inputs: StageInputs) -> Built:
         "train_key": train_key,
         "evaluate_key": evaluate_key,
     }
+    champion = registry.version_by_alias(MODEL_NAME, CHAMPION)
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = Path(tmp) / "model"
-        train_stage.read_bundle(trained, model_dir)
+        bundle = train_stage.read_bundle(trained, model_dir)
+        verdict, scores = clinical_verdict(ctx, bundle, champion)
+        clinical = {}
+        if verdict is not None:
+            from spira_core.clinical.verdict import recorded_document
+
+            clinical = {
+                "clinical/verdict.json": _json(verdict),
+                "clinical/scores.json": _json(recorded_document(ctx.data.holdout.holdout, scores)),
+            }
         record = RunRecord(
             name=f"{preset.name}-{train_key[:8]}",
             params=_params(preset),
@@ -89,15 +136,21 @@ def build(ctx: RunContext, inputs: StageInputs) -> Built:
                 "data/report.json": feats.read("report.json"),
                 "feature_params.json": trained.read("model/feature_params.json"),
                 "training/history.json": trained.read("history.json"),
+                **clinical,
             },
             model_dir=model_dir,
         )
         run_id = registry.log_run(record)
-    metric, value = preset.publish_metric, float(metrics[preset.publish_metric])
-    champion = registry.version_by_alias(MODEL_NAME, CHAMPION)
-    is_candidate, reason = decide(metric, value, champion)
+    is_candidate, reason = decide(verdict, champion)
     version_tags = {f"metric.{k}": f"{v:.6f}" for k, v in sorted(metrics.items()) if isinstance(v, float)}
-    version_tags.update({"candidate_reason": reason, "publish_metric": metric, **run_tags})
+    version_tags.update({"candidate_reason": reason, **run_tags})
+    if verdict is not None:
+        version_tags.update(
+            {
+                "clinical.holdout_version": verdict["holdout"]["version"],
+                "clinical.verdict": verdict["verdict"],
+            }
+        )
     version = registry.register(MODEL_NAME, run_id, version_tags)
     if is_candidate:
         registry.set_alias(MODEL_NAME, CANDIDATE, version.version)
@@ -107,11 +160,13 @@ def build(ctx: RunContext, inputs: StageInputs) -> Built:
         "run_id": run_id,
         "candidate": is_candidate,
         "reason": reason,
-        "metric": metric,
-        "value": value,
         "champion_version": champion.version if champion else None,
+        "holdout_version": verdict["holdout"]["version"] if verdict else None,
+        "clinical_verdict": verdict["verdict"] if verdict else None,
     }
-    files = {"publish.json": (json.dumps(decision, sort_keys=True, indent=2) + "\n").encode()}
+    files = {"publish.json": _json(decision)}
+    if verdict is not None:
+        files["verdict.json"] = _json(verdict)
     return Built(files, decision)
 
 

@@ -44,21 +44,36 @@ def test_noam_warms_up_linearly_to_the_base_rate_then_decays_as_inverse_square_r
     assert f(400) == pytest.approx(0.5)
 
 
-def _champion(value: str | None) -> ModelVersionInfo:
-    return ModelVersionInfo("4", "r", {} if value is None else {"metric.f1_noisy": value})
+def _champion() -> ModelVersionInfo:
+    return ModelVersionInfo("4", "r", {})
+
+
+def _verdict(outcome: str) -> dict:
+    return {
+        "verdict": outcome,
+        "holdout": {"version": "h0123456789ab"},
+        "reasons": ["overall: auc 0.6 vs 0.9"],
+    }
 
 
 @pytest.mark.parametrize(
-    ("value", "champion", "expected", "reason"),
+    ("verdict", "champion", "expected", "reason"),
     [
-        (0.8, None, True, "no champion yet"),
-        (0.9, _champion("0.85"), True, "beats champion v4"),
-        (0.85, _champion("0.85"), False, "does not beat champion v4"),
-        (0.7, _champion("0.85"), False, "does not beat"),
-        (0.7, _champion(None), True, "has no recorded f1_noisy"),
-        (float("nan"), None, False, "undefined"),
+        (None, None, True, "no champion yet"),
+        (None, _champion(), False, "no frozen holdout to compare with champion v4"),
+        (
+            _verdict("PASS"),
+            _champion(),
+            True,
+            "clinical gate PASS on holdout h0123456789ab against champion v4",
+        ),
+        (_verdict("FAIL"), _champion(), False, "clinical gate FAIL on holdout h0123456789ab"),
+        (_verdict("PASS"), None, True, "against the floors (no champion yet)"),
+        (_verdict("FAIL"), None, False, "overall: auc 0.6 vs 0.9"),
     ],
 )
-def test_publish_makes_a_candidate_only_when_it_beats_the_champion(value, champion, expected, reason):
-    ok, why = decide("f1_noisy", value, champion)
+def test_publish_makes_a_candidate_only_when_the_clinical_gate_passes_on_the_holdout(
+    verdict, champion, expected, reason
+):
+    ok, why = decide(verdict, champion)
     assert ok is expected and reason in why
