@@ -270,10 +270,9 @@ def _access(
                 raise DeclarationError(
                     f"{where}: actions {unknown or '[]'}; known are {sorted(KNOWN_ACTIONS)}"
                 )
-            if prefix and (BUCKET_ACTIONS & set(actions) or not prefix.endswith("/")):
-                raise DeclarationError(
-                    f"{where}: a prefix ({prefix!r}) must end with '/' and grant object actions only"
-                )
+            # ListBucket under a prefix lists only keys under it (the policy conditions it on s3:prefix).
+            if prefix and not prefix.endswith("/"):
+                raise DeclarationError(f"{where}: a prefix ({prefix!r}) must end with '/'")
             parsed.append((key, prefix, actions))
         out[str(service)] = tuple(parsed)
     return out

@@ -32,7 +32,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "infra": ("infra.cli:app", "Pulumi program under mocks: plan, diff."),
     "image": ("ci.cli:app", "Images: build, ephemeral test by digest, set-image, verify-promotion."),
     "demo": ("spira.demo:demo", "The whole delivery pipeline on local services."),
+    "intake": ("spira.queue_cli:intake", "Serve the intake API of the burst path (uploads → the queue)."),
+    "worker": ("spira.queue_cli:worker", "Run one queue worker: jobs from NATS JetStream → results."),
+    "submit": (
+        "spira.queue_cli:submit",
+        "Hospital client: send a folder of recordings, resumable; --results.",
+    ),
     "backup": ("spira.backup.cli:app", "Back up and restore the local stack: Vault, every object, MLflow."),
+    "archive": ("spira.archive.cli:app", "Patient archive retention: purge uploads older than their period."),
 }
 # Commands that run as a workload: from an operator's shell they act as this service of the local stack
 # (spira.workload).

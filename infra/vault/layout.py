@@ -37,6 +37,8 @@ class Service:
     service_account: str
     keys: tuple[str, ...]
     workload: bool = True  # False: no role logs in as it (operator-only secrets)
+    # A policy file (infra/vault/policies/) granting what the workload needs beyond its own secret.
+    extra_policy: str | None = None
 
     @property
     def subject(self) -> str:
@@ -79,6 +81,20 @@ SERVICES: dict[str, Service] = {
             "spira-worker",
             ("s3_endpoint", "s3_access_key", "s3_secret_key", "archive_bucket", "nats_url", "queue"),
         ),
+        # Backups and retention (docs/runbooks/backup.md): the CronJob that takes Vault's raft snapshots
+        # (its policy adds only `sys/storage/raft/snapshot` read) and stores them under the backups bucket's
+        # vault/; the CronJob that deletes patients' uploads older than their retention period.
+        Service(
+            "vault-backup",
+            "spira-vault-backup",
+            ("s3_endpoint", "s3_access_key", "s3_secret_key", "backups_bucket"),
+            extra_policy="raft-snapshot.hcl",
+        ),
+        Service(
+            "archive-purge",
+            "spira-archive-purge",
+            ("s3_endpoint", "s3_access_key", "s3_secret_key", "archive_bucket"),
+        ),
         # Object-store admin credentials, used only by operators to mint and revoke service keys.
         Service("objectstore", "-", ("admin_access_key", "admin_secret_key", "endpoint"), workload=False),
         # MLflow's admin (its basic-auth app), used only by operators to create the workloads' MLflow users.
@@ -120,9 +136,13 @@ def _template(name: str) -> Template:
 
 
 def service_policy(env: str, service: str) -> str:
-    """HCL of the policy that lets a service read only its own secret."""
+    """HCL of the policy that lets a service read only its own secret (and what its extra policy adds)."""
     _check(env, service)
-    return _template("service.hcl").substitute(env=env, service=service, kv_mount=KV_MOUNT)
+    hcl = _template("service.hcl").substitute(env=env, service=service, kv_mount=KV_MOUNT)
+    extra = SERVICES[service].extra_policy
+    if extra:
+        hcl += "\n" + _template(extra).substitute(env=env, service=service, kv_mount=KV_MOUNT)
+    return hcl
 
 
 def operator_policy(env: str) -> str:

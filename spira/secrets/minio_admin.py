@@ -17,7 +17,14 @@ import string
 from urllib.parse import urlsplit
 
 from infra.environments import Grant
-from spira.secrets.objectstore import AccessKey, ObjectStoreAdmin, bucket_policy, ensure_bucket_exists
+from infra.retention import BucketLifecycle
+from spira.secrets.objectstore import (
+    AccessKey,
+    ObjectStoreAdmin,
+    apply_bucket_lifecycle,
+    bucket_policy,
+    ensure_bucket_exists,
+)
 
 NO_SUCH_USER = "XMinioAdminNoSuchUser"
 ALREADY_APPLIED = "XMinioAdminPolicyChangeAlreadyApplied"
@@ -64,6 +71,9 @@ class MinioObjectStoreAdmin(ObjectStoreAdmin):
 
     def ensure_bucket(self, bucket: str) -> None:
         ensure_bucket_exists(self.s3, bucket)
+
+    def configure_bucket(self, lifecycle: BucketLifecycle) -> None:
+        apply_bucket_lifecycle(self.s3, lifecycle)
 
     def ensure_user(self, user: str, grants: tuple[Grant, ...]) -> None:
         from minio.error import MinioAdminException

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import botocore.exceptions
 
 from infra.environments import BUCKET_ACTIONS, Grant
+from infra.retention import BucketLifecycle
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,10 @@ class ObjectStoreAdmin(ABC):
 
     @abstractmethod
     def ensure_bucket(self, bucket: str) -> None: ...
+
+    @abstractmethod
+    def configure_bucket(self, lifecycle: BucketLifecycle) -> None:
+        """Versioning and lifecycle rules exactly as declared (infra/environments.yaml, `retention`)."""
 
     @abstractmethod
     def ensure_user(self, user: str, grants: tuple[Grant, ...]) -> None:
@@ -44,9 +49,10 @@ class ObjectStoreAdmin(ABC):
 def bucket_policy(grants: tuple[Grant, ...]) -> str:
     """The IAM policy document of a service user, rendered from its declared grants
     (infra/environments.yaml, `object_store_access`): one statement per grant and kind of resource, object
-    actions on `<bucket>/<prefix>*`, bucket actions (ListBucket) on the bucket. Nothing is allowed that is
-    not declared; no wildcard action. SeaweedFS's IAM API (which derives its identity actions from it and
-    evaluates the document itself) and MinIO take the same document."""
+    actions on `<bucket>/<prefix>*`, bucket actions (ListBucket) on the bucket, conditioned on `s3:prefix`
+    when the grant has a prefix. Nothing is allowed that is not declared; no wildcard action. SeaweedFS's
+    IAM API (which derives its identity actions from it and evaluates the document itself, conditions
+    included) and MinIO take the same document."""
     if not grants:
         raise ValueError("a service user needs at least one grant")
     statements = []
@@ -62,13 +68,15 @@ def bucket_policy(grants: tuple[Grant, ...]) -> str:
                 }
             )
         if buckets:
-            statements.append(
-                {
-                    "Effect": "Allow",
-                    "Action": [f"s3:{a}" for a in buckets],
-                    "Resource": [f"arn:aws:s3:::{g.bucket}"],
-                }
-            )
+            statement = {
+                "Effect": "Allow",
+                "Action": [f"s3:{a}" for a in buckets],
+                "Resource": [f"arn:aws:s3:::{g.bucket}"],
+            }
+            if g.prefix:
+                # Listing under a prefix only: a request for any other prefix (or none) is refused.
+                statement["Condition"] = {"StringLike": {"s3:prefix": [f"{g.prefix}*"]}}
+            statements.append(statement)
     return json.dumps({"Version": "2012-10-17", "Statement": statements})
 
 
@@ -77,6 +85,22 @@ def ensure_bucket_exists(s3_client, bucket: str) -> None:
     existing = {b["Name"] for b in s3_client.list_buckets().get("Buckets", [])}
     if bucket not in existing:
         s3_client.create_bucket(Bucket=bucket)
+
+
+def apply_bucket_lifecycle(s3_client, lifecycle: BucketLifecycle) -> None:
+    """Versioning on (or suspended when the declaration stopped versioning a bucket: S3 cannot turn it off)
+    and the lifecycle rules replaced by the declared ones, through plain S3 (SeaweedFS and MinIO alike)."""
+    bucket = lifecycle.bucket
+    status = s3_client.get_bucket_versioning(Bucket=bucket).get("Status")
+    if lifecycle.versioned and status != "Enabled":
+        s3_client.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    elif not lifecycle.versioned and status == "Enabled":
+        s3_client.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Suspended"})
+    rules = lifecycle.rules()
+    if rules:
+        s3_client.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": rules})
+    else:
+        s3_client.delete_bucket_lifecycle(Bucket=bucket)
 
 
 class IamObjectStoreAdmin(ObjectStoreAdmin):
@@ -88,6 +112,9 @@ class IamObjectStoreAdmin(ObjectStoreAdmin):
 
     def ensure_bucket(self, bucket: str) -> None:
         ensure_bucket_exists(self.s3, bucket)
+
+    def configure_bucket(self, lifecycle: BucketLifecycle) -> None:
+        apply_bucket_lifecycle(self.s3, lifecycle)
 
     def ensure_user(self, user: str, grants: tuple[Grant, ...]) -> None:
         try:

@@ -15,6 +15,7 @@ import hvac
 import hvac.exceptions
 
 from infra.environments import declared
+from infra.retention import retention
 from infra.vault import layout
 from spira.secrets.objectstore import ObjectStoreAdmin
 
@@ -83,6 +84,8 @@ def seed(
         values = service_values(env, service.name, endpoints)
         for bucket in (v for k, v in values.items() if k.endswith("_bucket")):
             store.ensure_bucket(bucket)
+            # Versioning and lifecycle as declared (retention), re-applied at every seed like the grants.
+            store.configure_bucket(retention().bucket(env, bucket))
         user = object_store_user(env, service.name)
         # The declared grants are applied at every seed, to kept users too: a narrowed grant reaches
         # existing environments (and a widened one never outlives its declaration).

@@ -13,6 +13,7 @@ from urllib.parse import parse_qs, urlsplit
 import urllib3
 
 from infra.environments import Grant
+from infra.retention import BucketLifecycle
 from spira.secrets.consumers import ConsumerWait
 from spira.secrets.mlflow_users import MlflowUsers
 from spira.secrets.objectstore import AccessKey, IamObjectStoreAdmin, ObjectStoreAdmin
@@ -117,9 +118,15 @@ class FakeObjectStoreAdmin(ObjectStoreAdmin):
         self.users: dict[str, list[Grant]] = {}
         self.keys: dict[str, dict[str, str]] = {}  # user -> access key -> secret key
         self.events: list[tuple[str, str]] = []
+        self.lifecycles: dict[str, BucketLifecycle] = {}
 
     def ensure_bucket(self, bucket: str) -> None:
         self.buckets.add(bucket)
+
+    def configure_bucket(self, lifecycle: BucketLifecycle) -> None:
+        if lifecycle.bucket not in self.buckets:
+            raise KeyError(f"no bucket {lifecycle.bucket}")
+        self.lifecycles[lifecycle.bucket] = lifecycle
 
     def ensure_user(self, user: str, grants: tuple[Grant, ...]) -> None:
         self.users[user] = list(grants)
@@ -313,10 +320,28 @@ class FakeMinioAdminHttp(urllib3.PoolManager):
 
 
 class FakeS3Buckets:
-    """The two S3 calls MinioObjectStoreAdmin makes as the admin (boto3's shapes)."""
+    """The S3 calls MinioObjectStoreAdmin makes as the admin (boto3's shapes): buckets, their versioning
+    and lifecycle rules."""
 
     def __init__(self) -> None:
         self.names: list[str] = []
+        self.versioning: dict[str, str] = {}
+        self.lifecycle: dict[str, list[dict]] = {}
+
+    def get_bucket_versioning(self, Bucket: str) -> dict:
+        return {"Status": self.versioning[Bucket]} if Bucket in self.versioning else {}
+
+    def put_bucket_versioning(self, Bucket: str, VersioningConfiguration: dict) -> dict:
+        self.versioning[Bucket] = VersioningConfiguration["Status"]
+        return {}
+
+    def put_bucket_lifecycle_configuration(self, Bucket: str, LifecycleConfiguration: dict) -> dict:
+        self.lifecycle[Bucket] = LifecycleConfiguration["Rules"]
+        return {}
+
+    def delete_bucket_lifecycle(self, Bucket: str) -> dict:
+        self.lifecycle.pop(Bucket, None)
+        return {}
 
     def list_buckets(self) -> dict:
         return {"Buckets": [{"Name": n} for n in self.names]}

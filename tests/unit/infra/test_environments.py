@@ -44,6 +44,7 @@ def test_bucket_names_are_per_environment_and_by_the_secret_key_that_names_them(
         "features_bucket": "spira-staging-features",
         "archive_bucket": "spira-staging-archive",
         "artifacts_bucket": "spira-staging-mlflow",
+        "backups_bucket": "spira-staging-backups",
     }
     with pytest.raises(ValueError, match="unknown environment 'qa'"):
         declared().buckets("qa")

@@ -1,5 +1,5 @@
 """infra/environments.yaml's `object_store_access` is checked when read: only declared buckets, known
-actions, and prefixes that scope object actions."""
+actions, and prefixes that end with '/' (they scope object actions and, through s3:prefix, listing)."""
 
 from __future__ import annotations
 
@@ -28,7 +28,6 @@ def test_grants_resolve_the_bucket_key_to_the_environments_bucket() -> None:
         ({"bucket": "nope_bucket", "actions": ["GetObject"]}, "undeclared bucket 'nope_bucket'"),
         ({"bucket": "archive_bucket", "actions": ["*"]}, r"actions \['\*'\]"),
         ({"bucket": "archive_bucket", "actions": []}, "actions"),
-        ({"bucket": "archive_bucket", "prefix": "in/", "actions": ["ListBucket"]}, "object actions only"),
         ({"bucket": "archive_bucket", "prefix": "in", "actions": ["PutObject"]}, "must end with '/'"),
     ],
 )
@@ -36,3 +35,11 @@ def test_a_malformed_grant_is_refused_naming_the_service(grant: dict, message: s
     with pytest.raises(DeclarationError, match=message) as err:
         parse(with_access({"svc": [grant]}))
     assert "object_store_access.svc" in str(err.value)
+
+
+def test_a_listing_grant_under_a_prefix_is_kept_with_its_prefix() -> None:
+    grant = {"bucket": "archive_bucket", "prefix": "uploads/", "actions": ["ListBucket", "DeleteObject"]}
+    d = parse(with_access({"svc": [grant]}))
+    assert d.object_store_grants("local", "svc") == (
+        Grant("spira-local-archive", "uploads/", ("ListBucket", "DeleteObject")),
+    )

@@ -130,4 +130,11 @@ def test_seed_and_rotation_run_unchanged_on_the_minio_adapter(admin, http) -> No
         "spira-production-archive",
         "spira-production-features",
         "spira-production-mlflow",
+        "spira-production-backups",
+    }
+    # The declared versioning reaches MinIO through plain S3 too; the archive is never versioned.
+    assert admin.s3.versioning == {
+        "spira-production-features": "Enabled",
+        "spira-production-mlflow": "Enabled",
+        "spira-production-backups": "Enabled",
     }

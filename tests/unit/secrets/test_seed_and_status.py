@@ -26,7 +26,7 @@ ENDPOINTS = EnvironmentEndpoints("http://s3:9000", "http://mlflow:5000")
 
 def test_seed_creates_each_workloads_secret_once_and_then_keeps_it() -> None:
     vault, store = InMemorySecretStore(), FakeObjectStoreAdmin()
-    workloads = ("serving", "training", "mlflow", "intake", "worker")
+    workloads = ("serving", "training", "mlflow", "intake", "worker", "vault-backup", "archive-purge")
     assert seed("staging", HvacKvOver(vault), store, ENDPOINTS) == dict.fromkeys(workloads, "created")
     assert seed("staging", HvacKvOver(vault), store, ENDPOINTS) == dict.fromkeys(workloads, "kept")
     for service in workloads:
