@@ -1,28 +1,23 @@
 """Prometheus (prometheus-community chart, pinned): the server the Rollout's postPromotionAnalysis
 queries. Its chart scrapes every pod annotated `prometheus.io/scrape` and labels series with `namespace`
 and `pod`, which the analysis query selects on; its Service and port are infra/environments.yaml's
-`services.prometheus`, the address the manifests use. Its alerting rules are infra/monitoring/spira-rules.yaml
-(the chart reads rules from its values, serverFiles.alerting_rules.yml; a PrometheusRule object would need
-the operator, which this chart does not run)."""
+`services.prometheus`, the address the manifests use. Its scrape jobs and intervals are
+infra/monitoring/scrape.yaml and its alerting rules infra/monitoring/spira-rules.yaml, rendered by
+infra/monitoring (the same declarations the local stack's Prometheus is rendered from; the chart reads rules
+from its values, serverFiles.alerting_rules.yml: a PrometheusRule object would need the operator, which this
+chart does not run)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import pulumi
-import yaml
 
 from infra.components.helm import pinned_release
 from infra.environments import declared
+from infra.monitoring import chart_values
 
 ADDRESS = declared().service("prometheus")
-RULES_FILE = Path(__file__).resolve().parents[1] / "monitoring" / "spira-rules.yaml"
-
-
-def alerting_rules() -> dict:
-    """The rule groups Prometheus evaluates (unit-tested with `promtool test rules`)."""
-    return yaml.safe_load(RULES_FILE.read_text())
 
 
 @dataclass(frozen=True)
@@ -32,16 +27,18 @@ class MonitoringArgs:
 
 
 def prometheus_values(storage_class: str, volume_size: str) -> dict:
+    declared_values = chart_values()
     return {
-        # Only the server (and the exporters its default scrape jobs read): no alerting stack here.
+        # Only the server: no alerting stack here.
         "alertmanager": {"enabled": False},
         "prometheus-pushgateway": {"enabled": False},
         "server": {
             "persistentVolume": {"enabled": True, "size": volume_size, "storageClass": storage_class},
             "service": {"servicePort": ADDRESS.port},
             "retention": "15d",
+            **declared_values["server"],
         },
-        "serverFiles": {"alerting_rules.yml": alerting_rules()},
+        "serverFiles": declared_values["serverFiles"],
     }
 
 

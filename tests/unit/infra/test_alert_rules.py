@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from infra.components.monitoring import RULES_FILE
+from infra.monitoring import RULES_FILE
 from infra.offline import Plan
 from tests.fakes.infra import where
 
@@ -28,12 +28,12 @@ def test_the_alerting_rules_are_valid_prometheus_rules() -> None:
     assert out.returncode == 0, out.stdout + out.stderr
 
 
-def test_drops_set_aside_items_a_stalled_and_a_growing_backlog_each_alert_as_the_rule_tests_expect() -> None:
+def test_archive_drops_error_rate_stale_secret_and_site_drift_each_alert_as_the_rule_tests_expect() -> None:
     out = _promtool("test", "rules", str(RULE_TESTS))
     assert out.returncode == 0, out.stdout + out.stderr
 
 
-def test_every_archive_alert_has_a_rule_test() -> None:
+def test_every_alert_has_a_rule_test_and_a_runbook_entry() -> None:
     alerts = {r["alert"] for g in yaml.safe_load(RULES_FILE.read_text())["groups"] for r in g["rules"]}
     tested = {
         case["alertname"]
@@ -42,6 +42,8 @@ def test_every_archive_alert_has_a_rule_test() -> None:
         if case.get("exp_alerts")
     }
     assert alerts == tested
+    runbook = (Path(__file__).resolve().parents[3] / "docs" / "runbooks" / "monitoring.md").read_text()
+    assert not [a for a in alerts if f"### {a}" not in runbook]
 
 
 def test_the_cluster_prometheus_evaluates_the_rules_file(stack_plan: Plan) -> None:
