@@ -125,16 +125,41 @@ def chart(name: str) -> Chart:
     return Chart(name, entry["repo"], entry["chart"], str(entry["version"]))
 
 
-def image(name: str) -> str:
+def _image_entry(name: str) -> dict[str, Any]:
     entry = _charts_file()["images"].get(name)
     if entry is None:
         raise ContractError(f"infra/charts.yaml has no image {name!r}")
-    return f"{entry['repository']}:{entry['tag']}"
+    if not entry.get("digest") and not entry.get("digest_unavailable"):
+        raise ContractError(
+            f"infra/charts.yaml image {name!r} has no digest (nor a digest_unavailable reason)"
+        )
+    return entry
+
+
+def _tag_ref(entry: dict[str, Any]) -> str:
+    """`tag@sha256:...`: charts that render `repository:tag` then pull by digest (the tag is for the reader)."""
+    return f"{entry['tag']}@{entry['digest']}" if entry.get("digest") else str(entry["tag"])
+
+
+def image(name: str) -> str:
+    """`repository:tag@sha256:...` of a pinned image (infra/charts.yaml)."""
+    entry = _image_entry(name)
+    return f"{entry['repository']}:{_tag_ref(entry)}"
 
 
 def image_parts(name: str) -> tuple[str, str]:
-    entry = _charts_file()["images"][name]
-    return entry["repository"], str(entry["tag"])
+    """(repository, `tag@sha256:...`) for charts that take the two separately."""
+    entry = _image_entry(name)
+    return entry["repository"], _tag_ref(entry)
+
+
+def images_without_digest() -> dict[str, str]:
+    """`repository:tag` -> why no digest, for the images declared without one (images-by-digest allows only these)."""
+    return {
+        f"{e['repository']}:{e['tag']}": str(e["digest_unavailable"])
+        for e in _charts_file()["images"].values()
+        if not e.get("digest")
+    }
 
 
 def gpus_per_node(instance_types: tuple[str, ...]) -> int:

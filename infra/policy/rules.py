@@ -22,6 +22,15 @@ NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
 EXACT_VERSION = re.compile(r"^v?\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$")
 CLOUD_SEALS = ('seal "awskms"', 'seal "gcpckms"', 'seal "azurekeyvault"')
 PUBLIC_ACLS = {"public-read", "public-read-write", "authenticated-read"}
+DIGEST_REF = re.compile(r"@sha256:[0-9a-f]{64}$")
+WORKLOADS = {
+    "kubernetes:apps/v1:Deployment",
+    "kubernetes:apps/v1:StatefulSet",
+    "kubernetes:apps/v1:DaemonSet",
+    "kubernetes:batch/v1:Job",
+    "kubernetes:batch/v1:CronJob",
+    "kubernetes:core/v1:Pod",
+}
 
 
 def _is_gpu_node_group(props: Props) -> bool:
@@ -147,6 +156,41 @@ def eks_api_not_open_to_the_internet(typ: str, props: Props, environment: str) -
     return []
 
 
+def _image_refs(node: Any) -> list[str]:
+    """Every image a pod spec or Helm values name: `image: ref`, or `*image: {repository, tag}` (a chart
+    that joins them), or `image: {tag}` (a chart whose repository comes from elsewhere)."""
+    refs: list[str] = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key.lower().endswith("image"):
+                if isinstance(value, str):
+                    refs.append(value)
+                elif isinstance(value, dict) and "tag" in value:
+                    refs.append(f"{value.get('repository', '<chart image>')}:{value['tag']}")
+            refs += _image_refs(value)
+    elif isinstance(node, list):
+        for item in node:
+            refs += _image_refs(item)
+    return refs
+
+
+def images_by_digest(typ: str, props: Props, environment: str) -> list[str]:
+    """Workloads and Helm values name images by digest (`repo@sha256:…` or `repo:tag@sha256:…`): a tag can be
+    pushed again with other bytes. Only infra/charts.yaml's declared `digest_unavailable` images pass."""
+    if typ == RELEASE:
+        refs = _image_refs(props.get("values") or {})
+    elif typ in WORKLOADS:
+        refs = _image_refs(props.get("spec") or {})
+    else:
+        return []
+    allowed = contracts.images_without_digest()
+    return [
+        f"image {ref!r} is referenced by tag only: pin it by digest (infra/charts.yaml)"
+        for ref in refs
+        if not DIGEST_REF.search(ref) and ref not in allowed
+    ]
+
+
 RULES: dict[str, tuple[str, Rule]] = {
     "gpu-pools-tainted": ("GPU node groups carry the GPU taint and label", gpu_pools_tainted),
     "chart-versions-pinned": ("Every Helm release pins an exact chart version", chart_versions_pinned),
@@ -162,6 +206,10 @@ RULES: dict[str, tuple[str, Rule]] = {
     "eks-api-not-open-to-the-internet": (
         "The EKS API is private, or public only to listed CIDRs (never 0.0.0.0/0)",
         eks_api_not_open_to_the_internet,
+    ),
+    "images-by-digest": (
+        "Workloads and Helm values name images by digest, never by tag alone",
+        images_by_digest,
     ),
 }
 
