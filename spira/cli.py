@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "stack": ("spira.stack.cli:app", "Local stack of real services: OpenBao, SeaweedFS, MLflow, registry."),
     "data": ("training.data_cli:app", "Datasets: synthetic SPIRA-like data, CSV checks."),
     "pipeline": ("training.cli:app", "Training pipeline stages: features, train, evaluate, publish."),
+    "holdout": ("training.holdout_cli:app", "The clinical gate's frozen holdout: freeze a dataset CSV."),
     "serve": ("spira.bento.cli:serve", "Serve the model over HTTP (BentoML)."),
     "predict": ("spira.bento.cli:predict", "Predict offline, one JSON line per file."),
     "bento": ("spira.bento.cli:bento_app", "Import the model and build the Bento."),
@@ -43,7 +44,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 # Commands that run as a workload: from an operator's shell they act as this service of the local stack
 # (spira.workload).
-WORKLOADS: dict[str, str] = {"pipeline": "training", "serve": "serving", "bento": "training"}
+WORKLOADS: dict[str, str] = {
+    "pipeline": "training",
+    "holdout": "training",
+    "serve": "serving",
+    "bento": "training",
+}
 
 
 def _load(name: str, target: str):

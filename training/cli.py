@@ -37,6 +37,23 @@ SeedOpt = Annotated[int | None, typer.Option("--seed", help="override the preset
 EpochsOpt = Annotated[int | None, typer.Option("--epochs", help="override the preset's epochs")]
 ProgressOpt = Annotated[bool, typer.Option("--progress/--no-progress", help="progress bars")]
 JsonOutOpt = Annotated[Path | None, typer.Option("--json-out", help="write the outcome as JSON")]
+HoldoutOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--holdout",
+        help="frozen holdout (its dataset.csv, folder or s3:// URL); default: the features bucket's current one",
+    ),
+]
+ClinicalOpt = Annotated[
+    str,
+    typer.Option("--clinical-thresholds", help="clinical gate margins publish judges with (an environment)"),
+]
+LabelNoiseOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--label-noise", min=0.0, max=1.0, help="flip this fraction of training labels (a worse model)"
+    ),
+]
 
 
 def _progress(enabled: bool) -> Any:
@@ -48,19 +65,36 @@ def _progress(enabled: bool) -> Any:
     return bar
 
 
-def _preset(name: str, seed: int | None, epochs: int | None) -> Preset:
+def _preset(name: str, seed: int | None, epochs: int | None, label_noise: float | None = None) -> Preset:
     try:
-        return get_preset(name).with_overrides(seed=seed, epochs=epochs)
+        return get_preset(name).with_overrides(seed=seed, epochs=epochs, label_noise=label_noise)
     except UnknownPreset as exc:
         raise typer.BadParameter(str(exc.args[0]), param_hint="--preset") from exc
 
 
-def _pipeline(data: Path, noise: Path, preset: Preset, settings_file: Path | None, progress: bool) -> Any:
+def _pipeline(
+    data: Path,
+    noise: Path,
+    preset: Preset,
+    settings_file: Path | None,
+    progress: bool,
+    holdout: str | None = None,
+    clinical_thresholds: str = "local",
+) -> Any:
     """The pipeline and the run's lease on its S3 key (held while the command runs)."""
     from training.wiring import build_pipeline, load_versioned_settings, run_lease
 
     settings, version = load_versioned_settings(settings_file)
-    return build_pipeline(settings, data, noise, preset, _progress(progress)), run_lease(settings, version)
+    pipeline = build_pipeline(
+        settings,
+        data,
+        noise,
+        preset,
+        _progress(progress),
+        holdout=holdout,
+        clinical_thresholds=clinical_thresholds,
+    )
+    return pipeline, run_lease(settings, version)
 
 
 def _fail(exc: Exception) -> typer.Exit:
@@ -70,6 +104,8 @@ def _fail(exc: Exception) -> typer.Exit:
 
 def _guarded(fn: Any) -> Any:
     """Turn expected failures (bad data, service down, stage not ready) into one clear line and exit 2."""
+    from spira_core.clinical.holdout import HoldoutError
+    from spira_core.clinical.thresholds import ClinicalThresholdsError
     from training.artifacts import ArtifactCorrupt
     from training.data import DatasetError
     from training.ports import ArtifactMissing, ServiceUnavailable
@@ -85,6 +121,8 @@ def _guarded(fn: Any) -> Any:
         SettingsError,
         ArtifactCorrupt,
         ArtifactMissing,
+        HoldoutError,
+        ClinicalThresholdsError,
         ValueError,
     ) as exc:
         raise _fail(exc) from exc
@@ -178,9 +216,14 @@ def _command(stage: Stage | None) -> Any:
         settings: SettingsOpt = None,
         progress: ProgressOpt = True,
         json_out: JsonOutOpt = None,
+        holdout: HoldoutOpt = None,
+        clinical_thresholds: ClinicalOpt = "local",
+        label_noise: LabelNoiseOpt = None,
     ) -> None:
-        p = _preset(preset, seed, epochs)
-        pipeline, lease = _guarded(lambda: _pipeline(data, noise, p, settings, progress))
+        p = _preset(preset, seed, epochs, label_noise)
+        pipeline, lease = _guarded(
+            lambda: _pipeline(data, noise, p, settings, progress, holdout, clinical_thresholds)
+        )
         with lease:
             if stage is None:
                 results = _guarded(lambda: pipeline.run_all(_print_stage))

@@ -48,6 +48,10 @@ class Preset:
     # GroupNorm and the network learns slowly)
     standardize_input: bool = False
     threshold: float = 0.5
+    # the fraction of training and validation recordings whose label is flipped (seeded) before training: 0
+    # for every real run; `spira demo --degrade accuracy` trains its clinically worse candidate with 0.5
+    # (labels that carry no information), a real training the clinical gate must block
+    label_noise: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -68,6 +72,7 @@ class Preset:
             "train_on_clean",
             "ema_decay",
             "standardize_input",
+            "label_noise",
         )
         return {k: getattr(self, k) for k in keys}
 

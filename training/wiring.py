@@ -100,8 +100,26 @@ def build_registry(tracking_uri: str, username: str, password: str) -> tuple[Mod
     return MlflowRegistry(tracking_uri), tracking_uri
 
 
+def open_holdout(settings: Mapping[str, str], ref: str | None) -> Any:
+    """The frozen holdout: `ref` (a local dataset.csv or folder, or s3://) when given, else the features
+    bucket's current one (None when none was ever frozen)."""
+    from spira_core.clinical.source import open_holdout as open_ref
+    from training.holdout import from_store
+
+    if ref:
+        return open_ref(ref)
+    keys = (settings[k] for k in ("s3_endpoint", "s3_access_key", "s3_secret_key", "features_bucket"))
+    return from_store(S3ArtifactStore(*keys, prefix="holdout"))
+
+
 def build_pipeline(
-    settings: Mapping[str, str], dataset_csv: Path, noise_csv: Path, preset: Preset, progress: Any = None
+    settings: Mapping[str, str],
+    dataset_csv: Path,
+    noise_csv: Path,
+    preset: Preset,
+    progress: Any = None,
+    holdout: str | None = None,
+    clinical_thresholds: str = "local",
 ) -> Pipeline:
     store = S3ArtifactStore(
         settings["s3_endpoint"],
@@ -109,12 +127,13 @@ def build_pipeline(
         settings["s3_secret_key"],
         settings["features_bucket"],
     )
-    kwargs: dict[str, Any] = {}
+    kwargs: dict[str, Any] = {"clinical_thresholds": clinical_thresholds}
     if progress is not None:
         kwargs["progress"] = progress
     return Pipeline.from_csv(
         dataset_csv,
         noise_csv,
+        holdout=open_holdout(settings, holdout),
         store=store,
         clock=SystemClock(),
         random=SeededRandom(preset.seed),

@@ -13,6 +13,7 @@ serving's input monitoring compares uploads with), `history.json` (per-epoch met
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import tempfile
 from collections.abc import Callable, Iterator
@@ -221,10 +222,28 @@ def fit(
     return model, history, summary
 
 
+def flip_labels(
+    data: dict[str, list[FileFeatures]], fraction: float, rng: np.random.Generator
+) -> dict[str, list[FileFeatures]]:
+    """The training and validation files with `fraction` of each split's labels flipped (the test split is
+    left alone): how a deliberately worse candidate is trained."""
+    if not 0.0 <= fraction <= 1.0:
+        raise ValueError(f"label_noise must be in [0, 1], got {fraction}")
+    out = dict(data)
+    for split in ("train", "val"):
+        files = list(data[split])
+        for i in rng.permutation(len(files))[: round(fraction * len(files))]:
+            files[i] = dataclasses.replace(files[i], label=1 - files[i].label)
+        out[split] = files
+    return out
+
+
 def build(ctx: RunContext, inputs: StageInputs) -> Built:
     feats = inputs["features"]
     data = features_stage.read_feature_set(feats.read("frames.npy"), feats.read("index.json"))
     params, preset = ctx.preset.features, ctx.preset
+    if preset.label_noise:
+        data = flip_labels(data, preset.label_noise, ctx.random.numpy("label_noise"))
     model, history, summary = fit(data, params, preset, ctx.random, ctx.progress)
     bundle_meta = {
         "features_key": feats.key,
