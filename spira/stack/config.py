@@ -22,6 +22,7 @@ DEFAULT_PORTS = {
     "registry_port": 15000,
     "nats_port": 14222,
     "nats_monitor_port": 18222,
+    "prometheus_port": 19090,
 }
 # SeaweedFS also listens on every HTTP port + 10000 for gRPC.
 GRPC_OFFSET = 10000
@@ -39,6 +40,7 @@ class StackConfig:
     registry_port: int = DEFAULT_PORTS["registry_port"]
     nats_port: int = DEFAULT_PORTS["nats_port"]
     nats_monitor_port: int = DEFAULT_PORTS["nats_monitor_port"]
+    prometheus_port: int = DEFAULT_PORTS["prometheus_port"]
 
     @property
     def state_file(self) -> Path:

@@ -24,6 +24,7 @@ class StackInfo:
     # MLflow's admin (username, password): the operator's MLflow identity on the local stack.
     mlflow_admin: tuple[str, str] | None = None
     nats_url: str | None = None  # the queue (NATS JetStream)
+    prometheus_url: str | None = None  # Prometheus (same scrape job and alert rules as the clusters')
 
     @property
     def signer(self) -> LocalJwtSigner:
@@ -115,4 +116,6 @@ class StackInfo:
             env["SPIRA_REGISTRY"] = self.registry
         if self.nats_url:
             env["NATS_URL"] = self.nats_url
+        if self.prometheus_url:
+            env["PROMETHEUS_URL"] = self.prometheus_url
         return env

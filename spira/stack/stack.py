@@ -17,13 +17,21 @@ from spira.stack.mlflow_server import MlflowService
 from spira.stack.nats import NatsService
 from spira.stack.net import port_in_use, wait_until
 from spira.stack.process import ManagedProcess
+from spira.stack.prometheus import PrometheusService
 from spira.stack.registry import RegistryService, registry_available
 from spira.stack.seaweed import SeaweedService
 from spira.stack.signer import LocalJwtSigner
 from spira.stack.vault import OpenBaoService
 
 ENV = "local"
-STARTUP_TIMEOUT_S = {"openbao": 30, "seaweedfs": 60, "mlflow": 120, "registry": 20, "nats": 20}
+STARTUP_TIMEOUT_S = {
+    "openbao": 30,
+    "seaweedfs": 60,
+    "mlflow": 120,
+    "registry": 20,
+    "nats": 20,
+    "prometheus": 30,
+}
 
 
 @dataclass(frozen=True)
@@ -42,6 +50,7 @@ class LocalStack:
         self.mlflow = MlflowService(cfg)
         self.registry = RegistryService(cfg)
         self.nats = NatsService(cfg)
+        self.prometheus = PrometheusService(cfg)
         self.with_registry = registry_available() if with_registry is None else with_registry
         self.signer = LocalJwtSigner.of_stack(cfg.home)
 
@@ -67,6 +76,9 @@ class LocalStack:
             self.mlflow.write_config()  # before its process: that carries the auth app's secret key
             self._start(self.mlflow, self.mlflow.process(secret), started, say)
             self._seed_mlflow(info)
+            self._start(
+                self.prometheus, self.prometheus.process(), started, say, self.prometheus.write_config
+            )
             if self.with_registry:
                 self._start(self.registry, self.registry.process(), started, say, self.registry.write_config)
             return self._info()
@@ -165,6 +177,7 @@ class LocalStack:
             registry=self.registry.address if self.with_registry else None,
             env_name=ENV,
             nats_url=self.nats.url,
+            prometheus_url=self.prometheus.url,
         )
 
     def info(self) -> StackInfo:
@@ -179,6 +192,7 @@ class LocalStack:
         procs = [(self.registry, lambda: self.registry.process())] if registry_available() else []
         return [
             *procs,
+            (self.prometheus, self.prometheus.process),
             (self.mlflow, self.mlflow.process),
             (self.nats, self.nats.process),
             (self.s3, self.s3.process),
