@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from spira_core import audio as A
-from spira_core.fastpath.wav import pcm16_samples, wav_layout
+from spira_core.wav import pcm16_samples, wav_layout
 
 # Copies of a body alive at once while it is parsed: the body read, the audio part starlette cuts from it,
 # and the part's in-memory spool before it spills to disk (measured: counting two let RSS pass the bound)

@@ -12,7 +12,7 @@ import soundfile as sf
 import serving.limits
 from serving.limits import UploadLimits, decode_upload
 from spira_core import audio as A
-from spira_core.fastpath.wav import pcm16_samples, wav_layout
+from spira_core.wav import pcm16_samples, wav_layout
 
 
 def _sf_wav(ints: np.ndarray, rate: int, subtype: str = "PCM_16", fmt: str = "WAV") -> bytes:

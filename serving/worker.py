@@ -1,0 +1,224 @@
+"""The queue worker (docs/queue.md): the model image's second entry point, same bundle, same Predictor.
+
+It pulls jobs from the durable consumer, reads each recording from the archive, cuts it into windows as
+/predict does and runs the windows of every message it holds as one batch through the model (the GPU when
+present, else the CPU fast path: serving.inference.best_window_model). Each result is written to the
+results bucket, and the message is acked only once the bucket confirmed the write; a redelivered message
+whose result exists is acked without running again. A recording /predict would refuse (a 4xx) ends as a
+failed job with that code. What can never succeed (not a job; its recording missing after every retry;
+max_deliver deliveries) goes to the dead-letter stream with its reason. SIGTERM: no new fetch, the held
+batch is finished and acked. SIGKILL: the held messages come back after ack_wait.
+
+    python -m serving.worker --model-dir DIR   # a pod: the pinned BentoML model, the Vault contract
+    spira worker --model VERSION_OR_ALIAS      # the local stack
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from serving.inference import Predictor, Prepared
+from spira_core.objects import ObjectMissing, ObjectStoreError, Recordings
+from spira_core.queue import (
+    DONE,
+    FAILED,
+    FINISHED,
+    RUNNING,
+    Delivery,
+    Job,
+    JobQueue,
+    JobState,
+    PoisonMessage,
+    QueueNames,
+    QueueUnavailable,
+)
+from spira_core.uploads import Rejected
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class WorkerStats:
+    done: int = 0
+    failed: int = 0
+    dead: int = 0
+    retried: int = 0
+    skipped: int = 0  # redeliveries whose result was already stored
+    windows: int = 0
+    batches: int = 0
+    busy_s: float = 0.0
+
+
+@dataclass
+class _Held:
+    delivery: Delivery
+    job: Job
+    prepared: Prepared | None = None
+
+
+@dataclass
+class Worker:
+    predictor: Predictor
+    queue: JobQueue
+    recordings: Recordings
+    names: QueueNames
+    max_messages: int = 32
+    fetch_timeout_s: float = 1.0
+    stats: WorkerStats = field(default_factory=WorkerStats)
+
+    async def run(self, stop: asyncio.Event) -> WorkerStats:
+        """Fetch and process until `stop` is set; the batch in hand is always finished."""
+        while not stop.is_set():
+            try:
+                deliveries = await self.queue.fetch(self.max_messages, self.fetch_timeout_s)
+            except QueueUnavailable as exc:
+                log.warning("queue unavailable, retrying: %s", exc)
+                await asyncio.sleep(0.5)
+                continue
+            if deliveries:
+                started = time.perf_counter()
+                await self.process(deliveries)
+                self.stats.busy_s += time.perf_counter() - started
+        return self.stats
+
+    async def process(self, deliveries: list[Delivery]) -> None:
+        held: list[_Held] = []
+        for d in deliveries:
+            try:
+                held.append(_Held(d, Job.from_bytes(d.data)))
+            except PoisonMessage as exc:
+                await self._dead(d, str(exc))
+        held = [h for h in await asyncio.gather(*(self._start(h) for h in held)) if h is not None]
+        ready = [h for h in held if h.prepared is not None]
+        if not ready:
+            return
+        windows = [h.prepared.windows for h in ready]
+        probs = await asyncio.to_thread(self.predictor.model.predict, np.concatenate(windows))
+        self.stats.windows += len(probs)
+        self.stats.batches += 1
+        bounds = np.cumsum([0, *(len(w) for w in windows)])
+        await asyncio.gather(
+            *(
+                self._finish(
+                    h,
+                    JobState(
+                        DONE, self.predictor._answer(h.prepared, probs[a:b]), attempts=h.delivery.attempt
+                    ),
+                )
+                for h, a, b in zip(ready, bounds[:-1], bounds[1:], strict=True)
+            )
+        )
+
+    async def _start(self, h: _Held) -> _Held | None:
+        """Known result: ack. Else mark running, read the recording, prepare its windows."""
+        d, job = h.delivery, h.job
+        try:
+            known = await self.queue.state(job.job_id)
+            if known is not None and known.status in FINISHED:
+                self.stats.skipped += 1
+                await d.ack()
+                return None
+            await self.queue.put_state(job.job_id, JobState(RUNNING, attempts=d.attempt))
+            data = await asyncio.to_thread(self.recordings.get, job.object_key)
+            h.prepared = await asyncio.to_thread(self.predictor.prepare, data)
+            return h
+        except Rejected as exc:  # what /predict answers 4xx: the job's answer, not a poison message
+            error = {"error": exc.code, "detail": exc.detail}
+            await self._finish(h, JobState(FAILED, error=error, attempts=d.attempt))
+        except (ObjectMissing, ObjectStoreError) as exc:
+            await self._retry_or_dead(h, f"{type(exc).__name__}: {exc}")
+        except QueueUnavailable as exc:
+            log.warning("job %s left for redelivery: %s", job.job_id, exc)
+        return None
+
+    async def _finish(self, h: _Held, state: JobState) -> None:
+        """The state stored (confirmed), then the ack: never an ack for an unstored result."""
+        try:
+            await self.queue.put_state(h.job.job_id, state)
+            await h.delivery.ack()
+        except QueueUnavailable as exc:  # not acked: redelivered after ack_wait, and its result is kept
+            log.warning("job %s not acked, it comes back: %s", h.job.job_id, exc)
+            return
+        if state.status == DONE:
+            self.stats.done += 1
+        else:
+            self.stats.failed += 1
+
+    async def _retry_or_dead(self, h: _Held, reason: str) -> None:
+        d = h.delivery
+        if d.attempt < self.names.max_deliver:
+            self.stats.retried += 1
+            await d.retry_later(self.names.retry_delay_s(d.attempt))
+            return
+        reason = f"failed {d.attempt} deliveries (max_deliver): {reason}"
+        try:
+            await self.queue.put_state(
+                h.job.job_id,
+                JobState(FAILED, error={"error": "dead_letter", "detail": reason}, attempts=d.attempt),
+            )
+        except QueueUnavailable:
+            return
+        await self._dead(d, reason)
+
+    async def _dead(self, d: Delivery, reason: str) -> None:
+        try:
+            await self.queue.dead_letter(d, reason)
+            self.stats.dead += 1
+            log.warning("dead letter: %s", reason)
+        except QueueUnavailable as exc:
+            log.warning("dead letter not stored, the message comes back: %s", exc)
+
+
+async def run_worker(
+    predictor: Predictor, environ: Mapping[str, str] | None = None, stop: asyncio.Event | None = None
+) -> WorkerStats:
+    """The Vault contract → the worker's secret → NATS, the archive and the queue's names; run until
+    SIGTERM/SIGINT (or `stop`)."""
+    from spira_core.objects import S3Recordings
+    from spira_core.queue.nats import NatsJobQueue
+    from spira_core.settings import cached_service_secret
+
+    secret = cached_service_secret(os.environ if environ is None else environ)
+    values = await asyncio.to_thread(secret.get)
+    names = QueueNames.from_secret(values["queue"])
+    queue = await NatsJobQueue.connect(values["nats_url"], names, name="spira-worker")
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    worker = Worker(predictor, queue, S3Recordings(secret), names)
+    log.warning("worker ready: model %s, consumer %s", predictor.model_version, names.consumer)
+    print("worker ready", flush=True)
+    try:
+        return await worker.run(stop)
+    finally:
+        await queue.close()
+
+
+def main() -> None:
+    import argparse
+    from pathlib import Path
+
+    from serving.pin import read_model_meta, verified_bundle_dir
+    from spira_core.model import load_bundle
+
+    parser = argparse.ArgumentParser(prog="python -m serving.worker")
+    parser.add_argument("--model-dir", type=Path, required=True, help="the pinned BentoML model's folder")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    bundle = load_bundle(verified_bundle_dir(args.model_dir))
+    predictor = Predictor.from_bundle(bundle, read_model_meta(args.model_dir)["model_version"])
+    stats = asyncio.run(run_worker(predictor))
+    log.warning("worker stopped: %s", stats)
+
+
+if __name__ == "__main__":
+    main()

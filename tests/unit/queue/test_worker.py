@@ -1,0 +1,144 @@
+"""The worker's rules against fakes of its ports: batches across messages, result before ack, a known
+result acked without running, 4xx recordings fail, poison and exhausted retries go to the dead letters."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from serving.worker import Worker
+from spira_core.queue import DONE, FAILED, Job, JobState, QueueNames
+from tests.fakes.queue import FakeDelivery, FakeJobQueue, FakeRecordings
+from tests.fakes.serving import FakeWindowModel, fake_predictor, wav_bytes
+
+NAMES = QueueNames(
+    stream="S",
+    subject="s.jobs",
+    consumer="w",
+    dead_letter_stream="D",
+    dead_letter_subject="s.dead",
+    results="R",
+    object_prefix="recordings/",
+    ack_wait_s=10,
+    max_deliver=3,
+    backoff_s=(1.0, 4.0),
+    duplicate_window_s=60,
+    results_ttl_s=3600,
+)
+
+
+def _worker(queue: FakeJobQueue, store: FakeRecordings) -> tuple[Worker, FakeWindowModel]:
+    predictor = fake_predictor()
+    return Worker(predictor, queue, store, NAMES), predictor.model
+
+
+def _job(store: FakeRecordings, data: bytes, key: str) -> Job:
+    job = Job.of_upload(NAMES, data, key)
+    store.put(job.object_key, data)
+    return job
+
+
+def test_windows_of_several_messages_run_as_one_batch_and_each_result_is_stored_before_its_ack() -> None:
+    queue, store = FakeJobQueue(), FakeRecordings()
+    worker, model = _worker(queue, store)
+    jobs = [_job(store, wav_bytes(seconds=s, seed=i), f"k{i}") for i, s in enumerate((1.5, 5.0, 9.0))]
+    deliveries = [FakeDelivery(j.to_bytes(), log=queue.log) for j in jobs]
+    asyncio.run(worker.process(deliveries))
+    assert len(model.calls) == 1 and model.calls[0] == sum(
+        queue.states[j.job_id].result["windows"] for j in jobs
+    )
+    for job, delivery in zip(jobs, deliveries, strict=True):
+        assert delivery.acked and queue.states[job.job_id].status == DONE
+        stored = queue.log.index(("state", (job.job_id, DONE)))
+        assert stored < queue.log.index(("ack", delivery.data))
+        single = worker.predictor.predict_bytes(store.get(job.object_key))
+        assert abs(queue.states[job.job_id].result["probability"] - single["probability"]) <= 1e-6
+
+
+def test_a_redelivered_message_whose_result_is_stored_is_acked_without_running_the_model() -> None:
+    queue, store = FakeJobQueue(), FakeRecordings()
+    worker, model = _worker(queue, store)
+    job = _job(store, wav_bytes(), "k")
+    queue.states[job.job_id] = JobState(DONE, {"probability": 0.5})
+    delivery = FakeDelivery(job.to_bytes(), attempt=2)
+    asyncio.run(worker.process([delivery]))
+    assert delivery.acked and model.calls == [] and worker.stats.skipped == 1
+
+
+def test_a_recording_predict_would_refuse_ends_as_a_failed_job_with_its_code_not_a_dead_letter() -> None:
+    queue, store = FakeJobQueue(), FakeRecordings()
+    worker, _ = _worker(queue, store)
+    job = _job(store, b"RIFF" + b"\x00" * 100, "k")
+    delivery = FakeDelivery(job.to_bytes())
+    asyncio.run(worker.process([delivery]))
+    state = queue.states[job.job_id]
+    assert state.status == FAILED and state.error["error"] in {"unsupported_audio", "undecodable"}
+    assert delivery.acked and queue.dead == []
+
+
+def test_a_message_that_is_not_a_job_goes_to_the_dead_letters_with_its_reason() -> None:
+    queue, store = FakeJobQueue(), FakeRecordings()
+    worker, _ = _worker(queue, store)
+    delivery = FakeDelivery(json.dumps({"hello": 1}).encode())
+    asyncio.run(worker.process([delivery]))
+    assert [reason.split(":")[0] for _, reason in queue.dead] == ["not a job"] and delivery.acked
+
+
+def test_a_missing_recording_is_retried_with_the_declared_backoff_then_dead_lettered_at_max_deliver() -> None:
+    queue, store = FakeJobQueue(), FakeRecordings()
+    worker, _ = _worker(queue, store)
+    job = Job.of_upload(NAMES, b"never stored", "k")
+    delays = []
+    for attempt in (1, 2):
+        delivery = FakeDelivery(job.to_bytes(), attempt=attempt)
+        asyncio.run(worker.process([delivery]))
+        delays.append(delivery.retry_delay)
+        assert not delivery.acked
+    assert delays == [1.0, 4.0]
+    last = FakeDelivery(job.to_bytes(), attempt=NAMES.max_deliver)
+    asyncio.run(worker.process([last]))
+    assert last.acked and len(queue.dead) == 1 and "max_deliver" in queue.dead[0][1]
+    assert queue.states[job.job_id].status == FAILED
+
+
+def test_a_result_the_queue_did_not_confirm_is_never_acked() -> None:
+    queue, store = FakeJobQueue(), FakeRecordings()
+    worker, _ = _worker(queue, store)
+    job = _job(store, wav_bytes(), "k")
+    delivery = FakeDelivery(job.to_bytes())
+
+    async def run() -> None:
+        original = queue.put_state
+
+        async def failing_done(job_id, state):
+            if state.status == DONE:
+                queue.unavailable = 1
+            await original(job_id, state)
+
+        queue.put_state = failing_done
+        await worker.process([delivery])
+
+    asyncio.run(run())
+    assert not delivery.acked and worker.stats.done == 0
+
+
+def test_sigterm_stops_fetching_after_the_batch_in_hand() -> None:
+    queue, store = FakeJobQueue(), FakeRecordings()
+    worker, _ = _worker(queue, store)
+    jobs = [_job(store, wav_bytes(seed=i), f"k{i}") for i in range(3)]
+    queue.messages = [j.to_bytes() for j in jobs]
+    worker.max_messages = 2
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        original = worker.process
+
+        async def process_then_stop(deliveries):
+            stop.set()  # the signal arrives while the first batch is in hand
+            await original(deliveries)
+
+        worker.process = process_then_stop
+        await worker.run(stop)
+
+    asyncio.run(run())
+    assert worker.stats.done == 2 and len(queue.messages) == 1  # finished and acked; the rest not taken
