@@ -14,6 +14,7 @@ from infra import config
 from infra.components import vault as vault_component
 from infra.components.argo import Argo, ArgoArgs
 from infra.components.aws import AwsPlatform, AwsPlatformArgs
+from infra.components.backups import BackupJobs, BackupJobsArgs
 from infra.components.device_plugin import DevicePlugin, DevicePluginArgs
 from infra.components.mlflow import Mlflow, MlflowArgs
 from infra.components.monitoring import Monitoring, MonitoringArgs
@@ -78,6 +79,8 @@ mlflow = Mlflow(
     on_cluster,
 )
 Argo("argo", ArgoArgs(cfg.environment, cfg.repo_url, cfg.domain), on_cluster)
+# Vault raft snapshots and the patient-audio purge, on schedules (docs/runbooks/backup.md).
+BackupJobs("backups", BackupJobsArgs(cfg.environment, depends_on=[workloads, store]), on_cluster)
 queue = Queue(
     "queue",
     QueueArgs(

@@ -46,7 +46,7 @@ class Allowed:
         )
 
 
-CATEGORIES = ("sizes", "counts", "instance types", "domain names", "branch")
+CATEGORIES = ("sizes", "counts", "instance types", "domain names", "branch", "retention")
 
 
 def _normalise(value: Any, env: str) -> Any:
