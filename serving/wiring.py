@@ -10,6 +10,7 @@ from serving.archive import LOCAL_SPOOL_ENV, SPOOL_DIR, Archive, ArchiveSettings
 from serving.batching import Batching
 from serving.inference import Predictor
 from serving.metrics import ModelChoiceMetrics, ServingMetrics, prometheus_metrics
+from serving.monitoring import InputMetrics, InputMonitor, MonitoringSettings
 from serving.pin import read_model_meta, verified_bundle_dir
 from serving.runtime import ServingRuntime
 from spira_core.model import load_bundle
@@ -66,6 +67,14 @@ def first_settings(secret: CachedSecret) -> Mapping[str, str]:
         return {}
 
 
+def input_monitor(reference, metrics: ServingMetrics, settings: Mapping[str, str]) -> InputMonitor | None:
+    """Per-site input monitoring with the sites the serving secret declares (read at start: the label set
+    is fixed for the process's life); None when the metrics adapter does not take input measures."""
+    if not isinstance(metrics, InputMetrics):
+        return None
+    return InputMonitor(reference, metrics, MonitoringSettings.from_settings(settings))
+
+
 def build_runtime(
     model_dir: Path, environ: Mapping[str, str] | None = None, metrics: ServingMetrics | None = None
 ) -> ServingRuntime:
@@ -92,6 +101,7 @@ def build_runtime(
     warm_up(predictor)
     runtime = ServingRuntime(predictor, metrics, secret, secret_path, archiver)
     runtime.archive_drain_s = archive.drain_s
+    runtime.monitor = input_monitor(bundle.drift_reference, metrics, first_settings(secret) if secret else {})
     if secret is not None:
         runtime.refresh_secret()  # first read now: /readyz and the gauge are right from the start
         runtime.start_secret_refresher(max(0.5, secret.ttl_s / 2))
