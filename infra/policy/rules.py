@@ -156,6 +156,28 @@ def eks_api_not_open_to_the_internet(typ: str, props: Props, environment: str) -
     return []
 
 
+EFS_FILE_SYSTEM = "aws:efs/fileSystem:FileSystem"
+STORAGE_CLASS = "kubernetes:storage.k8s.io/v1:StorageClass"
+
+
+def efs_encrypted(typ: str, props: Props, environment: str) -> list[str]:
+    """An EFS file system (the archive spool: patients' uploads not yet archived) is encrypted at rest with
+    its own KMS key, and every StorageClass of the EFS CSI driver mounts it over TLS. AWS's default is an
+    unencrypted file system, and an encrypted one without `kmsKeyId` uses the account's shared AWS-managed
+    key, whose use no key policy of ours limits."""
+    if typ == EFS_FILE_SYSTEM:
+        if props.get("encrypted") is not True:
+            return ["EFS file system is not encrypted at rest (encrypted must be true)"]
+        if not props.get("kmsKeyId"):
+            return [
+                "EFS file system is encrypted with the AWS-managed key: give it its own KMS key (kmsKeyId)"
+            ]
+    efs_class = typ == STORAGE_CLASS and props.get("provisioner") == "efs.csi.aws.com"
+    if efs_class and "tls" not in (props.get("mountOptions") or []):
+        return ["EFS StorageClass mounts without TLS: add mountOptions [tls] (encryption in transit)"]
+    return []
+
+
 def _image_refs(node: Any) -> list[str]:
     """Every image a pod spec or Helm values name: `image: ref`, or `*image: {repository, tag}` (a chart
     that joins them), or `image: {tag}` (a chart whose repository comes from elsewhere)."""
@@ -206,6 +228,10 @@ RULES: dict[str, tuple[str, Rule]] = {
     "eks-api-not-open-to-the-internet": (
         "The EKS API is private, or public only to listed CIDRs (never 0.0.0.0/0)",
         eks_api_not_open_to_the_internet,
+    ),
+    "efs-encrypted": (
+        "EFS file systems are encrypted at rest with their own KMS key and mounted over TLS",
+        efs_encrypted,
     ),
     "images-by-digest": (
         "Workloads and Helm values name images by digest, never by tag alone",
