@@ -31,7 +31,10 @@ def purge_secret(env: str, environ: MutableMapping[str, str] | None = None) -> d
     if env == "local":
         from spira.workload import act_as
 
-        act_as(SERVICE, environ)
+        if not act_as(SERVICE, environ) and not environ.get("VAULT_ROLE"):
+            raise PurgeSetupError(
+                "no running local stack at $SPIRA_HOME to act as its archive-purge service (`spira stack up`)"
+            )
     want = layout.secret_ref(env, SERVICE)
     if environ.get("VAULT_ROLE") and environ.get("VAULT_SECRET_PATH"):
         from spira_core.vault.client import VaultSecretReader
