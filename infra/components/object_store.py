@@ -20,6 +20,7 @@ from infra.components.helm import pinned_release
 from infra.components.vault import VaultSecrets
 from infra.config import ObjectStoreSettings
 from infra.environments import declared
+from infra.retention import retention
 from infra.vault import layout
 
 # Namespace, release and the S3 Service of each engine: infra/environments.yaml (services.objectstore).
@@ -38,7 +39,12 @@ class ObjectStoreArgs:
     secrets: VaultSecrets | None
 
 
-def minio_values(s: ObjectStoreSettings, storage_class: str, buckets: tuple[str, ...]) -> dict:
+def minio_values(
+    s: ObjectStoreSettings,
+    storage_class: str,
+    buckets: tuple[str, ...],
+    versioned: frozenset[str] = frozenset(),
+) -> dict:
     repo, tag = contracts.image_parts("minio")
     mc_repo, mc_tag = contracts.image_parts("minio-mc")
     return {
@@ -51,14 +57,23 @@ def minio_values(s: ObjectStoreSettings, storage_class: str, buckets: tuple[str,
         "existingSecret": ROOT_SECRET,
         "persistence": {"enabled": True, "size": s.volume_size, "storageClass": storage_class},
         "resources": {"requests": {"cpu": s.cpu, "memory": s.memory}},
-        "buckets": [{"name": b, "policy": "none", "purge": False, "versioning": True} for b in buckets],
+        # Versioning as declared (infra/environments.yaml retention): never on the archive, where a deleted
+        # upload must be gone; `spira secrets seed` adds the lifecycle rules through S3.
+        "buckets": [
+            {"name": b, "policy": "none", "purge": False, "versioning": b in versioned} for b in buckets
+        ],
         "users": [],
         "svcaccts": [],
         "policies": [],
     }
 
 
-def seaweedfs_values(s: ObjectStoreSettings, storage_class: str, buckets: tuple[str, ...]) -> dict:
+def seaweedfs_values(
+    s: ObjectStoreSettings,
+    storage_class: str,
+    buckets: tuple[str, ...],
+    versioned: frozenset[str] = frozenset(),
+) -> dict:
     repo, tag = contracts.image_parts("seaweedfs")
     volume = {"type": "persistentVolumeClaim", "size": s.volume_size, "storageClass": storage_class}
     # The chart takes resources as a YAML string.
@@ -75,7 +90,12 @@ def seaweedfs_values(s: ObjectStoreSettings, storage_class: str, buckets: tuple[
             # Every request is signed with a configured identity; there is no anonymous access.
             "enableAuth": True,
             "existingConfigSecret": ROOT_SECRET,
-            "createBuckets": [{"name": b, "anonymousRead": False} for b in buckets],
+            # Versioning as declared (the chart's bucket hook; the key was not rendered here), lifecycle
+            # rules from `spira secrets seed` through S3.
+            "createBuckets": [
+                {"name": b, "anonymousRead": False, **({"versioning": "Enabled"} if b in versioned else {})}
+                for b in buckets
+            ],
         },
     }
 
@@ -90,10 +110,11 @@ class ObjectStore(pulumi.ComponentResource):
         self.endpoint = declared().service("objectstore", engine).url
         # The buckets every workload's secret names (the seeding reads the same declaration).
         buckets = tuple(declared().buckets(args.environment).values())
+        versioned = frozenset(b.bucket for b in retention().buckets(args.environment) if b.versioned)
 
         if engine == "minio":
             data = {"rootUser": access_key.result, "rootPassword": secret_key.result}
-            values = minio_values(args.settings, args.storage_class, buckets)
+            values = minio_values(args.settings, args.storage_class, buckets, versioned)
         else:
             identities = pulumi.Output.all(access_key.result, secret_key.result).apply(
                 lambda k: json.dumps(
@@ -109,7 +130,7 @@ class ObjectStore(pulumi.ComponentResource):
                 )
             )
             data = {"seaweedfs_s3_config": identities}
-            values = seaweedfs_values(args.settings, args.storage_class, buckets)
+            values = seaweedfs_values(args.settings, args.storage_class, buckets, versioned)
 
         ns = k8s.core.v1.Namespace(f"{name}-ns", metadata={"name": NAMESPACE}, opts=child)
         root = k8s.core.v1.Secret(

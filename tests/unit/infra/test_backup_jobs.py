@@ -122,3 +122,24 @@ def test_the_purge_removes_only_uploads_older_than_the_declared_period(stack_pla
         f"--older-than={audio.days}d",
         f"store/{audio.bucket}/uploads/",
     ], where(job)
+
+
+def test_the_object_store_chart_versions_exactly_the_declared_buckets_and_never_the_archive(
+    stack_plan: Plan,
+) -> None:
+    release = stack_plan.one("kubernetes:helm.sh/v3:Release", "objectstore")
+    versioned = {b.bucket for b in retention().buckets(stack_plan.stack) if b.versioned}
+    created = release.inputs["values"]["s3"]["createBuckets"]
+    assert {b["name"] for b in created if b.get("versioning") == "Enabled"} == versioned, where(release)
+    assert declared().buckets(stack_plan.stack)["archive_bucket"] not in versioned
+
+
+def test_minio_gets_the_same_versioning() -> None:
+    from infra.components.object_store import minio_values
+    from infra.config import ObjectStoreSettings
+
+    settings = ObjectStoreSettings(engine="minio", replicas=1, volume_size="1Gi", cpu="1", memory="1Gi")
+    buckets = tuple(declared().buckets("production").values())
+    versioned = frozenset(b.bucket for b in retention().buckets("production") if b.versioned)
+    values = minio_values(settings, "gp3", buckets, versioned)
+    assert {b["name"]: b["versioning"] for b in values["buckets"]} == {b: b in versioned for b in buckets}
