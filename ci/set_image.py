@@ -18,6 +18,10 @@ import yaml
 
 KUSTOMIZATION = Path("argocd/base/kustomization.yaml")
 ROLLOUT = Path("argocd/base/model-rollout.yaml")
+# The queue workers run the model image too (the same `images:` entry, so the same digest): the same
+# set-image commit announces the same model version on both Rollouts, and the worker gate checks it.
+WORKER_ROLLOUT = Path("argocd/base/worker-rollout.yaml")
+MODEL_ROLLOUTS = (ROLLOUT, WORKER_ROLLOUT)
 MODEL_VERSION_ANNOTATION = "spira.dev/model-version"
 # kustomize image name -> ci image name (repository spira/<image> in the registry)
 KUSTOMIZE_NAMES = {"model": "spira-model", "loadtest": "spira-loadtest"}
@@ -80,11 +84,11 @@ def _only_digest_changed(old: str, new: str, name: str, digest: str) -> None:
         raise SetImageError(f"{KUSTOMIZATION}: the edit changed more than the digest of {name}")
 
 
-def replace_annotation(text: str, key: str, value: str) -> str:
+def replace_annotation(text: str, key: str, value: str, where: Path = ROLLOUT) -> str:
     pattern = re.compile(rf"^(\s+{re.escape(key)}:\s*)(\S.*?)(\s*)$", re.M)
     matches = pattern.findall(text)
     if len(matches) != 1:
-        raise SetImageError(f"{ROLLOUT}: expected one `{key}:` annotation, found {len(matches)}")
+        raise SetImageError(f"{where}: expected one `{key}:` annotation, found {len(matches)}")
     return pattern.sub(lambda m: f'{m.group(1)}"{value}"{m.group(3)}', text, count=1)
 
 
@@ -111,12 +115,13 @@ def set_image(
         kust.write_text(new)
         changed.append(KUSTOMIZATION)
     if image == "model":
-        rollout = root / ROLLOUT
-        text = rollout.read_text()
-        new = replace_annotation(text, MODEL_VERSION_ANNOTATION, str(model_version))
-        if new != text:
-            rollout.write_text(new)
-            changed.append(ROLLOUT)
+        for relative in MODEL_ROLLOUTS:
+            rollout = root / relative
+            text = rollout.read_text()
+            new = replace_annotation(text, MODEL_VERSION_ANNOTATION, str(model_version), relative)
+            if new != text:
+                rollout.write_text(new)
+                changed.append(relative)
     if changed and golden:
         changed += regenerate_golden(root)
     return SetImageResult(changed, digest, model_version)

@@ -11,7 +11,18 @@ from collections.abc import Callable, Iterable
 from itertools import combinations
 
 from infra.environments import declared
-from spira.manifests import bootstrap, contracts, drift, generate, integrity, render, schemas, semantic
+from spira.manifests import (
+    bootstrap,
+    contracts,
+    drift,
+    generate,
+    integrity,
+    queue_checks,
+    queue_patches,
+    render,
+    schemas,
+    semantic,
+)
 from spira.manifests.checkov_scan import Checkov, CheckovCli, as_core_workloads
 from spira.manifests.semantic import Doc, Finding
 
@@ -33,6 +44,7 @@ def rendered_findings(env: str, docs: list[Doc], version: str) -> list[Finding]:
     out = schema_findings(docs, env, version)
     out += semantic.all_rendered(docs, contracts.gpu_pool(), contracts.vault(env))
     out += semantic.gate_thresholds(docs, env)
+    out += queue_checks.all_queue(docs, queue_patches.queue_expectation())
     if env in render.CLUSTER_ENVIRONMENTS:
         replicas, gpus = contracts.stack_sizes(env)
         out += semantic.stack_sizes(docs, contracts.gpu_pool(), replicas, gpus)
@@ -117,7 +129,7 @@ def run(
     rendered: dict[str, list[Doc]] = {}
     out: list[Finding] = [
         Finding("generated", str(path.relative_to(render.REPO_ROOT)), GENERATED_STALE)
-        for path in generate.stale()
+        for path in [*generate.stale(), *queue_patches.stale()]
     ]
     for env in envs:
         try:

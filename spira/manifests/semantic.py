@@ -70,9 +70,10 @@ def of_kind(docs: list[Doc], kind: str) -> list[Doc]:
 
 
 def pod_templates(docs: list[Doc]) -> Iterator[tuple[str, Doc]]:
-    """(where, pod template) of every pod the objects would create: Rollouts and the gate's Jobs."""
+    """(where, pod template) of every pod the objects would create: Rollouts, Deployments and the gates'
+    Jobs."""
     for doc in docs:
-        if doc.get("kind") == "Rollout":
+        if doc.get("kind") in ("Rollout", "Deployment"):
             yield f"{ref(doc)} spec.template", doc["spec"].get("template", {})
         elif doc.get("kind") == "AnalysisTemplate":
             for i, metric in enumerate(doc["spec"].get("metrics", [])):
@@ -169,9 +170,11 @@ def services_select_pods(docs: list[Doc]) -> list[Finding]:
 
 
 def blue_green(docs: list[Doc]) -> list[Finding]:
+    """The HTTP service's Rollout (the one with the model container) is blue/green behind its gate; the
+    queue workers' Rollout is a gated canary instead (spira/manifests/queue_checks.py)."""
     out = []
     services = {s["metadata"]["name"] for s in of_kind(docs, "Service")}
-    for rollout in of_kind(docs, "Rollout"):
+    for rollout, _ in _rollouts(docs):
         bg = rollout["spec"].get("strategy", {}).get("blueGreen")
         if bg is None:
             out.append(Finding("blue-green", ref(rollout), "is not a blueGreen rollout"))
@@ -211,9 +214,14 @@ def analysis_references(docs: list[Doc]) -> list[Finding]:
                 Finding("analysis-args", ref(template), f"uses {{{{args.{arg}}}}} but does not declare it")
             )
     for rollout in of_kind(docs, "Rollout"):
-        bg = rollout["spec"].get("strategy", {}).get("blueGreen", {})
-        for phase in ("prePromotionAnalysis", "postPromotionAnalysis"):
-            analysis = bg.get(phase)
+        strategy = rollout["spec"].get("strategy", {})
+        bg = strategy.get("blueGreen", {})
+        phases = [(phase, bg.get(phase)) for phase in ("prePromotionAnalysis", "postPromotionAnalysis")]
+        phases += [
+            (f"canary steps[{i}] analysis", step.get("analysis"))
+            for i, step in enumerate((strategy.get("canary") or {}).get("steps", []))
+        ]
+        for phase, analysis in phases:
             if not analysis:
                 continue
             given = {a["name"] for a in analysis.get("args", [])}
@@ -266,16 +274,27 @@ def probes(docs: list[Doc]) -> list[Finding]:
                     Finding("probes", where, f"{field} port {http.get('port')!r} is no container port")
                 )
     for rollout in of_kind(docs, "Rollout"):
-        if _model(rollout) is None:
+        if "blueGreen" in rollout["spec"].get("strategy", {}) and _model(rollout) is None:
             out.append(Finding("probes", ref(rollout), f"has no container named {MODEL_CONTAINER!r}"))
     return out
 
 
+def _gpu_pods(docs: list[Doc], pool: GpuPool) -> Iterator[tuple[str, Doc, Doc]]:
+    """(where, pod spec, GPU container) of the model and of every other pod whose containers ask for GPUs."""
+    for rollout, model in _rollouts(docs):
+        yield ref(rollout), rollout["spec"]["template"]["spec"], model
+    for where, template in pod_templates(docs):
+        for c in containers(template):
+            if where.startswith("Rollout/") and c.get("name") == MODEL_CONTAINER:
+                continue
+            resources = c.get("resources", {})
+            if pool.resource in {**resources.get("requests", {}), **resources.get("limits", {})}:
+                yield where, template.get("spec", {}), c
+
+
 def gpu_pool(docs: list[Doc], pool: GpuPool) -> list[Finding]:
     out = []
-    for rollout, model in _rollouts(docs):
-        spec = rollout["spec"]["template"]["spec"]
-        where = ref(rollout)
+    for where, spec, model in _gpu_pods(docs, pool):
         tolerated = any(
             t.get("key") == pool.taint_key
             and t.get("effect") == pool.taint_effect
@@ -300,17 +319,31 @@ def gpu_pool(docs: list[Doc], pool: GpuPool) -> list[Finding]:
         limit = str(resources.get("limits", {}).get(pool.resource, ""))
         if not limit.isdigit() or int(limit) < 1:
             out.append(
-                Finding("gpu-pool", where, f"container {MODEL_CONTAINER} has no {pool.resource} limit")
+                Finding("gpu-pool", where, f"container {model.get('name')} has no {pool.resource} limit")
             )
         elif str(resources.get("requests", {}).get(pool.resource, limit)) != limit:
             out.append(Finding("gpu-pool", where, f"{pool.resource} request and limit differ"))
     return out
 
 
-def model_env(docs: list[Doc]) -> list[Finding]:
-    out = []
+def _secret_readers(docs: list[Doc]) -> Iterator[tuple[str, Doc]]:
+    """(where, container) of every workload container that reads a Vault secret: the model, the intake,
+    the queue workers and their gate (those that name a VAULT_SECRET_PATH)."""
     for rollout, model in _rollouts(docs):
-        where = f"{ref(rollout)} container {MODEL_CONTAINER}"
+        yield f"{ref(rollout)} container {MODEL_CONTAINER}", model
+    for where, template in pod_templates(docs):
+        for c in containers(template):
+            if c.get("name") == MODEL_CONTAINER and where.startswith("Rollout/"):
+                continue  # the model, above
+            if any(e.get("name") == "VAULT_SECRET_PATH" for e in c.get("env", [])):
+                yield f"{where} container {c.get('name')}", c
+
+
+def model_env(docs: list[Doc]) -> list[Finding]:
+    """Workloads that read a Vault secret get the three VAULT_* variables and nothing else: their secrets
+    and settings come from Vault."""
+    out = []
+    for where, model in _secret_readers(docs):
         names = [e.get("name") for e in model.get("env", [])]
         if set(names) != VAULT_ENV or len(names) != len(set(names)):
             out.append(

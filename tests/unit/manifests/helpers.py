@@ -24,7 +24,7 @@ def one(items: list[dict], kind: str, name: str | None = None) -> dict:
 
 
 def model(items: list[dict]) -> dict:
-    rollout = one(items, "Rollout")
+    rollout = one(items, "Rollout", "spira-model")
     (container,) = [c for c in rollout["spec"]["template"]["spec"]["containers"] if c["name"] == "model"]
     return container
 

@@ -16,7 +16,9 @@ def test_the_committed_patches_are_what_the_declaration_generates():
 
 @pytest.mark.parametrize("env", list(render.ENVIRONMENTS))
 def test_every_environments_post_promotion_analysis_queries_the_declared_prometheus(env):
-    (rollout,) = of_kind(render.render_docs(env), "Rollout")
+    (rollout,) = [
+        r for r in of_kind(render.render_docs(env), "Rollout") if r["metadata"]["name"] == "spira-model"
+    ]
     args = rollout["spec"]["strategy"]["blueGreen"]["postPromotionAnalysis"]["args"]
     address = next(a["value"] for a in args if a["name"] == "prometheus-address")
     assert address == declared().service("prometheus").url
@@ -24,7 +26,9 @@ def test_every_environments_post_promotion_analysis_queries_the_declared_prometh
 
 @pytest.mark.parametrize("env", declared().clusters)
 def test_each_cluster_logs_in_to_the_declared_vault_with_its_layout_role(env):
-    (rollout,) = of_kind(render.render_docs(env), "Rollout")
+    (rollout,) = [
+        r for r in of_kind(render.render_docs(env), "Rollout") if r["metadata"]["name"] == "spira-model"
+    ]
     values = {e["name"]: e["value"] for e in rollout["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert values == {
         "VAULT_ADDR": declared().service("vault").url,

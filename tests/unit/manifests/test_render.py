@@ -39,7 +39,7 @@ def test_the_kustomization_digests_reach_the_rollout_and_the_gate_job(env):
 
 def test_labels_reach_the_pod_templates_inside_the_rollout_and_the_gate_job():
     rendered = docs("production")
-    rollout_labels = one(rendered, "Rollout")["spec"]["template"]["metadata"]["labels"]
+    rollout_labels = one(rendered, "Rollout", "spira-model")["spec"]["template"]["metadata"]["labels"]
     job_labels = gate_job(rendered)["spec"]["template"]["metadata"]["labels"]
     assert rollout_labels["app.kubernetes.io/part-of"] == "spira"
     assert job_labels["app.kubernetes.io/part-of"] == "spira"

@@ -30,7 +30,7 @@ def test_the_bootstrap_templates_and_each_root_application_pass_the_strict_schem
 
 
 def test_a_typo_in_a_rollout_field_is_rejected():
-    rollout = one(docs(), "Rollout")
+    rollout = one(docs(), "Rollout", "spira-model")
     rollout["spec"]["strategy"]["blueGreen"]["activeServce"] = "spira-model-active"
     assert messages(rollout) == [
         "spec.strategy.blueGreen: Additional properties are not allowed ('activeServce' was unexpected)"
@@ -38,7 +38,7 @@ def test_a_typo_in_a_rollout_field_is_rejected():
 
 
 def test_a_wrong_type_in_a_rollout_field_is_rejected():
-    rollout = one(docs(), "Rollout")
+    rollout = one(docs(), "Rollout", "spira-model")
     rollout["spec"]["replicas"] = "three"
     assert messages(rollout) == ["spec.replicas: 'three' is not of type 'integer'"]
 
@@ -46,12 +46,12 @@ def test_a_wrong_type_in_a_rollout_field_is_rejected():
 def test_a_typo_in_the_rollout_pod_template_is_rejected_by_the_core_pod_schema():
     rendered = docs()
     model(rendered)["readinesProbe"] = {}
-    (message,) = messages(one(rendered, "Rollout"))
+    (message,) = messages(one(rendered, "Rollout", "spira-model"))
     assert message.startswith("spec.template.spec.containers[0]: PodSpec:") and "readinesProbe" in message
 
 
 def test_a_typo_in_the_rollout_metadata_is_rejected_by_the_core_object_meta_schema():
-    rollout = one(docs(), "Rollout")
+    rollout = one(docs(), "Rollout", "spira-model")
     rollout["metadata"]["annotation"] = {}
     (message,) = messages(rollout)
     assert message.startswith("metadata: ObjectMeta:") and "annotation" in message
@@ -78,7 +78,7 @@ def test_a_typo_in_the_prometheus_provider_is_rejected():
 
 
 def test_a_subtree_that_is_not_vendored_is_rejected_rather_than_accepted_blindly():
-    rollout = one(docs(), "Rollout")
+    rollout = one(docs(), "Rollout", "spira-model")
     rollout["spec"]["strategy"]["canary"] = {"trafficRouting": {"nginx": {"stableIngress": "x"}}}
     (message,) = messages(rollout)
     assert message.startswith("spec.strategy.canary.trafficRouting:") and "not vendored" in message

@@ -38,28 +38,30 @@ def test_a_service_target_port_that_no_container_exposes_is_caught():
 
 def test_the_same_service_as_active_and_preview_is_caught():
     rendered = docs()
-    one(rendered, "Rollout")["spec"]["strategy"]["blueGreen"]["previewService"] = "spira-model-active"
+    one(rendered, "Rollout", "spira-model")["spec"]["strategy"]["blueGreen"]["previewService"] = (
+        "spira-model-active"
+    )
     assert any("activeService and previewService are both" in f for f in findings(rendered))
 
 
 def test_a_reference_to_an_analysis_template_that_is_not_rendered_is_caught():
     rendered = docs()
-    one(rendered, "Rollout")["spec"]["strategy"]["blueGreen"]["prePromotionAnalysis"]["templates"][0][
-        "templateName"
-    ] = "spira-gait"
+    one(rendered, "Rollout", "spira-model")["spec"]["strategy"]["blueGreen"]["prePromotionAnalysis"][
+        "templates"
+    ][0]["templateName"] = "spira-gait"
     assert any("AnalysisTemplate 'spira-gait' is not rendered" in f for f in findings(rendered))
 
 
 def test_a_required_analysis_arg_the_rollout_does_not_pass_is_caught():
     rendered = docs()
-    pre = one(rendered, "Rollout")["spec"]["strategy"]["blueGreen"]["prePromotionAnalysis"]
+    pre = one(rendered, "Rollout", "spira-model")["spec"]["strategy"]["blueGreen"]["prePromotionAnalysis"]
     pre["args"] = [a for a in pre["args"] if a["name"] != "model-version"]
     assert any("needs args ['model-version']" in f for f in findings(rendered))
 
 
 def test_an_analysis_arg_the_template_does_not_declare_is_caught():
     rendered = docs()
-    pre = one(rendered, "Rollout")["spec"]["strategy"]["blueGreen"]["prePromotionAnalysis"]
+    pre = one(rendered, "Rollout", "spira-model")["spec"]["strategy"]["blueGreen"]["prePromotionAnalysis"]
     pre["args"].append({"name": "previewurl", "value": "x"})
     assert any("passes args ['previewurl']" in f for f in findings(rendered))
 
@@ -120,14 +122,18 @@ def test_a_probe_on_a_port_the_container_does_not_expose_is_caught():
 
 def test_a_toleration_that_does_not_match_the_gpu_pool_taint_is_caught():
     rendered = docs()
-    one(rendered, "Rollout")["spec"]["template"]["spec"]["tolerations"][0]["value"] = "yes"
+    one(rendered, "Rollout", "spira-model")["spec"]["template"]["spec"]["tolerations"][0]["value"] = "yes"
     assert any("does not tolerate the GPU pool taint" in f for f in findings(rendered))
 
 
 def test_the_gpu_pool_contract_is_read_from_infra_not_copied():
     moved = replace(POOL, label_value="gpu-a100")
     out = [str(f) for f in semantic.gpu_pool(docs(), moved)]
-    assert out == ["[gpu-pool] Rollout/spira-model: nodeSelector lacks spira.dev/pool: gpu-a100"]
+    assert out == [
+        "[gpu-pool] Rollout/spira-model: nodeSelector lacks spira.dev/pool: gpu-a100",
+        "[gpu-pool] AnalysisTemplate/spira-worker-gate metrics[0] job: nodeSelector lacks spira.dev/pool: gpu-a100",
+        "[gpu-pool] Rollout/spira-worker spec.template: nodeSelector lacks spira.dev/pool: gpu-a100",
+    ]
 
 
 def test_a_model_pod_without_a_gpu_limit_is_caught():
@@ -164,7 +170,7 @@ def test_the_vault_role_of_another_environment_is_caught():
 
 def test_a_projected_token_for_another_audience_is_caught():
     rendered = docs()
-    volumes = one(rendered, "Rollout")["spec"]["template"]["spec"]["volumes"]
+    volumes = one(rendered, "Rollout", "spira-model")["spec"]["template"]["spec"]["volumes"]
     next(v for v in volumes if v["name"] == "vault-token")["projected"]["sources"][0]["serviceAccountToken"][
         "audience"
     ] = "sts.amazonaws.com"
@@ -172,7 +178,7 @@ def test_a_projected_token_for_another_audience_is_caught():
 
 
 def _vault_volume(rendered: list[dict]) -> dict:
-    volumes = one(rendered, "Rollout")["spec"]["template"]["spec"]["volumes"]
+    volumes = one(rendered, "Rollout", "spira-model")["spec"]["template"]["spec"]["volumes"]
     return next(v for v in volumes if v["name"] == "vault-token")
 
 
@@ -229,7 +235,7 @@ def test_bentoml_home_without_an_empty_dir_is_caught():
 def test_an_archive_spool_on_an_empty_dir_is_caught():
     # an emptyDir is deleted with the pod: blue/green scale-down or an eviction loses answered uploads
     rendered = docs()
-    spec = one(rendered, "Rollout")["spec"]["template"]["spec"]
+    spec = one(rendered, "Rollout", "spira-model")["spec"]["template"]["spec"]
     volume = next(v for v in spec["volumes"] if v["name"] == "archive-spool")
     del volume["persistentVolumeClaim"]
     volume["emptyDir"] = {}
@@ -279,7 +285,7 @@ def test_a_gate_job_without_a_deadline_is_caught():
 
 def test_a_preview_url_that_is_not_the_preview_service_is_caught():
     rendered = docs()
-    pre = one(rendered, "Rollout")["spec"]["strategy"]["blueGreen"]["prePromotionAnalysis"]
+    pre = one(rendered, "Rollout", "spira-model")["spec"]["strategy"]["blueGreen"]["prePromotionAnalysis"]
     pre["args"][0]["value"] = "http://spira-model-active.spira.svc.cluster.local:3000"
     assert any("[gate] Rollout/spira-model: preview-url" in f for f in findings(rendered))
 
