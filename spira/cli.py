@@ -27,7 +27,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("spira.bento.cli:serve", "Serve the model over HTTP (BentoML)."),
     "predict": ("spira.bento.cli:predict", "Predict offline, one JSON line per file."),
     "bento": ("spira.bento.cli:bento_app", "Import the model and build the Bento."),
-    "gate": ("spira.gate_cli:gate", "Promotion gate: Locust load test judged against SLO thresholds."),
+    "gate": (
+        "spira.clinical.cli:gate",
+        "Promotion gates: Locust load test judged against SLOs; `gate clinical`: non-inferiority on the holdout.",
+    ),
     "secrets": ("spira.secrets.cli:app", "Vault secrets: seed, status, rotate."),
     "manifests": ("spira.manifests.cli:app", "GitOps manifests: render, check, golden files."),
     "infra": ("infra.cli:app", "Pulumi program under mocks: plan, diff."),

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 import urllib.error
@@ -128,6 +129,24 @@ def score_over_http(
     return Scores(versions.pop(), thresholds.pop(), tuple(float(a["probability"]) for a in answers), url)
 
 
+def credential_headers() -> Callable[[], dict[str, str]]:
+    """The client credential for /predict when the environment names a Vault role (the gate Job's own
+    variables, spira_core/predict_credential.py), else no header."""
+    if not os.environ.get("VAULT_ROLE"):
+        return dict
+    from spira_core.predict_credential import CredentialError, PredictCredential
+
+    credential = PredictCredential.from_env()
+
+    def headers() -> dict[str, str]:
+        try:
+            return credential.headers()
+        except CredentialError as exc:
+            raise ScoringError(f"no credential for /predict: {exc}") from exc
+
+    return headers
+
+
 def no_recorded_baseline(_: Holdout) -> Scores | None:
     raise ScoringError(
         "without --baseline-url the baseline is the champion's recorded result, which this image cannot "
@@ -145,11 +164,11 @@ def run_clinical(
     try:
         thresholds = clinical_thresholds.load(config.thresholds)
         opened = open_holdout(config.holdout)
+        # the recorded baseline first: a missing one stops the gate before any request
+        baseline = None if config.baseline_url else recorded(opened.holdout)
         candidate = score_over_http(config.url, opened, config, headers)
         if config.baseline_url:
             baseline = score_over_http(config.baseline_url, opened, config, headers)
-        else:
-            baseline = recorded(opened.holdout)
     except (clinical_thresholds.ClinicalThresholdsError, HoldoutError, ScoringError, ValueError) as exc:
         return ClinicalResult(COULD_NOT_RUN, message=str(exc))
     verdict = judge(opened.holdout, candidate, baseline, thresholds)
@@ -196,10 +215,10 @@ def format_text(result: ClinicalResult) -> str:
 def main(
     argv: list[str] | None = None,
     recorded: Callable[[Holdout], Scores | None] = no_recorded_baseline,
-    headers: Callable[[], dict[str, str]] = dict,
+    headers: Callable[[], dict[str, str]] | None = None,
 ) -> int:
     config = config_from_args(parser().parse_args(argv))
-    result = run_clinical(config, recorded, headers)
+    result = run_clinical(config, recorded, headers or credential_headers())
     print(format_text(result), flush=True)
     return result.exit_code
 

@@ -80,8 +80,9 @@ def test_a_stratum_below_the_minimum_count_is_reported_not_judged():
 
 def test_without_a_baseline_only_the_floors_judge():
     h = make_holdout()
-    assert judge(h, scores(h, 0.6, 1), None, THRESHOLDS)["verdict"] == PASS
-    chance = judge(h, scores(h, 0.0, 1), None, THRESHOLDS)
+    floors = T.parse({**_document("local"), "floors": {"sensitivity": 0.5, "specificity": 0.5, "auc": 0.6}})
+    assert judge(h, scores(h, 0.6, 1), None, floors)["verdict"] == PASS
+    chance = judge(h, scores(h, 0.0, 1), None, floors)
     assert chance["verdict"] == FAIL and chance["comparison"] == "floors only (no baseline)"
     assert any("below the floor" in r for r in chance["reasons"])
 
