@@ -51,34 +51,42 @@ def _frame_db(mono: np.ndarray, sample_rate: int) -> np.ndarray:
     size = max(1, round(FRAME_S * sample_rate))
     n = len(mono) // size
     frames = mono.reshape(1, -1) if n == 0 else mono[: n * size].reshape(n, size)
-    rms = np.sqrt(np.mean(np.square(frames, dtype=np.float64), axis=1))
-    return 20.0 * np.log10(np.maximum(rms, 1e-10))
+    power = np.einsum("ij,ij->i", frames, frames) / np.float32(frames.shape[1])
+    return 10.0 * np.log10(np.maximum(power.astype(np.float64), 1e-20))
 
 
 def _flat_top_share(magnitude: np.ndarray) -> float:
-    """Share of samples [frames, channels] in runs of CLIP_RUN or more consecutive samples at the peak."""
+    """Share of samples [frames, channels] in runs of CLIP_RUN or more consecutive samples at the peak.
+    Only the samples at the peak are walked (a handful in an unclipped recording)."""
     peak = float(magnitude.max())
-    if peak <= 0 or len(magnitude) < CLIP_RUN:
+    if peak <= 0:
         return 0.0
-    at = magnitude >= peak * (1.0 - CLIP_TOLERANCE)
-    starts = np.logical_and.reduce([at[i : len(at) - CLIP_RUN + 1 + i] for i in range(CLIP_RUN)])
-    member = np.zeros_like(at)
-    for i in range(CLIP_RUN):
-        member[i : len(at) - CLIP_RUN + 1 + i] |= starts
-    return float(np.count_nonzero(member)) / member.size
+    threshold = peak * (1.0 - CLIP_TOLERANCE)
+    clipped = 0
+    for channel in magnitude.T:
+        at = np.flatnonzero(channel >= threshold)
+        if len(at) < CLIP_RUN:
+            continue
+        # runs of consecutive indices: split where the step is not 1
+        breaks = np.flatnonzero(np.diff(at) != 1)
+        lengths = np.diff(np.concatenate(([0], breaks + 1, [len(at)])))
+        clipped += int(lengths[lengths >= CLIP_RUN].sum())
+    return clipped / magnitude.size
 
 
 def input_quality(samples: np.ndarray, sample_rate: int) -> InputQuality:
     """The measures of one decoded upload: `samples` float [frames] or [frames, channels] at `sample_rate`."""
     data = np.asarray(samples, dtype=np.float32)
     mono = data if data.ndim == 1 else data.mean(axis=1, dtype=np.float32)
+    mono = np.ascontiguousarray(mono)
     n = int(data.shape[0])
     if n == 0:
         return InputQuality(0.0, int(sample_rate), 0.0, 1.0, 0.0)
     clipping = _flat_top_share(np.abs(data.reshape(n, -1)))
     db = _frame_db(mono, sample_rate)
     silent = db < max(SILENCE_FLOOR_DBFS, float(db.max()) - SILENCE_BELOW_PEAK_DB)
-    snr = float(np.percentile(db, 95) - np.percentile(db, 10))
+    floor, loud = np.percentile(db, [10, 95])
+    snr = float(loud - floor)
     return InputQuality(
         duration_s=n / float(sample_rate),
         sample_rate=int(sample_rate),
@@ -149,11 +157,18 @@ class DriftReference:
         x = np.asarray(frames, dtype=np.float64)
         if x.ndim != 2 or x.shape[1] != self.coefficients:
             raise ValueError(f"drift reference of {self.coefficients} coefficients, frames {x.shape}")
-        out = np.zeros((self.coefficients, self.bins), dtype=np.int64)
-        for f in range(self.coefficients):
-            idx = np.searchsorted(self.edges[f], x[:, f], side="right")
-            out[f] = np.bincount(idx, minlength=self.bins)
-        return out
+        # one searchsorted for every coefficient: each coefficient's edges and values are moved into their
+        # own interval (coefficient f around f·span), so the concatenated edges stay sorted
+        span = 2.0 * max(float(np.abs(x).max(initial=0.0)), float(np.abs(self.edges).max())) + 1.0
+        offsets = np.arange(self.coefficients) * span
+        edges = (self.edges + offsets[:, None]).ravel()
+        inner = self.bins - 1
+        idx = np.searchsorted(edges, (x + offsets).ravel(), side="right").reshape(x.shape)
+        local = idx - np.arange(self.coefficients) * inner  # bin within the coefficient: 0..bins-1
+        flat = (local + np.arange(self.coefficients) * self.bins).ravel()
+        return np.bincount(flat, minlength=self.coefficients * self.bins).reshape(
+            self.coefficients, self.bins
+        )
 
     def score(self, counts: np.ndarray) -> float:
         """The drift of histogram counts [F, B]: the mean over coefficients of their PSI."""
