@@ -24,9 +24,13 @@ help:  ## list the targets
 
 $(STAMP): pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip==25.3 setuptools==80.9.0 wheel==0.45.1
-	# requirements.lock pins every transitive version; torch==2.13.0 resolves to the local CPU build.
-	$(BIN)/python -m pip install -q -c requirements.lock -e '.[all]'
+	# requirements.lock pins every transitive version (pip, setuptools and wheel too) with the sha256 of its
+	# files (regenerate: .venv/bin/python -m ci.lock); torch==2.13.0+cpu resolves to the local CPU build.
+	$(BIN)/python -m pip install -q --require-hashes -r requirements.lock
+	# Hash-checking mode refuses an editable requirement (no single file to hash): the project alone, no
+	# dependencies, built with the hashed setuptools; pip check fails if pyproject needs what the lock lacks.
+	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
+	$(BIN)/python -m pip check
 	@touch $@
 
 venv: $(STAMP)  ## create or refresh the virtualenv

@@ -25,6 +25,7 @@ from ci.wheelhouse import WheelhouseSpec, ensure_wheelhouse, pyproject_requireme
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BUILD_ROOT = Path("build/images")
 DIGEST_PREFIX = "sha256:"
+BASE_LABEL = "dev.spira.base-image"
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,7 @@ IMAGES: dict[str, ImageSpec] = {
     "loadtest": ImageSpec(
         name="loadtest",
         containerfile="loadtests/Containerfile",
-        context={"requirements.lock": "requirements.lock", "loadtests": "loadtests"},
+        context={"loadtests": "loadtests"},
         requirements=_loadtest_requirements,
         build_args={"WHEELHOUSE": "wheels"},
     ),
@@ -225,7 +226,8 @@ def build(podman: Podman, opts: BuildOptions, root: Path = REPO_ROOT, say=print)
     ]
     for key, value in sorted(args.items()):
         cmd += ["--build-arg", f"{key}={value}"]
-    for key, value in sorted(labels.items()):
+    # the base the image was built FROM, for its provenance (ci/attest.py)
+    for key, value in sorted({**labels, BASE_LABEL: base}.items()):
         cmd += ["--label", f"{key}={value}"]
     say(f"building {local_ref} from {spec.containerfile}")
     podman(*cmd, str(ctx), timeout=3600)

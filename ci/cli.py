@@ -222,15 +222,127 @@ def set_image_cmd(
         typer.echo("unchanged: these digests are already deployed here; nothing to record")
 
 
+def _local_signing_dir() -> Path:
+    return Path(os.environ.get("SPIRA_HOME") or ".spira").resolve() / "signing"
+
+
+@app.command("keygen")
+def keygen_cmd(
+    out: Annotated[Path, typer.Option(help="directory for cosign.key (0600) and cosign.pub")],
+) -> None:
+    """A new ECDSA P-256 signing pair (CI: store cosign.key as the SPIRA_SIGNING_KEY secret)."""
+    from ci.signing import generate_key
+
+    private, public = generate_key(out)
+    typer.echo(f"{private}\n{public}")
+
+
+@app.command("sign")
+def sign_cmd(
+    image: ImageArg,
+    ref: Annotated[str, typer.Argument(help="the tested image, registry/spira/<image>@sha256:...")],
+    report: Annotated[Path, typer.Option(help="the ephemeral test's report.json (must say passed)")],
+    key: Annotated[
+        Path | None,
+        typer.Option(help="private key PEM; default SPIRA_SIGNING_KEY, else the local stack's own pair"),
+    ] = None,
+    local_ref: Annotated[
+        str | None,
+        typer.Option(help="the local image (its SBOM is read by running it); default this commit's"),
+    ] = None,
+) -> None:
+    """SBOM + signature + signed SLSA provenance beside a tested digest (cosign's .sig/.att layout)."""
+    import json
+
+    from ci.attest import sign_tested, signing_key
+    from ci.build import git_sha
+    from ci.set_image import SetImageError, parse_digest
+    from ci.signing import KEY_ENV, ensure_local_key
+
+    try:
+        digest = parse_digest(ref)
+    except SetImageError as exc:
+        raise _fail(exc, 2) from exc
+    repository = ref.split("@", 1)[0]
+    if key is None and not os.environ.get(KEY_ENV):
+        key = ensure_local_key(_local_signing_dir().parent)[0]
+
+    body = report.read_bytes()
+    local = local_ref or f"localhost/spira/{image}:{git_sha(REPO)[:12]}"
+    try:
+        signed = sign_tested(
+            _podman(),
+            repository.split("/", 1)[0],
+            image,
+            local,
+            digest,
+            signing_key(key),
+            body,
+            bool(json.loads(body).get("passed")),
+            "",
+            repository=repository,
+        )
+    except Exception as exc:
+        raise _fail(exc) from exc
+    typer.echo(
+        f"{signed.repository}@{signed.digest} signed: {signed.signature_tag}, {signed.attestation_tag}"
+    )
+
+
+def _public_key(path: Path | None) -> bytes:
+    """--public-key, else SPIRA_SIGNING_PUBLIC_KEY (a path), else the local stack's cosign.pub."""
+    chosen = path or (
+        Path(os.environ["SPIRA_SIGNING_PUBLIC_KEY"]) if os.environ.get("SPIRA_SIGNING_PUBLIC_KEY") else None
+    )
+    chosen = chosen or _local_signing_dir() / "cosign.pub"
+    if not chosen.exists():
+        raise _fail(FileNotFoundError(f"no public key at {chosen}: give --public-key (CI's cosign.pub)"), 2)
+    return chosen.read_bytes()
+
+
+PublicKeyOpt = Annotated[
+    Path | None,
+    typer.Option(help="CI's public key PEM; default SPIRA_SIGNING_PUBLIC_KEY, else the local stack's"),
+]
+
+
+@app.command("verify")
+def verify_cmd(
+    ref: Annotated[str, typer.Argument(help="registry/spira/<image>@sha256:...")],
+    public_key: PublicKeyOpt = None,
+) -> None:
+    """Verify one digest's signature, provenance and SBOM; print what the provenance says."""
+    from ci.oci import Registry
+    from ci.signing import VerificationError, verify_image
+
+    repository, _, digest = ref.partition("@")
+    try:
+        trusted = verify_image(
+            Registry(repository.split("/", 1)[0]), repository, digest, _public_key(public_key)
+        )
+    except (VerificationError, ValueError) as exc:
+        raise _fail(exc) from exc
+    typer.echo(
+        f"OK {ref}: signature, provenance and SBOM verify with the key; revision {trusted.revision}, builder {trusted.builder}, "
+        f"run {trusted.invocation}, SBOM of {trusted.sbom_components} components"
+    )
+
+
 @app.command("verify-promotion")
 def verify_promotion_cmd(
     candidate: Annotated[str, typer.Option(help="the main merge candidate")] = "HEAD",
     staging: Annotated[str, typer.Option(help="the staging branch as fetched")] = "origin/staging",
+    public_key: PublicKeyOpt = None,
+    registry: Annotated[
+        str | None,
+        typer.Option(help="host:port standing in for the kustomization's registry (local stack, tests)"),
+    ] = None,
 ) -> None:
-    """Refuse unless every digest the candidate carries was tested and deployed from staging."""
-    from ci.promotion import verify_promotion
+    """Refuse unless every digest the candidate carries was deployed from staging AND carries CI's signature
+    and signed provenance (a passing test, an SBOM) in its registry."""
+    from ci.promotion import SignatureCheck, verify_promotion
 
-    verdict = verify_promotion(REPO, candidate, staging)
+    verdict = verify_promotion(REPO, candidate, staging, SignatureCheck(_public_key(public_key), registry))
     for line in verdict.lines:
         typer.echo(line)
     if not verdict.ok:

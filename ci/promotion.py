@@ -14,6 +14,12 @@ edited in the same pull request as the digest it vouches for.
 
 Check: on the `main` candidate, every image digest in argocd/base/kustomization.yaml must equal the one
 recorded by the newest trailer commit shared with `staging`, and that commit's own tree must carry it.
+
+Trust: the trailers say which digest staging deployed, but any commit on `staging` could carry them. What
+makes a digest promotable is CI's signature over it and its signed provenance (ci/signing.py): with a
+`SignatureCheck`, each digest must be signed by the CI key in its registry, with a provenance that records
+a passing ephemeral test and the SBOM beside it. A tampered image (the same tag, other bytes) has another
+digest, which nothing signed; an unsigned digest is refused the same way.
 """
 
 from __future__ import annotations
@@ -97,6 +103,37 @@ def tested_records(root: Path, rev: str) -> list[TestedRecord]:
 
 
 @dataclass(frozen=True)
+class SignatureCheck:
+    """Verify each digest's signed records with CI's public key; `registry` (host:port) replaces the host
+    of the kustomization's newName (a loopback stand-in for the release registry), None keeps it."""
+
+    public_key_pem: bytes
+    registry: str | None = None
+
+    def repository(self, new_name: str) -> str:
+        if self.registry is None:
+            return new_name
+        return f"{self.registry}/{new_name.split('/', 1)[1]}"
+
+
+def _signed(check: SignatureCheck, kname: str, new_name: str, digest: str) -> tuple[bool, str]:
+    from ci.oci import Registry, split_repository
+    from ci.signing import VerificationError, verify_image
+
+    repository = check.repository(new_name)
+    try:
+        trusted = verify_image(
+            Registry(split_repository(repository)[0]), repository, digest, check.public_key_pem
+        )
+    except (VerificationError, ValueError) as exc:
+        return False, f"REFUSED {kname}: {exc}"
+    return True, (
+        f"SIGNED {kname}@{digest}: CI's signature and provenance verify (revision {trusted.revision[:12]}, "
+        f"run {trusted.invocation}, SBOM of {trusted.sbom_components} components)"
+    )
+
+
+@dataclass(frozen=True)
 class Verdict:
     ok: bool
     lines: list[str]
@@ -106,7 +143,12 @@ def _short(commit: str) -> str:
     return commit[:10]
 
 
-def verify_promotion(root: Path, candidate: str = "HEAD", staging: str = "origin/staging") -> Verdict:
+def verify_promotion(
+    root: Path,
+    candidate: str = "HEAD",
+    staging: str = "origin/staging",
+    signatures: SignatureCheck | None = None,
+) -> Verdict:
     lines: list[str] = []
     try:
         cand = git(root, "rev-parse", "--verify", f"{candidate}^{{commit}}").strip()
@@ -126,6 +168,12 @@ def verify_promotion(root: Path, candidate: str = "HEAD", staging: str = "origin
         entry = entries.get(kname)
         if entry is None:
             continue
+        if signatures is not None:
+            signed, line = _signed(signatures, kname, entry.new_name, entry.digest)
+            lines.append(line)
+            if not signed:
+                ok = False
+                continue
         mine = next((r for r in records if r.image == kname), None)
         if mine is None:
             ok = False

@@ -3,7 +3,9 @@
 build-and-test: a loopback registry of its own -> build each image once -> push -> ephemeral test of
 the model by digest with the gate image by digest -> digests.json next to the test report.
 publish: push the SAME local images to the release registry and refuse if a digest differs from the
-tested one (a different digest would be different bytes: untested).
+tested one (a different digest would be different bytes: untested); then store beside each digest its SBOM,
+CI's signature and the signed SLSA provenance (ci/attest.py, key from the SPIRA_SIGNING_KEY secret), which
+`verify-promotion` and the clusters' admission policy require.
 """
 
 from __future__ import annotations
@@ -77,12 +79,21 @@ def publish(
     if not report.get("passed"):
         typer.echo("refusing to publish: the ephemeral test did not pass", err=True)
         raise typer.Exit(1)
+    from ci.attest import sign_tested, signing_key
+
+    key = signing_key(None)  # CI's secret; refuse to publish what cannot be signed
+    report_bytes = (from_dir / "report.json").read_bytes()
     podman = _podman()
     for image, refs in record["images"].items():
         pushed = push(podman, BuiltImage(image, refs["local"], "", {}, 0.0), registry, tls_verify=True)
         if pushed.digest != refs["digest"]:
             typer.echo(f"refusing: {image} pushed as {pushed.digest}, tested as {refs['digest']}", err=True)
             raise typer.Exit(1)
+        params = {"modelVersion": str(record["model_version"])} if image == "model" else {}
+        signed = sign_tested(
+            podman, registry, image, refs["local"], pushed.digest, key, report_bytes, True, "", params
+        )
+        typer.echo(f"signed {signed.repository}@{signed.digest}", err=True)
         typer.echo(f"{image}_digest={pushed.digest}")
 
 

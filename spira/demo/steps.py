@@ -244,6 +244,10 @@ def build_images(ctx: DemoContext) -> None:
         env=env,
     )
     ctx.facts["ephemeral_test"] = "passed"
+    # what CI does after the test: SBOM, signature and signed provenance beside each digest (the stack's key)
+    report = str(ctx.home / "ephemeral" / "report.json")
+    for image, ref in (("model", model_ref), ("loadtest", loadtest_ref)):
+        ctx.run([*SPIRA, "image", "sign", image, ref, "--report", report], env=env, capture=True)
     reuse.save(
         ctx.images_record,
         ctx.build_key,
@@ -433,6 +437,9 @@ def promote(ctx: DemoContext) -> None:
                 "HEAD",
                 "--staging",
                 "origin/staging",
+                # the stack's registry stands in for the release registry; the stack's key for CI's
+                "--registry",
+                str(ctx.stack.registry),
             ],
             env=env,
             cwd=clone,
