@@ -23,7 +23,8 @@ from spira_core import audio, augment
 from spira_core import features as F
 from spira_core.augment import file_rng
 from training.artifacts import npy_bytes, npy_load
-from training.data import Example, dataset_fingerprint, load_dataset_csv, load_noise_csv, stratified_split
+from training.data import Example, load_dataset_csv, load_noise_csv, stratified_split
+from training.data.dataset import fingerprint_lines
 
 if TYPE_CHECKING:
     from spira_core.clinical.source import OpenHoldout
@@ -43,6 +44,15 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def frozen_hashes(holdout: OpenHoldout | None) -> frozenset[str]:
+    """The holdout's recordings as frozen (its clean copies: the noisy ones are made from them)."""
+    from spira_core.clinical.holdout import HOSPITAL_NOISE
+
+    if holdout is None:
+        return frozenset()
+    return frozenset(i.sha256 for i in holdout.holdout.items if i.condition.get("noise") != HOSPITAL_NOISE)
+
+
 @dataclass(frozen=True)
 class DataInputs:
     """The dataset and noise lists a run starts from, with their content fingerprints."""
@@ -54,24 +64,24 @@ class DataInputs:
     noise_fingerprint: str
     # the frozen holdout: its recordings are excluded from every split, and publish judges on it
     holdout: OpenHoldout | None = None
+    # content hashes of the dataset's recordings that are in the holdout (set by `load`)
+    excluded: tuple[str, ...] = ()
 
     @classmethod
     def load(cls, dataset_csv: Path, noise_csv: Path, holdout: OpenHoldout | None = None) -> DataInputs:
         examples = tuple(load_dataset_csv(dataset_csv))
         noises = tuple(load_noise_csv(noise_csv))
         noise_fp = hashlib.sha256("\n".join(sorted(_sha256(p) for p in noises)).encode()).hexdigest()
-        return cls(Path(dataset_csv), examples, noises, dataset_fingerprint(examples), noise_fp, holdout)
+        hashes = {e.path: _sha256(e.path) for e in examples}
+        fingerprint = fingerprint_lines((hashes[e.path], e.label) for e in examples)
+        held = frozen_hashes(holdout)
+        excluded = tuple(sorted({h for h in hashes.values() if h in held}))
+        return cls(Path(dataset_csv), examples, noises, fingerprint, noise_fp, holdout, excluded)
 
     @property
     def holdout_hashes(self) -> frozenset[str]:
         """The content hashes training must never see (the holdout's recordings as frozen)."""
-        from spira_core.clinical.holdout import HOSPITAL_NOISE
-
-        if self.holdout is None:
-            return frozenset()
-        return frozenset(
-            i.sha256 for i in self.holdout.holdout.items if i.condition.get("noise") != HOSPITAL_NOISE
-        )
+        return frozen_hashes(self.holdout)
 
     def display(self, path: Path) -> str:
         """A file's name relative to the dataset CSV (stable wherever the dataset is mounted)."""
@@ -87,8 +97,8 @@ def params(ctx: RunContext) -> dict[str, Any]:
         "noise_config": preset.noise.to_dict(),
         "train_noise_variants": preset.train_noise_variants,
         "split": {"seed": preset.seed, "fractions": list(preset.split_fractions)},
-        # present only with a holdout, so runs without one keep their keys
-        **({"holdout": data.holdout.holdout.sha256} if data.holdout else {}),
+        # only what the holdout takes out of this dataset: a holdout of other recordings keeps the key
+        **({"holdout_excluded": list(data.excluded)} if data.excluded else {}),
     }
 
 
@@ -176,7 +186,6 @@ def compute(data: DataInputs, preset: Preset, progress: Callable[..., Any]) -> d
         "duplicates_dropped": [names[e.path] for e in splits.duplicates],
         # recordings of the frozen holdout listed in the dataset: never in any split
         "holdout_excluded": sorted(names[e.path] for e in decoded if hashes[e.path] in in_holdout),
-        "holdout_version": data.holdout.holdout.version if data.holdout else None,
         "noise_listed": len(data.noise_paths),
         "noise_used": len(noises),
         "bad_noise": bad_noise,

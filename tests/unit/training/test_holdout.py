@@ -57,6 +57,17 @@ def test_an_uploaded_holdout_becomes_current_and_reads_back_checked_against_its_
     assert training_holdout.from_store(InMemoryStore()) is None
 
 
+def test_a_holdout_of_other_recordings_leaves_the_features_key_unchanged(tmp_path):
+    data = write_dataset(tmp_path / "data")
+    other = write_dataset(tmp_path / "other", seed=3)
+    folder = training_holdout.write_folder(training_holdout.freeze(other.dataset_csv), tmp_path / "frozen")
+    plain, judged = make_pipeline(data), make_pipeline(data)
+    judged.data = type(judged.data).load(data.dataset_csv, data.noise_csv, open_holdout(folder))
+    assert judged.data.excluded == ()
+    assert judged.key("features") == plain.key("features")
+    assert judged.key("publish") != plain.key("publish")
+
+
 def test_the_training_splits_never_contain_a_holdout_recording_even_under_another_name(tmp_path):
     data = write_dataset(tmp_path / "data")
     folder = training_holdout.write_folder(
@@ -69,7 +80,7 @@ def test_the_training_splits_never_contain_a_holdout_recording_even_under_anothe
     report = features.read_json("report.json")
     used = {entry["sha256"] for entry in json.loads(features.read("index.json"))}
     assert used and not used & {i.sha256 for i in opened.holdout.items}
-    assert len(report["holdout_excluded"]) == 4 and report["holdout_version"] == opened.holdout.version
+    assert len(report["holdout_excluded"]) == 4 and len(pipeline.data.excluded) == 4
     assert report["files_used"] == 12 - 4
 
 
