@@ -41,6 +41,10 @@ class DemoContext:
     epochs: int | None = None
     images: bool = True
     degrade: str | None = None  # a Degradation spec, injected by a fault proxy in front of the preview
+    # `--degrade accuracy`: train the candidate with this fraction of its labels flipped (a real, worse model)
+    label_noise: float | None = None
+    holdout_csv: Path | None = None  # the frozen holdout the clinical gate judges on (spira/demo/clinical.py)
+    active_url: str = ""  # the champion as served, when it is not the candidate: the clinical baseline
     gate_duration_s: int = 20
     stack: StackInfo | None = None
     facts: dict[str, object] = field(default_factory=dict)
@@ -157,7 +161,9 @@ def upload_dataset(ctx: DemoContext) -> None:
 # -- 3. pipeline ---------------------------------------------------------------------------------------
 def run_pipeline(ctx: DemoContext) -> None:
     outcome_file = ctx.home / "pipeline-outcome.json"
-    epochs = ["--epochs", str(ctx.epochs)] if ctx.epochs else []
+    overrides = ["--epochs", str(ctx.epochs)] if ctx.epochs else []
+    if ctx.label_noise:
+        overrides += ["--label-noise", str(ctx.label_noise)]
     ctx.run(
         [
             *SPIRA,
@@ -169,7 +175,7 @@ def run_pipeline(ctx: DemoContext) -> None:
             str(ctx.noise_csv),
             "--preset",
             ctx.preset,
-            *epochs,
+            *overrides,
             "--json-out",
             str(outcome_file),
         ],
@@ -324,7 +330,8 @@ def start_preview(ctx: DemoContext) -> None:
     if champion and champion != ctx.facts["model_version"]:
         pin = ctx.home / "champion.lock.json"
         import_pinned(ctx.stack.mlflow_uri, champion, pin, ctx.bentoml_home)
-        ctx.facts["active"] = f"{_serve(ctx, pin, 'active', {})} (champion v{champion})"
+        ctx.active_url = _serve(ctx, pin, "active", {})
+        ctx.facts["active"] = f"{ctx.active_url} (champion v{champion})"
     else:
         ctx.facts["active"] = "none yet (first promotion)" if not champion else f"v{champion} (same model)"
 
