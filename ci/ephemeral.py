@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ci.podman import Podman
+from infra.vault import clients
 from serving.archive import SPOOL_DIR
 
 TOKEN_DIR = "/var/run/secrets/vault"
@@ -194,9 +195,19 @@ def run_ephemeral(
             url = f"http://127.0.0.1:{report.port}"
             report.ready_s = wait_ready(podman, name, f"{url}/readyz", opts.ready_timeout_s, start)
             report.steps.append(f"ready in {report.ready_s:.1f}s")
-            report.contract_exit = run_contract_tests(url, opts.contract_tests, out, opts.model_version)
+            # The contract tests and the gate call /predict as the stack's gate client (its token from Vault)
+            from spira.stack.predict_clients import client_env
+
+            gate_client = client_env(info, "gate")
+            report.contract_exit = run_contract_tests(
+                url, opts.contract_tests, out, opts.model_version, gate_client
+            )
             report.steps.append(f"contract tests exit {report.contract_exit}")
-            report.gate_exit = run_gate(podman, url, opts, out, tls)
+            gate_token = Path(tmp) / "gate-vault"
+            write_token(
+                gate_token, info.mint_jwt(clients.CLIENTS["gate"].subject, ttl_s=3600), ca=info.vault_ca
+            )
+            report.gate_exit = run_gate(podman, url, opts, out, tls, gate_client, gate_token)
             report.steps.append(f"gate exit {report.gate_exit}")
     except Exception as exc:  # every failure ends in the report, with the container's logs
         report.error = f"{type(exc).__name__}: {exc}"
@@ -222,11 +233,15 @@ def wait_ready(podman: Podman, name: str, url: str, timeout_s: float, start: flo
     raise TimeoutError(f"{url} was not ready within {timeout_s:.0f}s (see model.log)")
 
 
-def run_contract_tests(url: str, tests: Path, out: Path, model_version: str | None = None) -> int:
-    """The same HTTP tests serving runs, pointed at the container."""
+def run_contract_tests(
+    url: str, tests: Path, out: Path, model_version: str | None = None, client: dict[str, str] | None = None
+) -> int:
+    """The same HTTP tests serving runs, pointed at the container, as `client` (tests/contract/client.py)."""
     if not tests.exists():
         raise FileNotFoundError(f"no contract tests at {tests}")
     env = {**os.environ, "SPIRA_CONTRACT_URL": url}
+    if client:
+        env["SPIRA_CONTRACT_CLIENT"] = json.dumps(client)
     if model_version:
         env["SPIRA_CONTRACT_MODEL_VERSION"] = model_version
     with (out / "contract.log").open("w") as log:
@@ -248,7 +263,17 @@ def run_contract_tests(url: str, tests: Path, out: Path, model_version: str | No
     return proc.returncode
 
 
-def run_gate(podman: Podman, url: str, opts: EphemeralOptions, out: Path, tls: str) -> int:
+def run_gate(
+    podman: Podman,
+    url: str,
+    opts: EphemeralOptions,
+    out: Path,
+    tls: str,
+    client: dict[str, str],
+    token_dir: Path,
+) -> int:
+    """The gate against the container: the loadtest image as the Job runs it (its two Vault variables and
+    the projected token's stand-in at TOKEN_DIR), or the checkout's gate with the stack's signer."""
     gate_out = out / "gate"
     gate_out.mkdir(parents=True, exist_ok=True)
     gate_out.chmod(0o777)  # the gate container writes as uid 10001
@@ -275,6 +300,12 @@ def run_gate(podman: Podman, url: str, opts: EphemeralOptions, out: Path, tls: s
                 "/tmp:rw,mode=1777,size=256m",
                 "-v",
                 f"{gate_out}:/tmp/gate",
+                "-v",
+                f"{token_dir}:{TOKEN_DIR}:ro",
+                "-e",
+                f"VAULT_ADDR={client['VAULT_ADDR']}",
+                "-e",
+                f"VAULT_ROLE={client['VAULT_ROLE']}",
                 opts.loadtest_ref,
                 "spira",
                 "gate",
@@ -290,6 +321,7 @@ def run_gate(podman: Podman, url: str, opts: EphemeralOptions, out: Path, tls: s
             return proc.returncode
         proc = subprocess.run(
             [sys.executable, "-m", "loadtests.gate", *args, "--out", str(gate_out)],
+            env={**os.environ, **client},
             stdout=log,
             stderr=subprocess.STDOUT,
             timeout=opts.gate_duration_s + 300,

@@ -97,6 +97,29 @@ def with_port(url: str, port: int) -> str:
     return urlunsplit(parts._replace(netloc=f"{parts.hostname}:{port}"))
 
 
+def _local_vault(spec: Doc, main: Doc, token_dir: str, vault_port: int, token_volume: str) -> None:
+    """The container's VAULT_ADDR on the local Vault's port, and its projected token volume (the token and
+    Vault's CA beside it, mounted at TOKEN_DIR) a hostPath directory holding the same two files."""
+    for var in main.get("env", []):
+        if var.get("name") == "VAULT_ADDR":
+            var["value"] = with_port(var["value"], vault_port)
+    volumes = {v["name"]: v for v in spec.get("volumes", [])}
+    token = volumes.get(token_volume)
+    sources = (token or {}).get("projected", {}).get("sources", [])
+    if not any("serviceAccountToken" in s for s in sources):
+        raise KubePlayError(f"volume {token_volume!r} is not a projected serviceAccountToken")
+    ca_items = [i for s in sources for i in (s.get("configMap") or {}).get("items", [])]
+    if not any(i.get("path") == CA_FILE_NAME for i in ca_items):
+        raise KubePlayError(
+            f"volume {token_volume!r} projects no {CA_FILE_NAME} (Vault's CA) beside the token"
+        )
+    mounts = [m for m in main.get("volumeMounts", []) if m.get("name") == token_volume]
+    if [m["mountPath"] for m in mounts] != [TOKEN_DIR]:
+        raise KubePlayError(f"the token volume is not mounted at {TOKEN_DIR}")
+    token.pop("projected")
+    token["hostPath"] = {"path": str(token_dir), "type": "Directory"}
+
+
 def model_pod(
     docs: Sequence[Doc],
     *,
@@ -134,24 +157,7 @@ def model_pod(
     if "command" in main or "args" in main:
         raise KubePlayError("the manifest overrides the image's command; the port move expects it not to")
     main["args"] = command_on_port(list(image_cmd), port)
-    for var in main.get("env", []):
-        if var.get("name") == "VAULT_ADDR":
-            var["value"] = with_port(var["value"], vault_port)
-    volumes = {v["name"]: v for v in spec.get("volumes", [])}
-    token = volumes.get(token_volume)
-    sources = (token or {}).get("projected", {}).get("sources", [])
-    if not any("serviceAccountToken" in s for s in sources):
-        raise KubePlayError(f"volume {token_volume!r} is not a projected serviceAccountToken")
-    ca_items = [i for s in sources for i in (s.get("configMap") or {}).get("items", [])]
-    if not any(i.get("path") == CA_FILE_NAME for i in ca_items):
-        raise KubePlayError(
-            f"volume {token_volume!r} projects no {CA_FILE_NAME} (Vault's CA) beside the token"
-        )
-    mounts = [m for m in main.get("volumeMounts", []) if m.get("name") == token_volume]
-    if [m["mountPath"] for m in mounts] != [TOKEN_DIR]:
-        raise KubePlayError(f"the token volume is not mounted at {TOKEN_DIR}")
-    token.pop("projected")
-    token["hostPath"] = {"path": str(token_dir), "type": "Directory"}
+    _local_vault(spec, main, token_dir, vault_port, token_volume)
     for volume in spec.get("volumes", []):
         if "persistentVolumeClaim" in volume:
             # the claim is the cluster's (a shared EFS volume); the one local pod spools in its own
@@ -190,12 +196,16 @@ def gate_pod(
     name: str,
     image: str,
     args: Mapping[str, str],
+    token_dir: str | None = None,
+    vault_port: int | None = None,
     template_name: str = "spira-gate",
     metric: str = "load-test",
     container: str = "gate",
+    token_volume: str = "vault-token",
 ) -> tuple[Doc, list[str], Doc]:
     """The gate metric's Job pod template as a Pod with the AnalysisRun's args substituted (template
-    defaults for the ones not given), the dropped fields, and the Job spec (for its deadline)."""
+    defaults for the ones not given), the dropped fields, and the Job spec (for its deadline). With
+    `token_dir` and `vault_port`, its Vault login (its credential for /predict) as the model pod's."""
     template_doc = find(docs, "AnalysisTemplate", template_name)
     values = {a["name"]: a["value"] for a in template_doc["spec"].get("args", []) if "value" in a}
     values.update(args)
@@ -211,6 +221,8 @@ def gate_pod(
     if "@sha256:" not in image:
         raise KubePlayError(f"run the pushed image by digest, not {image!r}")
     main["image"] = image
+    if token_dir is not None and vault_port is not None:
+        _local_vault(spec, main, token_dir, vault_port, token_volume)
     return _pod(name, template, spec), dropped, job_spec
 
 

@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from loadtests import audio, judge, probe, slo
+from loadtests import audio, credential, judge, probe, slo
 
 PASS, FAIL, COULD_NOT_RUN = 0, 1, 2
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
@@ -257,6 +257,11 @@ def _run(config: GateConfig, result: GateResult) -> GateResult:
     except probe.ProbeError as exc:
         return _could_not_run(result, f"server unreachable: {exc}")
     result.notes.append(f"{base_url}/readyz answered 200 after {ready.waited_s:.1f} s")
+
+    try:
+        credential.auth_headers()  # a gate that cannot log in says so now, not as a 100 % error rate
+    except credential.CredentialUnavailable as exc:
+        return _could_not_run(result, str(exc))
 
     try:
         clips = audio.ensure_corpus(config.corpus_dir or audio.default_cache_dir())

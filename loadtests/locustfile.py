@@ -30,6 +30,7 @@ from locust.exception import StopUser
 
 from loadtests.answers import check_prediction, is_refusal
 from loadtests.audio import default_cache_dir, ensure_corpus, invalid_uploads
+from loadtests.credential import auth_headers
 from loadtests.multipart import SYNTHETIC_HEADERS, encode_file_field
 
 log = logging.getLogger("spira.loadtest")
@@ -246,7 +247,12 @@ class PhoneApp(FastHttpUser):
 
     def _send_valid(self, upload: Upload) -> None:
         assert _state is not None
-        headers = {"Content-Type": upload.content_type, "Accept": "application/json", **SYNTHETIC_HEADERS}
+        headers = {
+            "Content-Type": upload.content_type,
+            "Accept": "application/json",
+            **SYNTHETIC_HEADERS,
+            **auth_headers(),  # the gate's token, renewed before it expires (loadtests/credential.py)
+        }
         with self.client.post(
             "/predict", data=upload.body, headers=headers, name="/predict [valid]", catch_response=True
         ) as resp:
@@ -266,7 +272,12 @@ class PhoneApp(FastHttpUser):
 
     def _send_invalid(self, upload: Upload) -> None:
         assert _state is not None
-        headers = {"Content-Type": upload.content_type, "Accept": "application/json", **SYNTHETIC_HEADERS}
+        headers = {
+            "Content-Type": upload.content_type,
+            "Accept": "application/json",
+            **SYNTHETIC_HEADERS,
+            **auth_headers(),  # the gate's token, renewed before it expires (loadtests/credential.py)
+        }
         with self.client.post(
             "/predict", data=upload.body, headers=headers, name="/predict [invalid]", catch_response=True
         ) as resp:

@@ -15,6 +15,7 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
+from loadtests.credential import CredentialUnavailable, auth_headers
 from loadtests.multipart import SYNTHETIC_HEADERS, encode_file_field
 
 
@@ -111,11 +112,15 @@ def first_answer_version(base_url: str, wav: bytes, timeout_s: float, attempts: 
     body, ctype = encode_file_field("audio", "probe.wav", "audio/wav", wav)
     last = ""
     for _ in range(attempts):
+        try:
+            auth = auth_headers()  # the gate's token (none without a Vault role): loadtests/credential.py
+        except CredentialUnavailable as exc:
+            raise ProbeError(str(exc)) from exc
         request = urllib.request.Request(
             f"{base_url}/predict",
             data=body,
             method="POST",
-            headers={"Content-Type": ctype, "Accept": "application/json", **SYNTHETIC_HEADERS},
+            headers={"Content-Type": ctype, "Accept": "application/json", **SYNTHETIC_HEADERS, **auth},
         )
         try:
             with urllib.request.urlopen(request, timeout=timeout_s) as resp:

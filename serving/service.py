@@ -13,8 +13,14 @@ import bentoml
 
 from serving.app import create_app
 from serving.pin import ModelPin
+from spira_core.client_auth import BearerAuth
 
-app = create_app(lambda: bentoml.get_current_service().runtime)
+# Every client presents a token from Vault, checked before its body is read (spira_core/client_auth.py).
+app = BearerAuth(
+    create_app(lambda: bentoml.get_current_service().runtime),
+    verifier=lambda: bentoml.get_current_service().verifier,
+    rejected=lambda code: bentoml.get_current_service().runtime.metrics.rejected(code),
+)
 
 
 @bentoml.asgi_app(app, path="/")
@@ -29,7 +35,9 @@ class Spira:
 
     def __init__(self) -> None:
         from serving.wiring import build_runtime
+        from spira_core.client_auth import verifier_from_env
 
+        self.verifier = verifier_from_env(os.environ)
         self.runtime = build_runtime(Path(self.model_ref.path), os.environ)
 
     @bentoml.on_shutdown
@@ -41,5 +49,7 @@ class Spira:
         await asyncio.to_thread(self.runtime.shutdown)
 
     def __is_ready__(self) -> bool:
-        # ready only with the model loaded (it is, once __init__ returned) and the secret readable
-        return self.runtime.secret_readable()
+        # ready only with the model loaded (it is, once __init__ returned), the secret readable and the
+        # keys that check clients' tokens fetched
+        keys_ready = self.verifier is None or self.verifier.keys.ready()
+        return self.runtime.secret_readable() and keys_ready

@@ -16,6 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from loadtests.gate import COULD_NOT_RUN, PASS, GateResult, config_from_args, headline, parser, rows, run_gate
+from spira.stack.predict_clients import act_as_client
 
 
 def render(result: GateResult, console: Console) -> None:
@@ -45,6 +46,9 @@ def render(result: GateResult, console: Console) -> None:
 def run(argv: list[str]) -> int:
     """Parse `argv` with the gate's own parser (argparse exits 2 on a usage error, 0 after --help)."""
     config = config_from_args(parser(prog="spira gate").parse_args(argv))
+    # From an operator's shell on the local stack the gate logs in as the stack's gate client, as the
+    # gate Job does in a cluster with its own three variables (spira/stack/predict_clients.py).
+    act_as_client("gate")
     console = Console(width=max(Console().width, 140))
     with console.status(f"gate: load testing {config.url}", spinner="dots"):
         result = run_gate(config)

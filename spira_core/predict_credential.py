@@ -1,5 +1,5 @@
 """The credential a client of /predict presents: `Authorization: Bearer <JWT>` signed by Vault's identity
-OIDC provider (infra/vault/clients.py declares the roles; serving/auth.py checks the token).
+OIDC provider (infra/vault/clients.py declares the roles; spira_core/client_auth.py checks the token).
 
     from spira_core.predict_credential import PredictCredential
 

@@ -3,7 +3,8 @@
 A client logs in to Vault with its own role (`spira-<env>-predict-<kind>`) and reads
 `identity/oidc/token/<the same name>`: a short-lived JWT (audience PREDICT_AUDIENCE, claim `spira_client`
 = its kind) signed by the environment's key `spira-<env>-predict`. Serving checks it against the public
-keys Vault publishes at /v1/identity/oidc/.well-known/keys (serving/auth.py), before reading the body.
+keys Vault publishes at /v1/identity/oidc/.well-known/keys (spira_core/client_auth.py), before reading
+the body.
 
 - gate, intake: in-cluster workloads, log in with their service-account token (auth/jwt, as every workload);
 - hospital: apps outside the clusters, log in with AppRole (auth/approle): an operator issues each hospital
@@ -20,8 +21,8 @@ from dataclasses import dataclass
 
 from infra.vault import layout
 
-# The `aud` of every client credential; serving/auth.py states the same value (a unit test holds them equal:
-# serving imports no infra).
+# The `aud` of every client credential; spira_core/client_auth.py states the same value (a unit test holds
+# them equal: spira_core imports no infra).
 PREDICT_AUDIENCE = "spira-predict"
 CLIENT_CLAIM = "spira_client"
 APPROLE_MOUNT = "approle"
@@ -70,11 +71,6 @@ def role_name(env: str, kind: str) -> str:
 def key_name(env: str) -> str:
     _check(env)
     return f"spira-{env}-predict"
-
-
-def issuer(vault_addr: str) -> str:
-    """The `iss` of the tokens: Vault's identity OIDC issuer for `vault_addr`, the address workloads use."""
-    return f"{vault_addr.rstrip('/')}/v1/identity/oidc"
 
 
 def key(env: str) -> dict[str, object]:

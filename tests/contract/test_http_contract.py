@@ -1,6 +1,7 @@
 """The serving HTTP contract, checked against a live server (the same tests for every image by digest).
 
-HTTP only: this module imports no application code, so it runs unchanged against a container.
+HTTP only: this module imports no application code, so it runs unchanged against a container. Every
+upload carries the client's token (tests/contract/client.py).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import uuid
 import numpy as np
 import pytest
 import soundfile as sf
+
+from tests.contract.client import auth_headers
 
 ANSWER_FIELDS = {
     "probability",
@@ -39,8 +42,12 @@ def _clip(seconds: float, rate: int, channels: int = 1, fmt: str = "WAV", subtyp
 
 
 def _post(
-    url: str, fields: list[tuple[str, str, bytes]], content_type: str | None = None
+    url: str,
+    fields: list[tuple[str, str, bytes]],
+    content_type: str | None = None,
+    headers: dict[str, str] | None = None,
 ) -> tuple[int, dict]:
+    """POST a multipart body as the session's client (its token; `headers` add to or replace it)."""
     boundary = uuid.uuid4().hex
     body = (
         b"".join(
@@ -56,7 +63,11 @@ def _post(
         url,
         data=body,
         method="POST",
-        headers={"Content-Type": content_type or f"multipart/form-data; boundary={boundary}"},
+        headers={
+            "Content-Type": content_type or f"multipart/form-data; boundary={boundary}",
+            **auth_headers(),
+            **(headers or {}),
+        },
     )
     try:
         with urllib.request.urlopen(req, timeout=60) as resp:

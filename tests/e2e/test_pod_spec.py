@@ -27,6 +27,7 @@ from ci.ephemeral import TOKEN_DIR, free_port, http_ready, write_token
 from ci.kube_play import container_name, down, gate_pod, model_pod, play, wait_exit
 from ci.podman import Podman
 from ci.preview import play_preview, stop_preview
+from infra.vault import clients
 from spira.manifests.render import render_docs
 from spira.stack import StackInfo
 from spira.stack.net import http_status
@@ -73,12 +74,24 @@ def logs(pm: Podman, name: str) -> str:
     return ((proc.stdout or b"") + (proc.stderr or b"")).decode(errors="replace")[-3000:]
 
 
-def run_gate(kube: Podman, docs, images, url: str, model_version: str) -> tuple[int, str]:  # noqa: F811
+def run_gate(
+    kube: Podman,
+    docs,
+    images,  # noqa: F811
+    url: str,
+    model_version: str,
+    stack: StackInfo,
+    token_dir: Path,
+) -> tuple[int, str]:
+    # the gate's projected token (its own service account) and Vault's CA, as the kubelet would mount them
+    write_token(token_dir, stack.mint_jwt(clients.CLIENTS["gate"].subject, ttl_s=3600), ca=stack.vault_ca)
     pod, dropped, job = gate_pod(
         docs,
         name=f"spira-kp-gate-{uuid.uuid4().hex[:8]}",
         image=images["loadtest"][1].ref,
         args={"preview-url": url, "model-version": model_version},
+        token_dir=str(token_dir),
+        vault_port=urlsplit(stack.vault_addr).port,
     )
     assert dropped == []
     name = container_name(pod, "gate")
@@ -167,14 +180,29 @@ def test_a_model_pod_without_the_vault_ca_is_not_ready_and_logs_the_ca_path_once
             down(kube, pod)
 
 
-def test_the_gate_job_pod_passes_the_good_model(kube: Podman, model_running, docs, images, version):  # noqa: F811
+def test_the_gate_job_pod_passes_the_good_model(
+    kube: Podman,
+    model_running,
+    docs,
+    images,  # noqa: F811
+    version,  # noqa: F811
+    local_stack: StackInfo,
+    tmp_path: Path,
+):
     # Argo passes the Rollout's spira.dev/model-version annotation, which the release tooling writes with the
     # digest; here that is the version the image was built with.
     assert version == images["model"][0].labels["dev.spira.model-version"]
-    code, out = run_gate(kube, docs, images, model_running["url"], version)
+    code, out = run_gate(kube, docs, images, model_running["url"], version, local_stack, tmp_path / "vault")
     assert code == 0, out
 
 
-def test_the_gate_job_pod_fails_a_wrong_model_version(kube: Podman, model_running, docs, images):  # noqa: F811
-    code, out = run_gate(kube, docs, images, model_running["url"], "999")
+def test_the_gate_job_pod_fails_a_wrong_model_version(
+    kube: Podman,
+    model_running,
+    docs,
+    images,  # noqa: F811
+    local_stack: StackInfo,
+    tmp_path: Path,
+):
+    code, out = run_gate(kube, docs, images, model_running["url"], "999", local_stack, tmp_path / "vault")
     assert code == 1, out
