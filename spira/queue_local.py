@@ -89,13 +89,15 @@ class BurstPath:
     workers: list[Proc] = field(default_factory=list)
     intake_url: str = ""
 
-    def _spawn(self, name: str, argv: list[str]) -> Proc:
+    def _spawn(self, name: str, argv: list[str], workload: str) -> Proc:
         self.logs.mkdir(parents=True, exist_ok=True)
         log = self.logs / f"{name}.log"
+        # the workload's Vault contract, as `spira stack env` users get it from `act_as`, given explicitly
+        env = {**process_env(self.info, self.tracking_uri), **self.info.service_env(workload)}
         with open(log, "ab") as out:
             popen = subprocess.Popen(
                 [*SPIRA, *argv],
-                env=process_env(self.info, self.tracking_uri),
+                env=env,
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -104,7 +106,7 @@ class BurstPath:
 
     def start_intake(self, port: int | None = None, timeout_s: float = 60) -> str:
         port = port or free_port()
-        self.intake = self._spawn("intake", ["intake", "--port", str(port)])
+        self.intake = self._spawn("intake", ["intake", "--port", str(port)], "intake")
         self.intake_url = f"http://127.0.0.1:{port}"
         if not wait_until(
             lambda: http_status(f"{self.intake_url}/readyz") == 200,
@@ -115,7 +117,9 @@ class BurstPath:
         return self.intake_url
 
     def start_worker(self, wait: bool = True, timeout_s: float = 120) -> Proc:
-        proc = self._spawn(f"worker-{len(self.workers) + 1}", ["worker", "--model", self.model_version])
+        proc = self._spawn(
+            f"worker-{len(self.workers) + 1}", ["worker", "--model", self.model_version], "worker"
+        )
         self.workers.append(proc)
         if wait and not wait_until(
             lambda: "worker ready" in proc.log_tail(50), timeout_s, abort=lambda: not proc.alive()
