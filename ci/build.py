@@ -59,7 +59,11 @@ IMAGES: dict[str, ImageSpec] = {
     "loadtest": ImageSpec(
         name="loadtest",
         containerfile="loadtests/Containerfile",
-        context={"loadtests": "loadtests"},
+        # the gate's credential for /predict: the one application module the image carries (stdlib only)
+        context={
+            "loadtests": "loadtests",
+            "spira_core/predict_credential.py": "spira_core/predict_credential.py",
+        },
         requirements=_loadtest_requirements,
         build_args={"WHEELHOUSE": "wheels"},
     ),

@@ -5,7 +5,8 @@
 - `argocd/overlays/<env>/model-rollout-patch.yaml`: replicas and GPUs per pod (the stack's Pulumi config
   `modelReplicas`, `gpusPerPod`), Vault's in-cluster address (`services.vault`), the environment's Vault
   role and secret path (infra/vault/layout.py);
-- `argocd/overlays/<env>/gate-analysistemplate-patch.yaml`: the environment's gate thresholds.
+- `argocd/overlays/<env>/gate-analysistemplate-patch.yaml`: the environment's gate thresholds, Vault's
+  in-cluster address and the gate's client role (infra/vault/clients.py).
 
 `spira manifests golden` writes them, `spira manifests check` fails when a committed file differs. Each
 patch is a JSON patch whose list indexes are looked up in the base and pinned by a `test` op, so a
@@ -20,7 +21,7 @@ from typing import Any
 import yaml
 
 from infra.environments import declared
-from infra.vault import layout
+from infra.vault import clients, layout
 from spira.manifests import contracts
 from spira.manifests.render import ARGOCD_DIR, REPO_ROOT
 
@@ -28,6 +29,7 @@ BASE = ARGOCD_DIR / "base"
 ROLLOUT_FILE = BASE / "model-rollout.yaml"
 GATE_FILE = BASE / "gate-analysistemplate.yaml"
 MODEL_CONTAINER = "model"
+GATE_CONTAINER = "gate"
 PROMETHEUS_ARG = "prometheus-address"
 THRESHOLDS_ARG = "thresholds"
 VAULT_SERVICE = "serving"
@@ -98,11 +100,32 @@ def model_rollout_patch(env: str, rollout: dict[str, Any]) -> str:
 
 def gate_patch(env: str, gate: dict[str, Any]) -> str:
     i = _index(gate["spec"]["args"], THRESHOLDS_ARG, "the gate AnalysisTemplate's args")
-    ops = [
+    ops: list[dict[str, Any]] = [
         {"op": "test", "path": f"/spec/args/{i}/name", "value": THRESHOLDS_ARG},
         {"op": "replace", "path": f"/spec/args/{i}/value", "value": env},
     ]
-    return _text(f"infra/environments.yaml: {env} judges with loadtests/thresholds/{env}.yaml", ops)
+    # The gate's Vault address and client role (its credential for /predict: infra/vault/clients.py)
+    (metric,) = [m for m in gate["spec"]["metrics"] if "job" in m["provider"]]
+    m = gate["spec"]["metrics"].index(metric)
+    containers = metric["provider"]["job"]["spec"]["template"]["spec"]["containers"]
+    c = _index(containers, GATE_CONTAINER, "the gate Job's containers")
+    container = f"/spec/metrics/{m}/provider/job/spec/template/spec/containers/{c}"
+    ops.append({"op": "test", "path": f"{container}/name", "value": GATE_CONTAINER})
+    env_vars = containers[c].get("env", [])
+    for name, value in (
+        ("VAULT_ADDR", declared().service("vault").url),
+        ("VAULT_ROLE", clients.role_name(env, "gate")),
+    ):
+        k = _index(env_vars, name, f"container {GATE_CONTAINER}'s env")
+        ops += [
+            {"op": "test", "path": f"{container}/env/{k}/name", "value": name},
+            {"op": "replace", "path": f"{container}/env/{k}/value", "value": value},
+        ]
+    sources = (
+        f"infra/environments.yaml ({env} judges with loadtests/thresholds/{env}.yaml; services.vault), "
+        "infra/vault/clients.py"
+    )
+    return _text(sources, ops)
 
 
 def generated() -> dict[Path, str]:

@@ -343,14 +343,22 @@ def _check_login(
                 f"{sorted(audiences)}",
             )
         )
+    policies = {r["inputs"].get("name"): r["inputs"].get("policy", "") for r in inputs.of_type(VAULT_POLICY)}
+    granted = set().union(*(_policy_reads(policies.get(p, "")) for p in role.get("tokenPolicies") or []))
+    if not secret_ref:  # a client of /predict (the gate): it reads its identity token, no secret
+        if not _grants(granted, f"identity/oidc/token/{role_name}"):
+            out.append(
+                Finding(
+                    "integrity", where, f"the policies of Vault role {role_name!r} grant no identity token"
+                )
+            )
+        return out
     mounts = {r["inputs"].get("path") for r in inputs.of_type(VAULT_MOUNT)}
     mount, _, rest = secret_ref.partition("/")
     if mount not in mounts:
         out.append(
             Finding("integrity", where, f"secret {secret_ref!r}: no secrets engine mounted at {mount!r}")
         )
-    policies = {r["inputs"].get("name"): r["inputs"].get("policy", "") for r in inputs.of_type(VAULT_POLICY)}
-    granted = set().union(*(_policy_reads(policies.get(p, "")) for p in role.get("tokenPolicies") or []))
     if not _grants(granted, f"{mount}/data/{rest}"):
         out.append(
             Finding(
