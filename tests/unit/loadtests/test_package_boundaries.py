@@ -63,6 +63,11 @@ def test_the_credential_module_the_gate_carries_needs_only_the_standard_library(
             modules.add(node.module.split(".")[0])
     # PyJWT only for the local stack's signer (imported inside that function), never in a cluster
     assert modules - {"jwt", "__future__"} <= sys.stdlib_module_names
+    containerfile = (PACKAGE / "Containerfile").read_text()
+    assert (
+        "COPY spira_core/predict_credential.py /opt/spira-gate/spira_core/predict_credential.py"
+        in containerfile
+    )
 
 
 def test_every_third_party_import_of_loadtests_is_installed_in_its_image():
