@@ -224,3 +224,19 @@ def test_the_nats_monitor_port_resolves_on_the_declared_nats_service_and_another
         f"[integrity] staging: ConfigMap/probe data.wrong: '{nats.host}:8223': Service nats/nats has ports "
         "[4222, 8222], not 8223"
     ]
+
+
+def test_a_gate_whose_client_role_grants_no_identity_token_is_found():
+    docs = render.render_docs("staging")
+    gate = next(d for d in docs if d["kind"] == "AnalysisTemplate" and d["metadata"]["name"] == "spira-gate")
+    container = gate["spec"]["metrics"][0]["provider"]["job"]["spec"]["template"]["spec"]["containers"][0]
+    role = next(e for e in container["env"] if e["name"] == "VAULT_ROLE")
+    assert role["value"] == "spira-staging-predict-gate"
+    inputs = integrity.live_inputs("staging", docs, render.REPO_ROOT)
+    assert messages(inputs, declared()) == []
+    # bound to the gate's account too, but its policy reads the intake client's token, not the gate's
+    for r in inputs.resources:
+        if r["inputs"].get("roleName") == "spira-staging-predict-gate":
+            r["inputs"]["tokenPolicies"] = ["spira-staging-predict-intake"]
+    (found,) = messages(inputs, declared())
+    assert "the policies of Vault role 'spira-staging-predict-gate' grant no identity token" in found
