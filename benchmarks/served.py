@@ -19,7 +19,8 @@ and is measured:
    pinned process; the served/in-process ratio is the issue's "served ≥ 0.8× in-process" figure, given
    both in wall req/s and in requests per CPU second (the latter holds up on a shared machine).
 The client runs on --client-cores; where that is the server's core too, the server's share is lower.
-POSTs the WAV in the multipart field "audio" to /predict. Loopback only unless --allow-remote.
+POSTs the WAV in the multipart field "audio" to /predict (with --url and a client's VAULT_ADDR and VAULT_ROLE
+in the environment, with that client's token). Loopback only unless --allow-remote.
 """
 
 from __future__ import annotations
@@ -43,8 +44,19 @@ SYNTH_N, SYNTH_SEED, TRAIN_EPOCHS = 32, 7, 3  # a real, small training run: spee
 ONE_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
+# With --url against a server with Vault: the client's token (VAULT_ADDR + VAULT_ROLE of a client role, e.g.
+# the gate's; spira_core/predict_credential.py). The server this benchmark starts has no Vault: no token.
+_credential = None
+
+
+def _auth() -> dict[str, str]:
+    return _credential.headers() if _credential is not None else {}
+
+
 def _post(session, url: str, data: bytes) -> None:
-    r = session.post(url + "/predict", files={"audio": ("clip.wav", data, "audio/wav")}, timeout=60)
+    r = session.post(
+        url + "/predict", files={"audio": ("clip.wav", data, "audio/wav")}, headers=_auth(), timeout=60
+    )
     r.raise_for_status()
 
 
@@ -292,6 +304,11 @@ def main(argv: list[str] | None = None) -> None:
         if host not in {"127.0.0.1", "localhost", "::1"} and not args.allow_remote:
             parser.error(f"{host} is not loopback; pass --allow-remote to benchmark it")
         url, server_pid = args.url.rstrip("/"), None
+        if os.environ.get("VAULT_ADDR") and os.environ.get("VAULT_ROLE"):
+            global _credential
+            from spira_core.predict_credential import PredictCredential
+
+            _credential = PredictCredential.from_env()
     else:
         from spira.local_server import server_env, start_local_server
 
