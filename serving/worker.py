@@ -9,7 +9,7 @@ failed job with that code. What can never succeed (not a job; its recording miss
 max_deliver deliveries) goes to the dead-letter stream with its reason. SIGTERM: no new fetch, the held
 batch is finished and acked. SIGKILL: the held messages come back after ack_wait.
 
-    python -m serving.worker --model-dir DIR   # a pod: the pinned BentoML model, the Vault contract
+    python -m serving.worker                   # a pod: the pinned BentoML model, the Vault contract
     spira worker --model VERSION_OR_ALIAS      # the local stack
 """
 
@@ -211,11 +211,20 @@ def main() -> None:
     from spira_core.model import load_bundle
 
     parser = argparse.ArgumentParser(prog="python -m serving.worker")
-    parser.add_argument("--model-dir", type=Path, required=True, help="the pinned BentoML model's folder")
+    parser.add_argument(
+        "--model-dir", type=Path, default=None, help="the model's folder (default: the pinned BentoML model)"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    bundle = load_bundle(verified_bundle_dir(args.model_dir))
-    predictor = Predictor.from_bundle(bundle, read_model_meta(args.model_dir)["model_version"])
+    model_dir = args.model_dir
+    if model_dir is None:  # the image: the Bento's model store holds exactly the pinned model
+        import bentoml
+
+        from serving.pin import ModelPin
+
+        model_dir = Path(bentoml.models.get(ModelPin.read().bento_tag).path)
+    bundle = load_bundle(verified_bundle_dir(model_dir))
+    predictor = Predictor.from_bundle(bundle, read_model_meta(model_dir)["model_version"])
     stats = asyncio.run(run_worker(predictor))
     log.warning("worker stopped: %s", stats)
 
