@@ -12,6 +12,7 @@ import pulumi
 
 from infra import config
 from infra.components import vault as vault_component
+from infra.components.admission import Admission
 from infra.components.argo import Argo, ArgoArgs
 from infra.components.aws import AwsPlatform, AwsPlatformArgs
 from infra.components.backups import BackupJobs, BackupJobsArgs
@@ -37,6 +38,8 @@ platform = cloud.platform
 on_cluster = pulumi.ResourceOptions(providers={"kubernetes": platform.kube_provider})
 
 DevicePlugin("nvidia-device-plugin", DevicePluginArgs(gpu_pool=platform.gpu_pool), on_cluster)
+# Pods run SPIRA images only as CI signed and tested them (Kyverno verifyImages, infra/admission/).
+Admission("kyverno", on_cluster)
 vault = vault_component.Vault(
     "vault",
     vault_component.VaultArgs(

@@ -58,3 +58,17 @@ def test_a_tag_only_image_fails_the_rule_in_a_workload_and_in_helm_values():
     by_digest_only = {"template": {"spec": {"containers": [{"image": f"ghcr.io/x/y@{digest}"}]}}}
     assert rules.images_by_digest("kubernetes:batch/v1:Job", {"spec": by_digest_only}, "production") == []
     assert rules.check("kubernetes:apps/v1:Deployment", {"spec": pod}, "staging")[0][0] == "images-by-digest"
+
+
+def test_both_clusters_install_kyverno_and_enforce_the_verify_images_policy_as_committed(stack_plan: Plan):
+    from infra.components.admission import verify_images_policy
+
+    release = stack_plan.one(rules.RELEASE, "kyverno")
+    assert (
+        release.inputs["namespace"] == "kyverno"
+        and release.inputs["values"]["admissionController"]["replicas"] >= 2
+    )
+    (policy,) = [r for r in stack_plan.resources if r.type == "kubernetes:kyverno.io/v1:ClusterPolicy"]
+    committed = verify_images_policy()
+    assert policy.inputs["spec"] == committed["spec"], where(policy)
+    assert policy.inputs["metadata"]["name"] == "spira-verify-images"
