@@ -35,6 +35,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "manifests": ("spira.manifests.cli:app", "GitOps manifests: render, check, golden files."),
     "infra": ("infra.cli:app", "Pulumi program under mocks: plan, diff."),
     "image": ("ci.cli:app", "Images: build, ephemeral test by digest, set-image, verify-promotion."),
+    "promote": (
+        "ci.promote_cli:app",
+        "Promotion: `promote revert --env ENV` back to the last digest that passed.",
+    ),
     "demo": ("spira.demo:demo", "The whole delivery pipeline on local services."),
     "intake": ("spira.queue_cli:intake", "Serve the intake API of the burst path (uploads → the queue)."),
     "worker": ("spira.queue_cli:worker", "Run one queue worker: jobs from NATS JetStream → results."),
