@@ -72,20 +72,27 @@ def _preset(name: str, seed: int | None, epochs: int | None, label_noise: float 
         raise typer.BadParameter(str(exc.args[0]), param_hint="--preset") from exc
 
 
+def _settings_and_lease(settings_file: Path | None) -> tuple[Any, Any]:
+    """The settings and the run's lease on their S3 key: entered right after reading them, held while the
+    command runs (`spira secrets rotate --service training` waits for it)."""
+    from training.wiring import load_versioned_settings, run_lease
+
+    settings, version = load_versioned_settings(settings_file)
+    return settings, run_lease(settings, version)
+
+
 def _pipeline(
     data: Path,
     noise: Path,
     preset: Preset,
-    settings_file: Path | None,
+    settings: Any,
     progress: bool,
     holdout: str | None = None,
     clinical_thresholds: str = "local",
 ) -> Any:
-    """The pipeline and the run's lease on its S3 key (held while the command runs)."""
-    from training.wiring import build_pipeline, load_versioned_settings, run_lease
+    from training.wiring import build_pipeline
 
-    settings, version = load_versioned_settings(settings_file)
-    pipeline = build_pipeline(
+    return build_pipeline(
         settings,
         data,
         noise,
@@ -94,7 +101,6 @@ def _pipeline(
         holdout=holdout,
         clinical_thresholds=clinical_thresholds,
     )
-    return pipeline, run_lease(settings, version)
 
 
 def _fail(exc: Exception) -> typer.Exit:
@@ -221,10 +227,11 @@ def _command(stage: Stage | None) -> Any:
         label_noise: LabelNoiseOpt = None,
     ) -> None:
         p = _preset(preset, seed, epochs, label_noise)
-        pipeline, lease = _guarded(
-            lambda: _pipeline(data, noise, p, settings, progress, holdout, clinical_thresholds)
-        )
+        loaded, lease = _guarded(lambda: _settings_and_lease(settings))
         with lease:
+            pipeline = _guarded(
+                lambda: _pipeline(data, noise, p, loaded, progress, holdout, clinical_thresholds)
+            )
             if stage is None:
                 results = _guarded(lambda: pipeline.run_all(_print_stage))
                 _summary(results)

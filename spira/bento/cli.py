@@ -202,6 +202,16 @@ def serve(
         pin.write(pin_file)
         env["SPIRA_MODEL_PIN"] = str(pin_file)
     os.chdir(REPO_ROOT)
+    if env.get("VAULT_ADDR"):
+        # a consumer of the stack's serving secret that `spira secrets rotate` waits for: exec keeps the pid,
+        # and the registration is dropped once that process is gone
+        from spira.stack.consumers import Registration, register
+
+        name = f"spira-serve-{port}"
+        register(
+            StackConfig.load().home,
+            Registration("serving", name, os.getpid(), _bentoml(), f"http://{host}:{port}/metrics"),
+        )
     os.execvpe(_bentoml(), [_bentoml(), "serve", target, "--port", str(port), "--host", host], env)
 
 

@@ -18,6 +18,7 @@ import requests
 
 from spira.secrets.fleet import CACHE, CLIENT_RUNS, RUN, START, Fleet, FleetError, RunLeases, reads
 from spira.secrets.store import SecretsError
+from spira_core.run_lease import WRITTEN_WITHIN_S
 
 GAUGE = "spira_secret_version"
 
@@ -148,6 +149,10 @@ class DiscoveredWait(ConsumerWait):
         if mode == CACHE:
             self._poll(lambda: self._gauges(secret_ref, version), deadline, secret_ref, version)
         elif mode == RUN:
+            # a run that read the old version just before publishing writes its lease within this
+            settle = (published_at + timedelta(seconds=WRITTEN_WITHIN_S) - self.clock()).total_seconds()
+            if settle > 0:
+                self.sleep(settle)
             self._poll(lambda: self._runs(self.service, version), deadline, secret_ref, version)
         else:
             self._restart(published_at, deadline, secret_ref, version)
@@ -189,15 +194,14 @@ class DiscoveredWait(ConsumerWait):
         secret_ref: str,
         version: int,
         what: str = "",
+        who: str = "",
     ) -> None:
-        said = False
+        said, who = False, who or self.service
         while True:
             holding, ok = holders()
             if not holding:
                 self.say(
-                    f"{self.service} ready: {', '.join(ok)}"
-                    if ok
-                    else f"no {self.service} consumer holds an older version"
+                    f"{who} ready: {', '.join(ok)}" if ok else f"no {who} consumer holds an older version"
                 )
                 return
             if not said:
@@ -222,6 +226,7 @@ class DiscoveredWait(ConsumerWait):
                         secret_ref,
                         version,
                         what=f" (restarting {self.service} in place would fail the {client} runs that use it)",
+                        who=client,
                     )
             self.say(f"restarting {self.service}")
             self.fleet.restart(self.service)

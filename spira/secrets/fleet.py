@@ -21,7 +21,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from spira.secrets.store import SecretsError
 from spira_core.run_lease import RunLease, lease_prefix
@@ -125,7 +125,10 @@ class S3RunLeases(RunLeases):
                     continue  # the run ended between the listing and the read
                 raise
             try:
-                out.append(RunLease.from_json(raw))
+                lease = RunLease.from_json(raw)
             except (ValueError, KeyError, TypeError):
                 continue  # not a lease this version writes; never holds a rotation up
+            if not lease.live(datetime.now(UTC)):
+                self.s3.delete_object(Bucket=bucket, Key=key)  # ended or dead: runs cannot delete their own
+            out.append(lease)
         return out

@@ -52,6 +52,6 @@ def registered(home: Path, service: str) -> list[Registration]:
             continue
         if _is_ours(reg.pid, reg.program):
             out.append(reg)
-        else:
-            path.unlink(missing_ok=True)
+        elif not Path(f"/proc/{reg.pid}").exists():
+            path.unlink(missing_ok=True)  # gone (a live pid running something else: still exec'ing, kept)
     return out

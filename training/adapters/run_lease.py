@@ -1,6 +1,6 @@
 """The run's lease on its S3 key (spira_core.run_lease), kept in its own bucket while the run lasts.
 
-Written at start, refreshed every HEARTBEAT_S from a daemon thread, deleted at the end: `spira secrets
+Written at start, refreshed every HEARTBEAT_S from a daemon thread, marked ended at the end: `spira secrets
 rotate --service training` waits for the runs that hold an older key before revoking it. A lease that
 cannot be written never fails the run (the run would find out about S3 itself); it is said on stderr.
 """
@@ -54,8 +54,8 @@ class S3RunLease:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def _put(self) -> None:
-        self.lease = self.lease.beat(datetime.now(UTC))
+    def _put(self, ended: bool = False) -> None:
+        self.lease = self.lease.beat(datetime.now(UTC), ended=ended)
         try:
             self._s3.put_object(Bucket=self.bucket, Key=self.key, Body=self.lease.to_json())
         except (BotoCoreError, ClientError) as exc:
@@ -77,10 +77,4 @@ class S3RunLease:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=self.heartbeat_s + 5)
-        try:
-            self._s3.delete_object(Bucket=self.bucket, Key=self.key)
-        except (BotoCoreError, ClientError) as exc:
-            print(
-                f"warning: run lease s3://{self.bucket}/{self.key} not deleted (expires): {exc}",
-                file=sys.stderr,
-            )
+        self._put(ended=True)

@@ -15,7 +15,7 @@ from spira.secrets.fleet import TERMINATING
 from spira.secrets.rotation import rotate
 from spira.secrets.seed import EnvironmentEndpoints, object_store_user, service_values
 from spira.secrets.store import SecretsError
-from spira_core.run_lease import EXPIRES_S, RunLease
+from spira_core.run_lease import EXPIRES_S, WRITTEN_WITHIN_S, RunLease
 from tests.fakes.fleet import FakeFleet, FakeRunLeases
 from tests.fakes.secrets import CrashingFakeAdmin, InMemorySecretStore, WallClock
 
@@ -153,17 +153,19 @@ def test_a_rolling_restart_does_not_wait_for_training_runs(clock) -> None:
 
 def test_training_waits_for_runs_that_started_with_an_older_version_only(clock) -> None:
     leases = FakeRunLeases()
-    leases.add(lease(clock, "old", 5))
     leases.add(lease(clock, "new", 6))
 
     def progress(n: int) -> None:
+        if n == 1:  # a run that read version 5 just before the publication writes its lease late
+            leases.add(lease(clock, "old", 5))
         if n == 10:
             leases.end("old")
 
     wait, said = waiter("training", FakeFleet(REF, clock), leases, clock, progress)
     start = clock()
     wait.wait(REF, 6, start)
-    assert (clock() - start).total_seconds() == 10 + 2
+    waited = (clock() - start).total_seconds()
+    assert waited == WRITTEN_WITHIN_S + 9 + 2, "leases first read once late writers have written, then polled"
     assert "run old on job-old pid 1" in said[0] and "run new" not in said[0]
 
 
