@@ -64,8 +64,13 @@ class Journal:
     def append(self, entry: dict) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         line = json.dumps(entry, sort_keys=True) + "\n"
-        with self._lock, open(self.path, "a") as f:
-            f.write(line)
+        with self._lock, open(self.path, "a+b") as f:
+            # a line a kill cut short stays alone on its line (skipped on reading), never glued to this one
+            if f.tell() > 0:
+                f.seek(-1, os.SEEK_END)
+                if f.read(1) != b"\n":
+                    line = "\n" + line
+            f.write(line.encode())
             f.flush()
             os.fsync(f.fileno())
 
