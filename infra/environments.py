@@ -119,6 +119,8 @@ class Declaration:
     # service -> [(bucket secret key, prefix, actions)], as infra/environments.yaml declares them.
     access: dict[str, tuple[tuple[str, str, tuple[str, ...]], ...]] = field(default_factory=dict)
     queue_settings: QueueSettings | None = None
+    # (bucket secret key, key prefix) of the promotion evidence bundles
+    evidence: tuple[str, str] | None = None
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -181,6 +183,13 @@ class Declaration:
             Grant(names[key], prefix, actions) for key, prefix, actions in self.access.get(service, ())
         )
 
+    def evidence_location(self, env: str) -> tuple[str, str]:
+        """(bucket, prefix) of `env`'s promotion evidence bundles."""
+        if self.evidence is None:
+            raise DeclarationError("infra/environments.yaml declares no evidence location")
+        key, prefix = self.evidence
+        return self.buckets(env)[key], prefix
+
     def buckets(self, env: str) -> dict[str, str]:
         """Secret key -> bucket name of an environment (`spira-<env>-<suffix>`)."""
         self.environment(env)
@@ -215,9 +224,21 @@ def parse(raw: Any) -> Declaration:
             },
             access=_access(raw.get("object_store_access") or {}, bucket_suffixes),
             queue_settings=_queue(raw["queue"], environments) if raw.get("queue") else None,
+            evidence=_evidence(raw.get("evidence"), bucket_suffixes),
         )
     except (KeyError, TypeError, AttributeError) as exc:
         raise DeclarationError(f"infra/environments.yaml lacks {exc}") from exc
+
+
+def _evidence(raw: Any, bucket_suffixes: dict[str, str]) -> tuple[str, str] | None:
+    if not raw:
+        return None
+    key, prefix = str(raw["bucket"]), str(raw["prefix"])
+    if key not in bucket_suffixes:
+        raise DeclarationError(f"infra/environments.yaml: evidence.bucket {key!r} is not a declared bucket")
+    if not prefix.endswith("/"):
+        raise DeclarationError("infra/environments.yaml: evidence.prefix must end with '/'")
+    return key, prefix
 
 
 def _queue(raw: Any, environments: dict[str, Environment]) -> QueueSettings:

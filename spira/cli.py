@@ -39,6 +39,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "ci.promote_cli:app",
         "Promotion: `promote revert --env ENV` back to the last digest that passed.",
     ),
+    "evidence": (
+        "spira.evidence.cli:app",
+        "Promotion evidence: model cards in the object store; `evidence show`.",
+    ),
     "demo": ("spira.demo:demo", "The whole delivery pipeline on local services."),
     "intake": ("spira.queue_cli:intake", "Serve the intake API of the burst path (uploads → the queue)."),
     "worker": ("spira.queue_cli:worker", "Run one queue worker: jobs from NATS JetStream → results."),
@@ -56,6 +60,7 @@ WORKLOADS: dict[str, str] = {
     "holdout": "training",
     "serve": "serving",
     "bento": "training",
+    "evidence": "training",
 }
 
 
