@@ -49,6 +49,21 @@ class LocalServer:
             from spira.stack.consumers import unregister
 
             unregister(self.stack_home, "serving", self.process.name)
+            _stack_prometheus(self.stack_home).remove_target(self.process.name)
+
+
+def _stack_prometheus(stack_home: Path):
+    from spira.stack.config import StackConfig
+    from spira.stack.prometheus import PrometheusService
+
+    return PrometheusService(StackConfig.load(stack_home))
+
+
+def scrape_in_stack(stack_home: Path, name: str, url: str) -> None:
+    """Have the stack's Prometheus scrape this server, labelled as a model pod of the local environment
+    would be (namespace `local`, pod `spira-model-<name>`)."""
+    labels = {"namespace": "local", "pod": f"spira-model-{name}"}
+    _stack_prometheus(stack_home).add_target(name, url.removeprefix("http://"), labels)
 
 
 def server_env(bentoml_home: Path, pin_file: Path, **extra: str) -> dict[str, str]:
@@ -110,7 +125,8 @@ def start_local_server(
     """Start `bentoml serve <service>` on 127.0.0.1 and wait until `wait_path` answers 200 (/livez: up,
     ready or not, for a test of a server that must not become ready; another service: a benchmark's).
     With `stack_home`, the server is registered in that local stack as a consumer of serving's secret
-    (`spira secrets rotate --env local` waits for its version gauge), from its start until `stop`."""
+    (`spira secrets rotate --env local` waits for its version gauge) and a target of its Prometheus, from
+    its start until `stop`."""
     port = port or free_port()
     bentoml = str(Path(sys.executable).parent / "bentoml")
     proc = ManagedProcess(
@@ -130,6 +146,7 @@ def start_local_server(
             stack_home,
             Registration("serving", proc.name, proc.pid() or 0, proc.argv[0], f"{server.url}/metrics"),
         )
+        scrape_in_stack(stack_home, proc.name, server.url)
     deadline = time.monotonic() + ready_timeout_s
     while time.monotonic() < deadline:
         if proc.exited_early():
