@@ -224,9 +224,12 @@ def _rule_allows(rule: Doc, namespace: str, port: int, own_namespace: str) -> bo
 
 
 def egress(inputs: Inputs) -> list[Finding]:
-    """Each in-cluster address a pod reaches is allowed by the egress of the NetworkPolicies selecting it."""
+    """Each in-cluster address a pod reaches is allowed by the egress of the NetworkPolicies selecting it:
+    every pod the manifests create (Rollouts, Deployments, the gates' Jobs)."""
     out = []
-    for doc in of_kind(inputs.docs, "Rollout"):
+    for doc in inputs.docs:
+        if doc.get("kind") not in ("Rollout", "Deployment", "AnalysisTemplate"):
+            continue
         own = doc["metadata"].get("namespace", "default")
         for where, template in pod_templates([doc]):
             labels = template.get("metadata", {}).get("labels") or {}
