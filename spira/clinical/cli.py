@@ -65,10 +65,14 @@ def render(result: ClinicalResult, console: Console) -> None:
 def run(argv: list[str]) -> int:
     """Parse with the runner's own parser (exit 2 on a usage error), score, judge, render."""
     from spira.clinical.recorded import champion_recorded
+    from spira.stack.predict_clients import act_as_client
+    from spira_core.predict_credential import CredentialError
 
     config = config_from_args(parser().parse_args(argv))
+    # From an operator's shell on the local stack the gate logs in as the stack's gate client, as the
+    # load gate does (spira/stack/predict_clients.py); a Job brings its own three variables.
+    act_as_client("gate")
     console = Console(width=max(Console().width, 140))
-    from spira_core.predict_credential import CredentialError
 
     try:
         headers = credential_headers()
