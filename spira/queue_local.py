@@ -104,7 +104,7 @@ class BurstPath:
             )
         return Proc(name, popen, log)
 
-    def start_intake(self, port: int | None = None, timeout_s: float = 60) -> str:
+    def start_intake(self, port: int | None = None, timeout_s: float = 300) -> str:
         port = port or free_port()
         self.intake = self._spawn("intake", ["intake", "--port", str(port)], "intake")
         self.intake_url = f"http://127.0.0.1:{port}"
@@ -116,7 +116,7 @@ class BurstPath:
             raise RuntimeError(f"the intake did not start:\n{self.intake.log_tail()}")
         return self.intake_url
 
-    def start_worker(self, wait: bool = True, timeout_s: float = 120) -> Proc:
+    def start_worker(self, wait: bool = True, timeout_s: float = 600) -> Proc:
         proc = self._spawn(
             f"worker-{len(self.workers) + 1}", ["worker", "--model", self.model_version], "worker"
         )
