@@ -1,4 +1,4 @@
-"""`spira demo [--degrade latency|errors|version] [--no-images] [--data CSV --noise CSV]`."""
+"""`spira demo [--degrade latency|errors|version|accuracy] [--no-images] [--data CSV --noise CSV]`."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.rule import Rule
 from rich.table import Table
 
-from spira.demo import burst, steps
+from spira.demo import burst, clinical, steps
 from spira.stack import StackConfig, StackError
 
 DEGRADATIONS = {
@@ -19,6 +19,9 @@ DEGRADATIONS = {
     "errors": "errors=0.3",  # 30 % answered 500
     "version": "version=0-unexpected",  # answers carry the wrong model version
 }
+# Degradations of the model itself: a real training run with this fraction of its labels flipped, served
+# as it is; the load gate passes it and the clinical gate on the frozen holdout must block it.
+TRAINING_DEGRADATIONS = {"accuracy": 0.5}
 
 
 def demo(
@@ -34,7 +37,8 @@ def demo(
     degrade: Annotated[
         str | None,
         typer.Option(
-            help="degrade the candidate through a fault proxy in front of it: latency | errors | version"
+            help="degrade the candidate through a fault proxy in front of it: latency | errors | version; "
+            "or train it worse: accuracy (half its labels flipped)"
         ),
     ] = None,
     gate_duration: Annotated[int, typer.Option(help="seconds of gate load")] = 20,
@@ -43,8 +47,10 @@ def demo(
     console = Console()
     if (data is None) != (noise is None):
         raise typer.BadParameter("give both --data and --noise, or neither")
-    if degrade is not None and degrade not in DEGRADATIONS:
-        raise typer.BadParameter(f"--degrade must be one of {', '.join(DEGRADATIONS)}")
+    if degrade is not None and degrade not in {**DEGRADATIONS, **TRAINING_DEGRADATIONS}:
+        raise typer.BadParameter(
+            f"--degrade must be one of {', '.join([*DEGRADATIONS, *TRAINING_DEGRADATIONS])}"
+        )
     ctx = steps.DemoContext(
         home=StackConfig.load().home / "demo",
         console=console,
@@ -56,12 +62,14 @@ def demo(
         epochs=epochs,
         images=images,
         degrade=DEGRADATIONS.get(degrade or ""),
+        label_noise=TRAINING_DEGRADATIONS.get(degrade or ""),
         gate_duration_s=gate_duration,
     )
     timings: list[tuple[str, float, str]] = []
     plan = [
         ("local stack", steps.start_stack),
         ("dataset", steps.prepare_data),
+        ("holdout", clinical.prepare_holdout),
         ("pipeline", steps.run_pipeline),
         ("burst through the queue", burst.burst),
         ("bento", steps.build_bento),
@@ -76,6 +84,11 @@ def demo(
         started = time.monotonic()
         passed = steps.run_gate(ctx)
         timings.append(("gate", time.monotonic() - started, str(ctx.facts["gate"])))
+        console.print(Rule("clinical gate"))
+        started = time.monotonic()
+        clinical_passed = clinical.run_clinical_gate(ctx)
+        timings.append(("clinical gate", time.monotonic() - started, str(ctx.facts["clinical_gate"])))
+        passed = passed and clinical_passed
         if passed:
             _step(console, ctx, "promotion", steps.promote, timings)
     except (steps.StepFailed, StackError) as exc:
@@ -124,7 +137,10 @@ def _summary(console: Console, ctx: steps.DemoContext, timings: list[tuple[str, 
         ("fault proxy", f.get("fault_proxy")),
         ("preview pod", f.get("preview_pod")),
         ("active", f.get("active")),
+        ("holdout", f.get("holdout")),
         ("gate verdict", f.get("gate")),
+        ("clinical gate", f.get("clinical_gate")),
+        ("clinical report", f.get("clinical_report")),
         ("promotion", f.get("promotion")),
         ("champion", f.get("champion", "unchanged")),
         ("MLflow UI", f.get("mlflow_ui")),
