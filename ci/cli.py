@@ -201,6 +201,10 @@ def set_image_cmd(
         str | None, typer.Option(help="commit with Spira-Tested-Image trailers; value: the test run")
     ] = None,
     golden: Annotated[bool, typer.Option(help="regenerate argocd/golden")] = True,
+    evidence: Annotated[
+        str | None,
+        typer.Option(help="with --record: the Spira-Evidence trailer (`spira evidence build`'s last line)"),
+    ] = None,
 ) -> None:
     """Write tested digests into argocd/base/kustomization.yaml (one line each) and regenerate golden files."""
     from ci.promotion import deploy_tested
@@ -210,7 +214,7 @@ def set_image_cmd(
     if not wanted:
         raise _fail(ValueError("give --model and/or --loadtest"), 2)
     try:
-        deployed = deploy_tested(REPO, wanted, model_version, record, golden)
+        deployed = deploy_tested(REPO, wanted, model_version, record, golden, evidence)
     except SetImageError as exc:
         raise _fail(exc, 2) from exc
     for path in deployed.changed:

@@ -41,6 +41,8 @@ from ci.set_image import (
 TESTED = "Spira-Tested-Image"
 MODEL_VERSION = "Spira-Model-Version"
 TEST_RUN = "Spira-Test-Run"
+# The promotion's evidence bundle (spira/evidence): its object-store location and content hash.
+EVIDENCE = "Spira-Evidence"
 FIELD, RECORD = "\x1f", "\x1e"
 
 
@@ -64,12 +66,17 @@ class TestedRecord:
     run: str | None
 
 
-def trailers(tested: dict[str, str], run: str, model_version: str | None = None) -> list[str]:
-    """Trailer lines for one deploy commit: each image (ci name -> digest) tested together in `run`."""
+def trailers(
+    tested: dict[str, str], run: str, model_version: str | None = None, evidence: str | None = None
+) -> list[str]:
+    """Trailer lines for one deploy commit: each image (ci name -> digest) tested together in `run`, and
+    the promotion's evidence bundle (`s3://... sha256:...`) when there is one."""
     out = [f"{TESTED}: {KUSTOMIZE_NAMES[image]}@{digest}" for image, digest in sorted(tested.items())]
     if model_version is not None:
         out.append(f"{MODEL_VERSION}: {model_version}")
     out.append(f"{TEST_RUN}: {run}")
+    if evidence:
+        out.append(f"{EVIDENCE}: {evidence}")
     return out
 
 
@@ -237,7 +244,12 @@ class Deployed:
 
 
 def deploy_tested(
-    root: Path, refs: dict[str, str], model_version: str | None, record: str | None, golden: bool = True
+    root: Path,
+    refs: dict[str, str],
+    model_version: str | None,
+    record: str | None,
+    golden: bool = True,
+    evidence: str | None = None,
 ) -> Deployed:
     """set-image for each tested image ({"model": ref, "loadtest": ref}), then (with `record`) one commit
     with the trailers. Digests already deployed change nothing and record nothing: a rerun is a no-op."""
@@ -255,6 +267,6 @@ def deploy_tested(
         root,
         sorted(changed),
         "images: deploy tested digests",
-        trailers(digests, record, model_version if "model" in refs else None),
+        trailers(digests, record, model_version if "model" in refs else None, evidence),
     )
     return Deployed(changed, commit)

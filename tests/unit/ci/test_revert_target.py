@@ -79,3 +79,13 @@ def test_the_message_carries_the_analysis_and_the_trailers_record_both_digests()
     assert lines[0] == f"{REVERTED}: {MODEL}@{digest('c')}"
     assert f"Spira-Tested-Image: {MODEL}@{digest('b')}" in lines
     assert "Spira-Model-Version: 2" in lines and "Spira-Test-Run: run-2" in lines
+
+
+def test_the_promotion_commit_names_its_evidence_bundle_in_a_trailer():
+    from ci.promotion import trailers
+
+    lines = trailers({"model": digest("b")}, "run-2", "2", "s3://spira-local-features/evidence/x/ sha256:ab")
+    assert lines[-1] == "Spira-Evidence: s3://spira-local-features/evidence/x/ sha256:ab"
+    assert not any(
+        line.startswith("Spira-Evidence") for line in trailers({"model": digest("b")}, "run-2", "2")
+    )
