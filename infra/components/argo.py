@@ -6,16 +6,32 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
+import yaml
 
 from infra import contracts
 from infra.components.helm import pinned_release
 
 ARGOCD_NAMESPACE = "argocd"
 ROLLOUTS_NAMESPACE = "argo-rollouts"
+
+
+NOTIFICATIONS = Path(__file__).resolve().parents[1] / "rollouts-notifications.yaml"
+
+
+def rollouts_notifications(environment: str, repo_url: str, text: str | None = None) -> dict[str, Any]:
+    """The argo-rollouts chart's `notifications` values (infra/rollouts-notifications.yaml) for one
+    cluster: the dispatch goes to the GitOps repository's API and names the environment to revert."""
+    repository = repo_url.removesuffix(".git").split("github.com/", 1)[-1].strip("/")
+    if repository.count("/") != 1:
+        raise ValueError(f"not a GitHub repository URL: {repo_url!r} (the revert workflow runs there)")
+    raw = NOTIFICATIONS.read_text() if text is None else text
+    filled = raw.replace("${REPOSITORY}", repository).replace("${ENVIRONMENT}", environment)
+    return {"configmap": {"create": True}, **yaml.safe_load(filled)}
 
 
 @dataclass(frozen=True)
@@ -74,7 +90,12 @@ class Argo(pulumi.ComponentResource):
             f"{name}-rollouts",
             "argo-rollouts",
             ROLLOUTS_NAMESPACE,
-            {"controller": {"replicas": 2}, "dashboard": {"enabled": False}},
+            {
+                "controller": {"replicas": 2},
+                "dashboard": {"enabled": False},
+                # an aborted rollout dispatches the revert workflow (docs/runbooks/revert.md)
+                "notifications": rollouts_notifications(args.environment, args.repo_url),
+            },
             pulumi.ResourceOptions(parent=self),
         )
         # The CRDs come with the charts: the custom resources wait for both releases.
