@@ -4,8 +4,8 @@
 
 A 2048-bit RSA key stands in for Vault's identity key (the same algorithm, RS256); the keys are already
 fetched (the background thread's work, off the request path). Reports the microseconds per request of
-`TokenVerifier.verify` for a valid token and of the middleware's 401 for a missing and a forged one: the
-work done before a refused upload's body could be read.
+`TokenVerifier.verify` for a valid token and of the middleware's 401 for a missing and a forged one (the
+work done before a refused upload's body could be read), in CPU time of the calling thread.
 """
 
 from __future__ import annotations
@@ -44,11 +44,12 @@ def _setup() -> tuple[auth.TokenVerifier, str, str]:
 
 
 def per_call_us(fn, n: int) -> float:
+    """CPU microseconds per call (this thread's CPU time: the figure holds up on a shared machine)."""
     fn()
-    t0 = time.perf_counter()
+    t0 = time.thread_time()
     for _ in range(n):
         fn()
-    return 1e6 * (time.perf_counter() - t0) / n
+    return 1e6 * (time.thread_time() - t0) / n
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -92,7 +93,7 @@ def main(argv: list[str] | None = None) -> None:
             per_call_us(lambda: asyncio.run(sink(None)), n // 5),
         ),
     ]
-    print("| step | µs per request |\n|---|---|")
+    print("| step | CPU µs per request |\n|---|---|")
     for name, us in rows:
         print(f"| {name} | {us:.0f} |")
 
