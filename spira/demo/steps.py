@@ -407,10 +407,33 @@ def gitops_clone(ctx: DemoContext) -> Path:
     return clone
 
 
+def build_evidence(ctx: DemoContext) -> str:
+    """The promotion's evidence bundle (model card, gate reports) in the object store; its trailer value."""
+    version = str(ctx.facts["model_version"])
+    image = ["--image", str(ctx.facts["image"])] if ctx.images else []
+    gates = []
+    if (ctx.home / "clinical" / "verdict.json").exists():
+        gates += ["--clinical", str(ctx.home / "clinical")]
+    if (ctx.home / "gate" / "verdict.json").exists():
+        gates += ["--load-gate", str(ctx.home / "gate")]
+    out = ctx.run(
+        [*SPIRA, "evidence", "build", "--version", version, *image, *gates],
+        env=ctx.env(**ctx.stack.service_env("training")),
+        capture=True,
+    )
+    evidence = out.stdout.strip().splitlines()[-1]
+    ctx.facts["evidence"] = f"{evidence} (spira evidence show {version})"
+    ctx.console.print(
+        f"evidence: [bold]{escape(evidence)}[/bold]\n  show it with: spira evidence show {version}"
+    )
+    return evidence
+
+
 def promote(ctx: DemoContext) -> None:
     clone = gitops_clone(ctx)
     env = {**ctx.env(), "PYTHONPATH": str(clone)}
     git(clone, "checkout", "-q", "-B", "staging", "origin/staging")
+    evidence = build_evidence(ctx)
     if ctx.images:
         ctx.run(
             [
@@ -426,6 +449,8 @@ def promote(ctx: DemoContext) -> None:
                 str(ctx.facts["model_version"]),
                 "--record",
                 f"demo-{int(time.time())}",
+                # a GitOps origin seeded by an older checkout has a set-image without --evidence
+                *(["--evidence", evidence] if "--evidence" in (clone / "ci" / "cli.py").read_text() else []),
             ],
             env=env,
             cwd=clone,
