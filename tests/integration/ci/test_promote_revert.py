@@ -81,6 +81,40 @@ def deployed(repo: Path) -> str:
     return image_entries((repo / KUSTOMIZATION).read_text())["spira-model"].digest
 
 
+def test_by_default_the_target_must_verify_and_an_unverifiable_one_reverts_nothing(
+    gitops: Path, tmp_path: Path
+):
+    from ci.signing import generate_key
+
+    _, public = generate_key(tmp_path / "keys")
+    before = git(gitops, "rev-parse", "HEAD")
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "spira.cli",
+            "promote",
+            "revert",
+            "--env",
+            "staging",
+            "--repo",
+            str(gitops),
+            "--public-key",
+            str(public),
+            "--registry",
+            "127.0.0.1:9",
+            "--no-golden",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "no earlier passing digest" in proc.stderr and "REFUSED spira-model" in proc.stderr
+    assert git(gitops, "rev-parse", "HEAD") == before, "nothing committed"
+    assert deployed(gitops) == fake_digest("model-3")
+
+
 def test_an_aborted_rollout_is_reverted_to_the_previous_passing_digest_then_the_one_before(gitops: Path):
     assert deployed(gitops) == fake_digest("model-3")
     first = spira_revert(gitops, "AnalysisRun spira-model-error-rate: Failed (error rate 0.31 > 0.05)")
