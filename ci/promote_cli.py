@@ -30,6 +30,25 @@ def _analysis(value: str | None) -> str:
     return value
 
 
+def _unchecked(record) -> tuple[bool, str]:
+    return True, ""
+
+
+def _verified(root: Path, public_key: Path | None, registry: str | None):
+    """The target's check: CI's signature and signed provenance in its registry (ci/promotion.py)."""
+    from ci.cli import _public_key
+    from ci.promotion import SignatureCheck, TestedRecord, _signed, git
+    from ci.set_image import KUSTOMIZATION, image_entries
+
+    check = SignatureCheck(_public_key(public_key), registry)
+
+    def trusted(record: TestedRecord) -> tuple[bool, str]:
+        entry = image_entries(git(root, "show", f"{record.commit}:{KUSTOMIZATION}"))[record.image]
+        return _signed(check, record.image, entry.new_name, record.digest)
+
+    return trusted
+
+
 @app.command("revert")
 def revert_cmd(
     env: Annotated[str, typer.Option("--env", help="cluster environment (infra/environments.yaml)")],
@@ -54,9 +73,9 @@ def revert_cmd(
 ) -> None:
     """Commit, on ENV's branch, the images of the newest promotion record that passed, other than the
     digest the branch names now; the analysis evidence goes into the message."""
-    from ci.promotion import GitError, SignatureCheck, TestedRecord, _signed, git
+    from ci.promotion import GitError, git
     from ci.revert import RevertError, revert
-    from ci.set_image import KUSTOMIZATION, SetImageError, image_entries
+    from ci.set_image import SetImageError
     from infra.environments import declared
 
     try:
@@ -66,26 +85,12 @@ def revert_cmd(
         raise typer.Exit(2) from exc
     root = repo.resolve()
 
-    def trusted(record: TestedRecord) -> tuple[bool, str]:
-        return True, ""
-
-    if signatures:
-        from ci.cli import _public_key
-
-        check = SignatureCheck(_public_key(public_key), registry)
-
-        def trusted(record: TestedRecord) -> tuple[bool, str]:
-            entry = image_entries(git(root, "show", f"{record.commit}:{KUSTOMIZATION}"))[record.image]
-            return _signed(check, record.image, entry.new_name, record.digest)
-
+    trusted = _verified(root, public_key, registry) if signatures else _unchecked
     try:
         done = revert(root, env, branch, _analysis(analysis), trusted, golden=golden)
         if push:
             git(root, "push", "-q", "origin", f"HEAD:refs/heads/{branch}")
-    except RevertError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from exc
-    except (GitError, SetImageError, OSError) as exc:
+    except (RevertError, GitError, SetImageError, OSError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
     typer.echo(f"reverted {branch} in {done.commit}")
