@@ -1,5 +1,6 @@
 """The policy HCL the Pulumi program hands pulumi-vault and the HCL the local bootstrap applied to
-OpenBao are the same bytes: one template per kind, rendered by infra.vault.layout for each environment."""
+OpenBao are the same bytes: one template per kind, rendered by infra.vault.layout (and, for the clients of
+/predict, infra.vault.clients) for each environment."""
 
 from __future__ import annotations
 
@@ -8,21 +9,27 @@ import re
 import pytest
 
 from infra.offline import STACKS
-from infra.vault import layout
+from infra.vault import clients, layout
 from spira.stack import StackInfo
 from tests.fakes.infra import plan
 
 pytestmark = pytest.mark.integration
 
 
+def declared_policies(env: str) -> dict[str, str]:
+    return {**layout.policies(env), **clients.policies(env)}
+
+
 def applied_policies(info: StackInfo) -> dict[str, str]:
     root = info.vault_client()
-    return {name: root.sys.read_policy(name=name)["data"]["rules"] for name in layout.policies(info.env_name)}
+    return {
+        name: root.sys.read_policy(name=name)["data"]["rules"] for name in declared_policies(info.env_name)
+    }
 
 
 def test_openbao_holds_exactly_the_layouts_policies_for_local(local_stack: StackInfo) -> None:
     applied = applied_policies(local_stack)
-    for name, hcl in layout.policies("local").items():
+    for name, hcl in declared_policies("local").items():
         assert applied[name].encode() == hcl.encode(), f"{name} differs from the layout's bytes"
 
 
@@ -32,9 +39,9 @@ def test_pulumi_is_given_the_bytes_the_local_bootstrap_applied_but_for_the_envir
 ) -> None:
     given = {r.inputs["name"]: r.inputs["policy"] for r in plan(stack).of_type("vault:index/policy:Policy")}
     # `pulumi up`'s own policy exists only in clusters (the local stack is configured as root)
-    assert given.keys() - layout.policies(stack).keys() == layout.cluster_policies(stack).keys()
-    given = {name: hcl for name, hcl in given.items() if name in layout.policies(stack)}
-    assert given == layout.policies(stack)
+    assert given.keys() - declared_policies(stack).keys() == layout.cluster_policies(stack).keys()
+    given = {name: hcl for name, hcl in given.items() if name in declared_policies(stack)}
+    assert given == declared_policies(stack)
     applied = applied_policies(local_stack)
 
     def as_local(text: str) -> str:
