@@ -54,12 +54,28 @@ def test_the_demo_gates_and_promotes_a_good_candidate_then_blocks_a_degraded_one
         "stages reused" in good.stdout
         and "features" in good.stdout.split("stages reused", 1)[1].splitlines()[0]
     )
+    assert "clinical gate" in good.stdout and "PASS on holdout" in good.stdout
     client = MlflowClient(local_stack.mlflow_uri)
-    champion = client.get_model_version_by_alias("spira-respiratory", "champion").version
-    assert str(champion) == registered_model.version
+    champion = client.get_model_version_by_alias("spira-respiratory", "champion")
+    # the session's weights, registered again by a publish that judged them on the demo's frozen holdout
+    assert (
+        champion.tags["train_key"]
+        == client.get_model_version("spira-respiratory", registered_model.version).tags["train_key"]
+    )
+    assert champion.tags["clinical.holdout_version"]
+    champion = champion.version
 
     bad = _demo(local_stack, "--degrade", "version")
     assert bad.returncode == 1, bad.stdout[-4000:]
     assert "FAIL" in bad.stdout and "champion is unchanged" in bad.stdout
     assert "fault proxy" in bad.stdout  # the preview ran unmodified; the faults came from the proxy
+    assert client.get_model_version_by_alias("spira-respiratory", "champion").version == champion
+
+    # a candidate trained on half-flipped labels: served fine (the load gate passes), clinically worse
+    worse = _demo(local_stack, "--degrade", "accuracy")
+    assert worse.returncode == 1, worse.stdout[-4000:]
+    facts = worse.stdout.split("SPIRA demo", 1)[-1]
+    assert "gate verdict" in facts and "PASS" in facts.split("gate verdict", 1)[1].splitlines()[0]
+    assert "FAIL on holdout" in facts.split("clinical gate", 1)[1].splitlines()[0]
+    assert "champion is unchanged" in worse.stdout
     assert client.get_model_version_by_alias("spira-respiratory", "champion").version == champion
