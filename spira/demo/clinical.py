@@ -68,7 +68,8 @@ def run_clinical_gate(ctx: DemoContext) -> bool:
         str(out),
     ]
     ctx.console.print(f"[dim]$ spira {' '.join(cmd[3:])}[/dim]")
-    code = subprocess.run(cmd, env=ctx.env(), cwd=REPO).returncode
+    # the champion's recorded result is read from the stack's MLflow (as the operator)
+    code = subprocess.run(cmd, env=ctx.env(MLFLOW_TRACKING_URI=ctx.stack.mlflow_uri), cwd=REPO).returncode
     ctx.facts["clinical_gate"] = {0: "PASS", 1: "FAIL", 2: "could not run"}.get(code, f"exit {code}")
     if (out / "verdict.json").exists():
         verdict = json.loads((out / "verdict.json").read_text())
