@@ -168,6 +168,31 @@ def model_pod(
     return _pod(name, template, spec), dropped
 
 
+def worker_pod(
+    docs: Sequence[Doc],
+    *,
+    name: str,
+    image: str,
+    token_dir: str,
+    vault_port: int,
+    rollout: str = "spira-worker",
+    container: str = "worker",
+    token_volume: str = "vault-token",
+) -> tuple[Doc, list[str]]:
+    """The queue workers' pod template as a Pod for `podman kube play` (the manifest's own command, env,
+    securityContext and volumes), and the paths of the dropped fields: the GPU scheduling only."""
+    template = copy.deepcopy(find(docs, "Rollout", rollout)["spec"]["template"])
+    spec = template["spec"]
+    dropped = _drop_gpu(spec)
+    spec["hostNetwork"] = True  # no pod network on these hosts (module docstring)
+    main = _container(spec, container)
+    if "@sha256:" not in image:
+        raise KubePlayError(f"run the pushed image by digest, not {image!r}")
+    main["image"] = image
+    _local_vault(spec, main, token_dir, vault_port, token_volume)
+    return _pod(name, template, spec), dropped
+
+
 def readiness_path(pod: Doc, container: str = "model") -> str:
     """The readinessProbe's httpGet path: what the test polls where a kubelet would."""
     return _container(pod["spec"], container)["readinessProbe"]["httpGet"]["path"]
