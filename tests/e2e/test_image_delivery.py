@@ -126,3 +126,41 @@ def test_a_second_build_reuses_nothing_from_the_run_and_the_deployed_digest_is_t
         (REPO / "argocd/base/kustomization.yaml").read_text(), "spira-model", tested.ref.split("@")[1]
     )
     assert image_entries(deployed)["spira-model"].digest == tested.digest
+
+
+def test_the_tested_images_are_signed_with_provenance_and_an_sbom_that_verify(
+    podman: Podman, registry: str, images: dict, ephemeral, tmp_path: Path
+):
+    """What CI's publish step stores beside each tested digest (here with a throwaway key) verifies, and the
+    model's SBOM lists torch with the sha256 requirements.lock pins for it."""
+    from base64 import b64decode
+
+    from ci.attest import sign_tested
+    from ci.oci import Registry, attachment_tag
+    from ci.signing import CYCLONEDX, generate_key, verify_image
+
+    report, opts = ephemeral
+    private, public = generate_key(tmp_path / "keys")
+    for name, (built, pushed) in images.items():
+        body = (opts.out_dir / "report.json").read_bytes()
+        sign_tested(
+            podman,
+            registry,
+            name,
+            built.local_ref,
+            pushed.digest,
+            private.read_bytes(),
+            body,
+            report.passed,
+            "",
+        )
+        trusted = verify_image(Registry(registry), pushed.repository, pushed.digest, public.read_bytes())
+        assert trusted.revision == built.labels["org.opencontainers.image.revision"]
+    model = images["model"][1]
+    reg, repo = Registry(registry), model.repository.split("/", 1)[1]
+    att = reg.manifest(repo, attachment_tag(model.digest, "att")).doc
+    (layer,) = [x for x in att["layers"] if x["annotations"]["predicateType"] == CYCLONEDX]
+    envelope = json.loads(reg.blob(repo, layer["digest"]))
+    sbom = json.loads(b64decode(envelope["payload"]))["predicate"]
+    (torch,) = [c for c in sbom["components"] if c["name"] == "torch"]
+    assert torch["version"].startswith("2.13.0") and torch["hashes"]
