@@ -66,7 +66,7 @@ def derived(podman: Podman, base: str, tag: str, tmp: Path) -> str:
 
 
 @pytest.fixture(scope="module")
-def images(podman: Podman, registry: str, keys, tmp_path_factory) -> dict[str, str]:
+def images(podman: Podman, registry: str, keys, tmp_path_factory) -> Iterator[dict[str, str]]:
     """model `good`: pushed as spira/model:release, tested, signed by CI; `tampered`: other bytes pushed
     under the same tag afterwards; `copied`: other bytes given copies of good's records. loadtest `signed`
     (CI) and `foreign` (signed by another key)."""
@@ -86,7 +86,8 @@ def images(podman: Podman, registry: str, keys, tmp_path_factory) -> dict[str, s
     out["foreign"] = push(podman, tampered, loadtest, "foreign", tmp)
     sign_tested(podman, registry, "loadtest", tampered, out["foreign"], other_key, REPORT, True, base)
     out["copied"] = push(podman, derived(podman, base, "copied", tmp), model, "copied", tmp)
-    return out
+    yield out
+    podman("rmi", "-f", tampered, "localhost/spira/copied:test", check=False)
 
 
 def deploy_on_staging(work: Path, model: str, loadtest: str) -> None:
