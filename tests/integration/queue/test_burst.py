@@ -100,11 +100,13 @@ def _restart_nats(stack: LocalStack) -> None:
     assert wait_until(stack.nats.healthy, 30), proc.log_tail()
 
 
-def _poison(probe: QueueProbe) -> list[bytes]:
-    """Two messages no worker can ever turn into a result: not a job, and a job whose recording is missing."""
+def _poison(probe: QueueProbe) -> tuple[list[bytes], str]:
+    """Two messages no worker can ever turn into a result: not a job, and a job whose recording is missing
+    (a job id of its own per run: a finished job's redelivery is acked, never dead-lettered twice)."""
+    key = f"poison-missing-recording-{time.time_ns()}"
     missing = Job(
-        job_id=job_id_for("poison-missing-recording"),
-        idempotency_key="poison-missing-recording",
+        job_id=job_id_for(key),
+        idempotency_key=key,
         object_key=f"{probe.names.object_prefix}00/no-such-recording",
         sha256="0" * 64,
     ).to_bytes()
@@ -115,7 +117,7 @@ def _poison(probe: QueueProbe) -> list[bytes]:
                 probe.names.subject, payload, headers={"Nats-Msg-Id": f"poison-{i}-{time.time()}"}
             )
         )
-    return payloads
+    return payloads, job_id_for(key)
 
 
 def _predict(version: str, files: list[Path], env: dict[str, str], tmp: Path) -> dict[str, dict]:
@@ -142,7 +144,7 @@ def test_a_burst_with_a_killed_worker_and_a_nats_restart_loses_nothing_and_dupli
     valid, bad = write_burst(folder, N_VALID, malformed_share=0.05, seed=18)
     keys_before = probe.keys()
     letters_before = len(probe.call(probe.queue.dead_letters()))
-    poisoned = _poison(probe)
+    poisoned, poisoned_job = _poison(probe)
     journal = Journal(tmp_path / "journal.jsonl")
     sent: list[dict] = []
     faults: list[str] = []
@@ -184,7 +186,7 @@ def test_a_burst_with_a_killed_worker_and_a_nats_restart_loses_nothing_and_dupli
     accepted_ids = {e["job_id"] for e in accepted.values()}
     assert accepted_ids <= keys
     assert not {job_id_for(entries[p.name]["key"]) for p in bad} & keys
-    assert keys - keys_before <= accepted_ids | {job_id_for("poison-missing-recording")}
+    assert keys - keys_before <= accepted_ids | {poisoned_job}
 
     # the queue drains: the poisoned job waits out its backoff (infra/environments.yaml) before its dead letter
     def drained() -> bool:
