@@ -108,7 +108,7 @@ def test_the_clinical_gate_passes_a_candidate_equal_to_its_baseline_and_fails_a_
     tmp_path: Path,
 ) -> None:
     code, output = _gate(
-        served_model.url, frozen_holdout, tmp_path / "same", "--baseline-url", served_model.url
+        local_stack, served_model.url, frozen_holdout, tmp_path / "same", "--baseline-url", served_model.url
     )
     assert code == 0, output
     same = json.loads((tmp_path / "same" / "verdict.json").read_text())
@@ -120,7 +120,7 @@ def test_the_clinical_gate_passes_a_candidate_equal_to_its_baseline_and_fails_a_
     assert auc["candidate"]["low"] <= auc["candidate"]["value"] <= auc["candidate"]["high"]
 
     code, output = _gate(
-        worse_model.url, frozen_holdout, tmp_path / "worse", "--baseline-url", served_model.url
+        local_stack, worse_model.url, frozen_holdout, tmp_path / "worse", "--baseline-url", served_model.url
     )
     assert code == 1, output
     worse = json.loads((tmp_path / "worse" / "verdict.json").read_text())
