@@ -16,6 +16,7 @@ from typing import Any
 
 from training.adapters.s3 import S3ArtifactStore
 from training.adapters.system import SeededRandom, SystemClock
+from training.data.dataset import load_dataset_csv, load_noise_csv
 from training.pipeline import Pipeline
 from training.ports import ModelRegistry
 from training.presets import Preset
@@ -128,6 +129,9 @@ def build_pipeline(
         settings["features_bucket"],
     )
     kwargs: dict[str, Any] = {"clinical_thresholds": clinical_thresholds}
+    # bad data is the caller's error: said before any service is reached (the holdout is read from S3)
+    load_dataset_csv(dataset_csv)
+    load_noise_csv(noise_csv)
     if progress is not None:
         kwargs["progress"] = progress
     return Pipeline.from_csv(
