@@ -133,4 +133,3 @@ def judge(
         if why:
             disagreements.append(Disagreement(job_id, why))
     return Verdict(compared, same_model, label_changes, tuple(disagreements), rules.min_jobs)
-
