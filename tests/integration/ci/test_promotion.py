@@ -149,7 +149,11 @@ def test_recording_the_same_tested_digests_twice_is_a_no_op(origin: Path, tmp_pa
     refs = {"loadtest": fake_digest("rerun-loadtest"), "model": fake_digest("rerun-model")}
     first = deploy_tested(work, refs, "9", "rerun", golden=False)
     assert first.commit == run(work, "rev-parse", "HEAD").strip()
-    assert {p.name for p in first.changed} == {"kustomization.yaml", "model-rollout.yaml"}
+    assert {p.name for p in first.changed} == {
+        "kustomization.yaml",
+        "model-rollout.yaml",
+        "worker-rollout.yaml",
+    }
     again = deploy_tested(work, refs, "9", "rerun", golden=False)
     assert again == Deployed([], None)
     assert run(work, "rev-parse", "HEAD").strip() == first.commit
