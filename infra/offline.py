@@ -5,6 +5,7 @@ program registers is recorded (type, name, URN, inputs) for the plan table, the 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import runpy
@@ -206,6 +207,12 @@ def run(stack: str, root: Path = REPO_ROOT, overrides: dict[str, Any] | None = N
     region = config.get("aws:region", "")
     recorder = _make_mocks(region)
     monitor = pulumi_mocks.MockMonitor(recorder)
+    # Pulumi's mocks create futures on the thread's current event loop; an earlier asyncio.run() in the same
+    # process (a NATS client, say) leaves the thread without one, so give it a new loop when it has none.
+    try:
+        asyncio.get_event_loop_policy().get_event_loop()
+    except RuntimeError:
+        asyncio.set_event_loop(asyncio.new_event_loop())
     # A fresh root stack resource per run, so two stacks can be planned in one process.
     pulumi_settings.ROOT.set(None)
     pulumi.runtime.set_mocks(recorder, project=PROJECT, stack=stack, preview=False, monitor=monitor)

@@ -17,7 +17,8 @@ def test_seed_keeps_what_the_stack_seeded_and_status_lists_every_secret(local_st
     home = {"SPIRA_HOME": str(local_stack.home)}
     seeded = spira("secrets", "seed", "--env", "local", env=home)
     assert seeded.returncode == 0, seeded.stderr
-    assert seeded.stdout.count("kept") == 4  # the three secrets and training's MLflow user
+    # every workload's secret, and training's MLflow user
+    assert seeded.stdout.count("kept") == sum(s.workload for s in layout.SERVICES.values()) + 1
     status = spira("secrets", "status", "--env", "local", env=home)
     assert status.returncode == 0, status.stderr
     for service in layout.SERVICES:
