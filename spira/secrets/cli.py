@@ -161,7 +161,7 @@ def rotate(
         wait = DiscoveredWait(
             service,
             _guard(lambda: target.fleet(kube_context)),
-            target.run_leases,
+            _guard(lambda: target.run_leases),
             consumer_timeout,
             clock=utc_now,
             margin_s=short_margin,
