@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import io
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -93,7 +94,8 @@ async def _live_then_gate(
         stop = asyncio.Event()
         worker = Worker(active, live, recordings, names)
         task = asyncio.create_task(worker.run(stop))
-        for _ in range(200):
+        deadline = time.monotonic() + 300  # a wait, not a timing assertion: a loaded CI host is slow
+        while time.monotonic() < deadline:
             states = [await live.state(j.job_id) for j in jobs]
             if all(s is not None and s.status == DONE for s in states):
                 break
@@ -102,7 +104,7 @@ async def _live_then_gate(
         await task
         live_before = {j.job_id: (await live.state(j.job_id)).to_bytes() for j in jobs}
         queue = await PreviewJobQueue(gate_nc.jetstream(), names).open()
-        verdict = await run_gate(preview, queue, recordings, rules, wait_s=60, poll_s=0.2)
+        verdict = await run_gate(preview, queue, recordings, rules, wait_s=300, poll_s=0.2)
         await queue.close()
         js = gate_nc.jetstream()
         left = (await js.stream_info(names.stream)).state.messages
