@@ -209,7 +209,9 @@ class NatsJobQueue(JobQueue):
         """Every message of the dead-letter stream with its reason (operators, tests)."""
         out: list[dict[str, object]] = []
         info = await self.js.stream_info(self.names.dead_letter_stream)
-        for seq in range(info.state.first_seq, info.state.last_seq + 1):
+        if not info.state.messages:
+            return out  # an empty stream reports sequence 0, which no message has
+        for seq in range(max(info.state.first_seq, 1), info.state.last_seq + 1):
             with contextlib.suppress(nats.js.errors.NotFoundError):
                 msg = await self.js.get_msg(self.names.dead_letter_stream, seq)
                 headers = msg.headers or {}

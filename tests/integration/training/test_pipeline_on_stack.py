@@ -78,7 +78,13 @@ def test_synth_then_pipeline_run_registers_a_version_with_alias_candidate(local_
     artifacts = {a.path for a in client.list_artifacts(decision["run_id"], "evaluation")}
     assert {"evaluation/confusion_clean.png", "evaluation/confusion_noisy.png"} <= artifacts
     model_files = {Path(a.path).name for a in client.list_artifacts(decision["run_id"], "model")}
-    assert model_files == {"bundle.json", "feature_params.json", "weights.bin", "weights.json"}
+    assert model_files == {
+        "bundle.json",
+        "feature_params.json",
+        "weights.bin",
+        "weights.json",
+        "drift_reference.json",
+    }
 
     # a second run with the same inputs skips every stage and registers nothing new
     again = _spira(pipeline_run, env)

@@ -6,12 +6,16 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[3]
-PACKAGES = ("spira_core", "serving", "training", "spira", "ci", "infra", "loadtests", "benchmarks", "tests")
+# the packages the contracts name: pyproject.toml's root_packages, read where they are declared
+PACKAGES = tuple(
+    tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["importlinter"]["root_packages"]
+)
 LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
 
 
