@@ -91,6 +91,14 @@ async def _live_then_gate(
             recordings.put(job.object_key, data)
             await live.enqueue(job)
             jobs.append(job)
+        # the mirror copies asynchronously: the live workers start once it holds every job, so a slow host
+        # cannot let them ack a job away before its copy exists (in a cluster a missed copy lowers the sample)
+        js = gate_nc.jetstream()
+        copied = time.monotonic() + 120
+        while (
+            await js.stream_info(preview_stream(names))
+        ).state.messages < JOBS and time.monotonic() < copied:
+            await asyncio.sleep(0.1)
         stop = asyncio.Event()
         worker = Worker(active, live, recordings, names)
         task = asyncio.create_task(worker.run(stop))
