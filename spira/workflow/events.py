@@ -1,0 +1,140 @@
+"""The triggers besides the schedule, as Argo Events objects: an EventBus, a webhook EventSource with two
+endpoints, and the Sensor that submits the WorkflowTemplate's `scheduled` entry point.
+
+- `drift`: Alertmanager's webhook receiver posts its notification here; the Sensor acts only on a firing
+  notification of the declared drift alert (SpiraInputDrift).
+- `labelled`: the object store's bucket-notification webhook (SeaweedFS's filer webhook, MinIO's
+  notify_webhook) or the tool that uploads labelled data posts here when objects land under the
+  declared data prefix; the Sensor acts only on keys under that prefix.
+
+Both submit `scheduled`, whose first step exits early when the data and code are unchanged, so a duplicate
+or spurious event costs one short pod. A webhook endpoint is an engine-neutral contract: no object-store
+credential is handed to Argo Events.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from infra.environments import declared
+from infra.workflows import training_workflow
+
+API_VERSION = "argoproj.io/v1alpha1"
+EVENT_SOURCE = "spira-training"
+SENSOR = "spira-training"
+EVENT_BUS = "default"
+# The Sensor's own service account: it may create Workflows from the template, nothing else
+# (infra/components/workflows.py).
+SENSOR_SERVICE_ACCOUNT = "spira-training-sensor"
+LABELS = {"app.kubernetes.io/name": "spira-training", "app.kubernetes.io/part-of": "spira"}
+
+
+def _meta(name: str, component: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "namespace": declared().workload_namespace,
+        "labels": {**LABELS, "app.kubernetes.io/component": component},
+    }
+
+
+def event_bus() -> dict[str, Any]:
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "EventBus",
+        "metadata": _meta(EVENT_BUS, "training-events"),
+        "spec": {"jetstream": {"version": "latest", "replicas": 3}},
+    }
+
+
+def event_source() -> dict[str, Any]:
+    port = str(training_workflow().events_port)
+    endpoint = {"port": port, "method": "POST"}
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "EventSource",
+        "metadata": _meta(EVENT_SOURCE, "training-events"),
+        "spec": {
+            "eventBusName": EVENT_BUS,
+            "service": {"ports": [{"port": int(port), "targetPort": int(port)}]},
+            "webhook": {
+                "drift": {**endpoint, "endpoint": "/drift"},
+                "labelled": {**endpoint, "endpoint": "/labelled"},
+            },
+        },
+    }
+
+
+def event_source_url(env: str) -> str:
+    """Where Alertmanager and the bucket notifications post (the EventSource's Service)."""
+    declared().cluster(env)
+    port = training_workflow().events_port
+    return f"http://{EVENT_SOURCE}-eventsource-svc.{declared().workload_namespace}.svc.cluster.local:{port}"
+
+
+def sensor(env: str) -> dict[str, Any]:
+    wf = training_workflow()
+    bucket = declared().buckets(env)["features_bucket"]
+    workflow = {
+        "apiVersion": API_VERSION,
+        "kind": "Workflow",
+        "metadata": {"generateName": f"{wf.template}-", "namespace": declared().workload_namespace},
+        "spec": {"workflowTemplateRef": {"name": wf.template}, "entrypoint": "scheduled"},
+    }
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "Sensor",
+        "metadata": _meta(SENSOR, "training-events"),
+        "spec": {
+            "eventBusName": EVENT_BUS,
+            "template": {"serviceAccountName": SENSOR_SERVICE_ACCOUNT},
+            "dependencies": [
+                {
+                    "name": "drift",
+                    "eventSourceName": EVENT_SOURCE,
+                    "eventName": "drift",
+                    "filters": {
+                        "data": [
+                            {"path": "body.status", "type": "string", "value": ["firing"]},
+                            {
+                                "path": "body.commonLabels.alertname",
+                                "type": "string",
+                                "value": [wf.drift_alert],
+                            },
+                        ]
+                    },
+                },
+                {
+                    "name": "labelled",
+                    "eventSourceName": EVENT_SOURCE,
+                    "eventName": "labelled",
+                    # S3-style notification records: the bucket and a key under the data prefix
+                    "filters": {
+                        "data": [
+                            {"path": "body.Records.0.s3.bucket.name", "type": "string", "value": [bucket]},
+                            {
+                                "path": "body.Records.0.s3.object.key",
+                                "type": "string",
+                                "value": [f"^{wf.data_prefix}.*"],
+                            },
+                        ]
+                    },
+                },
+            ],
+            "triggers": [
+                {
+                    "template": {
+                        "name": "retrain",
+                        "conditions": "drift || labelled",
+                        "argoWorkflow": {"operation": "submit", "source": {"resource": workflow}},
+                    },
+                    "retryStrategy": {"steps": 3, "duration": "10s", "factor": "2"},
+                }
+            ],
+        },
+    }
+
+
+def trigger_objects(env: str) -> list[dict[str, Any]]:
+    """The EventBus, EventSource and Sensor of a cluster environment."""
+    declared().cluster(env)
+    return [event_bus(), event_source(), sensor(env)]

@@ -1,0 +1,286 @@
+"""The training pipeline as Argo Workflows objects, generated from the stage list the CLI uses.
+
+`render_workflow_objects(env, image)` returns, as plain dicts:
+
+- the WorkflowTemplate: one container step per stage of `training.pipeline.STAGES` (its command is the
+  stage's own CLI command, `spira pipeline <stage>`, which reuses the stage's completed output when its
+  content key is already in the object store: the content keys are the memoization), wired into a DAG by
+  each stage's `needs`; a `scheduled` entry point whose first step (`spira pipeline fingerprint --check`)
+  skips the DAG when the data and code are unchanged; and a `candidate` step after publish that asks
+  GitHub to open the change to staging when publish registered a new candidate;
+- the CronWorkflow that runs `scheduled` on the environment's schedule;
+- the Argo Events objects that submit `scheduled` on new labelled data and on the drift alert
+  (spira/workflow/events.py).
+
+Every step: the training image by digest, only VAULT_ADDR / VAULT_ROLE / VAULT_SECRET_PATH in its
+environment (the S3 and MLflow credentials are read from Vault at run time, as every workload does),
+resource requests, a deadline and retries with exponential backoff. The stages the declaration names in
+`gpu_stages` run on the GPU pool (node selector, toleration and the GPU resource of infra/gpu_pool.yaml).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from infra import contracts
+from infra.environments import declared
+from infra.vault import layout
+from infra.workflows import StepSettings, training_workflow
+
+DIGEST_REF = re.compile(r"^[a-z0-9]([a-z0-9._/:-]*[a-z0-9])?@sha256:[0-9a-f]{64}$")
+API_VERSION = "argoproj.io/v1alpha1"
+VAULT_SERVICE = "training"
+# Where the step containers find things (the labelled data fetched by Argo, the stage's outcome).
+DATA_DIR = "/data"
+OUTCOME = "/tmp/outcome.json"
+CHANGED = "/tmp/changed"
+PIPELINE = "pipeline"
+SCHEDULED = "scheduled"
+CHECK = "fingerprint-check"
+CANDIDATE = "candidate"
+LABELS = {"app.kubernetes.io/name": "spira-training", "app.kubernetes.io/part-of": "spira"}
+
+
+def stage_list() -> tuple[Any, ...]:
+    """The pipeline's stages, in order (the one list the CLI's commands are generated from)."""
+    from training.pipeline import STAGES
+
+    return STAGES
+
+
+def _meta(name: str, component: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "namespace": declared().workload_namespace,
+        "labels": {**LABELS, "app.kubernetes.io/component": component},
+    }
+
+
+def vault_env(env: str) -> list[dict[str, str]]:
+    """The runtime secret contract: the three VAULT_* variables and nothing else."""
+    return [
+        {"name": "VAULT_ADDR", "value": declared().service("vault").url},
+        {"name": "VAULT_ROLE", "value": layout.role_name(env, VAULT_SERVICE)},
+        {"name": "VAULT_SECRET_PATH", "value": layout.secret_ref(env, VAULT_SERVICE)},
+    ]
+
+
+def _volumes() -> list[dict[str, Any]]:
+    ca = declared().vault_ca
+    return [
+        {"name": "tmp", "emptyDir": {"sizeLimit": "8Gi"}},
+        {
+            "name": "vault-token",
+            "projected": {
+                "sources": [
+                    {"serviceAccountToken": {"audience": "vault", "expirationSeconds": 600, "path": "token"}},
+                    {"configMap": {"name": ca.configmap, "items": [{"key": ca.key, "path": "ca.crt"}]}},
+                ]
+            },
+        },
+    ]
+
+
+def _container(env: str, image: str, command: list[str], settings: StepSettings, gpu: bool) -> dict[str, Any]:
+    requests = {"cpu": settings.cpu, "memory": settings.memory}
+    limits = {"memory": settings.memory}
+    if gpu:
+        resource = contracts.gpu_pool().resource
+        requests[resource] = limits[resource] = "1"
+    return {
+        "image": image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": command[:1],
+        "args": command[1:],
+        "env": vault_env(env),
+        "resources": {"requests": requests, "limits": limits},
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "volumeMounts": [
+            {"name": "tmp", "mountPath": "/tmp"},
+            {"name": "vault-token", "mountPath": "/var/run/secrets/vault", "readOnly": True},
+        ],
+    }
+
+
+def _data_artifact() -> dict[str, Any]:
+    """The labelled data (dataset.csv, noise.csv, recordings), fetched from the artifact repository: the
+    features bucket under the declared prefix."""
+    return {"name": "data", "path": DATA_DIR, "s3": {"key": training_workflow().data_prefix}}
+
+
+def _data_args(env: str) -> list[str]:
+    return [
+        "--data",
+        f"{DATA_DIR}/dataset.csv",
+        "--noise",
+        f"{DATA_DIR}/noise.csv",
+        "--preset",
+        training_workflow().preset(env),
+        "--clinical-thresholds",
+        env,
+        "--no-progress",
+    ]
+
+
+def _step(name: str, env: str, image: str, command: list[str], settings: StepSettings, gpu: bool) -> dict:
+    template: dict[str, Any] = {
+        "name": name,
+        "activeDeadlineSeconds": settings.deadline_s,
+        "retryStrategy": {
+            "limit": settings.retries,
+            "retryPolicy": "Always",
+            "backoff": {"duration": f"{settings.backoff_s}s", "factor": 2},
+        },
+        "inputs": {"artifacts": [_data_artifact()]},
+        "container": _container(env, image, command, settings, gpu),
+    }
+    if gpu:
+        pool = contracts.gpu_pool()
+        template["nodeSelector"] = pool.node_selector
+        template["tolerations"] = [pool.toleration]
+    return template
+
+
+def stage_template(stage: Any, env: str, image: str) -> dict[str, Any]:
+    """One stage's step: `spira pipeline <stage>` with the data, writing its outcome as an output."""
+    wf = training_workflow()
+    command = ["spira", "pipeline", stage.name, *_data_args(env), "--json-out", OUTCOME]
+    template = _step(stage.name, env, image, command, wf.step(stage.name), stage.name in wf.gpu_stages)
+    template["outputs"] = {"parameters": [{"name": "outcome", "valueFrom": {"path": OUTCOME}}]}
+    return template
+
+
+def check_template(env: str, image: str) -> dict[str, Any]:
+    """The scheduled run's first step: `changed` or `unchanged` (the last stage's key already complete)."""
+    command = ["spira", "pipeline", "fingerprint", *_data_args(env), "--check", "--result-file", CHANGED]
+    template = _step(CHECK, env, image, command, training_workflow().defaults, gpu=False)
+    template["outputs"] = {"parameters": [{"name": "result", "valueFrom": {"path": CHANGED}}]}
+    return template
+
+
+def candidate_template(env: str, image: str) -> dict[str, Any]:
+    """After publish: when it registered a new candidate, dispatch the change to staging (GitHub)."""
+    command = ["spira", "workflow", "candidate", "--env", env, "--outcome", "{{inputs.parameters.outcome}}"]
+    template = _step(CANDIDATE, env, image, command, training_workflow().defaults, gpu=False)
+    template["inputs"] = {"parameters": [{"name": "outcome"}]}
+    return template
+
+
+def dag_template(stages: tuple[Any, ...]) -> dict[str, Any]:
+    names = [s.name for s in stages]
+    tasks = []
+    for stage in stages:
+        task: dict[str, Any] = {"name": stage.name, "template": stage.name}
+        # a stage reads the stages it needs; the one before it in the list runs first as well, so the
+        # DAG keeps the list's order (a stage's key needs every earlier key)
+        before = names[: names.index(stage.name)]
+        deps = sorted(set(stage.needs) | set(before[-1:]), key=names.index)
+        if deps:
+            task["dependencies"] = deps
+        tasks.append(task)
+    last = names[-1]
+    tasks.append(
+        {
+            "name": CANDIDATE,
+            "template": CANDIDATE,
+            "dependencies": [last],
+            "arguments": {
+                "parameters": [
+                    {"name": "outcome", "value": f"{{{{tasks.{last}.outputs.parameters.outcome}}}}"}
+                ]
+            },
+        }
+    )
+    return {"name": PIPELINE, "dag": {"tasks": tasks}}
+
+
+def scheduled_template() -> dict[str, Any]:
+    return {
+        "name": SCHEDULED,
+        "steps": [
+            [{"name": "check", "template": CHECK}],
+            [
+                {
+                    "name": "train",
+                    "template": PIPELINE,
+                    "when": "{{steps.check.outputs.parameters.result}} == changed",
+                }
+            ],
+        ],
+    }
+
+
+def workflow_template(env: str, image: str) -> dict[str, Any]:
+    declared().environment(env)
+    if not DIGEST_REF.match(image):
+        raise ValueError(f"the training image must be referenced by digest (name@sha256:...), not {image!r}")
+    stages = stage_list()
+    wf = training_workflow()
+    templates = [
+        dag_template(stages),
+        scheduled_template(),
+        *(stage_template(stage, env, image) for stage in stages),
+        check_template(env, image),
+        candidate_template(env, image),
+    ]
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "WorkflowTemplate",
+        "metadata": _meta(wf.template, "training"),
+        "spec": {
+            "entrypoint": PIPELINE,
+            "serviceAccountName": wf.service_account,
+            "podMetadata": {"labels": {**LABELS, "app.kubernetes.io/component": "training"}},
+            "securityContext": {
+                "runAsNonRoot": True,
+                "runAsUser": 10001,
+                "runAsGroup": 10001,
+                "fsGroup": 10001,
+                "seccompProfile": {"type": "RuntimeDefault"},
+            },
+            "volumes": _volumes(),
+            # one training run at a time per environment: two would race on the registry's aliases
+            "synchronization": {"mutexes": [{"name": wf.template}]},
+            "ttlStrategy": {"secondsAfterCompletion": 7 * 24 * 3600},
+            "podGC": {"strategy": "OnPodSuccess"},
+            "templates": templates,
+        },
+    }
+
+
+def cron_workflow(env: str) -> dict[str, Any]:
+    wf = training_workflow()
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "CronWorkflow",
+        "metadata": _meta(wf.template, "training-schedule"),
+        "spec": {
+            "schedules": [wf.schedule(env)],
+            "timezone": "UTC",
+            "concurrencyPolicy": "Forbid",
+            "startingDeadlineSeconds": 3600,
+            "successfulJobsHistoryLimit": 3,
+            "failedJobsHistoryLimit": 3,
+            "workflowSpec": {"workflowTemplateRef": {"name": wf.template}, "entrypoint": SCHEDULED},
+        },
+    }
+
+
+def render_workflow_objects(env: str, image: str) -> list[dict[str, Any]]:
+    """The WorkflowTemplate, then (a cluster environment) the CronWorkflow and the trigger objects.
+
+    `local` (the local stack, no cluster) renders the WorkflowTemplate alone: what `spira workflow play`
+    runs."""
+    from spira.workflow.events import trigger_objects
+
+    template = workflow_template(env, image)
+    if not declared().environment(env).cluster:
+        return [template]
+    return [template, cron_workflow(env), *trigger_objects(env)]
