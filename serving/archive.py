@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from serving.metrics import ServingMetrics
+from spira_core.tls import s3_verify
 from spira_core.vault import CachedSecret
 
 # Where uploads land in the archive bucket: patients' under UPLOADS_PREFIX; requests marked synthetic (the
@@ -101,6 +102,7 @@ class S3Archive(Archive):
             self._client = boto3.client(
                 "s3",
                 endpoint_url=current.data["s3_endpoint"],
+                verify=s3_verify(current.data["s3_endpoint"]),
                 region_name="us-east-1",
                 aws_access_key_id=current.data["s3_access_key"],
                 aws_secret_access_key=current.data["s3_secret_key"],

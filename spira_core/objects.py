@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 from abc import ABC, abstractmethod
 
+from spira_core.tls import s3_verify
 from spira_core.vault import CachedSecret
 
 
@@ -43,6 +44,7 @@ class S3Recordings(Recordings):
                 self._client = boto3.client(
                     "s3",
                     endpoint_url=current.data["s3_endpoint"],
+                    verify=s3_verify(current.data["s3_endpoint"]),
                     region_name="us-east-1",
                     aws_access_key_id=current.data["s3_access_key"],
                     aws_secret_access_key=current.data["s3_secret_key"],

@@ -17,6 +17,7 @@ from botocore.config import Config
 from infra.environments import declared
 from infra.vault import layout
 from spira.archive.purge import S3Archive
+from spira_core.tls import s3_verify
 
 SERVICE = "archive-purge"
 S3_CONFIG = Config(signature_version="s3v4", s3={"addressing_style": "path"}, retries={"max_attempts": 3})
@@ -69,6 +70,7 @@ def archive_for(env: str, secret: dict[str, str], endpoint: str | None = None) -
     client = boto3.client(
         "s3",
         endpoint_url=endpoint or secret["s3_endpoint"],
+        verify=s3_verify(endpoint or secret["s3_endpoint"]),
         region_name="us-east-1",
         config=S3_CONFIG,
         aws_access_key_id=secret["s3_access_key"],

@@ -117,20 +117,31 @@ class LocalCa:
         return cert.not_valid_after_utc - dt.datetime.now(dt.UTC) > RENEW_BEFORE
 
     def _new_server(self) -> None:
+        self.issue("openbao.spira.local", self.server_cert, self.server_key)
+
+    def issue(
+        self,
+        common_name: str,
+        cert_path: Path,
+        key_path: Path,
+        names: tuple[str, ...] = SERVER_NAMES,
+        ips: tuple[str, ...] = SERVER_IPS,
+        days: int = SERVER_DAYS,
+    ) -> None:
+        """A server certificate signed by this CA for `names` and `ips` (key 0600), as cert-manager's CA
+        Issuer gives a cluster's Services from the same kind of private CA (tls.crt/tls.key)."""
         ca, ca_key = self._load_ca()
         key = ec.generate_private_key(ec.SECP256R1())
         now = dt.datetime.now(dt.UTC)
-        san = [x509.DNSName(n) for n in SERVER_NAMES] + [
-            x509.IPAddress(ipaddress.ip_address(ip)) for ip in SERVER_IPS
-        ]
+        san = [x509.DNSName(n) for n in names] + [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ips]
         cert = (
             x509.CertificateBuilder()
-            .subject_name(_name("openbao.spira.local"))
+            .subject_name(_name(common_name))
             .issuer_name(ca.subject)
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=SERVER_DAYS))
+            .not_valid_after(now + dt.timedelta(days=days))
             .add_extension(x509.SubjectAlternativeName(san), critical=False)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
@@ -139,5 +150,6 @@ class LocalCa:
             )
             .sign(ca_key, hashes.SHA256())
         )
-        _write_private(self.server_key, _key_pem(key))
-        self.server_cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        _write_private(key_path, _key_pem(key))
+        cert_path.parent.mkdir(parents=True, exist_ok=True)
+        cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))

@@ -20,6 +20,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from spira_core.run_lease import HEARTBEAT_S, RunLease, lease_key
+from spira_core.tls import s3_verify
 
 
 class S3RunLease:
@@ -42,6 +43,7 @@ class S3RunLease:
         self._s3 = boto3.client(
             "s3",
             endpoint_url=endpoint,
+            verify=s3_verify(endpoint),
             aws_access_key_id=access_key,
             aws_secret_access_key=secret_key,
             region_name="us-east-1",

@@ -6,6 +6,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from spira_core.tls import s3_verify
 from training.ports import ArtifactMissing, ArtifactStore, ServiceUnavailable
 
 _MISSING_CODES = {"NoSuchKey", "404", "NotFound"}
@@ -28,6 +29,7 @@ class S3ArtifactStore(ArtifactStore):
         self._s3 = boto3.client(
             "s3",
             endpoint_url=endpoint,
+            verify=s3_verify(endpoint),
             aws_access_key_id=access_key,
             aws_secret_access_key=secret_key,
             region_name="us-east-1",
