@@ -1,32 +1,40 @@
 """Served throughput and latency of a real `bentoml serve`, against the same Predictor in-process.
 
     python -m benchmarks.served --work /tmp/spira-served --server-core 1 --client-cores 0
+    python -m benchmarks.served --archive off                          # only the model path (no stack)
     python -m benchmarks.served --url http://127.0.0.1:3000            # a server you started yourself
 
 Without --url it brings its own server: the first run starts a private local stack (OpenBao, SeaweedFS,
 MLflow on free ports under WORK/stack), makes a small synthetic dataset, trains the fast preset for a few
 epochs through the real CLI, imports the registered version with `spira bento import` into WORK/bentoml
-and stops the stack; later runs with the same --work reuse that import. Then `bentoml serve` of
-serving.service:Spira starts pinned to --server-core (without VAULT_ADDR: no archive, the model path only)
-and is measured:
+and stops the stack; later runs with the same --work reuse that import. Then, for each --archive mode,
+`bentoml serve` of serving.service:Spira starts pinned to --server-core with one BLAS/OpenMP thread:
 
+- archive off: without VAULT_ADDR (no archive, no client tokens): the HTTP and model path only;
+- archive on: the stack up again, the server with serving's variables (its Vault secret, the spool under
+  WORK/spool, uploads to the stack's SeaweedFS, clients' tokens checked), the client with the gate's token.
+
+Each is measured:
 1. Cold start to /readyz and RSS (the server's process tree).
-2. Maximum throughput: closed loop, 1/2/4/8/16 concurrent clients for --seconds each; the best req/s, and
-   the server's CPU seconds per request (utime+stime of its process tree, read from /proc).
-3. Latency at half that load: open loop (requests scheduled at a fixed rate, latency counted from the
-   scheduled time, so a slow server cannot hide queueing), p50/p95/p99.
-4. In-process on the same core: the same bundle through `serving.inference.Predictor.predict_bytes`, one
-   pinned process; the served/in-process ratio is the issue's "served ≥ 0.8× in-process" figure, given
-   both in wall req/s and in requests per CPU second (the latter holds up on a shared machine).
-The client runs on --client-cores; where that is the server's core too, the server's share is lower.
-POSTs the WAV in the multipart field "audio" to /predict (with --url and a client's VAULT_ADDR and VAULT_ROLE
-in the environment, with that client's token). Loopback only unless --allow-remote.
+2. Maximum throughput: closed loop, 1/2/4/8/16 concurrent clients (threads pinned to --client-cores) for
+   --seconds each; req/s, and the server's CPU ms per request (utime+stime of its whole process tree from
+   /proc: CPU time, which holds up on a shared machine where wall time does not).
+3. Latency at half the best step's rate: open loop (requests scheduled at a fixed rate, latency counted
+   from the scheduled time, so a slow server cannot hide queueing), p50/p95/p99.
+In the same run, before and after the servers: the same bundle through
+`serving.inference.Predictor.predict_bytes` in one process pinned to the server's core (the in-process CPU
+ms per request). The summary gives served / in-process CPU per request (issue 21: ≤ 1.25x archive off, the
+archive ≤ 10% more), the host's CPU model and the load average; WORK/served.json (or --json) the figures.
+The clips: --wav a recording sent as is, else 5.7 s 48 kHz PCM16 voice-like clips (benchmarks.common).
+With --url (no in-process row, no server CPU) and a client's VAULT_ADDR and VAULT_ROLE in the environment,
+requests carry that client's token. Loopback only unless --allow-remote.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import multiprocessing as mp
 import os
 import shutil
@@ -203,8 +211,6 @@ def prepare_model(work: Path, say=print) -> Path:
             env,
             1800,
         )
-        import json
-
         version = str(json.loads((work / "outcome.json").read_text())["publish"]["version"])
         say(f"trained and registered version {version} in {time.monotonic() - started:.0f} s")
         import_pinned(info.mlflow_uri, version, pin, work / "bentoml")
@@ -221,12 +227,11 @@ def bundle_dir(work: Path) -> Path:
 
 
 # -- in-process, same bundle, same core ---------------------------------------------------------------------
-def _in_process_worker(core: int, bundle: str, seconds: float, n_clips: int, out) -> None:
+def _in_process_worker(core: int, bundle: str, seconds: float, clips: list[bytes], out) -> None:
     from serving.inference import FastWindowModelAdapter, Predictor
     from spira_core.model import load_bundle
 
     C.pin_to_one_core(core)
-    clips = C.clips(n_clips)
     predictor = Predictor.from_bundle(load_bundle(Path(bundle)), "bench")
     if not isinstance(predictor.model, FastWindowModelAdapter):
         raise RuntimeError("the fast path fell back to the eager model")
@@ -239,11 +244,11 @@ def _in_process_worker(core: int, bundle: str, seconds: float, n_clips: int, out
     out.put((done / (time.monotonic() - start), done / (time.thread_time() - cpu)))
 
 
-def in_process(core: int, bundle: Path, seconds: float, n_clips: int) -> tuple[float, float]:
+def in_process(core: int, bundle: Path, seconds: float, clips: list[bytes]) -> tuple[float, float]:
     """(req/s wall, req per CPU second) of Predictor.predict_bytes in one process pinned to `core`."""
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
-    proc = ctx.Process(target=_in_process_worker, args=(core, str(bundle), seconds, n_clips, q))
+    proc = ctx.Process(target=_in_process_worker, args=(core, str(bundle), seconds, clips, q))
     proc.start()
     result = q.get(timeout=seconds + 180)
     proc.join(timeout=30)
@@ -253,29 +258,162 @@ def in_process(core: int, bundle: Path, seconds: float, n_clips: int) -> tuple[f
 # -- the measurement ----------------------------------------------------------------------------------------
 def measure_served(
     url: str, clips: list[bytes], concurrency: list[int], seconds: float, server_pid: int | None
-) -> tuple[list[list[str]], float, float | None, dict[str, float]]:
-    rows, best, best_cpu_rate = [], (0.0, 0), None
+) -> dict[str, object]:
+    """Closed-loop steps (req/s, and the server's CPU ms per request from /proc), then the open loop at
+    half the best step's rate."""
+    steps = []
     for conc in concurrency:
         cpu0 = tree_usage(server_pid)[0] if server_pid else None
         t0 = time.monotonic()
         rps, errors = closed_loop(url, clips, conc, seconds)
-        per_cpu = None
+        step: dict[str, float | None] = {"clients": conc, "req_s": rps, "errors": errors, "load1": C.load1()}
+        step["server_cpu_ms"] = None
         if server_pid:
             cpu_s = tree_usage(server_pid)[0] - cpu0
-            per_cpu = rps * (time.monotonic() - t0) / cpu_s if cpu_s > 0 else None
+            done = rps * (time.monotonic() - t0)
+            step["server_cpu_ms"] = 1e3 * cpu_s / done if done else None
+        steps.append(step)
+    best = max(steps, key=lambda s: (s["req_s"], s["clients"]))
+    half = open_loop(url, clips, float(best["req_s"]) / 2, seconds * 2)
+    return {"steps": steps, "best": best, "half_load": half}
+
+
+def _server_env(work: Path, pin: Path, stack_env: dict[str, str] | None) -> dict[str, str]:
+    from spira.local_server import server_env
+
+    env = server_env(work / "bentoml", pin, **ONE_THREAD, **(stack_env or {}))
+    if stack_env is None:
+        env.pop("VAULT_ADDR", None)  # no Vault: no archive and no client tokens, the HTTP and model path only
+    return env
+
+
+def serve_and_measure(
+    work: Path, pin: Path, stack_env: dict[str, str] | None, args, clips: list[bytes], concurrency: list[int]
+) -> dict[str, object]:
+    """One `bentoml serve` pinned to the server core, measured, stopped. With `stack_env` (the stack's
+    serving variables) the archive is on: the spool under WORK/spool, uploads to the stack's SeaweedFS."""
+    from spira.local_server import start_local_server
+
+    run = work / ("run-archive" if stack_env else "run")
+    shutil.rmtree(run, ignore_errors=True)
+    os.sched_setaffinity(0, {args.server_core})  # the server inherits the core
+    started = time.monotonic()
+    server = start_local_server(_server_env(work, pin, stack_env), run, name="bench")
+    cold = time.monotonic() - started
+    try:
+        cpu, rss = tree_usage(server.pid)
+        os.sched_setaffinity(0, {int(c) for c in args.client_cores.split(",")})
+        for data in clips:  # warm the connection path
+            closed_loop(server.url, [data], 1, 0.05)
+        result = measure_served(server.url, clips, concurrency, args.seconds, server.pid)
+        result.update(
+            cold_start_s=cold, cold_cpu_s=cpu, rss_idle_mb=rss, rss_after_mb=tree_usage(server.pid)[1]
+        )
+    finally:
+        server.stop()
+    return result
+
+
+@contextlib.contextmanager
+def archive_stack(work: Path):
+    """The stack the archive needs (Vault for the serving secret and client tokens, SeaweedFS), up for the
+    archive-on run; yields (the server's variables, a gate client's credential)."""
+    from spira.stack import LocalStack, StackConfig
+    from spira.stack.predict_clients import client_env
+    from spira.stack.private import free_stack_ports
+    from spira_core.predict_credential import PredictCredential
+
+    stack = LocalStack(StackConfig.load(work / "stack", **free_stack_ports()), with_registry=False)
+    try:
+        info = stack.up()
+        env = {**info.service_env("serving"), "SPIRA_ARCHIVE_SPOOL": str(work / "spool")}
+        yield env, PredictCredential.from_env(client_env(info, "gate"))
+    finally:
+        stack.down()
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def summary(report: dict[str, object]) -> str:
+    out = []
+    inproc = report.get("in_process")
+    for mode, res in report["modes"].items():
+        rows = [
+            [
+                str(s["clients"]),
+                f"{s['req_s']:.1f}",
+                _ms(s["server_cpu_ms"]),
+                str(s["errors"]),
+                f"{s['load1']:.1f}",
+            ]
+            for s in res["steps"]
+        ]
+        out.append(
+            C.table(
+                f"archive {mode}: closed loop, {report['seconds']:.0f} s per step (cold start "
+                f"{res.get('cold_start_s', 0):.1f} s, RSS {res.get('rss_idle_mb', 0):.0f} → "
+                f"{res.get('rss_after_mb', 0):.0f} MB)",
+                ["clients", "req/s", "server CPU ms / req", "errors", "load1"],
+                rows,
+            )
+        )
+    rows = []
+    for mode, res in report["modes"].items():
+        best, half = res["best"], res["half_load"]
+        cpu = best["server_cpu_ms"]
+        ratio = f"{cpu / inproc['cpu_ms']:.2f}x" if inproc and cpu else "-"
         rows.append(
             [
-                str(conc),
-                f"{rps:.1f}",
-                "-" if per_cpu is None else f"{per_cpu:.1f}",
-                str(errors),
-                f"{C.load1():.1f}",
+                f"archive {mode}",
+                f"{best['req_s']:.1f} ({best['clients']})",
+                _ms(cpu),
+                _ms(inproc["cpu_ms"]) if inproc else "-",
+                ratio,
+                f"{half['rate']:.1f}",
+                f"{half['p50']:.1f} / {half['p95']:.1f}",
+                f"{half['errors']:.0f}",
             ]
         )
-        if (rps, conc) > best:
-            best, best_cpu_rate = (rps, conc), per_cpu
-    half = open_loop(url, clips, best[0] / 2, seconds * 2)
-    return rows, best[0], best_cpu_rate, half
+    out.append(
+        C.table(
+            f"Summary: server core {report['server_core']}, client cores {report['client_cores']}, "
+            f"{report['host']}, load1 {report['load1_start']:.1f} → {report['load1_end']:.1f}",
+            [
+                "mode",
+                "max req/s (clients)",
+                "server CPU ms/req",
+                "in-process CPU ms/req",
+                "served / in-process CPU",
+                "half load req/s",
+                "p50 / p95 ms",
+                "errors",
+            ],
+            rows,
+        )
+    )
+    if inproc:
+        out.append(
+            f"\nin-process (Predictor.predict_bytes, same bundle, core {report['server_core']}): "
+            f"{inproc['req_s']:.1f} req/s, {inproc['cpu_ms']:.2f} CPU ms per request "
+            f"(runs before and after: {', '.join(f'{v:.2f}' for v in inproc['runs_cpu_ms'])})"
+        )
+    return "\n".join(out)
+
+
+def host_name() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return "unknown CPU"
+
+
+def load_clips(args) -> list[bytes]:
+    """--wav: a real recording, sent as is; else the generated 5.7 s 48 kHz PCM16 voice-like clips."""
+    if args.wav:
+        return [args.wav.read_bytes()]
+    return C.clips(args.clips)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -291,95 +429,59 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--client-cores", default="0", help="cores the load generator runs on, e.g. 0")
     parser.add_argument("--seconds", type=float, default=8.0, help="length of each load step")
     parser.add_argument("--clips", type=int, default=4)
+    parser.add_argument("--wav", type=Path, help="a recording to send instead of the generated clips")
     parser.add_argument("--concurrency", default="1,2,4,8,16")
+    parser.add_argument("--archive", choices=["off", "on", "both"], default="both")
+    parser.add_argument("--json", type=Path, help="write the figures there (default WORK/served.json)")
     parser.add_argument("--allow-remote", action="store_true")
     args = parser.parse_args(argv)
+    global _credential
     concurrency = [int(c) for c in args.concurrency.split(",")]
-    client_cores = {int(c) for c in args.client_cores.split(",")}
-    clips = C.clips(args.clips)
-    server = None
-    header = [f"# Served benchmark, {C.CLIP_SECONDS} s 48 kHz PCM16 clips, load1 at start {C.load1():.1f}"]
+    clips = load_clips(args)
+    report: dict[str, object] = {
+        "host": host_name(),
+        "load1_start": C.load1(),
+        "server_core": args.server_core,
+        "client_cores": args.client_cores,
+        "seconds": args.seconds,
+        "clip_bytes": [len(c) for c in clips],
+        "modes": {},
+    }
     if args.url:
         host = urllib.parse.urlparse(args.url).hostname
         if host not in {"127.0.0.1", "localhost", "::1"} and not args.allow_remote:
             parser.error(f"{host} is not loopback; pass --allow-remote to benchmark it")
-        url, server_pid = args.url.rstrip("/"), None
         if os.environ.get("VAULT_ADDR") and os.environ.get("VAULT_ROLE"):
-            global _credential
             from spira_core.predict_credential import PredictCredential
 
             _credential = PredictCredential.from_env()
+        os.sched_setaffinity(0, {int(c) for c in args.client_cores.split(",")})
+        report["modes"]["given"] = measure_served(
+            args.url.rstrip("/"), clips, concurrency, args.seconds, None
+        )
     else:
-        from spira.local_server import server_env, start_local_server
-
         args.work.mkdir(parents=True, exist_ok=True)
-        os.sched_setaffinity(0, {args.server_core})  # training, import and the server inherit this core
+        os.sched_setaffinity(0, {args.server_core})  # training and the import stay off the client's core
         pin = prepare_model(args.work)
-        env = server_env(args.work / "bentoml", pin, **ONE_THREAD)
-        env.pop("VAULT_ADDR", None)  # no archive: the model path only
-        shutil.rmtree(args.work / "run", ignore_errors=True)
-        started = time.monotonic()
-        server = start_local_server(env, args.work / "run", name="bench")
-        cold = time.monotonic() - started
-        url, server_pid = server.url, server.pid
-        cpu, rss = tree_usage(server_pid)
-        header.append(
-            f"server: bentoml serve on core {args.server_core}, client on cores {sorted(client_cores)}; "
-            f"cold start to /readyz {cold:.1f} s, {cpu:.1f} CPU s; RSS idle {rss:.0f} MB"
-        )
-    try:
-        os.sched_setaffinity(0, client_cores)
-        for data in clips:  # warm the connection path
-            closed_loop(url, [data], 1, 0.05)
-        rows, best, best_cpu_rate, half = measure_served(url, clips, concurrency, args.seconds, server_pid)
-        if server_pid:
-            header.append(f"RSS after load {tree_usage(server_pid)[1]:.0f} MB")
-    finally:
-        if server is not None:
-            server.stop()
-    print("\n".join(header))
-    print(
-        C.table(
-            f"Served maximum throughput (closed loop, {args.seconds:.0f} s per step)",
-            ["clients", "req/s", "req per server CPU s", "errors", "load1"],
-            rows,
-        )
-    )
-    print(
-        C.table(
-            "Served latency at half the maximum load (open loop)",
-            ["req/s offered", "answered", "errors", "p50 ms", "p95 ms", "p99 ms"],
-            [
-                [
-                    f"{half['rate']:.1f}",
-                    f"{half['n']:.0f}",
-                    f"{half['errors']:.0f}",
-                    f"{half['p50']:.1f}",
-                    f"{half['p95']:.1f}",
-                    f"{half['p99']:.1f}",
-                ]
-            ],
-        )
-    )
-    if not args.url:
-        rps, per_cpu = in_process(args.server_core, bundle_dir(args.work), args.seconds, args.clips)
-        rows = [["req/s (wall)", f"{best:.1f}", f"{rps:.1f}", f"{best / rps:.2f}x"]]
-        if best_cpu_rate:
-            rows.append(
-                [
-                    "req per CPU second",
-                    f"{best_cpu_rate:.1f}",
-                    f"{per_cpu:.1f}",
-                    f"{best_cpu_rate / per_cpu:.2f}x",
-                ]
-            )
-        print(
-            C.table(
-                f"Served vs in-process, both on core {args.server_core} (load1 {C.load1():.1f})",
-                ["measure", "served (best)", "in-process", "ratio"],
-                rows,
-            )
-        )
+        runs = [in_process(args.server_core, bundle_dir(args.work), args.seconds, clips)]
+        if args.archive in ("off", "both"):
+            report["modes"]["off"] = serve_and_measure(args.work, pin, None, args, clips, concurrency)
+        if args.archive in ("on", "both"):
+            with archive_stack(args.work) as (stack_env, credential):
+                _credential = credential
+                report["modes"]["on"] = serve_and_measure(args.work, pin, stack_env, args, clips, concurrency)
+        runs.append(in_process(args.server_core, bundle_dir(args.work), args.seconds, clips))
+        report["in_process"] = {
+            "req_s": float(np.mean([r[0] for r in runs])),
+            "cpu_ms": float(np.mean([1e3 / r[1] for r in runs])),
+            "runs_cpu_ms": [1e3 / r[1] for r in runs],
+        }
+    report["load1_end"] = C.load1()
+    print(summary(report))
+    out = args.json or (args.work / "served.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2))
+    print(f"\nfigures written to {out}")
 
 
 if __name__ == "__main__":
