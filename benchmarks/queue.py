@@ -95,8 +95,8 @@ def prepare(work: Path, say=print):
     return stack, info, version_file.read_text().strip()
 
 
-def post_all(url: str, files: list[Path], concurrency: int) -> list[float]:
-    """Each file posted once (its own idempotency key); the latency of each 202."""
+def post_all(url: str, files: list[Path], concurrency: int, credential) -> list[float]:
+    """Each file posted once (its own idempotency key, the hospital's credential); the latency of each 202."""
     import requests
 
     latencies: list[float] = []
@@ -114,7 +114,7 @@ def post_all(url: str, files: list[Path], concurrency: int) -> list[float]:
             r = session.post(
                 f"{url}/v1/recordings",
                 files={"audio": (path.name, path.read_bytes(), "audio/wav")},
-                headers={"Idempotency-Key": f"bench-{path.name}-{time.time_ns()}"},
+                headers={"Idempotency-Key": f"bench-{path.name}-{time.time_ns()}", **credential.headers()},
                 timeout=60,
             )
             assert r.status_code == 202, r.text
@@ -176,6 +176,7 @@ def main() -> None:
     import requests
 
     from spira.queue_local import BurstPath, wait_for, write_burst
+    from spira.stack.predict_clients import credential
 
     cores = sorted(os.sched_getaffinity(0))
     worker_core, intake_core = cores[0], cores[-1]
@@ -185,6 +186,7 @@ def main() -> None:
     shutil.rmtree(clips, ignore_errors=True)
     files, _ = write_burst(clips, args.uploads, malformed_share=0.0, seconds=args.clip_seconds, seed=1)
     path = BurstPath(info, version, args.work / "logs")
+    hospital = credential(info, "hospital")  # the intake lets in hospital clients only
     out: dict[str, object] = {"host": f"{platform.node()} {platform.processor() or platform.machine()}",
                               "cpus": len(cores), "load1_start": round(C.load1(), 2)}  # fmt: skip
     try:
@@ -192,7 +194,7 @@ def main() -> None:
         os.sched_setaffinity(path.intake.pid, {intake_core})
         intake_rss = PeakRss(path.intake.pid)
         started = time.perf_counter()
-        lat = post_all(path.intake_url, files, concurrency=16)
+        lat = post_all(path.intake_url, files, concurrency=16, credential=hospital)
         wall = time.perf_counter() - started
         out["intake"] = {
             "uploads": len(lat),
@@ -252,7 +254,7 @@ def main() -> None:
             r = session.post(
                 f"{path.intake_url}/v1/recordings",
                 files={"audio": (f.name, f.read_bytes(), "audio/wav")},
-                headers={"Idempotency-Key": f"half-{f.name}-{time.time_ns()}"},
+                headers={"Idempotency-Key": f"half-{f.name}-{time.time_ns()}", **hospital.headers()},
                 timeout=60,
             )
             assert r.status_code == 202, r.text

@@ -12,6 +12,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from spira_core.admission import BodyBudget
+from spira_core.client_auth import BearerAuth, TokenVerifier
 from spira_core.objects import ObjectStoreError, Recordings
 from spira_core.queue import Job, JobQueue, QueueNames, QueueUnavailable
 from spira_core.upload_http import (
@@ -26,6 +27,11 @@ from spira_core.uploads import BODY_COPIES, Rejected, UploadLimits, decode_uploa
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 MAX_SITE_LENGTH = 100
+# Who may send recordings: the hospitals' apps (`spira submit`), with the credential Vault issues them
+# (infra/vault/clients.py); a valid token of another client kind (gate, intake) is a 403. Checked for every
+# /v1/ path before a byte of the body is read; /livez and /readyz stay open for the kubelet.
+PROTECTED_PREFIXES = ("/v1/",)
+CLIENTS = ("hospital",)
 
 
 @dataclass
@@ -37,6 +43,8 @@ class IntakeRuntime:
     # how long an upload waits for the queue to come back (a NATS restart) before it is answered 503
     queue_wait_s: float = 15.0
     retry_after_s: int = 2
+    # clients' tokens (spira_core.client_auth); None only without Vault (the unit tests' fakes)
+    verifier: TokenVerifier | None = None
     accepted: int = 0
     duplicates: int = 0
     bodies: BodyBudget = field(init=False)
@@ -95,7 +103,7 @@ def _site(form) -> str:
     return site
 
 
-def create_app(get_runtime: Callable[[], IntakeRuntime]) -> Starlette:
+def create_app(get_runtime: Callable[[], IntakeRuntime], lifespan=None) -> BearerAuth:
     async def submit(request: Request) -> JSONResponse:
         runtime = get_runtime()
         try:
@@ -132,13 +140,16 @@ def create_app(get_runtime: Callable[[], IntakeRuntime]) -> Starlette:
     async def readyz(request: Request) -> JSONResponse:
         runtime = get_runtime()
         ok = getattr(runtime.queue, "connected", lambda: True)()
+        ok = ok and (runtime.verifier is None or runtime.verifier.keys.ready())
         return JSONResponse({"ready": ok}, status_code=200 if ok else 503)
 
-    return Starlette(
+    app = Starlette(
         routes=[
             Route("/v1/recordings", submit, methods=["POST"]),
             Route("/v1/jobs/{job_id}", job, methods=["GET"]),
             Route("/livez", livez, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
-        ]
+        ],
+        lifespan=lifespan,
     )
+    return BearerAuth(app, lambda: get_runtime().verifier, protected=PROTECTED_PREFIXES, clients=CLIENTS)

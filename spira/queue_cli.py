@@ -66,15 +66,24 @@ def submit(
     concurrency: int = typer.Option(8, "--concurrency", help="Uploads in flight."),
     wait_s: float = typer.Option(600.0, "--wait", help="--results: seconds to wait for unfinished jobs."),
 ) -> None:
-    """Send every recording of FOLDER through the intake (idempotent, resumable), or print the results."""
+    """Send every recording of FOLDER through the intake (idempotent, resumable), or print the results.
+    The hospital's credential comes from VAULT_ADDR, VAULT_ROLE and its AppRole secret ID
+    (spira_core/predict_credential.py); on the local stack, a hospital secret ID is issued for this run."""
+    from spira.stack.predict_clients import act_as_client
     from spira.submit import Journal, SubmitError
     from spira.submit import results as job_results
     from spira.submit import submit as send
+    from spira_core.predict_credential import CredentialError, PredictCredential
 
+    act_as_client("hospital")
+    try:
+        credential = PredictCredential.from_env()
+    except CredentialError as exc:
+        raise typer.BadParameter(f"no hospital credential: {exc}") from exc
     book = Journal(journal)
     if results:
         failed = 0
-        for line in job_results(book, wait_s=wait_s):
+        for line in job_results(book, wait_s=wait_s, credential=credential):
             failed += line.get("status") != "done"
             print(json.dumps(line), flush=True)
         raise typer.Exit(1 if failed else 0)
@@ -83,7 +92,7 @@ def submit(
     if not folder.is_dir():
         raise typer.BadParameter(f"{folder} is not a folder")
     try:
-        counts = send(folder, url, book, site=site, concurrency=concurrency)
+        counts = send(folder, url, book, site=site, concurrency=concurrency, credential=credential)
     except SubmitError as exc:
         print(f"error: {exc} (run the same command again: it resumes from {journal})", file=sys.stderr)
         raise typer.Exit(2) from exc

@@ -88,6 +88,16 @@ class BurstPath:
     intake: Proc | None = None
     workers: list[Proc] = field(default_factory=list)
     intake_url: str = ""
+    _hospital: object = None
+
+    def hospital(self):
+        """A hospital's credential for the intake (it lets in hospital clients only): a secret ID issued on
+        the stack once per BurstPath (spira/stack/predict_clients.py); `.headers()` for each request."""
+        if self._hospital is None:
+            from spira.stack.predict_clients import credential
+
+            self._hospital = credential(self.info, "hospital")
+        return self._hospital
 
     def _spawn(self, name: str, argv: list[str], workload: str) -> Proc:
         self.logs.mkdir(parents=True, exist_ok=True)

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import requests
 
@@ -28,8 +29,43 @@ DEFAULT_JOURNAL = Path(".spira-submit") / "journal.jsonl"
 RETRIED_STATUSES = {408, 425, 429, 500, 502, 503, 504}
 
 
+# a 401 with one of these codes: the credential is fetched anew and the request sent again (once per answer)
+REFRESHED_CODES = {"expired_credential", "invalid_credential"}
+
+
 class SubmitError(RuntimeError):
     pass
+
+
+class Credential(Protocol):
+    """The hospital's credential (spira_core.predict_credential.PredictCredential): headers for each
+    request, fetched anew when the intake says the token expired."""
+
+    def headers(self) -> dict[str, str]: ...
+
+    def invalidate(self) -> None: ...
+
+
+class _NoCredential(Exception):
+    pass
+
+
+def _auth_headers(credential: Credential | None) -> dict[str, str]:
+    if credential is None:
+        return {}
+    try:
+        return credential.headers()
+    except Exception as exc:  # Vault unreachable or refusing: the same as a network loss, retried
+        raise _NoCredential(str(exc)) from exc
+
+
+def _expired(resp: requests.Response) -> bool:
+    if resp.status_code != 401:
+        return False
+    try:
+        return resp.json().get("error") in REFRESHED_CODES
+    except ValueError:
+        return False
 
 
 def recordings(folder: Path) -> list[Path]:
@@ -89,7 +125,13 @@ class Backoff:
 
 
 def upload(
-    session: requests.Session, url: str, path: Path, relative: str, site: str, backoff: Backoff
+    session: requests.Session,
+    url: str,
+    path: Path,
+    relative: str,
+    site: str,
+    backoff: Backoff,
+    credential: Credential | None = None,
 ) -> dict:
     """POST one recording until the intake answers for it (202, or a final 4xx)."""
     data = path.read_bytes()
@@ -97,15 +139,21 @@ def upload(
     started = time.monotonic()
     delays = backoff.delays()
     last = ""
+    refreshed = False
     while True:
         try:
             resp = session.post(
                 f"{url.rstrip('/')}/v1/recordings",
                 files={"audio": (path.name, data, "application/octet-stream")},
                 data={"site": site} if site else None,
-                headers={"Idempotency-Key": key},
+                headers={"Idempotency-Key": key, **_auth_headers(credential)},
                 timeout=30,
             )
+            if _expired(resp) and credential is not None and not refreshed:
+                credential.invalidate()  # a token that expired in flight: a new one, sent at once
+                refreshed = True
+                continue
+            refreshed = False
             if resp.status_code == 202:
                 body = resp.json()
                 return {
@@ -132,6 +180,8 @@ def upload(
             wait = float(retry_after) if retry_after and retry_after.isdigit() else next(delays)
         except (requests.ConnectionError, requests.Timeout) as exc:
             last, wait = f"{type(exc).__name__}", next(delays)
+        except _NoCredential as exc:
+            last, wait = f"no credential: {exc}", next(delays)
         if time.monotonic() - started + wait > backoff.give_up_after_s:
             raise SubmitError(
                 f"{relative}: no answer from {url} after {backoff.give_up_after_s:.0f}s ({last})"
@@ -147,6 +197,7 @@ def submit(
     concurrency: int = 8,
     backoff: Backoff | None = None,
     say: Callable[[dict], None] = lambda _e: None,
+    credential: Credential | None = None,
 ) -> dict[str, int]:
     """Send every recording of `folder` not yet in the journal; counts of what this run did."""
     backoff = backoff or Backoff()
@@ -159,7 +210,7 @@ def submit(
     def one(item: tuple[Path, str]) -> dict:
         if not hasattr(local, "session"):
             local.session = requests.Session()
-        entry = upload(local.session, url, item[0], item[1], site, backoff)
+        entry = upload(local.session, url, item[0], item[1], site, backoff, credential)
         journal.append(entry)
         say(entry)
         return entry
@@ -170,7 +221,9 @@ def submit(
     return counts
 
 
-def results(journal: Journal, wait_s: float = 600.0, poll_s: float = 0.5) -> Iterator[dict]:
+def results(
+    journal: Journal, wait_s: float = 600.0, poll_s: float = 0.5, credential: Credential | None = None
+) -> Iterator[dict]:
     """One line per journaled recording once its job finished (or the intake refused it), in file order."""
     entries = sorted(journal.entries().values(), key=lambda e: e["file"])
     session = requests.Session()
@@ -187,9 +240,19 @@ def results(journal: Journal, wait_s: float = 600.0, poll_s: float = 0.5) -> Ite
         while True:
             answer = None
             try:
-                resp = session.get(entry["status_url"], timeout=10)
+                resp = session.get(entry["status_url"], headers=_auth_headers(credential), timeout=10)
+                if _expired(resp) and credential is not None:
+                    credential.invalidate()
+                elif resp.status_code in (401, 403):  # refused for good: polling would not change it
+                    yield {
+                        "file": entry["file"],
+                        "job_id": entry["job_id"],
+                        "status": "refused",
+                        **resp.json(),
+                    }
+                    break
                 answer = resp.json() if resp.status_code == 200 else None
-            except (requests.ConnectionError, requests.Timeout, ValueError):
+            except (requests.ConnectionError, requests.Timeout, ValueError, _NoCredential):
                 pass
             if answer is not None and answer["status"] in ("done", "failed"):
                 yield {"file": entry["file"], **answer}

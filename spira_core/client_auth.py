@@ -188,11 +188,15 @@ class BearerAuth:
         verifier: Callable[[], TokenVerifier | None],
         rejected: Callable[[str], None] = lambda _code: None,
         protected: tuple[str, ...] = PROTECTED_PREFIXES,
+        clients: tuple[str, ...] | None = None,
     ) -> None:
         self.app = app
         self.verifier = verifier
         self.rejected = rejected
         self.protected = protected  # path prefixes that need a token (the intake API names its own)
+        # the client kinds (claim CLIENT_CLAIM) let in; None: every client of the platform. Another
+        # kind's valid token is answered 403, also before the body is read.
+        self.clients = clients
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         if scope["type"] != "http" or not scope["path"].startswith(self.protected):
@@ -208,23 +212,37 @@ class BearerAuth:
                 self.rejected(exc.code)
                 await _unauthorized(send, exc)
                 return
+            if self.clients is not None and claims[CLIENT_CLAIM] not in self.clients:
+                self.rejected("forbidden_client")
+                await _refuse(
+                    send,
+                    403,
+                    "forbidden_client",
+                    f"a {claims[CLIENT_CLAIM]} credential may not call {scope['path']}: "
+                    f"only {', '.join(self.clients)} clients may",
+                )
+                return
             scope.setdefault("state", {})[CLIENT_CLAIM] = claims[CLIENT_CLAIM]
         await self.app(scope, receive, send)
 
 
 async def _unauthorized(send: Callable, exc: Unauthenticated) -> None:
-    body = json.dumps({"error": exc.code, "detail": exc.detail}).encode()
+    challenge = f'Bearer realm="spira", error="invalid_token", error_description="{exc.code}"'
+    await _refuse(send, 401, exc.code, exc.detail, [(b"www-authenticate", challenge.encode())])
+
+
+async def _refuse(
+    send: Callable, status: int, code: str, detail: str, extra: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    body = json.dumps({"error": code, "detail": detail}).encode()
     await send(
         {
             "type": "http.response.start",
-            "status": 401,
+            "status": status,
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
-                (
-                    b"www-authenticate",
-                    f'Bearer realm="spira", error="invalid_token", error_description="{exc.code}"'.encode(),
-                ),
+                *(extra or []),
                 # the body is not read: the connection cannot be reused for another request
                 (b"connection", b"close"),
             ],

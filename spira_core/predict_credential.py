@@ -123,6 +123,11 @@ class PredictCredential:
     def headers(self) -> dict[str, str]:
         return {HEADER: f"Bearer {self.token()}"}
 
+    def invalidate(self) -> None:
+        """Forget the cached token (a server answered 401 expired_credential): the next call fetches anew."""
+        with self._lock:
+            self._token = None
+
     def token(self) -> str:
         with self._lock:
             if self._token is None or time.monotonic() >= self._renew_at:

@@ -4,7 +4,8 @@ VAULT_ROLE and a way to log in), and their credential (spira_core/predict_creden
 - gate, intake: the stack's signer mints their service-account token (the local stand-in for the
   projected token), exactly as for the workloads (StackInfo.service_env);
 - hospital: an AppRole secret ID, issued by the operator (`issue_hospital_secret_id`, what
-  docs/runbooks/vault.md does with `bao write`), in a 0600 file the app reads.
+  docs/runbooks/vault.md does with `bao write`), in a 0600 file the app reads. The hospital clients of
+  the local stack (`spira submit`, the demo, the queue benchmark) get one issued per run (`hospital_env`).
 """
 
 from __future__ import annotations
@@ -55,8 +56,19 @@ def issue_hospital_secret_id(info: StackInfo, hospital: str, out: Path) -> dict[
     }
 
 
+LOCAL_HOSPITAL = "local-hospital"
+
+
+def hospital_env(info: StackInfo, hospital: str = LOCAL_HOSPITAL) -> dict[str, str]:
+    """A hospital app's variables on the local stack: a secret ID issued now (as the operator does) into
+    the stack's home (`clients/<hospital>/secret-id`, 0600, Vault's CA beside it)."""
+    return issue_hospital_secret_id(info, hospital, info.home / "clients" / hospital / "secret-id")
+
+
 def credential(info: StackInfo, kind: str = "gate") -> PredictCredential:
-    """An in-cluster client's credential on the local stack (tests, benchmarks, the demo)."""
+    """A client's credential on the local stack (tests, benchmarks, the demo); a hospital's is issued now."""
+    if clients.CLIENTS[kind].service_account is None:
+        return PredictCredential.from_env(hospital_env(info))
     return PredictCredential.from_env(client_env(info, kind))
 
 
@@ -75,6 +87,8 @@ def act_as_client(kind: str, environ: MutableMapping[str, str] | None = None) ->
         info = LocalStack(cfg).info()
     except StackError:
         return False
-    env.update(client_env(info, kind))
+    env.update(
+        hospital_env(info) if clients.CLIENTS[kind].service_account is None else client_env(info, kind)
+    )
     env.pop("VAULT_TOKEN", None)  # a client logs in with its own identity, never the operator's token
     return True

@@ -163,7 +163,13 @@ def test_a_burst_with_a_killed_worker_and_a_nats_restart_loses_nothing_and_dupli
     chaos_thread = threading.Thread(target=chaos)
     chaos_thread.start()
     counts = submit(
-        folder, burst_path.intake_url, journal, site="burst-test", concurrency=12, say=sent.append
+        folder,
+        burst_path.intake_url,
+        journal,
+        site="burst-test",
+        concurrency=12,
+        say=sent.append,
+        credential=burst_path.hospital(),
     )
     chaos_thread.join(120)
     assert faults == ["worker killed", "nats restarted"]
@@ -177,7 +183,9 @@ def test_a_burst_with_a_killed_worker_and_a_nats_restart_loses_nothing_and_dupli
     assert set(accepted) == {p.name for p in valid}
     assert len({e["job_id"] for e in accepted.values()}) == len(valid)
 
-    answers = {a["file"]: a for a in results(journal, wait_s=240, poll_s=0.2)}
+    answers = {
+        a["file"]: a for a in results(journal, wait_s=240, poll_s=0.2, credential=burst_path.hospital())
+    }
     not_done = [a for a in answers.values() if a["file"] in accepted and a["status"] != "done"]
     assert not not_done, (not_done[:3], [w.log_tail(5) for w in burst_path.workers])
 
@@ -260,3 +268,31 @@ def test_a_killed_submit_resumed_sends_every_recording_once(
     lines = [json.loads(line) for line in out.stdout.splitlines()]
     assert sorted(line["file"] for line in lines) == sorted(p.name for p in valid)
     assert all(line["status"] == "done" and 0.0 <= line["result"]["probability"] <= 1.0 for line in lines)
+
+
+def test_the_intake_lets_in_only_a_hospitals_valid_token_before_reading_the_body(
+    local_stack: StackInfo, burst_path: BurstPath, probe: QueueProbe, tmp_path: Path
+) -> None:
+    import requests
+
+    from spira.stack.predict_clients import credential
+
+    (recording,), _ = write_burst(tmp_path / "one", 1, malformed_share=0.0, seed=17)
+    files = {"audio": (recording.name, recording.read_bytes(), "audio/wav")}
+    url = f"{burst_path.intake_url}/v1/recordings"
+    before = probe.call(probe.queue.js.stream_info(probe.names.stream)).state.last_seq
+
+    anonymous = requests.post(url, files=files, headers={"Idempotency-Key": "auth-1"}, timeout=30)
+    assert anonymous.status_code == 401 and anonymous.json()["error"] == "missing_credential"
+    assert "Bearer" in anonymous.headers["WWW-Authenticate"]
+    gate = credential(local_stack, "gate").headers()  # a valid token of the platform, not a hospital's
+    refused = requests.post(url, files=files, headers={"Idempotency-Key": "auth-1", **gate}, timeout=30)
+    assert refused.status_code == 403 and refused.json()["error"] == "forbidden_client"
+    assert probe.call(probe.queue.js.stream_info(probe.names.stream)).state.last_seq == before
+
+    hospital = burst_path.hospital().headers()
+    accepted = requests.post(url, files=files, headers={"Idempotency-Key": "auth-1", **hospital}, timeout=30)
+    assert accepted.status_code == 202, accepted.text
+    status = f"{burst_path.intake_url}{accepted.json()['status_url']}"
+    assert requests.get(status, timeout=10).status_code == 401
+    assert requests.get(status, headers=hospital, timeout=10).status_code == 200

@@ -3,7 +3,9 @@ upload with nothing stored or queued, a queue outage retried within queue_wait_s
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import json
 import subprocess
 import sys
 
@@ -13,6 +15,7 @@ from starlette.testclient import TestClient
 
 from intake.app import IntakeRuntime, create_app
 from spira.queue_local import malformed_upload
+from spira_core import client_auth as auth
 from tests.fakes.queue import FakeJobQueue, FakeRecordings
 from tests.fakes.serving import wav_bytes
 from tests.unit.queue.test_worker import NAMES
@@ -115,3 +118,57 @@ def test_an_unknown_job_is_a_404(intake) -> None:
 def test_the_intake_imports_no_torch() -> None:
     code = "import sys, intake.wiring; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+@pytest.fixture
+def guarded() -> tuple[TestClient, IntakeRuntime]:
+    from tests.unit.serving.test_client_auth import ISSUER, PUBLIC
+
+    keys = auth.KeySet(lambda: {"issuer": ISSUER, "keys": [PUBLIC]})
+    assert keys.refresh()
+    runtime = IntakeRuntime(
+        FakeJobQueue(), FakeRecordings(), NAMES, queue_wait_s=0.5, verifier=auth.TokenVerifier(keys)
+    )
+    return TestClient(create_app(lambda: runtime)), runtime
+
+
+def _bearer(kind: str) -> dict[str, str]:
+    from tests.unit.serving.test_client_auth import _token
+
+    return {"Authorization": f"Bearer {_token(**{auth.CLIENT_CLAIM: kind})}"}
+
+
+def test_an_upload_without_a_token_is_a_401_json_before_its_body_is_read(guarded) -> None:
+    _, runtime = guarded
+    app, received, sent = create_app(lambda: runtime), [], []
+
+    async def receive():
+        received.append(1)
+        return {"type": "http.request", "body": wav_bytes(), "more_body": False}
+
+    async def send(message):
+        sent.append(message)
+
+    for headers in ([], [(b"authorization", b"Bearer not-a-jwt")]):
+        sent.clear()
+        scope = {"type": "http", "path": "/v1/recordings", "method": "POST", "headers": headers}
+        asyncio.run(app(scope, receive, send))
+        assert sent[0]["status"] == 401 and json.loads(sent[1]["body"])["error"].endswith("_credential")
+    assert received == [] and runtime.queue.messages == [] and runtime.recordings.objects == {}
+
+
+def test_a_valid_token_of_another_client_kind_is_a_403_and_a_hospitals_is_accepted(guarded) -> None:
+    client, runtime = guarded
+    for kind in ("gate", "intake"):
+        resp = client.post(
+            "/v1/recordings", files={"audio": ("r.wav", wav_bytes(), "audio/wav")}, headers=_bearer(kind)
+        )
+        assert resp.status_code == 403 and resp.json()["error"] == "forbidden_client"
+    assert runtime.queue.messages == [] and runtime.recordings.objects == {}
+    ok = client.post(
+        "/v1/recordings", files={"audio": ("r.wav", wav_bytes(), "audio/wav")}, headers=_bearer("hospital")
+    )
+    assert ok.status_code == 202 and len(runtime.queue.messages) == 1
+    assert client.get(ok.json()["status_url"]).status_code == 401  # a job's status needs a token too
+    assert client.get(ok.json()["status_url"], headers=_bearer("hospital")).json()["status"] == "queued"
+    assert client.get("/readyz").status_code == 200 and client.get("/livez").status_code == 200

@@ -90,3 +90,58 @@ def test_a_recordings_key_follows_its_path_and_content() -> None:
         len({idempotency_key("a.wav", b"x"), idempotency_key("b.wav", b"x"), idempotency_key("a.wav", b"y")})
         == 3
     )
+
+
+class RotatingCredential:
+    """The hospital's credential: token t1 until invalidated, then t2 (a PredictCredential's interface)."""
+
+    def __init__(self) -> None:
+        self.issued = 1
+        self.invalidated = 0
+
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer t{self.issued}"}
+
+    def invalidate(self) -> None:
+        self.invalidated += 1
+        self.issued += 1
+
+
+class GuardedIntake(FlakyIntake):
+    """Answers 401 expired_credential to any token but the current one (t2), as the intake does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tokens: list[str] = []
+
+    def handle(self, request: BaseHTTPRequestHandler) -> None:
+        token = request.headers.get("Authorization", "")
+        with self.lock:
+            self.tokens.append(token)
+        if token != "Bearer t2":
+            request.rfile.read(int(request.headers["Content-Length"]))
+            data = json.dumps({"error": "expired_credential", "detail": "fetch a new one"}).encode()
+            request.send_response(401)
+            request.send_header("Content-Type", "application/json")
+            request.send_header("Content-Length", str(len(data)))
+            request.end_headers()
+            request.wfile.write(data)
+            return
+        super().handle(request)
+
+
+def test_every_upload_carries_the_credential_and_an_expired_token_is_fetched_again(tmp_path: Path) -> None:
+    folder = _folder(tmp_path, 3)
+    credential = RotatingCredential()
+    with GuardedIntake().start() as intake:
+        counts = submit(
+            folder,
+            intake.url,
+            Journal(tmp_path / "j.jsonl"),
+            concurrency=1,
+            backoff=FAST,
+            credential=credential,
+        )
+    assert counts == {"accepted": 3, "rejected": 1, "skipped": 0}
+    assert credential.invalidated == 1 and intake.tokens[0] == "Bearer t1"
+    assert intake.tokens[1:] == ["Bearer t2"] * 4
