@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import pulumi
 
+from infra.contracts import worker_max_pods
 from infra.environments import declared
 
 PROJECT = "spira-platform"
@@ -30,6 +31,8 @@ class GpuPool:
     model_replicas: int
     gpus_per_pod: int
     disk_gb: int
+    # the queue workers at their most (infra.contracts.worker_max_pods: their ScaledObject and Rollout)
+    worker_max_pods: int = 0
 
 
 @dataclass(frozen=True)
@@ -125,6 +128,7 @@ def load(cfg: pulumi.Config | None = None, aws_cfg: pulumi.Config | None = None)
             model_replicas=cfg.require_int("modelReplicas"),
             gpus_per_pod=cfg.require_int("gpusPerPod"),
             disk_gb=cfg.require_int("gpuDiskGb"),
+            worker_max_pods=worker_max_pods(environment),
         ),
         object_store=ObjectStoreSettings(
             engine=engine,

@@ -176,14 +176,73 @@ def gpus_per_node(instance_types: tuple[str, ...]) -> int:
     return counts.pop()
 
 
-def blue_green_max_nodes(model_replicas: int, gpus_per_pod: int, gpus_per_node: int) -> int:
-    """Nodes needed for both colours of the model at full replicas at once (a blue/green switch)."""
-    if model_replicas < 1 or gpus_per_pod < 1 or gpus_per_node < 1:
-        raise ValueError("replicas, GPUs per pod and GPUs per node must all be at least 1")
+def blue_green_max_nodes(
+    model_replicas: int, gpus_per_pod: int, gpus_per_node: int, worker_pods: int = 0
+) -> int:
+    """Nodes needed for both colours of the model at full replicas at once (a blue/green switch) beside
+    the queue workers at their most (`worker_pods`, worker_max_pods): each pod asks `gpus_per_pod` GPUs."""
+    if model_replicas < 1 or gpus_per_pod < 1 or gpus_per_node < 1 or worker_pods < 0:
+        raise ValueError("replicas, GPUs per pod and GPUs per node at least 1, worker pods at least 0")
     if gpus_per_pod > gpus_per_node:
         raise ContractError(f"a pod asking {gpus_per_pod} GPUs never fits a node with {gpus_per_node}")
     pods_per_node = gpus_per_node // gpus_per_pod
-    return math.ceil(2 * model_replicas / pods_per_node)
+    return math.ceil((2 * model_replicas + worker_pods) / pods_per_node)
+
+
+WORKER_SCALEDOBJECT = Path("argocd/base/worker-scaledobject.yaml")
+WORKER_ROLLOUT = Path("argocd/base/worker-rollout.yaml")
+WORKER_NAME = "spira-worker"
+
+
+def _pointer_set(doc: Any, path: str, value: Any) -> None:
+    parts = [p.replace("~1", "/").replace("~0", "~") for p in path.strip("/").split("/")]
+    for part in parts[:-1]:
+        doc = doc[int(part)] if isinstance(doc, list) else doc.setdefault(part, {})
+    if isinstance(doc, list):
+        doc[int(parts[-1])] = value
+    else:
+        doc[parts[-1]] = value
+
+
+def _merge(into: dict, patch: dict) -> None:
+    for key, value in patch.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            _merge(into[key], value)
+        else:
+            into[key] = value
+
+
+def _as_deployed(base: Path, kind: str, overlay: Path) -> dict[str, Any]:
+    """The manifest `base` with the overlay's patches that target it (JSON 6902 add/replace, or strategic
+    merge of plain fields): the values the environment's cluster gets for the fields read here."""
+    doc = yaml.safe_load((REPO_ROOT / base).read_text())
+    kustomization = yaml.safe_load((REPO_ROOT / overlay / "kustomization.yaml").read_text()) or {}
+    for patch in kustomization.get("patches") or []:
+        target = patch.get("target") or {}
+        if target.get("kind") != kind or target.get("name") != WORKER_NAME or "path" not in patch:
+            continue
+        body = yaml.safe_load((REPO_ROOT / overlay / patch["path"]).read_text())
+        if isinstance(body, list):
+            for op in body:
+                if op.get("op") in ("add", "replace"):
+                    _pointer_set(doc, op["path"], op["value"])
+        elif isinstance(body, dict):
+            _merge(doc, body)
+    return doc
+
+
+def worker_max_pods(environment: str) -> int:
+    """The most queue-worker pods the environment's manifests run at once: the KEDA ScaledObject's
+    maxReplicaCount, plus the worker Rollout's canary maxSurge (a new version's pods beside the old ones
+    during its update), as the environment's overlay leaves them. Each worker pod asks the model's GPUs."""
+    overlay = Path(git_target(environment).overlay)
+    scaled = _as_deployed(WORKER_SCALEDOBJECT, "ScaledObject", overlay)
+    rollout = _as_deployed(WORKER_ROLLOUT, "Rollout", overlay)
+    maximum = scaled["spec"].get("maxReplicaCount", 100)  # KEDA's default
+    surge = ((rollout["spec"].get("strategy") or {}).get("canary") or {}).get("maxSurge", "25%")
+    if isinstance(surge, str):
+        surge = math.ceil(maximum * int(surge.rstrip("%")) / 100) if surge.endswith("%") else int(surge)
+    return int(maximum) + int(surge)
 
 
 def load_bootstrap_template(path: Path) -> dict[str, Any]:

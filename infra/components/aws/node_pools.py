@@ -64,12 +64,14 @@ class NodePools(pulumi.ComponentResource):
         )
 
         per_node = contracts.gpus_per_node(args.gpu.instance_types)
+        # both colours of the model at full replicas (a blue/green switch) and the queue workers at their
+        # most (KEDA's maxReplicaCount plus the canary's surge): every one of them asks for GPUs
         self.gpu_max_nodes = contracts.blue_green_max_nodes(
-            args.gpu.model_replicas, args.gpu.gpus_per_pod, per_node
+            args.gpu.model_replicas, args.gpu.gpus_per_pod, per_node, args.gpu.worker_max_pods
         )
         if args.gpu.min_nodes > self.gpu_max_nodes:
             raise contracts.ContractError(
-                f"gpuMinNodes={args.gpu.min_nodes} exceeds the blue/green maximum {self.gpu_max_nodes}"
+                f"gpuMinNodes={args.gpu.min_nodes} exceeds the GPU pool's maximum {self.gpu_max_nodes}"
             )
         self.gpu = aws.eks.NodeGroup(
             f"{name}-gpu",

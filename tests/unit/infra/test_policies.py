@@ -77,18 +77,60 @@ def test_the_gpu_pool_min_and_max_come_from_config_and_the_blue_green_rule(stack
     assert stack_plan.outputs["gpuMaxNodes"] == scaling["maxSize"]
 
 
-def test_the_gpu_pool_holds_both_colours_of_the_model_at_full_replicas(stack_plan: Plan) -> None:
+def _worker_max_pods(stack: str) -> int:
+    """Read here from the manifests themselves: the ScaledObject's maxReplicaCount plus the worker
+    Rollout's canary maxSurge (the overlays patch neither today; worker_max_pods follows them if they do)."""
+    base = contracts.REPO_ROOT / "argocd" / "base"
+    scaled = yaml.safe_load((base / "worker-scaledobject.yaml").read_text())
+    rollout = yaml.safe_load((base / "worker-rollout.yaml").read_text())
+    return scaled["spec"]["maxReplicaCount"] + rollout["spec"]["strategy"]["canary"]["maxSurge"]
+
+
+def test_the_gpu_pool_holds_both_colours_of_the_model_at_full_replicas_and_the_workers_at_their_most(
+    stack_plan: Plan,
+) -> None:
     pool = _gpu_pool(stack_plan)
     cfg = _stack_file(stack_plan.stack)
     replicas = cfg["spira-platform:modelReplicas"]
+    workers = _worker_max_pods(stack_plan.stack)
+    assert workers == contracts.worker_max_pods(stack_plan.stack) >= 1
     per_pod = 1  # gpusPerPod's default in Pulumi.yaml; the stack files do not override it
     assert "spira-platform:gpusPerPod" not in cfg
     gpus = min(contracts.GPUS_PER_INSTANCE[t] for t in pool.inputs["instanceTypes"])
     max_nodes = pool.inputs["scalingConfig"]["maxSize"]
-    # blue and green at full replicas at the same moment
-    assert max_nodes * (gpus // per_pod) >= 2 * replicas, f"{where(pool)}: no room for blue/green"
+    pods = 2 * replicas + workers  # blue and green at full replicas while KEDA runs every worker
+    assert max_nodes * (gpus // per_pod) >= pods, (
+        f"{where(pool)}: no room for blue/green and {workers} workers"
+    )
     # and no more than that: one node less would not fit
-    assert (max_nodes - 1) * (gpus // per_pod) < 2 * replicas, f"{where(pool)}: larger than blue/green needs"
+    assert (max_nodes - 1) * (gpus // per_pod) < pods, f"{where(pool)}: larger than the pods need"
+
+
+def test_an_overlay_that_raises_the_workers_maximum_raises_the_gpu_pools(tmp_path, monkeypatch) -> None:
+    import shutil
+
+    shutil.copytree(contracts.REPO_ROOT / "argocd", tmp_path / "argocd")
+    overlay = tmp_path / "argocd" / "overlays" / "production"
+    (overlay / "worker-scaledobject-patch.yaml").write_text(
+        "- op: replace\n  path: /spec/maxReplicaCount\n  value: 12\n"
+    )
+    kustomization = yaml.safe_load((overlay / "kustomization.yaml").read_text())
+    kustomization["patches"].append(
+        {
+            "path": "worker-scaledobject-patch.yaml",
+            "target": {
+                "group": "keda.sh",
+                "version": "v1alpha1",
+                "kind": "ScaledObject",
+                "name": "spira-worker",
+            },
+        }
+    )
+    (overlay / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
+    before = contracts.worker_max_pods("production")
+    monkeypatch.setattr(contracts, "REPO_ROOT", tmp_path)
+    assert contracts.worker_max_pods("production") == 12 + 1 == before - 4 + 12
+    assert contracts.worker_max_pods("staging") == before  # the other overlay is untouched
 
 
 def _overlay_patch(stack: str) -> dict[str, object]:
@@ -115,6 +157,9 @@ def test_the_blue_green_maximum_is_arithmetic_on_replicas_and_gpus() -> None:
     assert contracts.blue_green_max_nodes(model_replicas=3, gpus_per_pod=1, gpus_per_node=4) == 2
     assert contracts.blue_green_max_nodes(model_replicas=3, gpus_per_pod=2, gpus_per_node=4) == 3
     assert contracts.blue_green_max_nodes(model_replicas=1, gpus_per_pod=1, gpus_per_node=8) == 1
+    # the workers ask GPUs too: 3 blue + 3 green + 5 workers on 1-GPU nodes
+    assert contracts.blue_green_max_nodes(3, gpus_per_pod=1, gpus_per_node=1, worker_pods=5) == 11
+    assert contracts.blue_green_max_nodes(3, gpus_per_pod=1, gpus_per_node=4, worker_pods=5) == 3
     with pytest.raises(contracts.ContractError, match="never fits"):
         contracts.blue_green_max_nodes(model_replicas=1, gpus_per_pod=2, gpus_per_node=1)
 

@@ -81,9 +81,10 @@ def test_an_unknown_object_store_engine_is_refused() -> None:
         offline.run("staging", overrides={"objectStore": "ceph"})
 
 
-def test_a_gpu_minimum_above_the_blue_green_maximum_is_refused() -> None:
-    with pytest.raises(contracts.ContractError, match="exceeds the blue/green maximum"):
-        offline.run("staging", overrides={"gpuMinNodes": 3})
+def test_a_gpu_minimum_above_the_pools_maximum_is_refused() -> None:
+    # staging: 1 model replica in each colour and 4 workers + 1 of surge on 1-GPU nodes: at most 7 nodes
+    with pytest.raises(contracts.ContractError, match="gpuMinNodes=8 exceeds the GPU pool's maximum 7"):
+        offline.run("staging", overrides={"gpuMinNodes": 8})
 
 
 def test_a_missing_argo_template_fails_with_a_clear_error() -> None:
