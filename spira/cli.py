@@ -44,6 +44,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Promotion evidence: model cards in the object store; `evidence show`.",
     ),
     "demo": ("spira.demo:demo", "The whole delivery pipeline on local services."),
+    "workflow": (
+        "spira.workflow.cli:app",
+        "Continuous training: `workflow render ENV` prints the Argo Workflows objects.",
+    ),
     "intake": ("spira.queue_cli:intake", "Serve the intake API of the burst path (uploads → the queue)."),
     "worker": ("spira.queue_cli:worker", "Run one queue worker: jobs from NATS JetStream → results."),
     "submit": (

@@ -260,6 +260,38 @@ app.command("run")(_command(None))
 
 
 @app.command()
+def fingerprint(
+    data: DataOpt,
+    noise: NoiseOpt,
+    preset: PresetOpt = "exp3.5",
+    seed: SeedOpt = None,
+    epochs: EpochsOpt = None,
+    settings: SettingsOpt = None,
+    progress: ProgressOpt = False,
+    holdout: HoldoutOpt = None,
+    clinical_thresholds: ClinicalOpt = "local",
+    check: Annotated[
+        bool, typer.Option("--check", help="say `changed` or `unchanged` (the last stage already complete)")
+    ] = False,
+    result_file: Annotated[
+        Path | None, typer.Option("--result-file", help="also write `changed` or `unchanged` to this file")
+    ] = None,
+) -> None:
+    """Every stage's content key for these inputs and whether it is complete; nothing runs."""
+    p = _preset(preset, seed, epochs)
+    loaded, lease = _guarded(lambda: _settings_and_lease(settings))
+    with lease:
+        pipeline = _guarded(lambda: _pipeline(data, noise, p, loaded, progress, holdout, clinical_thresholds))
+        stages = _guarded(pipeline.fingerprint)
+    for name, entry in stages.items():
+        console.print(f"[bold]{name}[/] {entry['key']}: {'complete' if entry['complete'] else 'to run'}")
+    result = "unchanged" if stages[STAGES[-1].name]["complete"] else "changed"
+    if result_file is not None:
+        result_file.write_text(result)
+    out.print(result if check else json.dumps(stages, indent=2, sort_keys=True))
+
+
+@app.command()
 def presets() -> None:
     """List the presets and their settings."""
     out.print_json(json.dumps({name: p.to_dict() for name, p in sorted(PRESETS.items())}))

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from training.artifacts import find_output
 from training.ports import ArtifactStore, Clock, ModelRegistry, RandomSource
 from training.presets import Preset
 from training.stages import evaluate, features, publish, train
@@ -71,6 +72,16 @@ class Pipeline:
             if stage.name == name:
                 return keys
         raise KeyError(f"no stage {name!r}; stages: {', '.join(STAGE_NAMES)}")
+
+    def fingerprint(self) -> dict[str, dict[str, Any]]:
+        """Every stage's content key and whether its output is complete in the store; nothing runs. The
+        last stage's key covers the data, the noise, the preset and the code of every stage: when its
+        output is complete, a run would reuse everything (`spira pipeline fingerprint --check`)."""
+        keys = self._keys_until(STAGE_NAMES[-1])
+        return {
+            name: {"key": key, "complete": find_output(self.store, name, key) is not None}
+            for name, key in keys.items()
+        }
 
     def run(self, name: str) -> StageResult:
         """Run one stage (or reuse its completed output); the stages it needs must be complete."""

@@ -46,9 +46,9 @@ def event_bus() -> dict[str, Any]:
     }
 
 
-def event_source() -> dict[str, Any]:
+def event_source(env: str) -> dict[str, Any]:
     port = str(training_workflow().events_port)
-    endpoint = {"port": port, "method": "POST"}
+    endpoint = {"port": port, "method": "POST", "url": event_source_url(env)}
     return {
         "apiVersion": API_VERSION,
         "kind": "EventSource",
@@ -127,7 +127,7 @@ def sensor(env: str) -> dict[str, Any]:
                         "conditions": "drift || labelled",
                         "argoWorkflow": {"operation": "submit", "source": {"resource": workflow}},
                     },
-                    "retryStrategy": {"steps": 3, "duration": "10s", "factor": "2"},
+                    "retryStrategy": {"steps": 3, "duration": "10s", "factor": 2},
                 }
             ],
         },
@@ -137,4 +137,4 @@ def sensor(env: str) -> dict[str, Any]:
 def trigger_objects(env: str) -> list[dict[str, Any]]:
     """The EventBus, EventSource and Sensor of a cluster environment."""
     declared().cluster(env)
-    return [event_bus(), event_source(), sensor(env)]
+    return [event_bus(), event_source(env), sensor(env)]
