@@ -18,10 +18,9 @@ from serving.archive import SYNTHETIC_HEADER
 from serving.runtime import ServingRuntime
 from spira_core.upload_http import (
     MULTIPART_OVERHEAD,
-    audio_files,
     body_size,
     error_response,
-    read_form,
+    read_multipart,
     require_multipart,
 )
 from spira_core.uploads import BODY_COPIES, Rejected
@@ -44,10 +43,9 @@ async def _audio_files(
     request: Request, size: int, max_files: int
 ) -> tuple[list[tuple[str, bytes]], str | None]:
     """The files of the field `audio`, and the optional text field `site` (where the recording was made:
-    input monitoring's label, serving/monitoring.py)."""
-    form = await read_form(request, size, max_files)
-    site = form.get("site")
-    return await audio_files(form, max_files), site if isinstance(site, str) else None
+    input monitoring's label, serving/monitoring.py). Parsed as the body arrives (read_multipart)."""
+    body = await read_multipart(request, size, max_files)
+    return body.audio, body.text.get("site")
 
 
 def _synthetic(request: Request) -> bool:
