@@ -19,7 +19,10 @@ def act_as(service: str, environ: MutableMapping[str, str] | None = None) -> boo
     env = os.environ if environ is None else environ
     if env.get("VAULT_ROLE") and env.get("VAULT_SECRET_PATH"):
         return False
-    from spira.stack import LocalStack, StackConfig, StackError
+    try:
+        from spira.stack import LocalStack, StackConfig, StackError
+    except ModuleNotFoundError:
+        return False  # a workload image (the training image) carries no local stack
 
     cfg = StackConfig.load(env.get("SPIRA_HOME") or None)
     if not (cfg.home / "stack.json").exists():

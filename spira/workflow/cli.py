@@ -14,6 +14,8 @@ import typer
 import yaml
 from rich.console import Console
 
+from spira.workflow.play_cli import play
+
 app = typer.Typer(
     help="Continuous training: the stage pipeline as Argo Workflows objects.",
     no_args_is_help=True,
@@ -64,3 +66,7 @@ def candidate(
         console.print(f"[bold red]error:[/] {exc}")
         raise typer.Exit(code=2) from exc
     console.print(message)
+
+
+# `spira workflow play --data CSV --noise CSV [--preset P]`: the rendered template's steps as containers
+app.command("play")(play)
