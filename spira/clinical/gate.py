@@ -21,7 +21,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -129,14 +129,23 @@ def score_over_http(
     return Scores(versions.pop(), thresholds.pop(), tuple(float(a["probability"]) for a in answers), url)
 
 
+def predict_role(env: Mapping[str, str]) -> str | None:
+    """The client role for /predict: VAULT_PREDICT_ROLE; VAULT_ROLE only when it reads no secret (with
+    VAULT_SECRET_PATH it is the Job's workload role, which reads the holdout's key: holdout_access)."""
+    if env.get("VAULT_PREDICT_ROLE"):
+        return env["VAULT_PREDICT_ROLE"]
+    return None if env.get("VAULT_SECRET_PATH") else env.get("VAULT_ROLE") or None
+
+
 def credential_headers() -> Callable[[], dict[str, str]]:
-    """The client credential for /predict when the environment names a Vault role (the gate Job's own
+    """The client credential for /predict when the environment names a client role (the gate Job's own
     variables, spira_core/predict_credential.py), else no header."""
-    if not os.environ.get("VAULT_ROLE"):
+    role = predict_role(os.environ)
+    if not role:
         return dict
     from spira_core.predict_credential import CredentialError, PredictCredential
 
-    credential = PredictCredential.from_env()
+    credential = PredictCredential.from_env(role=role)
 
     def headers() -> dict[str, str]:
         try:
@@ -212,12 +221,32 @@ def format_text(result: ClinicalResult) -> str:
     return "\n".join(lines)
 
 
+def holdout_key(config: ClinicalConfig) -> str | None:
+    """In the Job (the workload contract in its environment), its own object-store key for an s3://
+    holdout, exported as the AWS variables; a message when it cannot be read."""
+    if not config.holdout.startswith("s3://"):
+        return None
+    from spira.clinical.holdout_access import HoldoutAccessError, has_secret, holdout_variables
+
+    if not has_secret(os.environ):
+        return None
+    try:
+        os.environ.update(holdout_variables(os.environ))
+    except (HoldoutAccessError, KeyError) as exc:
+        return f"no key for the holdout: {exc}"
+    return None
+
+
 def main(
     argv: list[str] | None = None,
     recorded: Callable[[Holdout], Scores | None] = no_recorded_baseline,
     headers: Callable[[], dict[str, str]] | None = None,
 ) -> int:
     config = config_from_args(parser().parse_args(argv))
+    problem = holdout_key(config)
+    if problem:
+        print(format_text(ClinicalResult(COULD_NOT_RUN, message=problem)), flush=True)
+        return COULD_NOT_RUN
     result = run_clinical(config, recorded, headers or credential_headers())
     print(format_text(result), flush=True)
     return result.exit_code

@@ -402,6 +402,15 @@ def vault_logins(inputs: Inputs) -> list[Finding]:
                     subject,
                     _projected_audiences(spec),
                 )
+                if env.get("VAULT_PREDICT_ROLE"):  # also a client of /predict: its identity token
+                    out += _check_login(
+                        inputs,
+                        f"{where} container {c.get('name')} VAULT_PREDICT_ROLE",
+                        str(env["VAULT_PREDICT_ROLE"]),
+                        "",
+                        subject,
+                        _projected_audiences(spec),
+                    )
     for r in inputs.resources:
         if r["type"] != "kubernetes:apps/v1:Deployment":
             continue

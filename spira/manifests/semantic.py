@@ -21,6 +21,9 @@ Doc = dict[str, Any]
 DIGEST_REF = re.compile(r"^[a-z0-9]([a-z0-9._/:-]*[a-z0-9])?@sha256:[0-9a-f]{64}$")
 ARG_REF = re.compile(r"\{\{\s*args\.([A-Za-z0-9_.-]+)\s*\}\}")
 VAULT_ENV = frozenset({"VAULT_ADDR", "VAULT_ROLE", "VAULT_SECRET_PATH"})
+# A secret reader that is also a client of /predict (the clinical gate's Job) names its client role: a role
+# name (infra/vault/clients.py), not a secret, logged in with the same projected token.
+VAULT_OPTIONAL_ENV = frozenset({"VAULT_PREDICT_ROLE"})
 # BentoML writes its home (BENTOML_HOME) and Python/torch write /tmp; with a read-only root filesystem
 # both must be emptyDir mounts or the server cannot start.
 MODEL_WRITABLE_DIRS = ("/home/bentoml", "/tmp")
@@ -225,6 +228,14 @@ def analysis_references(docs: list[Doc]) -> list[Finding]:
             if not analysis:
                 continue
             given = {a["name"] for a in analysis.get("args", [])}
+            # Argo Rollouts flattens the listed templates into one AnalysisRun whose args are all of theirs:
+            # a given arg is unknown only when no listed template declares it.
+            listed = [
+                templates[e["templateName"]]
+                for e in analysis.get("templates", [])
+                if e.get("templateName") in templates
+            ]
+            declared_by_any = set().union(*(_template_args(t)[0].keys() for t in listed))
             for entry in analysis.get("templates", []):
                 tname = entry.get("templateName")
                 where = f"{ref(rollout)} {phase}"
@@ -244,17 +255,19 @@ def analysis_references(docs: list[Doc]) -> list[Finding]:
                     for n, a in declared.items()
                     if n not in given and "value" not in a and "valueFrom" not in a
                 )
-                unknown = sorted(given - declared.keys())
                 if missing:
                     out.append(
                         Finding("analysis-args", where, f"{tname} needs args {missing} it is not given")
                     )
-                if unknown:
-                    out.append(
-                        Finding(
-                            "analysis-args", where, f"passes args {unknown} that {tname} does not declare"
-                        )
+            unknown = sorted(given - declared_by_any)
+            if unknown and len(listed) == len(analysis.get("templates", [])):
+                out.append(
+                    Finding(
+                        "analysis-args",
+                        f"{ref(rollout)} {phase}",
+                        f"passes args {unknown} that no template declares",
                     )
+                )
     return out
 
 
@@ -345,7 +358,7 @@ def model_env(docs: list[Doc]) -> list[Finding]:
     out = []
     for where, model in _secret_readers(docs):
         names = [e.get("name") for e in model.get("env", [])]
-        if set(names) != VAULT_ENV or len(names) != len(set(names)):
+        if set(names) - VAULT_OPTIONAL_ENV != VAULT_ENV or len(names) != len(set(names)):
             out.append(
                 Finding(
                     "env",
