@@ -19,6 +19,10 @@ manifest's, unchanged:
   the test's Vault (the rendered local value is https://127.0.0.1:8200). podman 4.3 turns every
   containerPort into a host port mapping, which host networking refuses, so the model's `ports` list is
   dropped too (the probes keep `port: http` unchanged; podman cannot resolve it, see model_pod).
+- PLAIN HTTP: the local stack serves /predict in clear text (docs/security.md), so the model pod's TLS is
+  taken out: the BENTOML_CONFIG_OPTIONS variable that turns it on, the volume of the Certificate's Secret
+  (cert-manager's, which only a cluster has) and its mount, and the probes' `scheme: HTTPS`. The same
+  settings run with a certificate from the stack's CA in tests/integration/serving/test_predict_tls.py.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ import yaml
 
 from ci.ephemeral import MODEL_PORT, TOKEN_DIR, command_on_port
 from ci.podman import Podman
+from spira_core.tls import BENTOML_OVERRIDE_ENV, SERVING_TLS_DIR
 from spira_core.vault.settings import CA_FILE_NAME
 
 Doc = dict[str, Any]
@@ -88,6 +93,25 @@ def _pod(name: str, template: Doc, spec: Doc) -> Doc:
         },
         "spec": spec,
     }
+
+
+def _plain_http(spec: Doc, main: Doc, container: str) -> list[str]:
+    """Take the serving TLS out of the model container (module docstring); return what was removed."""
+    dropped = []
+    env = main.get("env", [])
+    if any(e.get("name") == BENTOML_OVERRIDE_ENV for e in env):
+        main["env"] = [e for e in env if e.get("name") != BENTOML_OVERRIDE_ENV]
+        dropped.append(f"containers[{container}].env[{BENTOML_OVERRIDE_ENV}] (TLS; plain HTTP here)")
+    tls_mounts = [m for m in main.get("volumeMounts", []) if m.get("mountPath") == SERVING_TLS_DIR]
+    for mount in tls_mounts:
+        main["volumeMounts"].remove(mount)
+        spec["volumes"] = [v for v in spec.get("volumes", []) if v.get("name") != mount["name"]]
+        dropped.append(f"volumes[{mount['name']}] and its mount (the Certificate's Secret)")
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        get = main.get(probe, {}).get("httpGet", {})
+        if get.pop("scheme", "HTTP") == "HTTPS":
+            dropped.append(f"containers[{container}].{probe}.httpGet.scheme")
+    return dropped
 
 
 def with_port(url: str, port: int) -> str:
@@ -158,6 +182,7 @@ def model_pod(
         raise KubePlayError("the manifest overrides the image's command; the port move expects it not to")
     main["args"] = command_on_port(list(image_cmd), port)
     _local_vault(spec, main, token_dir, vault_port, token_volume)
+    dropped.extend(_plain_http(spec, main, container))
     for volume in spec.get("volumes", []):
         if "persistentVolumeClaim" in volume:
             # the claim is the cluster's (a shared EFS volume); the one local pod spools in its own

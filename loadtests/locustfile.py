@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import gevent
+import gevent.ssl
 from locust import FastHttpUser, between, events, task
 from locust.exception import StopUser
 
@@ -212,8 +213,19 @@ def _write_on_quit(**_kwargs) -> None:
         _state.write()
 
 
+def verified_tls_context(**_ignored: Any) -> gevent.ssl.SSLContext:
+    """TLS to the candidate verified against the process's default trust: in a cluster the gate Job sets
+    SSL_CERT_FILE to the platform CA (the preview's certificate is cert-manager's, from that CA), so only
+    that CA is trusted. geventhttpclient would otherwise add certifi's public bundle (its `cafile`)."""
+    return gevent.ssl.create_default_context()
+
+
 class PhoneApp(FastHttpUser):
     """A phone app uploading one recording after another, with a short think time between them."""
+
+    # Locust's FastHttpUser skips certificate checks by default: an https candidate must prove who it is.
+    insecure = False
+    ssl_context_factory = staticmethod(verified_tls_context)
 
     wait_time = between(0.05, 0.2)
     # a slow candidate must show up as latency, not as client-side timeouts cutting requests short

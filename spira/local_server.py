@@ -121,12 +121,14 @@ def start_local_server(
     wait_path: str = "/readyz",
     service: str = "serving.service:Spira",
     stack_home: Path | None = None,
+    https_ca: Path | None = None,
 ) -> LocalServer:
     """Start `bentoml serve <service>` on 127.0.0.1 and wait until `wait_path` answers 200 (/livez: up,
     ready or not, for a test of a server that must not become ready; another service: a benchmark's).
     With `stack_home`, the server is registered in that local stack as a consumer of serving's secret
     (`spira secrets rotate --env local` waits for its version gauge) and a target of its Prometheus, from
-    its start until `stop`."""
+    its start until `stop`. With `https_ca`, the server listens with TLS (its env carries the certificate,
+    spira_core.tls.bentoml_ssl_options) and is polled over https trusting only that CA."""
     port = port or free_port()
     bentoml = str(Path(sys.executable).parent / "bentoml")
     proc = ManagedProcess(
@@ -138,7 +140,8 @@ def start_local_server(
         cwd=REPO,
     )
     proc.start()
-    server = LocalServer(f"http://127.0.0.1:{port}", proc, env, stack_home)
+    scheme = "https" if https_ca is not None else "http"
+    server = LocalServer(f"{scheme}://127.0.0.1:{port}", proc, env, stack_home)
     if stack_home is not None:
         from spira.stack.consumers import Registration, register
 
@@ -154,7 +157,7 @@ def start_local_server(
             raise LocalServerError(
                 f"bentoml serve {proc.describe_exit()} during start-up:\n{proc.log_tail(40)}"
             )
-        if http_status(f"{server.url}{wait_path}") == 200:
+        if http_status(f"{server.url}{wait_path}", ca=https_ca) == 200:
             return server
         time.sleep(0.5)
     server.stop()

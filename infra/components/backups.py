@@ -53,7 +53,9 @@ def login_script(snapshot: bool) -> str:
         'endpoint="$(vault kv get -mount="$mount" -field=s3_endpoint "$path")"',
         'access="$(vault kv get -mount="$mount" -field=s3_access_key "$path")"',
         'secret="$(vault kv get -mount="$mount" -field=s3_secret_key "$path")"',
-        f"mkdir -p {CREDS_DIR}/mc",
+        f"mkdir -p {CREDS_DIR}/mc/certs/CAs",
+        # mc trusts the CAs in <config-dir>/certs/CAs: the platform CA, which signs the object store's https
+        f"cp {TOKEN_DIR}/ca.crt {CREDS_DIR}/mc/certs/CAs/platform-ca.crt",
         'printf \'{"version":"10","aliases":{"' + MC_ALIAS + '":{"url":"%s","accessKey":"%s",'
         '"secretKey":"%s","api":"s3v4","path":"on"}}}\\n\' '
         f'"$endpoint" "$access" "$secret" > {CREDS_DIR}/mc/config.json',

@@ -9,25 +9,33 @@ chart does not run)."""
 
 from __future__ import annotations
 
+import posixpath
 from dataclasses import dataclass
 
 import pulumi
+import pulumi_kubernetes as k8s
 
 from infra.components.helm import pinned_release
 from infra.environments import declared
-from infra.monitoring import chart_values
+from infra.monitoring import chart_values, declaration
 
 ADDRESS = declared().service("prometheus")
+# The platform CA the model pods' certificates chain to (Vault's CA), as the ConfigMap the workload
+# namespaces get (infra/environments.yaml vault_ca), mounted where the scrape jobs' cluster_ca_file is.
+CA_FILES = {posixpath.dirname(job["cluster_ca_file"]) for job in declaration()["jobs"]}
 
 
 @dataclass(frozen=True)
 class MonitoringArgs:
     storage_class: str
     volume_size: str
+    platform_ca_pem: pulumi.Input[str]
 
 
 def prometheus_values(storage_class: str, volume_size: str) -> dict:
     declared_values = chart_values()
+    (ca_dir,) = CA_FILES
+    ca = declared().vault_ca
     return {
         # Only the server: no alerting stack here.
         "alertmanager": {"enabled": False},
@@ -36,6 +44,15 @@ def prometheus_values(storage_class: str, volume_size: str) -> dict:
             "persistentVolume": {"enabled": True, "size": volume_size, "storageClass": storage_class},
             "service": {"servicePort": ADDRESS.port},
             "retention": "15d",
+            # https targets are verified against the platform CA only (infra/monitoring/scrape.yaml)
+            "extraConfigmapMounts": [
+                {
+                    "name": "platform-ca",
+                    "mountPath": ca_dir,
+                    "configMap": ca.configmap,
+                    "readOnly": True,
+                }
+            ],
             **declared_values["server"],
         },
         "serverFiles": declared_values["serverFiles"],
@@ -51,12 +68,22 @@ class Monitoring(pulumi.ComponentResource):
                 f"infra/environments.yaml: the prometheus chart names its Service {ADDRESS.release}-server, "
                 f"not {ADDRESS.service}"
             )
+        child = pulumi.ResourceOptions(parent=self)
+        # The namespace and the CA's ConfigMap before the chart, whose server mounts it.
+        namespace = k8s.core.v1.Namespace(f"{name}-ns", metadata={"name": ADDRESS.namespace}, opts=child)
+        table = declared()
+        platform_ca = k8s.core.v1.ConfigMap(
+            f"{name}-{table.vault_ca.configmap}",
+            metadata={"name": table.vault_ca.configmap, "namespace": namespace.metadata.name},
+            data={table.vault_ca.key: args.platform_ca_pem},
+            opts=child,
+        )
         self.release = pinned_release(
             str(ADDRESS.release),
             "prometheus",
             ADDRESS.namespace,
             prometheus_values(args.storage_class, args.volume_size),
-            pulumi.ResourceOptions(parent=self),
+            pulumi.ResourceOptions(parent=self, depends_on=[platform_ca]),
         )
         self.address = ADDRESS.url
         self.register_outputs({"address": self.address})

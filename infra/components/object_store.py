@@ -16,6 +16,7 @@ import pulumi_random as random
 import pulumi_vault as vault
 
 from infra import contracts
+from infra.components import certificates
 from infra.components.helm import pinned_release
 from infra.components.vault import VaultSecrets
 from infra.config import ObjectStoreSettings
@@ -29,6 +30,9 @@ RELEASE = str(declared().services["objectstore"]["release"])
 ROOT_SECRET = "objectstore-root"
 # MinIO's erasure coding needs at least 4 drives; below that it runs standalone.
 MINIO_DISTRIBUTED_FROM = 4
+# The S3 API's certificate (cert-manager, platform CA): its Secret, and where SeaweedFS's S3 pod mounts it.
+TLS_SECRET = "objectstore-s3-tls"
+SEAWEEDFS_TLS_DIR = "/etc/spira-tls"
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,8 @@ class ObjectStoreArgs:
     settings: ObjectStoreSettings
     storage_class: str
     secrets: VaultSecrets | None
+    # cert-manager's issuer: with it the S3 API serves https only (infra/environments.yaml scheme https)
+    tls: certificates.PlatformTls | None = None
 
 
 def minio_values(
@@ -44,6 +50,7 @@ def minio_values(
     storage_class: str,
     buckets: tuple[str, ...],
     versioned: frozenset[str] = frozenset(),
+    tls_secret: str | None = None,
 ) -> dict:
     repo, tag = contracts.image_parts("minio")
     mc_repo, mc_tag = contracts.image_parts("minio-mc")
@@ -65,6 +72,21 @@ def minio_values(
         "users": [],
         "svcaccts": [],
         "policies": [],
+        # TLS with the Certificate's Secret (cert-manager's keys: tls.crt, tls.key); the chart's bucket job
+        # trusts the CA in the same Secret (ca.crt).
+        **(
+            {
+                "tls": {
+                    "enabled": True,
+                    "certSecret": tls_secret,
+                    "publicCrt": "tls.crt",
+                    "privateKey": "tls.key",
+                },
+                "trustedCertsSecret": tls_secret,
+            }
+            if tls_secret
+            else {}
+        ),
     }
 
 
@@ -73,6 +95,7 @@ def seaweedfs_values(
     storage_class: str,
     buckets: tuple[str, ...],
     versioned: frozenset[str] = frozenset(),
+    tls_secret: str | None = None,
 ) -> dict:
     repo, tag = contracts.image_parts("seaweedfs")
     volume = {"type": "persistentVolumeClaim", "size": s.volume_size, "storageClass": storage_class}
@@ -96,8 +119,37 @@ def seaweedfs_values(
                 {"name": b, "anonymousRead": False, **({"versioning": "Enabled"} if b in versioned else {})}
                 for b in buckets
             ],
+            **(_seaweedfs_s3_tls(tls_secret) if tls_secret else {}),
         },
     }
+
+
+def _seaweedfs_s3_tls(secret: str) -> dict:
+    """`weed s3` with -cert.file/-key.file and no -port.https serves its one port over TLS only (chart
+    4.0.401 without global.enableSecurity, which would add the chart's own CA and a second, plain port);
+    the probes follow (this chart version reads the probe's `scheme` beside httpGet, newer ones inside)."""
+    probe = {"scheme": "HTTPS", "httpGet": {"path": "/status", "scheme": "HTTPS"}}
+    return {
+        # the chart's default extra argument, kept
+        "extraArgs": [
+            "-idleTimeout=30",
+            f"-cert.file={SEAWEEDFS_TLS_DIR}/tls.crt",
+            f"-key.file={SEAWEEDFS_TLS_DIR}/tls.key",
+        ],
+        # the chart takes these two as YAML strings
+        "extraVolumes": f"- name: s3-tls\n  secret:\n    secretName: {secret}\n",
+        "extraVolumeMounts": f"- name: s3-tls\n  mountPath: {SEAWEEDFS_TLS_DIR}\n  readOnly: true\n",
+        "readinessProbe": probe,
+        "livenessProbe": probe,
+    }
+
+
+def s3_certificate(service: str) -> dict:
+    """The S3 Service's Certificate (platform CA) into TLS_SECRET."""
+    labels = {"app.kubernetes.io/name": "objectstore", "app.kubernetes.io/component": "s3"}
+    return certificates.certificate(
+        TLS_SECRET, NAMESPACE, certificates.service_dns_names(service, NAMESPACE), labels
+    )
 
 
 class ObjectStore(pulumi.ComponentResource):
@@ -112,9 +164,10 @@ class ObjectStore(pulumi.ComponentResource):
         buckets = tuple(declared().buckets(args.environment).values())
         versioned = frozenset(b.bucket for b in retention().buckets(args.environment) if b.versioned)
 
+        tls_secret = TLS_SECRET if args.tls is not None else None
         if engine == "minio":
             data = {"rootUser": access_key.result, "rootPassword": secret_key.result}
-            values = minio_values(args.settings, args.storage_class, buckets, versioned)
+            values = minio_values(args.settings, args.storage_class, buckets, versioned, tls_secret)
         else:
             identities = pulumi.Output.all(access_key.result, secret_key.result).apply(
                 lambda k: json.dumps(
@@ -130,7 +183,7 @@ class ObjectStore(pulumi.ComponentResource):
                 )
             )
             data = {"seaweedfs_s3_config": identities}
-            values = seaweedfs_values(args.settings, args.storage_class, buckets, versioned)
+            values = seaweedfs_values(args.settings, args.storage_class, buckets, versioned, tls_secret)
 
         ns = k8s.core.v1.Namespace(f"{name}-ns", metadata={"name": NAMESPACE}, opts=child)
         root = k8s.core.v1.Secret(
@@ -139,12 +192,17 @@ class ObjectStore(pulumi.ComponentResource):
             string_data=data,
             opts=child,
         )
+        before: list[pulumi.Resource] = [root]
+        if args.tls is not None:
+            address = declared().service("objectstore", engine)
+            body = s3_certificate(address.service)
+            before.append(args.tls.certificate(f"{name}-s3-tls", body, depends_on=[ns]))
         self.release = pinned_release(
             RELEASE,
             engine,
             NAMESPACE,
             values,
-            pulumi.ResourceOptions(parent=self, depends_on=[root]),
+            pulumi.ResourceOptions(parent=self, depends_on=before),
         )
         if args.secrets is not None:
             vault.kv.SecretV2(

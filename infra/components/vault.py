@@ -175,6 +175,8 @@ class Vault(pulumi.ComponentResource):
             RELEASE, "vault", NAMESPACE, values, pulumi.ResourceOptions(parent=self, depends_on=[tls_secret])
         )
         self.ca_cert_pem = self.ca.cert_pem
+        # The same CA issues the in-cluster Services' certificates through cert-manager (certificates.py).
+        self.ca_key_pem = pulumi.Output.secret(ca_key.private_key_pem)
         self.secrets: VaultSecrets | None = None
         if args.settings.configured:
             self.secrets = self._configure(name, args)

@@ -14,6 +14,8 @@ SCRAPE_FILE = HERE / "scrape.yaml"
 RULES_FILE = HERE / "spira-rules.yaml"
 # where a Kubernetes pod names its metrics endpoint (the model Rollout's pod template carries these)
 POD_ANNOTATIONS = ("prometheus.io/scrape", "prometheus.io/port", "prometheus.io/path")
+# http or https (the model pods: TLS with a certificate from the platform CA, the job's cluster_ca_file)
+SCHEME_ANNOTATION = "prometheus.io/scheme"
 # the Kubernetes discovery labels each declared target label comes from
 POD_META = {"namespace": "__meta_kubernetes_namespace", "pod": "__meta_kubernetes_pod_name"}
 
@@ -43,7 +45,8 @@ def _annotation_label(annotation: str) -> str:
 
 def cluster_scrape_configs() -> list[dict[str, Any]]:
     """The jobs for the cluster's Prometheus: pods found through the Kubernetes API, kept when annotated
-    prometheus.io/scrape "true", scraped at their annotated port and path, labelled `target_labels`."""
+    prometheus.io/scrape "true", scraped at their annotated port, path and scheme (https verified against
+    the platform CA only, the job's `cluster_ca_file`), labelled `target_labels`."""
     scrape, port, path = (_annotation_label(a) for a in POD_ANNOTATIONS)
     jobs = []
     for job in declaration()["jobs"]:
@@ -59,6 +62,12 @@ def cluster_scrape_configs() -> list[dict[str, Any]]:
                 "regex": "(.+)",
             },
             {
+                "source_labels": [_annotation_label(SCHEME_ANNOTATION)],
+                "action": "replace",
+                "target_label": "__scheme__",
+                "regex": "(https?)",
+            },
+            {
                 "source_labels": ["__address__", port],
                 "action": "replace",
                 "regex": r"([^:]+)(?::\d+)?;(\d+)",
@@ -70,7 +79,14 @@ def cluster_scrape_configs() -> list[dict[str, Any]]:
                 for label in job["target_labels"]
             ),
         ]
-        jobs.append({**_common(job), "kubernetes_sd_configs": [{"role": "pod"}], "relabel_configs": relabel})
+        jobs.append(
+            {
+                **_common(job),
+                "kubernetes_sd_configs": [{"role": "pod"}],
+                "relabel_configs": relabel,
+                "tls_config": {"ca_file": job["cluster_ca_file"], "insecure_skip_verify": False},
+            }
+        )
     return jobs
 
 

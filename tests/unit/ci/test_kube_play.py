@@ -18,6 +18,13 @@ from ci.kube_play import (
     with_port,
 )
 from spira.manifests.render import render_docs
+from spira_core.tls import (
+    BENTOML_OVERRIDE_ENV,
+    SERVING_CERT,
+    SERVING_KEY,
+    SERVING_TLS_DIR,
+    bentoml_ssl_options,
+)
 
 MODEL_REF = "127.0.0.1:5000/spira/model@sha256:" + "ab" * 32
 LOADTEST_REF = "127.0.0.1:5000/spira/loadtest@sha256:" + "cd" * 32
@@ -46,7 +53,7 @@ def model(docs):
     )
 
 
-def test_the_model_pod_drops_exactly_the_gpu_scheduling_fields_the_ports_and_the_spool_claim(docs, model):
+def test_the_model_pod_drops_exactly_the_gpu_scheduling_ports_spool_claim_and_serving_tls(docs, model):
     pod, dropped = model
     assert sorted(dropped) == sorted(
         [
@@ -56,6 +63,11 @@ def test_the_model_pod_drops_exactly_the_gpu_scheduling_fields_the_ports_and_the
             f"containers[model].resources.limits.{GPU_RESOURCE}",
             "containers[model].ports",
             "volumes[archive-spool].persistentVolumeClaim (an emptyDir here)",
+            f"containers[model].env[{BENTOML_OVERRIDE_ENV}] (TLS; plain HTTP here)",
+            "volumes[serving-tls] and its mount (the Certificate's Secret)",
+            "containers[model].startupProbe.httpGet.scheme",
+            "containers[model].readinessProbe.httpGet.scheme",
+            "containers[model].livenessProbe.httpGet.scheme",
         ]
     )
     spec, rendered = pod["spec"], rendered_template(docs)["spec"]
@@ -79,10 +91,14 @@ def test_the_model_pod_keeps_env_security_probes_volumes_and_metadata_unchanged(
     assert spec["securityContext"]["runAsUser"] == 10001
     assert main["securityContext"] == rmain["securityContext"]
     assert main["securityContext"]["readOnlyRootFilesystem"] is True
+    # The probes are the manifest's over plain HTTP (the local stack's; the manifest's are HTTPS).
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert rmain[probe]["httpGet"].pop("scheme") == "HTTPS"
         assert main[probe] == rmain[probe]
     assert readiness_path(pod) == "/readyz"
-    assert main["volumeMounts"] == rmain["volumeMounts"]
+    tls_mount = {"name": "serving-tls", "mountPath": SERVING_TLS_DIR, "readOnly": True}
+    assert main["volumeMounts"] == [m for m in rmain["volumeMounts"] if m != tls_mount]
+    assert tls_mount in rmain["volumeMounts"]
     assert main["imagePullPolicy"] == rmain["imagePullPolicy"] == "Always"
     for key in ("serviceAccountName", "automountServiceAccountToken", "terminationGracePeriodSeconds"):
         assert spec[key] == rendered[key]
@@ -90,6 +106,8 @@ def test_the_model_pod_keeps_env_security_probes_volumes_and_metadata_unchanged(
     for v in rendered["volumes"]:
         if "persistentVolumeClaim" in v:  # the cluster's shared spool: the one local pod's emptyDir
             assert volumes[v["name"]] == {"name": v["name"], "emptyDir": {}}
+        elif v["name"] == "serving-tls":
+            assert v["secret"]["secretName"] == "spira-model-tls" and v["name"] not in volumes
         elif v["name"] != "vault-token":
             assert volumes[v["name"]] == v and "emptyDir" in v
     assert pod["metadata"]["labels"] == template["metadata"]["labels"]
@@ -98,7 +116,9 @@ def test_the_model_pod_keeps_env_security_probes_volumes_and_metadata_unchanged(
     # Env: the same three names; ROLE and SECRET_PATH unchanged, VAULT_ADDR only on the test Vault's port.
     env = {e["name"]: e["value"] for e in main["env"]}
     renv = {e["name"]: e["value"] for e in rmain["env"]}
-    assert list(env) == list(renv) == ["VAULT_ADDR", "VAULT_ROLE", "VAULT_SECRET_PATH"]
+    assert list(env) == ["VAULT_ADDR", "VAULT_ROLE", "VAULT_SECRET_PATH"]
+    assert list(renv) == [*env, BENTOML_OVERRIDE_ENV]
+    assert renv[BENTOML_OVERRIDE_ENV] == bentoml_ssl_options(SERVING_CERT, SERVING_KEY)
     assert env["VAULT_ROLE"] == renv["VAULT_ROLE"] and env["VAULT_SECRET_PATH"] == renv["VAULT_SECRET_PATH"]
     assert renv["VAULT_ADDR"] == "https://127.0.0.1:8200" and env["VAULT_ADDR"] == "https://127.0.0.1:28200"
 

@@ -12,6 +12,7 @@ import yaml
 
 from infra.monitoring import (
     POD_ANNOTATIONS,
+    SCHEME_ANNOTATION,
     cluster_scrape_configs,
     declaration,
     local_prometheus_config,
@@ -21,7 +22,8 @@ from infra.offline import Plan
 from tests.fakes.infra import where
 
 REPO = Path(__file__).resolve().parents[3]
-DISCOVERY = {"kubernetes_sd_configs", "relabel_configs", "file_sd_configs"}
+# how targets are found, and the cluster's TLS trust (its targets serve https; local ones plain http)
+DISCOVERY = {"kubernetes_sd_configs", "relabel_configs", "file_sd_configs", "tls_config"}
 
 
 def _promtool_check_config(config: dict, tmp_path: Path) -> subprocess.CompletedProcess:
@@ -54,6 +56,20 @@ def test_the_model_pods_carry_the_annotations_the_cluster_job_keeps_and_the_decl
     scrape, port, path = POD_ANNOTATIONS
     assert annotations[scrape] == "true" and annotations[port].isdigit()
     assert annotations[path] == declaration()["jobs"][0]["metrics_path"]
+
+
+def test_the_cluster_job_scrapes_the_model_pods_over_https_trusting_only_the_platform_ca() -> None:
+    rollout = yaml.safe_load((REPO / "argocd" / "base" / "model-rollout.yaml").read_text())
+    template = rollout["spec"]["template"]
+    assert template["metadata"]["annotations"][SCHEME_ANNOTATION] == "https"
+    probe = template["spec"]["containers"][0]["readinessProbe"]["httpGet"]
+    assert probe["scheme"] == "HTTPS"
+    for job, declared in zip(cluster_scrape_configs(), declaration()["jobs"], strict=True):
+        scheme = [r for r in job["relabel_configs"] if r.get("target_label") == "__scheme__"]
+        assert scheme and scheme[0]["source_labels"] == [
+            "__meta_kubernetes_pod_annotation_prometheus_io_scheme"
+        ]
+        assert job["tls_config"] == {"ca_file": declared["cluster_ca_file"], "insecure_skip_verify": False}
 
 
 def test_the_local_config_passes_promtool(tmp_path: Path) -> None:
