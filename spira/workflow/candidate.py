@@ -24,6 +24,43 @@ class CandidateError(RuntimeError):
     pass
 
 
+def train_key(train_outcome: Mapping[str, Any]) -> str:
+    """The train stage's key from its step's outcome (where the bundle is in the object store)."""
+    keys = [s["key"] for s in train_outcome.get("stages", []) if s.get("stage") == "train"]
+    if not keys:
+        raise CandidateError("the train outcome has no train stage (is it the train step's --json-out?)")
+    return str(keys[0])
+
+
+def model_pin(store: Any, key: str, name: str, version: str, run_id: str) -> dict[str, str]:
+    """serving/model.lock.json for the candidate: the bundle's location in the object store and its
+    sha256, computed from the stored files (what `spira bento fetch` checks in CI)."""
+    import tempfile
+    from pathlib import Path
+
+    from spira_core.model import bundle_digest
+    from training.artifacts import find_output
+
+    output = find_output(store, "train", key)
+    if output is None:
+        raise CandidateError(f"train/{key} is not in the object store")
+    folder = "model/"
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in (n for n in output.manifest["files"] if n.startswith(folder)):
+            path = Path(tmp) / n.removeprefix(folder)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(output.read(n))
+        digest = bundle_digest(tmp)
+    return {
+        "bundle_key": f"train/{key}/model",
+        "bundle_sha256": digest,
+        "mlflow_version": version,
+        "name": name,
+        "resolved_from": "candidate",
+        "run_id": run_id,
+    }
+
+
 def candidate_payload(env: str, outcome: Mapping[str, Any]) -> dict[str, Any] | None:
     """The dispatch's client_payload when publish registered a new candidate in this run; None when it
     did not (not a candidate, or publish reused an output registered by an earlier run)."""
@@ -37,6 +74,7 @@ def candidate_payload(env: str, outcome: Mapping[str, Any]) -> dict[str, Any] | 
         "environment": env,
         "model_name": str(publish["model_name"]),
         "model_version": str(publish["version"]),
+        "run_id": str(publish.get("run_id", "")),
         "publish_key": str(stages["publish"]["key"]),
     }
 
@@ -83,9 +121,29 @@ def dispatcher_from_vault() -> Dispatcher:
     return GitHubDispatcher(secret["github_repository"], secret["github_dispatch_token"])
 
 
-def dispatch_from_outcome(env: str, outcome: Mapping[str, Any], dispatcher: Dispatcher | None = None) -> str:
+def dispatch_from_outcome(
+    env: str,
+    outcome: Mapping[str, Any],
+    train_outcome: Mapping[str, Any],
+    dispatcher: Dispatcher | None = None,
+    store: Any = None,
+) -> str:
+    """Dispatch the candidate with its model pin (`pin` in the payload: the content of
+    serving/model.lock.json); `store` is the training object store (from Vault when None)."""
     payload = candidate_payload(env, outcome)
     if payload is None:
         return "no new candidate: nothing to deliver"
+    store = store if store is not None else store_from_vault()
+    key = train_key(train_outcome)
+    payload["pin"] = model_pin(store, key, payload["model_name"], payload["model_version"], payload["run_id"])
     (dispatcher or dispatcher_from_vault()).dispatch(EVENT_TYPE, payload)
     return f"dispatched {EVENT_TYPE}: {payload['model_name']} version {payload['model_version']} → staging"
+
+
+def store_from_vault() -> Any:
+    """The training object store, with the training secret's key (VAULT_* of the step's container)."""
+    from training.adapters.s3 import S3ArtifactStore
+    from training.wiring import load_settings
+
+    s = load_settings()
+    return S3ArtifactStore(s["s3_endpoint"], s["s3_access_key"], s["s3_secret_key"], s["features_bucket"])

@@ -55,13 +55,18 @@ def render(
 def candidate(
     env: Annotated[str, typer.Option("--env", help="the environment the workflow trained in")],
     outcome: Annotated[str, typer.Option("--outcome", help="publish's outcome JSON (text or a file)")],
+    train_outcome: Annotated[
+        str, typer.Option("--train-outcome", help="train's outcome JSON (text or a file)")
+    ],
 ) -> None:
     """After publish: when it registered a new candidate, ask GitHub to open the change to staging."""
     from spira.workflow.candidate import CandidateError, dispatch_from_outcome
 
-    text = Path(outcome).read_text() if not outcome.lstrip().startswith("{") else outcome
+    def read(value: str) -> dict:
+        return json.loads(value if value.lstrip().startswith("{") else Path(value).read_text())
+
     try:
-        message = dispatch_from_outcome(env, json.loads(text))
+        message = dispatch_from_outcome(env, read(outcome), read(train_outcome))
     except (CandidateError, ValueError) as exc:
         console.print(f"[bold red]error:[/] {exc}")
         raise typer.Exit(code=2) from exc

@@ -167,9 +167,19 @@ def check_template(env: str, image: str) -> dict[str, Any]:
 
 def candidate_template(env: str, image: str) -> dict[str, Any]:
     """After publish: when it registered a new candidate, dispatch the change to staging (GitHub)."""
-    command = ["spira", "workflow", "candidate", "--env", env, "--outcome", "{{inputs.parameters.outcome}}"]
+    command = [
+        "spira",
+        "workflow",
+        "candidate",
+        "--env",
+        env,
+        "--outcome",
+        "{{inputs.parameters.outcome}}",
+        "--train-outcome",
+        "{{inputs.parameters.train-outcome}}",
+    ]
     template = _step(CANDIDATE, env, image, command, training_workflow().defaults, gpu=False)
-    template["inputs"] = {"parameters": [{"name": "outcome"}]}
+    template["inputs"] = {"parameters": [{"name": "outcome"}, {"name": "train-outcome"}]}
     return template
 
 
@@ -193,7 +203,8 @@ def dag_template(stages: tuple[Any, ...]) -> dict[str, Any]:
             "dependencies": [last],
             "arguments": {
                 "parameters": [
-                    {"name": "outcome", "value": f"{{{{tasks.{last}.outputs.parameters.outcome}}}}"}
+                    {"name": "outcome", "value": f"{{{{tasks.{last}.outputs.parameters.outcome}}}}"},
+                    {"name": "train-outcome", "value": "{{tasks.train.outputs.parameters.outcome}}"},
                 ]
             },
         }
