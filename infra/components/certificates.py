@@ -1,15 +1,16 @@
 """In-cluster TLS (docs/security.md): cert-manager (jetstack chart, pinned in infra/charts.yaml) issues the
-certificates of the Services that carry patient data (/predict, the object store's S3 API, NATS) from the
-platform CA, and renews them before they expire.
+certificates of the Services that carry patient data (/predict, the object store's S3 API) from the
+platform CA, and renews them before they expire. NATS is next: its chart's `config.nats.tls` with a
+Certificate from `certificate` here, once its clients take a TLS context (docs/security.md).
 
 The platform CA is the private CA of Vault's certificate (infra/components/vault.py): every workload
 already trusts it and only it (the vault-ca ConfigMap beside its projected token), so a client verifies
-the model, the object store and NATS with the file it verifies Vault with. The CA's key reaches
+the model and the object store with the file it verifies Vault with. The CA's key reaches
 cert-manager as the Secret of a ClusterIssuer of type `ca`, in cert-manager's own namespace, and nowhere
-else. The model's Certificate is a manifest (argocd/base/model-certificate.yaml, issuerRef = ISSUER); the
-object store's and NATS's are created here, next to their charts, which mount the Secrets cert-manager
-writes (tls.crt, tls.key, ca.crt). Every body below is validated against the vendored upstream CRD
-schemas (spira/manifests/crds/certificate.yaml, clusterissuer.yaml) by tests/unit/infra/test_in_cluster_tls.py.
+else. The model's Certificate is a manifest (argocd/base/model-certificate.yaml, issuerRef = ISSUER).
+The object store's is created here (ObjectStore asks for it) before its chart, which mounts the Secret
+cert-manager writes (tls.crt, tls.key, ca.crt). Every body below is validated against the vendored
+upstream CRD schemas (spira/manifests/crds/) by tests/unit/infra/test_in_cluster_tls.py.
 """
 
 from __future__ import annotations
