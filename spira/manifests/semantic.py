@@ -24,6 +24,10 @@ VAULT_ENV = frozenset({"VAULT_ADDR", "VAULT_ROLE", "VAULT_SECRET_PATH"})
 # A secret reader that is also a client of /predict (the clinical gate's Job) names its client role: a role
 # name (infra/vault/clients.py), not a secret, logged in with the same projected token.
 VAULT_OPTIONAL_ENV = frozenset({"VAULT_PREDICT_ROLE"})
+# The model's TLS (spira_core/tls.py): BentoML's override of its `ssl` settings, naming the files of the
+# mounted Certificate Secret. A literal, and only ssl keys: no secret or setting travels this way.
+SSL_OVERRIDE_ENV = "BENTOML_CONFIG_OPTIONS"
+SSL_OVERRIDE_PREFIX = "services.spira.ssl."
 # BentoML writes its home (BENTOML_HOME) and Python/torch write /tmp; with a read-only root filesystem
 # both must be emptyDir mounts or the server cannot start.
 MODEL_WRITABLE_DIRS = ("/home/bentoml", "/tmp")
@@ -358,7 +362,7 @@ def model_env(docs: list[Doc]) -> list[Finding]:
     out = []
     for where, model in _secret_readers(docs):
         names = [e.get("name") for e in model.get("env", [])]
-        if set(names) - VAULT_OPTIONAL_ENV != VAULT_ENV or len(names) != len(set(names)):
+        if set(names) - VAULT_OPTIONAL_ENV - {SSL_OVERRIDE_ENV} != VAULT_ENV or len(names) != len(set(names)):
             out.append(
                 Finding(
                     "env",
@@ -369,6 +373,13 @@ def model_env(docs: list[Doc]) -> list[Finding]:
             )
         if model.get("envFrom"):
             out.append(Finding("env", where, "envFrom would add variables beyond the Vault three"))
+        for e in model.get("env", []):
+            if e.get("name") == SSL_OVERRIDE_ENV:
+                keys = [item.split("=", 1)[0] for item in str(e.get("value", "")).split()]
+                if not keys or any(not k.startswith(SSL_OVERRIDE_PREFIX) for k in keys):
+                    out.append(
+                        Finding("env", where, f"{SSL_OVERRIDE_ENV} may set only {SSL_OVERRIDE_PREFIX}* (TLS)")
+                    )
         for e in model.get("env", []):
             if "valueFrom" in e:
                 out.append(Finding("env", where, f"{e.get('name')} reads a valueFrom; only literal values"))

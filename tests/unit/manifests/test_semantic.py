@@ -153,6 +153,14 @@ def test_an_env_var_beyond_the_vault_three_is_caught(extra):
     assert any("[env]" in f and extra["name"] in f for f in findings(rendered))
 
 
+def test_the_tls_override_may_carry_only_bentomls_ssl_settings():
+    rendered = docs()
+    (tls,) = [e for e in model(rendered)["env"] if e["name"] == "BENTOML_CONFIG_OPTIONS"]
+    assert not any("[env]" in f for f in findings(rendered))
+    tls["value"] += " services.spira.traffic.timeout=600"
+    assert any("[env]" in f and "services.spira.ssl." in f for f in findings(rendered))
+
+
 def test_env_from_a_secret_is_caught():
     rendered = docs()
     model(rendered)["envFrom"] = [{"secretRef": {"name": "s3"}}]
