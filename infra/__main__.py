@@ -19,10 +19,10 @@ from infra.components.backups import BackupJobs, BackupJobsArgs
 from infra.components.device_plugin import DevicePlugin, DevicePluginArgs
 from infra.components.mlflow import Mlflow, MlflowArgs
 from infra.components.monitoring import Monitoring, MonitoringArgs
+from infra.components.network import NetworkPolicies, NetworkPoliciesArgs
 from infra.components.object_store import ObjectStore, ObjectStoreArgs
 from infra.components.queue import Queue, QueueArgs
 from infra.components.workloads import Workloads, WorkloadsArgs
-from infra.environments import declared
 
 cfg = config.load()
 
@@ -75,8 +75,6 @@ mlflow = Mlflow(
         database=platform.database,
         vault_ca_pem=vault.ca_cert_pem,
         namespace=workloads.namespace,
-        database_cidr=cfg.vpc_cidr,
-        object_store_port=declared().service("objectstore", cfg.object_store.engine).port,
         secrets=vault.secrets,
     ),
     on_cluster,
@@ -92,6 +90,17 @@ queue = Queue(
         volume_size=cfg.nats_volume_size,
     ),
     on_cluster,
+)
+
+# Default deny in every namespace the program owns, and the flows infra/environments.yaml declares (the
+# workload namespace's own default deny and its workloads' policies are argocd/base's).
+NetworkPolicies(
+    "network",
+    NetworkPoliciesArgs(engine=cfg.object_store.engine, vpc_cidr=cfg.vpc_cidr),
+    pulumi.ResourceOptions(
+        providers={"kubernetes": platform.kube_provider},
+        depends_on=[vault, workloads, monitoring, store, mlflow, queue],
+    ),
 )
 
 pulumi.export("clusterName", platform.cluster_name)

@@ -121,6 +121,8 @@ class Declaration:
     queue_settings: QueueSettings | None = None
     # (bucket secret key, key prefix) of the promotion evidence bundles
     evidence: tuple[str, str] | None = None
+    # Who may talk to whom (the `network` section as written; infra/network.py reads it).
+    network: dict[str, Any] = field(default_factory=dict)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -225,6 +227,7 @@ def parse(raw: Any) -> Declaration:
             access=_access(raw.get("object_store_access") or {}, bucket_suffixes),
             queue_settings=_queue(raw["queue"], environments) if raw.get("queue") else None,
             evidence=_evidence(raw.get("evidence"), bucket_suffixes),
+            network=dict(raw.get("network") or {}),
         )
     except (KeyError, TypeError, AttributeError) as exc:
         raise DeclarationError(f"infra/environments.yaml lacks {exc}") from exc

@@ -3,9 +3,9 @@ S3 credentials read from Vault at run time by the Vault agent (the layout's `mlf
 
 Behind authentication (MLflow's `basic-auth` app: users and permissions in the same Postgres, the admin
 password from pulumi-random, also written to Vault at `spira/<env>/mlflow-admin` from which `spira secrets
-seed` creates each workload's MLflow user, no permission by default) and a NetworkPolicy that admits only
-the client namespaces infra/environments.yaml names and lets it reach only DNS, Vault, the object store and
-Postgres."""
+seed` creates each workload's MLflow user, no permission by default). Its NetworkPolicy (the training
+jobs in, DNS, Vault, the object store and Postgres out) is rendered with every other one from
+infra/environments.yaml `network` (infra/components/network.py)."""
 
 from __future__ import annotations
 
@@ -38,8 +38,6 @@ AUTH_DIR = "/etc/mlflow-auth"
 AUTH_FILE = "basic_auth.ini"
 FLASK_SECRET_KEY = "flask_secret_key"
 ADMIN_USER = "admin"
-POSTGRES_PORT = 5432
-DNS = {"namespace": "kube-system", "labels": {"k8s-app": "kube-dns"}}
 S3_ENV_FILE = "s3.env"
 
 
@@ -51,10 +49,6 @@ class MlflowArgs:
     vault_ca_pem: pulumi.Input[str]
     # The workload namespace (created with the Vault CA ConfigMap by the Workloads component).
     namespace: pulumi.Input[str]
-    # Where the database lives (the VPC): the only address range MLflow may open Postgres connections to.
-    database_cidr: str
-    # The object store's S3 port (the engine's), which MLflow's artifact proxy reaches.
-    object_store_port: int
     # Where the admin credential is written for operators (`spira/<env>/mlflow-admin`), from which
     # `spira secrets seed` creates the workloads' MLflow users; None: not written (plans without Vault).
     secrets: VaultSecrets | None = None
@@ -85,41 +79,6 @@ def auth_config(database_uri: str, admin_password: str) -> str:
         f"admin_password = {admin_password.replace('%', '%%')}\n"
         "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
     )
-
-
-def network_policy_spec(labels: dict[str, str], database_cidr: str, object_store_port: int) -> dict:
-    """Ingress on MLflow's port from the declared client namespaces only; egress to DNS, Vault (the agent),
-    the object store and Postgres, nothing else (no instance metadata, no internet)."""
-    table = declared()
-    clients = table.services["mlflow"]["clients"]
-    vault = table.service("vault")
-    store_ns = table.services["objectstore"]["namespace"]
-
-    def namespace(name: str) -> dict:
-        return {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": name}}}
-
-    return {
-        "podSelector": {"matchLabels": labels},
-        "policyTypes": ["Ingress", "Egress"],
-        "ingress": [
-            {
-                "from": [namespace(ns) for ns in clients],
-                "ports": [{"port": PORT, "protocol": "TCP"}],
-            }
-        ],
-        "egress": [
-            {
-                "to": [{**namespace(DNS["namespace"]), "podSelector": {"matchLabels": DNS["labels"]}}],
-                "ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}],
-            },
-            {"to": [namespace(vault.namespace)], "ports": [{"port": vault.port, "protocol": "TCP"}]},
-            {"to": [namespace(store_ns)], "ports": [{"port": object_store_port, "protocol": "TCP"}]},
-            {
-                "to": [{"ipBlock": {"cidr": database_cidr}}],
-                "ports": [{"port": POSTGRES_PORT, "protocol": "TCP"}],
-            },
-        ],
-    }
 
 
 def vault_agent_annotations(environment: str) -> dict[str, str]:
@@ -287,12 +246,6 @@ class Mlflow(pulumi.ComponentResource):
             f"{name}-svc",
             metadata={"name": ADDRESS.service, "namespace": namespace, "labels": labels},
             spec={"selector": labels, "ports": [{"name": "http", "port": PORT, "targetPort": "http"}]},
-            opts=child,
-        )
-        k8s.networking.v1.NetworkPolicy(
-            f"{name}-netpol",
-            metadata={"name": "mlflow", "namespace": namespace, "labels": labels},
-            spec=network_policy_spec(labels, args.database_cidr, args.object_store_port),
             opts=child,
         )
         self.tracking_uri = pulumi.Output.concat(

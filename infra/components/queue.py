@@ -7,15 +7,14 @@ cluster in production keeps R3 streams through the loss of one, one server in st
 carries the declared name and port, and its HTTP monitor port (`/jsz`) is on the same Service: KEDA's
 `nats-jetstream` scaler reads the consumer's pending messages there to scale the workers 0..N.
 
-A NetworkPolicy in the NATS namespace admits the clients the declaration names (`services.nats.clients`)
-on the client port, KEDA's namespace on the monitor port, and the servers' own routes; nothing else."""
+Who reaches NATS (the burst path's pods on the client port, KEDA on the monitor port, the servers' routes)
+is infra/environments.yaml `network`, rendered with every other NetworkPolicy (infra/components/network.py)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import pulumi
-import pulumi_kubernetes as k8s
 
 from infra.components.helm import pinned_release
 from infra.environments import ServiceAddress, declared
@@ -100,34 +99,6 @@ def keda_values(workload_namespace: str) -> dict:
     }
 
 
-def nats_network_policy_spec(clients: list[str], keda_namespace: str) -> dict:
-    address = nats_address()
-    servers = {"app.kubernetes.io/name": "nats"}
-    return {
-        "podSelector": {"matchLabels": servers},
-        "policyTypes": ["Ingress"],
-        "ingress": [
-            {
-                "from": [
-                    {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ns}}}
-                    for ns in clients
-                ],
-                "ports": [{"port": address.port, "protocol": "TCP"}],
-            },
-            {
-                "from": [
-                    {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": keda_namespace}}}
-                ],
-                "ports": [{"port": address.monitor_port, "protocol": "TCP"}],
-            },
-            {
-                "from": [{"podSelector": {"matchLabels": servers}}],
-                "ports": [{"port": CLUSTER_PORT, "protocol": "TCP"}],
-            },
-        ],
-    }
-
-
 class Queue(pulumi.ComponentResource):
     def __init__(self, name: str, args: QueueArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("spira:platform:Queue", name, None, opts)
@@ -148,17 +119,6 @@ class Queue(pulumi.ComponentResource):
             keda.namespace,
             keda_values(table.workload_namespace),
             child,
-        )
-        clients = [str(ns) for ns in table.services["nats"].get("clients", [table.workload_namespace])]
-        k8s.networking.v1.NetworkPolicy(
-            f"{name}-nats-netpol",
-            metadata={
-                "name": nats.service,
-                "namespace": nats.namespace,
-                "labels": {"app.kubernetes.io/name": "nats"},
-            },
-            spec=nats_network_policy_spec(clients, keda.namespace),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.nats]),
         )
         self.address = nats.url
         self.monitor = f"http://{nats.host}:{nats.monitor_port}"

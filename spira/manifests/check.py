@@ -17,6 +17,7 @@ from spira.manifests import (
     drift,
     generate,
     integrity,
+    network_policies,
     queue_checks,
     queue_patches,
     render,
@@ -129,7 +130,7 @@ def run(
     rendered: dict[str, list[Doc]] = {}
     out: list[Finding] = [
         Finding("generated", str(path.relative_to(render.REPO_ROOT)), GENERATED_STALE)
-        for path in [*generate.stale(), *queue_patches.stale()]
+        for path in [*generate.stale(), *queue_patches.stale(), *network_policies.stale()]
     ]
     for env in envs:
         try:

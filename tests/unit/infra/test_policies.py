@@ -642,19 +642,19 @@ def test_mlflow_answers_only_authenticated_users_with_a_generated_admin_password
     assert ini["mlflow"]["database_uri"].startswith("postgresql://"), f"{where(secret)} keeps users per pod"
 
 
-def test_mlflow_admits_only_the_declared_client_namespaces(stack_plan: Plan) -> None:
+def test_mlflow_admits_only_the_training_jobs(stack_plan: Plan) -> None:
     from infra.environments import declared
 
-    policy = stack_plan.one("kubernetes:networking.k8s.io/v1:NetworkPolicy", "mlflow-netpol")
+    # rendered from infra/environments.yaml `network` (infra/components/network.py)
+    policy = stack_plan.one("kubernetes:networking.k8s.io/v1:NetworkPolicy", "network-spira-mlflow")
     deployment = stack_plan.one("kubernetes:apps/v1:Deployment", "mlflow-server")
     spec = policy.inputs["spec"]
-    assert spec["podSelector"]["matchLabels"] == deployment.inputs["spec"]["selector"]["matchLabels"], where(
-        policy
-    )
+    selected = spec["podSelector"]["matchLabels"].items()
+    assert selected <= deployment.inputs["spec"]["selector"]["matchLabels"].items(), where(policy)
     assert set(spec["policyTypes"]) == {"Ingress", "Egress"}, f"{where(policy)} leaves a direction open"
     (ingress,) = spec["ingress"]
-    sources = [s["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] for s in ingress["from"]]
-    assert sources == declared().services["mlflow"]["clients"], f"{where(policy)} admits other namespaces"
+    training = declared().network["workloads"]["training"]["labels"]
+    assert ingress["from"] == [{"podSelector": {"matchLabels": training}}], f"{where(policy)} admits others"
     assert ingress["ports"] == [{"port": declared().service("mlflow").port, "protocol": "TCP"}], where(policy)
     open_egress = [
         rule

@@ -1,36 +1,17 @@
 """The burst path's cluster services as the Pulumi program plans them: NATS with JetStream on persistent
-volumes (servers per the declaration's queue.replicas) and KEDA, each pinned and in its declared namespace,
-and the NATS NetworkPolicy that admits only the declared clients, KEDA's scaler and the servers' routes."""
+volumes (servers per the declaration's queue.replicas) and KEDA, each pinned and in its declared namespace.
+Who reaches NATS is tests/unit/infra/test_network_policies.py's."""
 
 from __future__ import annotations
 
 import pytest
 
 from infra import contracts
-from infra.components.queue import CLUSTER_PORT
 from infra.environments import declared
 from infra.offline import Plan, Recorded
 from tests.fakes.infra import where
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
-NETWORK_POLICY = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
-
-
-def _admitted(spec: dict) -> set[tuple[str, int]]:
-    """(who, port) pairs a NetworkPolicy spec admits: a namespace by name, every namespace, or the servers."""
-
-    def who(peer: dict) -> str:
-        if "namespaceSelector" not in peer:
-            return "nats pods"
-        name = (peer["namespaceSelector"].get("matchLabels") or {}).get("kubernetes.io/metadata.name")
-        return str(name) if name else "every namespace"
-
-    return {
-        (who(peer), port["port"])
-        for rule in spec["ingress"]
-        for peer in rule["from"]
-        for port in rule["ports"]
-    }
 
 
 def _release(plan: Plan, chart: str) -> Recorded:
@@ -107,30 +88,3 @@ def test_keda_runs_in_its_declared_namespace_from_the_pinned_chart_and_scales_on
     assert values["watchNamespace"] == declared().workload_namespace, where(release)
     assert f"{values['operator']['name']}-metrics-apiserver" == keda.service, where(release)
     assert values["crds"]["install"] is True, f"{where(release)}: the ScaledObject CRD comes with the chart"
-
-
-def test_nats_admits_only_the_workloads_on_the_client_port_keda_on_the_monitor_and_its_own_routes(
-    stack_plan: Plan,
-) -> None:
-    nats, keda = declared().service("nats"), declared().service("keda")
-    (policy,) = [
-        r for r in stack_plan.of_type(NETWORK_POLICY) if r.inputs["metadata"]["namespace"] == nats.namespace
-    ]
-    spec = policy.inputs["spec"]
-    assert spec["policyTypes"] == ["Ingress"] and spec["podSelector"]["matchLabels"] == {
-        "app.kubernetes.io/name": "nats"
-    }, where(policy)
-    assert _admitted(spec) == {
-        (declared().workload_namespace, nats.port),
-        (keda.namespace, nats.monitor_port),
-        ("nats pods", CLUSTER_PORT),
-    }, where(policy)
-
-
-def test_an_open_peer_in_the_nats_policy_is_seen_by_the_admission_table() -> None:
-    from infra.components.queue import nats_network_policy_spec
-
-    spec = nats_network_policy_spec(["spira"], "keda")
-    before = _admitted(spec)
-    spec["ingress"][0]["from"].append({"namespaceSelector": {}})
-    assert _admitted(spec) - before == {("every namespace", 4222)}

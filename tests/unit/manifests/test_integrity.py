@@ -244,12 +244,11 @@ def test_a_gate_whose_client_role_grants_no_identity_token_is_found():
 
 def test_a_queue_client_whose_network_policy_does_not_reach_nats_is_found():
     inputs = integrity.live_inputs("staging", render.render_docs("staging"), render.REPO_ROOT)
-    (policy,) = [
-        d
-        for d in inputs.docs
-        if d["kind"] == "NetworkPolicy" and d["metadata"]["name"] == "spira-queue-clients"
-    ]
-    policy["spec"]["egress"] = [r for r in policy["spec"]["egress"] if "nats" not in repr(r)]
+    clients = {"spira-intake", "spira-worker", "spira-worker-gate"}
+    policies = [d for d in inputs.docs if d["kind"] == "NetworkPolicy" and d["metadata"]["name"] in clients]
+    assert len(policies) == len(clients)
+    for policy in policies:
+        policy["spec"]["egress"] = [r for r in policy["spec"]["egress"] if "nats" not in repr(r)]
     found = messages(inputs, declared())
     assert found and all("allow no egress to namespace 'nats' port 4222" in m for m in found), found
     assert {m.split(": ")[1].split(" ")[0] for m in found} == {

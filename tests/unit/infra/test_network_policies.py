@@ -1,0 +1,217 @@
+"""Default deny in every namespace the platform owns, and exactly the flows infra/environments.yaml declares:
+the policies rendered by infra/network.py (argocd/base's and the Pulumi program's), judged by a small
+evaluator of NetworkPolicy semantics (both ends must allow a connection)."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import yaml
+
+from infra import network
+from infra.environments import DeclarationError, declared, parse
+from infra.network import Endpoint, Peer, allows
+from infra.offline import Plan
+from spira.manifests import network_policies
+from tests.fakes.infra import where
+
+VPC = "10.0.0.0/16"
+NAMED_PORTS = {"serving": {"http": 3000}, "intake": {"http": 8080}}
+NETWORK_POLICY = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
+
+
+def _docs(engine: str = "seaweedfs") -> list[dict]:
+    return [r.doc for r in network.render(network.Context(engine=engine, vpc_cidr=VPC))]
+
+
+def _endpoint(peer: Peer) -> Endpoint:
+    """A pod (or address) the peer stands for: its labels, or a chart's own for a service's pods."""
+    if peer.cidr == "vpc":
+        return Endpoint(ip="10.0.3.7")
+    if peer.cidr is not None:
+        return Endpoint(ip="52.94.133.131")
+    if peer.namespace_labels is not None:
+        return Endpoint("hospital-apps", {"app": "client"}, dict(peer.namespace_labels))
+    labels = dict(peer.labels or {"app.kubernetes.io/name": f"{peer.name}-chart-pod"})
+    return Endpoint(str(peer.namespace), labels, named_ports=NAMED_PORTS.get(peer.name, {}))
+
+
+def _number(port: network.Port, peer: Peer) -> int:
+    return port.port if isinstance(port.port, int) else NAMED_PORTS[peer.name][port.port]
+
+
+def _selecting(docs: list[dict], end: Endpoint, way: str) -> list[dict]:
+    return [
+        d["spec"]
+        for d in docs
+        if d["metadata"]["namespace"] == end.namespace
+        and way in d["spec"]["policyTypes"]
+        and network._matches(d["spec"]["podSelector"], end.labels)
+    ]
+
+
+def _matching_rules(
+    docs: list[dict], me: Endpoint, other: Endpoint, port: int, protocol: str, way: str
+) -> int:
+    key, peers = ("ingress", "from") if way == "Ingress" else ("egress", "to")
+    server = me if way == "Ingress" else other
+    return sum(
+        1
+        for spec in _selecting(docs, me, way)
+        for rule in spec.get(key, [])
+        if any(network._peer_selects(p, other, str(me.namespace)) for p in rule[peers])
+        and network._port_matches(rule.get("ports"), port, protocol, server)
+    )
+
+
+def test_every_namespace_the_platform_owns_denies_all_traffic_by_default_once() -> None:
+    rendered = network.render(network.Context(engine="seaweedfs", vpc_cidr=VPC))
+    net = network.network()
+    assert set(net.namespaces) >= {"spira", "vault", "objectstore", "nats", "monitoring", "keda"}
+    for ns in net.namespaces:
+        denies = [
+            r
+            for r in rendered
+            if r.doc["metadata"]["namespace"] == ns
+            and r.doc["spec"]["podSelector"] == {}
+            and r.doc["spec"]["policyTypes"] == ["Ingress", "Egress"]
+            and "ingress" not in r.doc["spec"]
+            and "egress" not in r.doc["spec"]
+        ]
+        assert len(denies) == 1, f"namespace {ns}: {len(denies)} default-deny policies"
+        # the workload namespace's comes with argocd/base, every other one with the Pulumi program
+        assert denies[0].owner == (network.ARGOCD if ns == declared().workload_namespace else network.PULUMI)
+
+
+@pytest.mark.parametrize("engine", ["seaweedfs", "minio"])
+def test_every_declared_flow_is_one_egress_rule_on_the_client_and_one_ingress_rule_on_the_server(
+    engine: str,
+) -> None:
+    docs = _docs(engine)
+    flows = network.network(engine=engine).flows
+    assert flows
+    for flow in flows:
+        src, dst = _endpoint(flow.source), _endpoint(flow.target)
+        for port in flow.ports:
+            number = _number(port, flow.target)
+            what = f"{flow.source.name} -> {flow.target.name}:{port.port}/{port.protocol}"
+            assert allows(docs, src, dst, number, port.protocol), f"{what} is declared but refused"
+            if flow.source.inside:
+                assert _matching_rules(docs, src, dst, number, port.protocol, "Egress") == 1, what
+            if flow.target.inside:
+                assert _matching_rules(docs, dst, src, number, port.protocol, "Ingress") == 1, what
+
+
+def test_every_pod_of_the_platform_resolves_names_through_kube_dns_only() -> None:
+    docs = _docs()
+    net = network.network()
+    dns = _endpoint(net.dns)
+    for peer in net.peers.values():
+        if peer.inside:
+            pod = _endpoint(peer)
+            assert allows(docs, pod, dns, 53, "UDP") and allows(docs, pod, dns, 53, "TCP"), peer.name
+            other = Endpoint("kube-system", {"k8s-app": "metrics-server"})
+            assert not allows(docs, pod, other, 53, "UDP"), f"{peer.name} reaches any pod of kube-system"
+
+
+UNDECLARED = [
+    ("serving", "archive-purge", 8080),  # nothing reaches the purge job
+    ("serving", "nats", 4222),  # serving is no queue client
+    ("serving", "mlflow", 5000),
+    ("intake", "mlflow", 5000),
+    ("intake", "serving", 3000),
+    ("archive-purge", "nats", 4222),
+    ("gate", "nats", 4222),
+    ("worker", "keda", 6443),
+    ("training", "nats", 4222),
+    ("vault-backup", "mlflow", 5000),
+    ("model-clients", "vault", 8200),  # a hospital app reaches /predict and nothing else
+    ("model-clients", "intake", 8080),
+    ("intake-clients", "serving", 3000),
+    ("argo-rollouts", "serving", 3000),
+    ("keda", "nats", 4222),  # KEDA reads the monitor port, not the client port
+    ("prometheus", "vault", 8200),
+    ("serving", "aws", 443),  # no internet, no instance metadata
+    ("serving", "kubernetes-api", 443),
+    ("mlflow", "aws", 443),
+    ("vault", "objectstore", 8333),
+    ("objectstore", "vault", 8200),
+]
+
+
+@pytest.mark.parametrize(("source", "target", "port"), UNDECLARED)
+def test_an_undeclared_flow_is_refused(source: str, target: str, port: int) -> None:
+    peers = network.network().peers
+    src, dst = _endpoint(peers[source]), _endpoint(peers[target])
+    assert not allows(_docs(), src, dst, port), f"{source} -> {target}:{port} is allowed but never declared"
+
+
+def test_no_pod_reaches_the_nodes_instance_metadata() -> None:
+    docs = _docs()
+    metadata = Endpoint(ip="169.254.169.254")
+    for peer in network.network().peers.values():
+        if peer.inside:
+            for port in (80, 443):
+                assert not allows(docs, _endpoint(peer), metadata, port), peer.name
+
+
+def test_a_connection_needs_both_the_clients_egress_and_the_servers_ingress() -> None:
+    peers = network.network().peers
+    serving, vault = _endpoint(peers["serving"]), _endpoint(peers["vault"])
+    docs = _docs()
+    assert allows(docs, serving, vault, 8200)
+    no_ingress = copy.deepcopy(docs)
+    (vault_policy,) = [
+        d for d in no_ingress if d["metadata"]["namespace"] == "vault" and d["metadata"]["name"] == "vault"
+    ]
+    vault_policy["spec"]["ingress"] = [
+        r for r in vault_policy["spec"]["ingress"] if "spira-model" not in repr(r)
+    ]
+    assert not allows(no_ingress, serving, vault, 8200), "the server side is not checked"
+    no_egress = copy.deepcopy(docs)
+    (model,) = [d for d in no_egress if d["metadata"]["name"] == "spira-model"]
+    model["spec"]["egress"] = [r for r in model["spec"]["egress"] if "vault" not in repr(r)]
+    assert not allows(no_egress, serving, vault, 8200), "the client side is not checked"
+    # a namespace without any policy (not the platform's) is open on its side
+    outside = Endpoint("team-x", {"app": "x"})
+    assert allows([], outside, Endpoint("team-y", {"app": "y"}), 1234)
+
+
+def test_a_flow_naming_an_undeclared_end_is_refused_by_the_declaration() -> None:
+    from infra.environments import DECLARATION
+
+    raw = yaml.safe_load(DECLARATION.read_text())
+    raw["network"]["flows"].append({"from": ["serving"], "to": ["the-internet"]})
+    with pytest.raises(DeclarationError, match="the-internet"):
+        network.network(parse(raw))
+
+
+def test_argocd_base_holds_exactly_the_workload_namespaces_rendered_policies() -> None:
+    assert network_policies.stale() == [], "run `spira manifests golden` and commit argocd/base"
+    kustomization = yaml.safe_load((network_policies.BASE / "kustomization.yaml").read_text())
+    for path in network_policies.generated():
+        assert path.name in kustomization["resources"], (
+            f"{path.name} is not in argocd/base/kustomization.yaml"
+        )
+
+
+def test_the_pulumi_program_applies_the_other_namespaces_policies(stack_plan: Plan) -> None:
+    planned = stack_plan.of_type(NETWORK_POLICY)
+    expected = {
+        (r.doc["metadata"]["namespace"], r.doc["metadata"]["name"])
+        for r in network.render(network.Context(engine="seaweedfs", vpc_cidr=VPC), only=network.PULUMI)
+    }
+    got = {(r.inputs["metadata"]["namespace"], r.inputs["metadata"]["name"]) for r in planned}
+    assert got == expected, [where(r) for r in planned]
+    # with argocd/base's, they let the declared flows through and nothing else
+    docs = [{**r.doc} for r in network.render(only=network.ARGOCD)]
+    docs += [{"metadata": r.inputs["metadata"], "spec": r.inputs["spec"]} for r in planned]
+    peers = network.network().peers
+    store_ports = {8333, 9000}
+    serving, store = _endpoint(peers["serving"]), _endpoint(peers["objectstore"])
+    assert any(allows(docs, serving, store, p) for p in store_ports), "serving cannot reach the object store"
+    assert allows(docs, _endpoint(peers["training"]), _endpoint(peers["mlflow"]), 5000)
+    assert not allows(docs, _endpoint(peers["intake"]), _endpoint(peers["mlflow"]), 5000)
+    assert allows(docs, _endpoint(peers["keda"]), _endpoint(peers["nats"]), 8222)
+    assert not allows(docs, _endpoint(peers["serving"]), _endpoint(peers["nats"]), 4222)
