@@ -26,6 +26,12 @@ from spira_core.upload_http import (
 from spira_core.uploads import BODY_COPIES, Rejected
 
 MAX_BATCH_FILES = 16
+# Left out of BentoML's tracing (its service config `tracing.excluded_urls`; a pattern, so /predict_batch
+# too). BentoML records an OpenTelemetry span for every ASGI message even with tracing off (its sampler always
+# records, for the request ids in its logs): ~12 spans per 0.5 MB upload, ~0.65 ms CPU of the ~3 ms a request
+# costs outside the model (docs/performance.md, "The served HTTP path"). Nothing here exports spans; a
+# deployment that adds an exporter and wants these requests traced removes them from this list.
+UNTRACED_PATHS = ["/predict"]
 
 
 @contextlib.asynccontextmanager

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import bentoml
 
-from serving.app import create_app
+from serving.app import UNTRACED_PATHS, create_app
 from serving.pin import ModelPin
 from spira_core.client_auth import BearerAuth
 
@@ -29,6 +29,7 @@ app = BearerAuth(
     workers=1,
     traffic={"timeout": 30, "max_concurrency": 256},
     resources={"cpu": "1"},
+    tracing={"excluded_urls": UNTRACED_PATHS},
 )
 class Spira:
     model_ref = bentoml.models.BentoModel(ModelPin.read().bento_tag)
