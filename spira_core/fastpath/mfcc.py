@@ -8,8 +8,9 @@ What changes (the definition does not):
   multiplies each FFT bin by a unit phase, which |.|² removes. That is 3x fewer samples to window and copy.
 - One precomputed filterbank and orthonormal DCT-II matrix per parameter set (cached), applied as matrix
   products to all frames at once; |X|² is squared in place on the FFT's output and summed straight into
-  float32, as the reference rounds it, so the mel product is a float32 GEMM (2.5x faster than float64,
-  measured). Its terms are all positive, so float32 accumulation stays within ~1e-6 relative, ~4e-6 dB.
+  float32 (the reference keeps float64 to the end), so the mel product is a float32 GEMM (2.5x faster
+  than float64, measured). Its terms are all positive, so float32 accumulation stays within ~1e-6
+  relative, ~4e-6 dB.
 - Frames go through the FFT in blocks of 128 with per-thread scratch buffers (see `_Scratch`).
 - The FFT runs in float32 (torch's, which follows torch.set_num_threads) where the reference's is float64.
   Its rounding is ~1e-7 of each frame's energy, so a bin far below its frame's peak carries a larger
@@ -47,8 +48,8 @@ def dct_matrix(n_mels: int, n_mfcc: int) -> np.ndarray:
 
 @lru_cache(maxsize=8)
 def _tables(params: FeatureParams) -> tuple[np.ndarray, torch.Tensor, torch.Tensor]:
-    """Hann window of win_length (float64), mel filterbank transposed [n_freqs, n_mels] (float32, as the
-    reference's) and the DCT matrix (float64)."""
+    """Hann window of win_length (float64), mel filterbank transposed [n_freqs, n_mels] (float32) and the
+    DCT matrix (float64)."""
     n = np.arange(params.win_length)
     hann = 0.5 - 0.5 * np.cos(2.0 * np.pi * n / params.win_length)  # periodic, as torch.hann_window
     basis = F.mel_basis(params.sample_rate, params.n_fft, params.n_mels, params.f_min, params.f_max)
