@@ -63,6 +63,8 @@ def agent_template(environment: str) -> str:
         'export AWS_SECRET_ACCESS_KEY="{{ .Data.data.s3_secret_key }}"\n'
         'export MLFLOW_S3_ENDPOINT_URL="{{ .Data.data.s3_endpoint }}"\n'
         'export ARTIFACTS_BUCKET="{{ .Data.data.artifacts_bucket }}"\n'
+        # the object store's https certificate is the platform CA's (infra/components/certificates.py)
+        f'export AWS_CA_BUNDLE="{TOKEN_DIR}/{declared().vault_ca.key}"\n'
         "{{- end }}\n"
     )
 
@@ -187,7 +189,19 @@ class Mlflow(pulumi.ComponentResource):
                                                 "expirationSeconds": 600,
                                                 "path": "token",
                                             }
-                                        }
+                                        },
+                                        # the platform CA, which the object store's certificate chains to
+                                        {
+                                            "secret": {
+                                                "name": VAULT_CA_SECRET,
+                                                "items": [
+                                                    {
+                                                        "key": declared().vault_ca.key,
+                                                        "path": declared().vault_ca.key,
+                                                    }
+                                                ],
+                                            }
+                                        },
                                     ]
                                 },
                             },

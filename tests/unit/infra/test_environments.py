@@ -55,7 +55,7 @@ def test_in_cluster_addresses_come_from_the_services_table():
     assert declared().service("prometheus").url == "http://prometheus-server.monitoring.svc.cluster.local:80"
     assert (
         declared().service("objectstore", "seaweedfs").url
-        == "http://seaweedfs-s3.objectstore.svc.cluster.local:8333"
+        == "https://seaweedfs-s3.objectstore.svc.cluster.local:8333"
     )
     assert declared().service("objectstore", "minio").host == "objectstore.objectstore.svc.cluster.local"
     with pytest.raises(DeclarationError, match="no engine 'ceph'"):

@@ -55,7 +55,7 @@ def test_the_references_also_resolve_with_the_minio_engine():
     inputs = integrity.live_inputs(
         "staging", render.render_docs("staging"), render.REPO_ROOT, overrides={"objectStore": "minio"}
     )
-    assert inputs.seeded["serving"]["s3_endpoint"] == "http://objectstore.objectstore.svc.cluster.local:9000"
+    assert inputs.seeded["serving"]["s3_endpoint"] == "https://objectstore.objectstore.svc.cluster.local:9000"
     assert messages(inputs, declared()) == []
 
 
