@@ -28,7 +28,8 @@ EVENTS_NAMESPACE = "argo-events"
 EVENTS_RELEASE = "argo-events"
 # The Sensor's identity (spira/workflow/events.py SENSOR_SERVICE_ACCOUNT names the same account).
 SENSOR_SERVICE_ACCOUNT = "spira-training-sensor"
-# The Secret (workload namespace) holding the artifact repository's S3 key: `accesskey`, `secretkey`.
+# The Secret (workload namespace) holding the artifact repository's S3 key: `accesskey`, `secretkey`, and
+# the platform CA (`ca.crt`) when the object store speaks TLS.
 ARTIFACTS_SECRET = "argo-artifacts"
 
 # What each identity may do, and nothing more.
@@ -49,16 +50,17 @@ class WorkflowsArgs:
 
 def artifact_repository(environment: str, engine: str) -> dict:
     store = declared().service("objectstore", engine)
-    return {
-        "archiveLogs": False,
-        "s3": {
-            "bucket": declared().buckets(environment)["features_bucket"],
-            "endpoint": f"{store.host}:{store.port}",
-            "insecure": store.scheme == "http",
-            "accessKeySecret": {"name": ARTIFACTS_SECRET, "key": "accesskey"},
-            "secretKeySecret": {"name": ARTIFACTS_SECRET, "key": "secretkey"},
-        },
+    s3 = {
+        "bucket": declared().buckets(environment)["features_bucket"],
+        "endpoint": f"{store.host}:{store.port}",
+        "insecure": store.scheme == "http",
+        "accessKeySecret": {"name": ARTIFACTS_SECRET, "key": "accesskey"},
+        "secretKeySecret": {"name": ARTIFACTS_SECRET, "key": "secretkey"},
     }
+    if store.scheme == "https":
+        # S3 over TLS from the platform's private CA: the executor trusts that CA only (same Secret)
+        s3["caSecret"] = {"name": ARTIFACTS_SECRET, "key": declared().vault_ca.key}
+    return {"archiveLogs": False, "s3": s3}
 
 
 def workflows_values(environment: str, engine: str) -> dict:
