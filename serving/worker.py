@@ -21,6 +21,7 @@ import os
 import signal
 import time
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -73,6 +74,7 @@ class Worker:
     max_messages: int = 32
     fetch_timeout_s: float = 1.0
     stats: WorkerStats = field(default_factory=WorkerStats)
+    _cpu_pool: ThreadPoolExecutor | None = field(default=None, init=False, repr=False)
 
     async def run(self, stop: asyncio.Event) -> WorkerStats:
         """Fetch and process until `stop` is set; the batch in hand is always finished."""
@@ -96,48 +98,99 @@ class Worker:
                 held.append(_Held(d, Job.from_bytes(d.data)))
             except PoisonMessage as exc:
                 await self._dead(d, str(exc))
+        held = await self._skip_known(held)
+        for h in held:  # advisory and unconfirmed: one publish each, no round trip (JobQueue.announce_state)
+            await self.queue.announce_state(h.job.job_id, JobState(RUNNING, attempts=h.delivery.attempt))
         held = [h for h in await asyncio.gather(*(self._start(h) for h in held)) if h is not None]
-        ready = [h for h in held if h.prepared is not None]
-        if not ready:
+        if not held:
             return
-        windows = [h.prepared.windows for h in ready]
-        probs = await asyncio.to_thread(self.predictor.model.predict, np.concatenate(windows))
+        windows = [h.prepared.windows for h in held]
+        probs = await self._cpu(self.predictor.model.predict, np.concatenate(windows))
         self.stats.windows += len(probs)
         self.stats.batches += 1
         bounds = np.cumsum([0, *(len(w) for w in windows)])
-        await asyncio.gather(
-            *(
-                self._finish(
+        await self._finish_all(
+            [
+                (
                     h,
                     JobState(
                         DONE, self.predictor._answer(h.prepared, probs[a:b]), attempts=h.delivery.attempt
                     ),
                 )
-                for h, a, b in zip(ready, bounds[:-1], bounds[1:], strict=True)
-            )
+                for h, a, b in zip(held, bounds[:-1], bounds[1:], strict=True)
+            ]
         )
 
+    async def _cpu(self, fn, *args):
+        """CPU work (decode, features, the model) on one thread of its own, one call at a time: the reads
+        from the object store overlap it, and no two CPU-bound threads take turns on the worker's core."""
+        if self._cpu_pool is None:
+            self._cpu_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="worker-cpu")
+        return await asyncio.get_running_loop().run_in_executor(self._cpu_pool, fn, *args)
+
+    async def _skip_known(self, held: list[_Held]) -> list[_Held]:
+        """Redeliveries whose result is stored: acked without running. A first delivery cannot have one (the
+        intake publishes no job whose result exists), so only redeliveries cost a read of the bucket."""
+        again = [h for h in held if h.delivery.attempt > 1]
+        if not again:
+            return held
+        known = await asyncio.gather(*(self.queue.state(h.job.job_id) for h in again), return_exceptions=True)
+        drop = set()
+        for h, state in zip(again, known, strict=True):
+            if isinstance(state, QueueUnavailable):
+                log.warning("job %s left for redelivery: %s", h.job.job_id, state)
+                drop.add(id(h))
+            elif isinstance(state, BaseException):
+                raise state
+            elif state is not None and state.status in FINISHED:
+                self.stats.skipped += 1
+                drop.add(id(h))
+                try:
+                    await h.delivery.ack()
+                except QueueUnavailable as exc:
+                    log.warning("job %s not acked, it comes back: %s", h.job.job_id, exc)
+        return [h for h in held if id(h) not in drop]
+
     async def _start(self, h: _Held) -> _Held | None:
-        """Known result: ack. Else mark running, read the recording, prepare its windows."""
+        """Read the recording, prepare its windows; a 4xx recording is the job's answer (failed)."""
         d, job = h.delivery, h.job
         try:
-            known = await self.queue.state(job.job_id)
-            if known is not None and known.status in FINISHED:
-                self.stats.skipped += 1
-                await d.ack()
-                return None
-            await self.queue.put_state(job.job_id, JobState(RUNNING, attempts=d.attempt))
             data = await asyncio.to_thread(self.recordings.get, job.object_key)
-            h.prepared = await asyncio.to_thread(self.predictor.prepare, data)
+            h.prepared = await self._cpu(self.predictor.prepare, data)
             return h
         except Rejected as exc:  # what /predict answers 4xx: the job's answer, not a poison message
             error = {"error": exc.code, "detail": exc.detail}
             await self._finish(h, JobState(FAILED, error=error, attempts=d.attempt))
         except (ObjectMissing, ObjectStoreError) as exc:
             await self._retry_or_dead(h, f"{type(exc).__name__}: {exc}")
-        except QueueUnavailable as exc:
-            log.warning("job %s left for redelivery: %s", job.job_id, exc)
         return None
+
+    async def _finish_all(self, results: list[tuple[_Held, JobState]]) -> None:
+        """Every state stored (each write confirmed), then the stored ones acked together: never an ack
+        for an unstored result."""
+        stored = await asyncio.gather(
+            *(self.queue.put_state(h.job.job_id, state) for h, state in results), return_exceptions=True
+        )
+        durable = []
+        for (h, state), outcome in zip(results, stored, strict=True):
+            if isinstance(outcome, QueueUnavailable):  # not acked: redelivered after ack_wait
+                log.warning("job %s not acked, it comes back: %s", h.job.job_id, outcome)
+            elif isinstance(outcome, BaseException):
+                raise outcome
+            else:
+                durable.append((h, state))
+        if not durable:
+            return
+        try:
+            await self.queue.ack_all([h.delivery for h, _ in durable])
+        except QueueUnavailable as exc:  # results kept; the messages come back and are acked then
+            log.warning("%d acks not confirmed, they come back: %s", len(durable), exc)
+            return
+        for _, state in durable:
+            if state.status == DONE:
+                self.stats.done += 1
+            else:
+                self.stats.failed += 1
 
     async def _finish(self, h: _Held, state: JobState) -> None:
         """The state stored (confirmed), then the ack: never an ack for an unstored result."""

@@ -9,6 +9,8 @@ Pure domain here (names, jobs, states, the ports); the NATS JetStream adapter is
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import json
 import time
@@ -171,6 +173,21 @@ class JobQueue(ABC):
     @abstractmethod
     async def put_state(self, job_id: str, state: JobState) -> None:
         """Stored (the server confirmed) when this returns."""
+
+    async def announce_state(self, job_id: str, state: JobState) -> None:
+        """An advisory state (`running`): written without waiting for a confirmation where the queue can,
+        in order before any later write of the same job from this worker. Losing one changes nothing a
+        client relies on (the result overwrites it), so failures are ignored. Default: put_state."""
+        with contextlib.suppress(QueueUnavailable):
+            await self.put_state(job_id, state)
+
+    async def ack_all(self, deliveries: list[Delivery]) -> None:
+        """Ack every delivery (each one's result already stored); confirmed by the server when this returns,
+        else QueueUnavailable (the unconfirmed come back after ack_wait). Default: each `ack`, concurrently."""
+        outcomes = await asyncio.gather(*(d.ack() for d in deliveries), return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
 
     @abstractmethod
     async def fetch(self, max_messages: int, timeout_s: float) -> list[Delivery]: ...

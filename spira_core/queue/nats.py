@@ -176,6 +176,23 @@ class NatsJobQueue(JobQueue):
         except TRANSIENT as exc:
             raise QueueUnavailable(f"the state of {job_id} was not stored: {exc!r}") from exc
 
+    async def announce_state(self, job_id: str, state: JobState) -> None:
+        """A plain publish to the bucket's subject: no reply awaited (one write, no round trip). The server
+        stores it in the order this connection sent it, so a confirmed write sent after it wins."""
+        with contextlib.suppress(*TRANSIENT):
+            await self.nc.publish(f"$KV.{self.names.results}.{job_id}", state.to_bytes())
+
+    async def ack_all(self, deliveries: list[Delivery]) -> None:
+        """One ack message per delivery without a reply each, then one flush (PING/PONG): the server has read
+        every ack when it answers. Lost anyway (a server restart just then): redelivered after ack_wait,
+        and a redelivered message whose result is stored is acked without running again."""
+        try:
+            for d in deliveries:
+                await d.msg.ack()
+            await self.nc.flush(timeout=self.timeout_s)
+        except TRANSIENT as exc:
+            raise QueueUnavailable(f"acks not confirmed: {exc!r}") from exc
+
     async def fetch(self, max_messages: int, timeout_s: float) -> list[Delivery]:
         try:
             if self._sub is None:
