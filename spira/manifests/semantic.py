@@ -28,6 +28,9 @@ VAULT_OPTIONAL_ENV = frozenset({"VAULT_PREDICT_ROLE"})
 # mounted Certificate Secret. A literal, and only ssl keys: no secret or setting travels this way.
 SSL_OVERRIDE_ENV = "BENTOML_CONFIG_OPTIONS"
 SSL_OVERRIDE_PREFIX = "services.spira.ssl."
+# A client of the https model (the clinical gate) trusts the platform CA through OpenSSL's own variable,
+# and only as the ca.crt projected beside its Vault token.
+TRUST_ENV = "SSL_CERT_FILE"
 # BentoML writes its home (BENTOML_HOME) and Python/torch write /tmp; with a read-only root filesystem
 # both must be emptyDir mounts or the server cannot start.
 MODEL_WRITABLE_DIRS = ("/home/bentoml", "/tmp")
@@ -362,7 +365,8 @@ def model_env(docs: list[Doc]) -> list[Finding]:
     out = []
     for where, model in _secret_readers(docs):
         names = [e.get("name") for e in model.get("env", [])]
-        if set(names) - VAULT_OPTIONAL_ENV - {SSL_OVERRIDE_ENV} != VAULT_ENV or len(names) != len(set(names)):
+        optional = VAULT_OPTIONAL_ENV | {SSL_OVERRIDE_ENV, TRUST_ENV}
+        if set(names) - optional != VAULT_ENV or len(names) != len(set(names)):
             out.append(
                 Finding(
                     "env",
@@ -380,6 +384,14 @@ def model_env(docs: list[Doc]) -> list[Finding]:
                     out.append(
                         Finding("env", where, f"{SSL_OVERRIDE_ENV} may set only {SSL_OVERRIDE_PREFIX}* (TLS)")
                     )
+            if e.get("name") == TRUST_ENV:
+                token_dirs = {
+                    m.get("mountPath")
+                    for m in model.get("volumeMounts", [])
+                    if m.get("name") == "vault-token"
+                }
+                if e.get("value") not in {f"{d}/ca.crt" for d in token_dirs}:
+                    out.append(Finding("env", where, f"{TRUST_ENV} is not the ca.crt beside the Vault token"))
         for e in model.get("env", []):
             if "valueFrom" in e:
                 out.append(Finding("env", where, f"{e.get('name')} reads a valueFrom; only literal values"))

@@ -161,6 +161,15 @@ def test_the_tls_override_may_carry_only_bentomls_ssl_settings():
     assert any("[env]" in f and "services.spira.ssl." in f for f in findings(rendered))
 
 
+def test_a_secret_reader_may_trust_only_the_ca_beside_its_vault_token():
+    rendered = docs()
+    main = model(rendered)
+    main["env"].append({"name": "SSL_CERT_FILE", "value": "/var/run/secrets/vault/ca.crt"})
+    assert not any("[env]" in f for f in findings(rendered))
+    main["env"][-1]["value"] = "/etc/ssl/certs/ca-certificates.crt"
+    assert any("[env]" in f and "SSL_CERT_FILE" in f for f in findings(rendered))
+
+
 def test_env_from_a_secret_is_caught():
     rendered = docs()
     model(rendered)["envFrom"] = [{"secretRef": {"name": "s3"}}]
