@@ -62,7 +62,7 @@ def setup_cmd() -> None:
     typer.echo(f"{base}\n{infra}")
 
 
-ImageArg = Annotated[str, typer.Argument(help="model | loadtest")]
+ImageArg = Annotated[str, typer.Argument(help="model | loadtest | intake")]
 
 
 @app.command("build")
@@ -194,6 +194,7 @@ def preview_stop_cmd(
 def set_image_cmd(
     model: Annotated[str | None, typer.Option(help="tested model reference or digest")] = None,
     loadtest: Annotated[str | None, typer.Option(help="tested loadtest reference or digest")] = None,
+    intake: Annotated[str | None, typer.Option(help="tested intake reference or digest")] = None,
     model_version: Annotated[
         str | None, typer.Option(help="written to the Rollout's spira.dev/model-version")
     ] = None,
@@ -210,9 +211,9 @@ def set_image_cmd(
     from ci.promotion import deploy_tested
     from ci.set_image import SetImageError
 
-    wanted = {k: v for k, v in {"loadtest": loadtest, "model": model}.items() if v}
+    wanted = {k: v for k, v in {"loadtest": loadtest, "intake": intake, "model": model}.items() if v}
     if not wanted:
-        raise _fail(ValueError("give --model and/or --loadtest"), 2)
+        raise _fail(ValueError("give --model, --loadtest and/or --intake"), 2)
     try:
         deployed = deploy_tested(REPO, wanted, model_version, record, golden, evidence)
     except SetImageError as exc:

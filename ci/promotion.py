@@ -31,8 +31,8 @@ from pathlib import Path
 from ci.set_image import (
     KUSTOMIZATION,
     KUSTOMIZE_NAMES,
+    MODEL_ROLLOUTS,
     MODEL_VERSION_ANNOTATION,
-    ROLLOUT,
     image_entries,
     parse_digest,
     set_image,
@@ -211,13 +211,19 @@ def verify_promotion(
             )
             continue
         if kname == KUSTOMIZE_NAMES["model"] and mine.model_version is not None:
-            served = _annotation(git(root, "show", f"{cand}:{ROLLOUT}"))
-            if served != mine.model_version:
+            # the HTTP service and the queue workers run the same bundle: both Rollouts announce its version
+            wrong = [
+                (rollout, served)
+                for rollout in MODEL_ROLLOUTS
+                if (served := _annotation(git(root, "show", f"{cand}:{rollout}"))) != mine.model_version
+            ]
+            if wrong:
                 ok = False
-                lines.append(
-                    f"REFUSED {kname}: the Rollout announces model version {served!r} but the "
+                lines += [
+                    f"REFUSED {kname}: the Rollout {rollout} announces model version {served!r} but the "
                     f"tested image serves {mine.model_version!r} (commit {_short(mine.commit)})"
-                )
+                    for rollout, served in wrong
+                ]
                 continue
         lines.append(
             f"OK {kname}@{entry.digest}: tested and deployed from {staging} in commit "

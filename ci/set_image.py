@@ -24,7 +24,7 @@ WORKER_ROLLOUT = Path("argocd/base/worker-rollout.yaml")
 MODEL_ROLLOUTS = (ROLLOUT, WORKER_ROLLOUT)
 MODEL_VERSION_ANNOTATION = "spira.dev/model-version"
 # kustomize image name -> ci image name (repository spira/<image> in the registry)
-KUSTOMIZE_NAMES = {"model": "spira-model", "loadtest": "spira-loadtest"}
+KUSTOMIZE_NAMES = {"model": "spira-model", "loadtest": "spira-loadtest", "intake": "spira-intake"}
 DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 

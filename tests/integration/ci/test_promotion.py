@@ -45,14 +45,15 @@ def clone(origin: Path, where: Path, branch: str) -> Path:
 def deploy_to_staging(origin: Path, work: Path, digest: str, version: str) -> str:
     """What the staging workflow does after an ephemeral test passed: set-image, commit with trailers, push."""
     ci = clone(origin, work, "staging")
-    loadtest = fake_digest(f"loadtest-{version}")
+    loadtest, intake = fake_digest(f"loadtest-{version}"), fake_digest(f"intake-{version}")
     changed = set_image(ci, "loadtest", loadtest, golden=False).changed
+    changed += set_image(ci, "intake", intake, golden=False).changed
     changed += set_image(ci, "model", digest, model_version=version).changed
     commit = commit_record(
         ci,
         sorted(set(changed)),
         f"images: deploy spira-model {version}",
-        trailers({"model": digest, "loadtest": loadtest}, "local-test-run", version),
+        trailers({"model": digest, "loadtest": loadtest, "intake": intake}, "local-test-run", version),
     )
     run(ci, "push", "-q", "origin", "staging")
     return commit
@@ -133,6 +134,21 @@ def test_a_model_version_that_differs_from_the_tested_one_is_refused(promoted):
     try:
         verdict = verify_promotion(repo, "HEAD", "origin/staging")
         assert not verdict.ok and any("'8'" in line and "'7'" in line for line in verdict.lines)
+    finally:
+        run(repo, "reset", "-q", "--hard", "HEAD~1")
+
+
+def test_a_worker_rollout_announcing_another_model_version_is_refused(promoted):
+    """The queue workers run the model image's bundle too: their Rollout must announce the tested version."""
+    repo, _ = promoted
+    worker = repo / "argocd/base/worker-rollout.yaml"
+    worker.write_text(worker.read_text().replace('model-version: "7"', 'model-version: "6"'))
+    run(repo, "commit", "-q", "-am", "workers on another version")
+    try:
+        verdict = verify_promotion(repo, "HEAD", "origin/staging")
+        refused = [line for line in verdict.lines if line.startswith("REFUSED")]
+        assert not verdict.ok and len(refused) == 1, verdict.lines
+        assert "worker-rollout.yaml" in refused[0] and "'6'" in refused[0] and "'7'" in refused[0]
     finally:
         run(repo, "reset", "-q", "--hard", "HEAD~1")
 
