@@ -120,9 +120,13 @@ class Target:
         from spira.stack.seaweed import REGION, S3_CONFIG
 
         s = self.objectstore_secret
+        # a cluster's S3 API is https with a certificate from the platform CA, which is Vault's: the CA
+        # the operator already names in VAULT_CACERT (boto3's own bundle would not trust it)
+        https = s["endpoint"].lower().startswith("https://")
         return boto3.client(
             service,
             endpoint_url=s["endpoint"],
+            verify=(self.environ.get("VAULT_CACERT") or None) if https else None,
             region_name=REGION,
             config=S3_CONFIG,
             aws_access_key_id=s["admin_access_key"],
