@@ -323,13 +323,62 @@ def archive_stack(work: Path):
     from spira.stack.private import free_stack_ports
     from spira_core.predict_credential import PredictCredential
 
-    stack = LocalStack(StackConfig.load(work / "stack", **free_stack_ports()), with_registry=False)
+    # a fresh stack each time: a restarted one gets new free ports, and the serving secret it seeded the first
+    # time would still name the old S3 endpoint
+    home = work / "stack-archive"
+    shutil.rmtree(home, ignore_errors=True)
+    stack = LocalStack(StackConfig.load(home, **free_stack_ports()), with_registry=False)
     try:
         info = stack.up()
         env = {**info.service_env("serving"), "SPIRA_ARCHIVE_SPOOL": str(work / "spool")}
         yield env, PredictCredential.from_env(client_env(info, "gate"))
     finally:
         stack.down()
+
+
+def archive_costs(stack_env: dict[str, str], work: Path, clip: bytes, n: int = 40) -> dict[str, float]:
+    """CPU ms per item, in this process, of the archive's two halves against the same stack: the request's
+    `submit` (two files written and fsynced) and the worker's upload (two S3 PUTs through boto3)."""
+    from serving.archive import S3Archive, SpoolingArchiver
+    from serving.metrics import ServingMetrics
+    from spira_core.settings import cached_service_secret
+
+    class NoMetrics(ServingMetrics):
+        def prediction(self, label, audio_seconds):
+            pass
+
+        def rejected(self, reason):
+            pass
+
+        def secret_state(self, path, version, stale):
+            pass
+
+        def archive_state(self, pending, uploaded=0, failed=0, dropped=0, poisoned=0):
+            pass
+
+    spool = work / "spool-costs"
+    shutil.rmtree(spool, ignore_errors=True)
+    env = {**os.environ, **stack_env}
+    archiver = SpoolingArchiver(S3Archive(cached_service_secret(env)), spool, NoMetrics())
+    answer = {"probability": 0.5, "label": "control", "model_version": "bench"}
+    archiver.submit(clip, answer, "warm.wav", synthetic=True)
+    archiver.drain_once()  # the client and the connection made
+    cpu, wall = time.thread_time(), time.perf_counter()
+    for i in range(n):
+        archiver.submit(clip, answer, f"{i}.wav", synthetic=True)
+    submit_cpu, submit_wall = time.thread_time() - cpu, time.perf_counter() - wall
+    cpu = time.thread_time()
+    uploaded = archiver.drain_once(ignore_backoff=True)
+    upload_cpu = time.thread_time() - cpu
+    shutil.rmtree(spool, ignore_errors=True)
+    return {
+        "submit_cpu_ms": 1e3 * submit_cpu / n,
+        "submit_wall_ms": 1e3 * submit_wall / n,
+        "upload_cpu_ms": 1e3 * upload_cpu / uploaded if uploaded else None,
+        "uploaded": uploaded,
+        "of": n,
+        "last_error": archiver.last_error,
+    }
 
 
 def _ms(value: float | None) -> str:
@@ -393,6 +442,14 @@ def summary(report: dict[str, object]) -> str:
             rows,
         )
     )
+    if "archive_costs" in report:
+        costs = report["archive_costs"]
+        out.append(
+            f"\narchive, per upload, in one process on core {report['server_core']} against the same stack: "
+            f"submit (2 files written, 2 fsyncs) {costs['submit_cpu_ms']:.2f} CPU ms "
+            f"({costs['submit_wall_ms']:.2f} ms wall); upload (2 S3 PUTs, boto3) {_ms(costs['upload_cpu_ms'])} "
+            f"CPU ms ({costs['uploaded']} of {costs['of']} archived; last error: {costs['last_error']})"
+        )
     if inproc:
         out.append(
             f"\nin-process (Predictor.predict_bytes, same bundle, core {report['server_core']}): "
@@ -470,6 +527,8 @@ def main(argv: list[str] | None = None) -> None:
             with archive_stack(args.work) as (stack_env, credential):
                 _credential = credential
                 report["modes"]["on"] = serve_and_measure(args.work, pin, stack_env, args, clips, concurrency)
+                os.sched_setaffinity(0, {args.server_core})
+                report["archive_costs"] = archive_costs(stack_env, args.work, clips[0])
         runs.append(in_process(args.server_core, bundle_dir(args.work), args.seconds, clips))
         report["in_process"] = {
             "req_s": float(np.mean([r[0] for r in runs])),

@@ -77,6 +77,20 @@ class HttpPath:
         self.runtime = _runtime()
 
 
+# The same app and runtime without BentoML, for a side-by-side of the server itself:
+#   python -m uvicorn benchmarks.served_http:plain_app --loop uvloop --http httptools --no-access-log
+_plain: list = []
+
+
+def _plain_runtime():
+    if not _plain:
+        _plain.append(_runtime())
+    return _plain[0]
+
+
+plain_app = BearerAuth(create_app(_plain_runtime), verifier=lambda: None)
+
+
 def in_process_cpu_ms(clips: list[bytes], seconds: float) -> float:
     p = predictor()
     for data in clips:
