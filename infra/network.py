@@ -247,23 +247,44 @@ def render(
         dns = _rule([net.dns.as_source(context, ns)], net.dns.ports, "to")
         out.append(Rendered(owner, _policy(DNS_POLICY, ns, {}, [], [dns])))
     for peer in net.peers.values():
-        if not peer.inside or only not in (None, peer.owner):
+        if not peer.inside:
             continue
-        here = str(peer.namespace)
-        ingress = [
-            _rule([f.source.as_source(context, here)], f.ports, "from") for f in net.flows if f.target == peer
-        ]
-        egress = [
-            _rule([f.target.as_source(context, here)], f.ports, "to") for f in net.flows if f.source == peer
-        ]
-        if peer.name in net.internal:
-            ingress.append({"from": [{"podSelector": {}}]})
-            egress.append({"to": [{"podSelector": {}}]})
-        if ingress or egress:
-            out.append(
-                Rendered(str(peer.owner), _policy(policy_name(peer), here, peer.selector(), ingress, egress))
-            )
+        # Rules that need the stack's VPC (the API server, the database) are the Pulumi program's even for
+        # a pod of argocd/base: a second policy, `<name>-vpc`, adds them (policies add up).
+        for owner, vpc in ((peer.owner, False), (PULUMI, True)):
+            if only not in (None, owner) or (vpc and peer.owner == PULUMI):
+                continue
+            policy = _peer_policy(net, peer, context, vpc=None if peer.owner == PULUMI else vpc)
+            if policy is not None:
+                out.append(Rendered(str(owner), policy))
     return out
+
+
+def _peer_policy(net: Network, peer: Peer, context: Context, vpc: bool | None) -> PolicyDoc | None:
+    """The policy of `peer`'s pods: every flow it starts or ends (vpc None), or only those whose other end
+    is (True) or is not (False) in the VPC."""
+    here = str(peer.namespace)
+
+    def keep(other: Peer) -> bool:
+        return vpc is None or (other.cidr == "vpc") == vpc
+
+    ingress = [
+        _rule([f.source.as_source(context, here)], f.ports, "from")
+        for f in net.flows
+        if f.target == peer and keep(f.source)
+    ]
+    egress = [
+        _rule([f.target.as_source(context, here)], f.ports, "to")
+        for f in net.flows
+        if f.source == peer and keep(f.target)
+    ]
+    if peer.name in net.internal and not vpc:
+        ingress.append({"from": [{"podSelector": {}}]})
+        egress.append({"to": [{"podSelector": {}}]})
+    if not (ingress or egress):
+        return None
+    name = policy_name(peer) + ("-vpc" if vpc else "")
+    return _policy(name, here, peer.selector(), ingress, egress)
 
 
 # --- evaluation -------------------------------------------------------------------------------------
