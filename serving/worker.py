@@ -21,7 +21,6 @@ import os
 import signal
 import time
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -74,7 +73,6 @@ class Worker:
     max_messages: int = 32
     fetch_timeout_s: float = 1.0
     stats: WorkerStats = field(default_factory=WorkerStats)
-    _cpu_pool: ThreadPoolExecutor | None = field(default=None, init=False, repr=False)
 
     async def run(self, stop: asyncio.Event) -> WorkerStats:
         """Fetch and process until `stop` is set; the batch in hand is always finished."""
@@ -105,7 +103,7 @@ class Worker:
         if not held:
             return
         windows = [h.prepared.windows for h in held]
-        probs = await self._cpu(self.predictor.model.predict, np.concatenate(windows))
+        probs = await asyncio.to_thread(self.predictor.model.predict, np.concatenate(windows))
         self.stats.windows += len(probs)
         self.stats.batches += 1
         bounds = np.cumsum([0, *(len(w) for w in windows)])
@@ -120,13 +118,6 @@ class Worker:
                 for h, a, b in zip(held, bounds[:-1], bounds[1:], strict=True)
             ]
         )
-
-    async def _cpu(self, fn, *args):
-        """CPU work (decode, features, the model) on one thread of its own, one call at a time: the reads
-        from the object store overlap it, and no two CPU-bound threads take turns on the worker's core."""
-        if self._cpu_pool is None:
-            self._cpu_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="worker-cpu")
-        return await asyncio.get_running_loop().run_in_executor(self._cpu_pool, fn, *args)
 
     async def _skip_known(self, held: list[_Held]) -> list[_Held]:
         """Redeliveries whose result is stored: acked without running. A first delivery cannot have one (the
@@ -156,7 +147,7 @@ class Worker:
         d, job = h.delivery, h.job
         try:
             data = await asyncio.to_thread(self.recordings.get, job.object_key)
-            h.prepared = await self._cpu(self.predictor.prepare, data)
+            h.prepared = await asyncio.to_thread(self.predictor.prepare, data)
             return h
         except Rejected as exc:  # what /predict answers 4xx: the job's answer, not a poison message
             error = {"error": exc.code, "detail": exc.detail}
