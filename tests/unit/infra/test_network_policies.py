@@ -137,6 +137,17 @@ UNDECLARED = [
     ("mlflow", "aws", 443),
     ("vault", "objectstore", 8333),
     ("objectstore", "vault", 8200),
+    # continuous training's triggers: only the object store and Alertmanager post to the EventSource
+    ("model-clients", "events-source", 12000),  # a hospital app cannot start a training run
+    ("intake-clients", "events-source", 12000),
+    ("serving", "events-source", 12000),
+    ("training", "events-bus", 4222),  # the bus is the trigger pods' alone
+    ("intake", "events-bus", 4222),
+    ("events-source", "kubernetes-api", 443),  # only the Sensor creates Workflows
+    ("events-bus", "kubernetes-api", 443),
+    ("events-source", "vault", 8200),
+    ("events-sensor", "mlflow", 5000),
+    ("events-sensor", "events-source", 12000),
 ]
 
 
@@ -145,6 +156,29 @@ def test_an_undeclared_flow_is_refused(source: str, target: str, port: int) -> N
     peers = network.network().peers
     src, dst = _endpoint(peers[source]), _endpoint(peers[target])
     assert not allows(_docs(), src, dst, port), f"{source} -> {target}:{port} is allowed but never declared"
+
+
+def test_the_argo_events_pods_are_declared_by_the_names_and_port_the_trigger_objects_use() -> None:
+    from infra.workflows import training_workflow
+    from spira.workflow import events
+
+    peers = network.network().peers
+    assert peers["events-bus"].labels == {
+        "controller": "eventbus-controller",
+        "eventbus-name": events.EVENT_BUS,
+    }
+    assert peers["events-source"].labels == {
+        "controller": "eventsource-controller",
+        "eventsource-name": events.EVENT_SOURCE,
+    }
+    assert peers["events-sensor"].labels == {"controller": "sensor-controller", "sensor-name": events.SENSOR}
+    for obj in events.trigger_objects("staging")[1:]:
+        assert obj["spec"]["eventBusName"] == events.EVENT_BUS
+    (service_port,) = events.event_source("staging")["spec"]["service"]["ports"]
+    posted = {p.port for f in network.network().flows if f.target.name == "events-source" for p in f.ports}
+    assert posted == {training_workflow().events_port} == {service_port["targetPort"]}
+    # the objects' app.kubernetes.io labels do not reach Argo Events' pods: they never select them
+    assert not network._matches(peers["training"].selector(), dict(peers["events-sensor"].labels or {}))
 
 
 def test_no_pod_reaches_the_nodes_instance_metadata() -> None:
@@ -215,3 +249,13 @@ def test_the_pulumi_program_applies_the_other_namespaces_policies(stack_plan: Pl
     assert not allows(docs, _endpoint(peers["intake"]), _endpoint(peers["mlflow"]), 5000)
     assert allows(docs, _endpoint(peers["keda"]), _endpoint(peers["nats"]), 8222)
     assert not allows(docs, _endpoint(peers["serving"]), _endpoint(peers["nats"]), 4222)
+    # continuous training's triggers: publish to the bus, bus routes, the Sensor's Workflow, the webhooks
+    bus, sensor = _endpoint(peers["events-bus"]), _endpoint(peers["events-sensor"])
+    source = _endpoint(peers["events-source"])
+    assert allows(docs, source, bus, 4222) and allows(docs, sensor, bus, 4222)
+    assert allows(docs, bus, bus, 6222)
+    api_server = Endpoint(ip="10.40.3.7")  # in the plan's VPC (Pulumi.yaml's default vpcCidr)
+    assert allows(docs, sensor, api_server, 443) and not allows(docs, source, api_server, 443)
+    assert allows(docs, store, source, 12000)
+    assert allows(docs, _endpoint(peers["prometheus"]), source, 12000)
+    assert not allows(docs, _endpoint(peers["model-clients"]), source, 12000)
