@@ -28,10 +28,13 @@ CRD_FILES: dict[tuple[str, str], str] = {
     ("argoproj.io/v1alpha1", "Application"): "application.yaml",
     ("argoproj.io/v1alpha1", "AppProject"): "appproject.yaml",
     ("keda.sh/v1alpha1", "ScaledObject"): "scaledobject.yaml",
+    # in-cluster TLS (argocd/base/model-certificate.yaml; the Pulumi program's issuer and certificates)
+    ("cert-manager.io/v1", "Certificate"): "certificate.yaml",
+    ("cert-manager.io/v1", "ClusterIssuer"): "clusterissuer.yaml",
 }
 # API groups whose kinds exist only as CRDs: an object of one of them without a vendored schema is an error,
 # never a core kind.
-CRD_GROUPS = ("argoproj.io/", "keda.sh/")
+CRD_GROUPS = ("argoproj.io/", "keda.sh/", "cert-manager.io/")
 
 # How a core type embedded in a CRD is validated: wrapped into the smallest core object that holds it.
 _CORE_WRAPPERS = {
