@@ -32,6 +32,7 @@ from serving.worker import Worker
 from spira_core.objects import Recordings
 from spira_core.queue import Delivery, Job, JobQueue, JobState, PoisonMessage, QueueNames, QueueUnavailable
 from spira_core.queue.nats import TRANSIENT, NatsDelivery
+from spira_core.tls import nats_tls
 from spira_core.worker_gate import COULD_NOT_RUN, GateRules, Verdict, judge
 
 log = logging.getLogger(__name__)
@@ -178,7 +179,9 @@ async def _main(predictor: Predictor, rules: GateRules, wait_s: float, environ: 
     secret = cached_service_secret(environ)
     values = await asyncio.to_thread(secret.get)
     names = QueueNames.from_secret(values["queue"])
-    nc = await nats.connect(values["nats_url"], name="spira-worker-gate", connect_timeout=5)
+    nc = await nats.connect(
+        values["nats_url"], name="spira-worker-gate", connect_timeout=5, tls=nats_tls(values["nats_url"])
+    )
     try:
         queue = await PreviewJobQueue(nc.jetstream(timeout=5.0), names).open()
         verdict = await run_gate(predictor, queue, S3Recordings(secret), rules, wait_s)

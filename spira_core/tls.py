@@ -14,6 +14,7 @@ BENTOML_CONFIG_OPTIONS, so the image's command does not change; the Rollout's co
 from __future__ import annotations
 
 import os
+import ssl
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -48,3 +49,11 @@ def s3_verify(endpoint: str, environ: Mapping[str, str] | None = None) -> str | 
     if not endpoint.lower().startswith("https://"):
         return None
     return str(platform_ca_path(environ))
+
+
+def nats_tls(url: str, environ: Mapping[str, str] | None = None) -> ssl.SSLContext | None:
+    """The TLS context of a NATS client for `url`: with a `tls://` URL (a server whose certificate is the
+    platform CA's) a context trusting that CA only; None for `nats://` (the local stack's plain server)."""
+    if not url.lower().startswith("tls://"):
+        return None
+    return ssl.create_default_context(cafile=str(platform_ca_path(environ)))

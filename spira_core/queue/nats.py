@@ -30,6 +30,7 @@ from spira_core.queue import (
     QueueNames,
     QueueUnavailable,
 )
+from spira_core.tls import nats_tls
 
 log = logging.getLogger(__name__)
 # What a lost server looks like to nats-py: no reply in time, no responders, a connection closing or gone.
@@ -85,6 +86,7 @@ class NatsJobQueue(JobQueue):
             reconnect_time_wait=0.5,
             max_reconnect_attempts=-1,
             allow_reconnect=True,
+            tls=nats_tls(url),  # tls://: the platform CA only (spira_core/tls.py)
         )
         queue = cls(nc, names, timeout_s)
         await queue.ensure()

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from spira_core.tls import BENTO_SERVICE, bentoml_ssl_options, platform_ca_path, s3_verify
+import pytest
+
+from spira_core.tls import BENTO_SERVICE, bentoml_ssl_options, nats_tls, platform_ca_path, s3_verify
 from spira_core.vault.settings import DEFAULT_TOKEN_PATH
 
 
@@ -34,3 +36,9 @@ def test_the_bentoml_override_enables_ssl_of_the_spira_service_with_both_files()
         f"services.{BENTO_SERVICE}.ssl.keyfile": "/c/tls.key",
     }
     assert 'name="spira"' in (Path(__file__).parents[3] / "serving" / "service.py").read_text()
+
+
+def test_a_plain_nats_url_gets_no_tls_context_and_a_tls_url_needs_the_ca_beside_the_credential() -> None:
+    assert nats_tls("nats://127.0.0.1:4222", {}) is None
+    with pytest.raises(FileNotFoundError):  # no CA, no connection: never the system's roots
+        nats_tls("tls://nats.nats.svc:4222", {"VAULT_JWT_PATH": "/nonexistent/token"})
