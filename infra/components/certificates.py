@@ -1,7 +1,7 @@
 """In-cluster TLS (docs/security.md): cert-manager (jetstack chart, pinned in infra/charts.yaml) issues the
 certificates of the Services that carry patient data (/predict, the object store's S3 API) from the
-platform CA, and renews them before they expire. NATS is next: its chart's `config.nats.tls` with a
-Certificate from `certificate` here, once its clients take a TLS context (docs/security.md).
+platform CA, and renews them before they expire. NATS's Certificate and chart values are here too
+(`nats_certificate`, `nats_tls_values`); the Queue component does not apply them yet (docs/security.md).
 
 The platform CA is the private CA of Vault's certificate (infra/components/vault.py): every workload
 already trusts it and only it (the vault-ca ConfigMap beside its projected token), so a client verifies
@@ -70,6 +70,31 @@ def certificate(name: str, namespace: str, dns_names: list[str], labels: dict[st
             "privateKey": {"algorithm": "ECDSA", "size": 256, "rotationPolicy": "Always"},
             "usages": SERVER_USAGES,
         },
+    }
+
+
+# NATS (nats-io/nats chart): the client port and the cluster routes over TLS with one Certificate whose
+# names are the client Service's and every server's (the routes dial <pod>.<service>-headless); the routes
+# verify each other against the CA in the same Secret (tlsCA), so the key also serves as a client's.
+NATS_TLS_SECRET = "nats-tls"
+
+
+def nats_certificate(service: str, namespace: str) -> dict[str, Any]:
+    labels = {"app.kubernetes.io/name": "nats", "app.kubernetes.io/component": "queue"}
+    body = certificate(
+        NATS_TLS_SECRET, namespace, service_dns_names(service, namespace, f"{service}-headless"), labels
+    )
+    body["spec"]["usages"] = [*SERVER_USAGES, "client auth"]
+    return body
+
+
+def nats_tls_values() -> dict[str, Any]:
+    """The nats chart's values for TLS on the client port and the routes (merged into its values by the
+    Queue component, with `services.nats.scheme: tls` in infra/environments.yaml for the clients)."""
+    secret = {"enabled": True, "secretName": NATS_TLS_SECRET}
+    return {
+        "config": {"nats": {"tls": secret}, "cluster": {"tls": secret}},
+        "tlsCA": {"enabled": True, "secretName": NATS_TLS_SECRET, "key": "ca.crt"},
     }
 
 

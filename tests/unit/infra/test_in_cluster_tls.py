@@ -138,3 +138,16 @@ def test_the_gate_trusts_the_platform_ca_beside_its_token_for_the_https_preview(
     env = {e["name"]: e.get("value") for e in gate["env"]}
     mounts = {m["name"]: m["mountPath"] for m in gate["volumeMounts"]}
     assert env["SSL_CERT_FILE"] == f"{mounts['vault-token']}/ca.crt"
+
+
+def test_the_nats_certificate_names_the_service_and_every_route_and_its_values_mount_it() -> None:
+    body = certificates.nats_certificate("nats", "nats")
+    assert schemas.validate(body, K8S) == []
+    assert {"nats.nats.svc.cluster.local", "*.nats-headless.nats.svc.cluster.local"} <= set(
+        body["spec"]["dnsNames"]
+    )
+    assert "client auth" in body["spec"]["usages"]  # the routes authenticate each other
+    values = certificates.nats_tls_values()
+    for block in (values["config"]["nats"]["tls"], values["config"]["cluster"]["tls"]):
+        assert block == {"enabled": True, "secretName": body["spec"]["secretName"]}
+    assert values["tlsCA"]["secretName"] == body["spec"]["secretName"]
