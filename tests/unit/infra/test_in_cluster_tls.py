@@ -151,3 +151,13 @@ def test_the_nats_certificate_names_the_service_and_every_route_and_its_values_m
     for block in (values["config"]["nats"]["tls"], values["config"]["cluster"]["tls"]):
         assert block == {"enabled": True, "secretName": body["spec"]["secretName"]}
     assert values["tlsCA"]["secretName"] == body["spec"]["secretName"]
+
+
+def test_mlflow_and_the_backup_jobs_trust_the_platform_ca_for_the_https_object_store() -> None:
+    from infra.components import backups, mlflow
+
+    template = mlflow.agent_template("staging")
+    assert f'export AWS_CA_BUNDLE="{mlflow.TOKEN_DIR}/ca.crt"' in template
+    for snapshot in (True, False):
+        script = backups.login_script(snapshot)
+        assert f"cp {backups.TOKEN_DIR}/ca.crt {backups.CREDS_DIR}/mc/certs/CAs/" in script
