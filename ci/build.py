@@ -38,10 +38,37 @@ class ImageSpec:
     wheelhouse_in_context: str = "wheels"
     uses_torch: bool = False
     build_args: dict[str, str] = field(default_factory=dict)
+    # the torch build this image always carries (None: the build's --torch-flavour)
+    torch_flavour: str | None = None
 
 
 def _model_requirements(root: Path) -> list[str]:
     return pyproject_requirements(root / "pyproject.toml", ["serving"])
+
+
+def _training_requirements(root: Path) -> list[str]:
+    return pyproject_requirements(root / "pyproject.toml", ["cli", "training"])
+
+
+# What a training step runs, and nothing else of the operator side: the stage code and the three modules
+# of the `spira` command that `spira pipeline <stage>` goes through (its other commands are unavailable).
+TRAINING_CONTEXT = {
+    "spira_core": "src/spira_core",
+    "training": "src/training",
+    "spira/__init__.py": "src/spira/__init__.py",
+    "spira/cli.py": "src/spira/cli.py",
+    "spira/workload.py": "src/spira/workload.py",
+}
+
+
+# What `spira gate clinical` runs in the gate image (python -m spira.clinical.gate): no typer, rich, MLflow.
+CLINICAL_GATE_MODULES = (
+    "__init__.py",
+    "clinical/__init__.py",
+    "clinical/gate.py",
+    "clinical/report.py",
+    "clinical/holdout_access.py",
+)
 
 
 def _loadtest_requirements(root: Path) -> list[str]:
@@ -63,9 +90,36 @@ IMAGES: dict[str, ImageSpec] = {
         context={
             "loadtests": "loadtests",
             "spira_core/predict_credential.py": "spira_core/predict_credential.py",
+            # the clinical gate's runner (not the project CLI's modules) and its pure judging code
+            "spira_core/clinical": "spira_core/clinical",
+            **{f"spira/{m}": f"spira/{m}" for m in CLINICAL_GATE_MODULES},
         },
         requirements=_loadtest_requirements,
         build_args={"WHEELHOUSE": "wheels"},
+    ),
+    # the burst path's upload API (docs/queue.md): the intake and spira_core, no torch
+    "intake": ImageSpec(
+        name="intake",
+        containerfile="intake/Containerfile",
+        context={"intake": "src/intake", "spira_core": "src/spira_core"},
+        requirements=lambda root: requirements_file(root / "intake/requirements.in"),
+    ),
+    "training": ImageSpec(
+        name="training",
+        containerfile="training/Containerfile",
+        context=TRAINING_CONTEXT,
+        requirements=_training_requirements,
+        uses_torch=True,
+        torch_flavour="cpu",
+    ),
+    # the GPU pool's train step: the same code with the CUDA torch build (written and checked; no GPU here)
+    "training-gpu": ImageSpec(
+        name="training-gpu",
+        containerfile="training/Containerfile.gpu",
+        context=TRAINING_CONTEXT,
+        requirements=_training_requirements,
+        uses_torch=True,
+        torch_flavour="cuda",
     ),
 }
 
@@ -185,8 +239,9 @@ def build(podman: Podman, opts: BuildOptions, root: Path = REPO_ROOT, say=print)
     start = time.monotonic()
     base = opts.base_image or ensure_base(podman, say=say)
     lock = (root / "requirements.lock").read_text()
+    flavour = spec.torch_flavour or opts.torch_flavour
     wh_spec = WheelhouseSpec(
-        spec.name, tuple(spec.requirements(root)), lock, opts.torch_flavour if spec.uses_torch else "cpu"
+        spec.name, tuple(spec.requirements(root)), lock, flavour if spec.uses_torch else "cpu"
     )
     wheelhouse = ensure_wheelhouse(wh_spec, root / ".spira/wheels", opts.torch_index_url, say=say)
 
@@ -207,6 +262,8 @@ def build(podman: Podman, opts: BuildOptions, root: Path = REPO_ROOT, say=print)
             "MODEL_VERSION": version,
             "SOURCE": opts.source or git_source(root),
         }
+    elif spec.name.startswith("training"):
+        args |= {"TORCH_FLAVOUR": flavour, "GIT_SHA": sha, "SOURCE": opts.source or git_source(root)}
     else:
         # The loadtest Containerfile is the gate's; the provenance labels are added at build time.
         labels = {

@@ -1,7 +1,8 @@
 """The build-and-test workflow's steps as one program, so CI and a developer run the same sequence.
 
 build-and-test: a loopback registry of its own -> build each image once -> push -> ephemeral test of
-the model by digest with the gate image by digest -> digests.json next to the test report.
+the model by digest with the gate image by digest, and of the intake by digest (ci/ephemeral_intake.py)
+-> digests.json next to the test reports.
 publish: push the SAME local images to the release registry and refuse if a digest differs from the
 tested one (a different digest would be different bytes: untested); then store beside each digest its SBOM,
 CI's signature and the signed SLSA provenance (ci/attest.py, key from the SPIRA_SIGNING_KEY secret), which
@@ -37,13 +38,14 @@ def build_and_test(
     out: Annotated[Path, typer.Option()] = Path("build/ephemeral"),
 ) -> None:
     from ci.ephemeral import EphemeralOptions, run_ephemeral
+    from ci.ephemeral_intake import run_intake_ephemeral
     from ci.registry import loopback_registry
 
     podman = _podman()
     say = lambda m: typer.echo(m, err=True)  # noqa: E731
     with loopback_registry() as registry:
         refs: dict[str, dict[str, str]] = {}
-        for image in ("loadtest", "model"):
+        for image in ("loadtest", "intake", "model"):
             opts = BuildOptions(image, registry, base_image, torch_flavour, None, bento_dir, model_version)
             built = build(podman, opts, REPO_ROOT, say=say)
             pushed = push(podman, built, registry)
@@ -56,15 +58,18 @@ def build_and_test(
             ),
             say=say,
         )
+        intake = run_intake_ephemeral(podman, refs["intake"]["tested"], out)
+        say(f"intake: {'PASS' if intake.passed else 'FAIL'} {intake.checks} {intake.error or ''}")
     (out / "digests.json").write_text(
         json.dumps({"model_version": model_version, "images": refs}, indent=2) + "\n"
     )
     typer.echo(
-        ("PASS" if report.passed else "FAIL")
+        ("PASS" if report.passed and intake.passed else "FAIL")
         + f" in {report.total_s}s"
         + (f": {report.error}" if report.error else "")
+        + (f"; intake: {intake.error or intake.checks}" if not intake.passed else "")
     )
-    if not report.passed:
+    if not (report.passed and intake.passed):
         raise typer.Exit(1)
 
 
@@ -76,8 +81,10 @@ def publish(
     """Push the tested local images; print `<image>_digest=sha256:...` lines (GitHub step outputs)."""
     record = json.loads((from_dir / "digests.json").read_text())
     report = json.loads((from_dir / "report.json").read_text())
-    if not report.get("passed"):
-        typer.echo("refusing to publish: the ephemeral test did not pass", err=True)
+    intake_report = from_dir / "intake-report.json"
+    intake_passed = intake_report.exists() and json.loads(intake_report.read_text()).get("passed")
+    if not report.get("passed") or ("intake" in record["images"] and not intake_passed):
+        typer.echo("refusing to publish: an ephemeral test did not pass", err=True)
         raise typer.Exit(1)
     from ci.attest import sign_tested, signing_key
 

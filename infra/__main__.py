@@ -16,12 +16,14 @@ from infra.components.admission import Admission
 from infra.components.argo import Argo, ArgoArgs
 from infra.components.aws import AwsPlatform, AwsPlatformArgs
 from infra.components.backups import BackupJobs, BackupJobsArgs
+from infra.components.certificates import PlatformTls, PlatformTlsArgs
 from infra.components.device_plugin import DevicePlugin, DevicePluginArgs
 from infra.components.mlflow import Mlflow, MlflowArgs
 from infra.components.monitoring import Monitoring, MonitoringArgs
 from infra.components.network import NetworkPolicies, NetworkPoliciesArgs
 from infra.components.object_store import ObjectStore, ObjectStoreArgs
 from infra.components.queue import Queue, QueueArgs
+from infra.components.workflows import Workflows, WorkflowsArgs
 from infra.components.workloads import Workloads, WorkloadsArgs
 
 cfg = config.load()
@@ -52,9 +54,17 @@ vault = vault_component.Vault(
     on_cluster,
 )
 workloads = Workloads("workloads", WorkloadsArgs(vault_ca_pem=vault.ca_cert_pem), on_cluster)
+# In-cluster TLS: cert-manager issues /predict's and S3's certificates from Vault's CA.
+tls = PlatformTls(
+    "tls", PlatformTlsArgs(ca_cert_pem=vault.ca_cert_pem, ca_key_pem=vault.ca_key_pem), on_cluster
+)
 monitoring = Monitoring(
     "monitoring",
-    MonitoringArgs(storage_class=platform.storage_class, volume_size=cfg.prometheus_volume_size),
+    MonitoringArgs(
+        storage_class=platform.storage_class,
+        volume_size=cfg.prometheus_volume_size,
+        platform_ca_pem=vault.ca_cert_pem,
+    ),
     on_cluster,
 )
 store = ObjectStore(
@@ -64,6 +74,7 @@ store = ObjectStore(
         settings=cfg.object_store,
         storage_class=platform.storage_class,
         secrets=vault.secrets,
+        tls=tls,
     ),
     on_cluster,
 )
@@ -88,6 +99,7 @@ queue = Queue(
         environment=cfg.environment,
         storage_class=platform.storage_class,
         volume_size=cfg.nats_volume_size,
+        secrets=vault.secrets,  # the NATS users' passwords also go to Vault's nats-users
     ),
     on_cluster,
 )
@@ -101,6 +113,13 @@ NetworkPolicies(
         providers={"kubernetes": platform.kube_provider},
         depends_on=[vault, workloads, monitoring, store, mlflow, queue],
     ),
+)
+
+# Continuous training: Argo Workflows + Argo Events and the identities of the rendered workflow (docs/workflows.md).
+Workflows(
+    "workflows",
+    WorkflowsArgs(cfg.environment, cfg.object_store.engine),
+    pulumi.ResourceOptions(providers={"kubernetes": platform.kube_provider}, depends_on=[workloads, store]),
 )
 
 pulumi.export("clusterName", platform.cluster_name)

@@ -18,6 +18,8 @@ import pulumi
 
 from infra.components.helm import pinned_release
 from infra.environments import ServiceAddress, declared
+from infra.queue_auth import USERS, authorization
+from infra.vault import layout
 
 # The chart's cluster route port (nats-io/nats values: config.cluster.port).
 CLUSTER_PORT = 6222
@@ -28,6 +30,9 @@ class QueueArgs:
     environment: str
     storage_class: str
     volume_size: str
+    # Vault's provider and mount once Vault is configured (infra/components/vault.py), else None: the NATS
+    # users' passwords then reach Vault's `nats-users` at the next `pulumi up` (no workload connects before)
+    secrets: object | None = None
 
 
 def nats_address() -> ServiceAddress:
@@ -79,6 +84,33 @@ def nats_values(replicas: int, storage_class: str, volume_size: str) -> dict:
     }
 
 
+# The workloads' NATS users (infra/queue_auth.py): their passwords reach the servers as environment
+# variables from this Secret (the chart's `<< $VAR >>` leaves them unquoted for NATS to expand), never in
+# the chart's values; the workloads get theirs from Vault (`nats-users`, copied by `spira secrets seed`).
+NATS_USERS_SECRET = "spira-nats-users"
+
+
+def password_variable(user: str) -> str:
+    return f"SPIRA_NATS_{user.upper()}_PASSWORD"
+
+
+def nats_auth_values() -> dict:
+    """Chart values: the `authorization` block of infra/queue_auth.py (each workload user and its
+    permissions, no anonymous access) and the password variables it names, from NATS_USERS_SECRET."""
+    passwords = {user: f"<< ${password_variable(user)} >>" for user in USERS}
+    return {
+        "config": {"merge": {"authorization": authorization(declared().queue, passwords)}},
+        "container": {
+            "env": {
+                password_variable(user): {
+                    "valueFrom": {"secretKeyRef": {"name": NATS_USERS_SECRET, "key": user}}
+                }
+                for user in USERS
+            }
+        },
+    }
+
+
 # The chart names its Services after operator.name (`<operator.name>-metrics-apiserver`), not the release.
 KEDA_OPERATOR = "keda-operator"
 
@@ -100,18 +132,53 @@ def keda_values(workload_namespace: str) -> dict:
 
 
 class Queue(pulumi.ComponentResource):
+    def _users_secret(self, name: str, args: QueueArgs, namespace: str):
+        """NATS_USERS_SECRET: a random password per workload user for the servers, and the same passwords in
+        Vault's `nats-users` (once Vault is configured), from which `spira secrets seed` gives each workload
+        its own in its `nats_url`. As MLflow's admin password: made here, kept in Vault."""
+        import pulumi_kubernetes as k8s
+        import pulumi_random as random
+
+        child = pulumi.ResourceOptions(parent=self)
+        passwords = {
+            user: random.RandomPassword(f"{name}-nats-{user}", length=32, special=False, opts=child).result
+            for user in USERS
+        }
+        if args.secrets is not None:
+            import pulumi_vault as vault
+
+            vault.kv.SecretV2(
+                f"{name}-vault-nats-users",
+                mount=args.secrets.mount.mount,
+                name=layout.secret_path(args.environment, "nats-users"),
+                data_json=pulumi.Output.json_dumps(passwords),
+                opts=pulumi.ResourceOptions(parent=self, provider=args.secrets.provider),
+            )
+        ns = k8s.core.v1.Namespace(f"{name}-nats-ns", metadata={"name": namespace}, opts=child)
+        return k8s.core.v1.Secret(
+            f"{name}-nats-users",
+            metadata={"name": NATS_USERS_SECRET, "namespace": namespace},
+            string_data={user: pulumi.Output.secret(p) for user, p in passwords.items()},
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[ns]),
+        )
+
     def __init__(self, name: str, args: QueueArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("spira:platform:Queue", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         table = declared()
         nats, keda = nats_address(), keda_address()
         replicas = table.queue.replicas(args.environment)
+        users = self._users_secret(name, args, nats.namespace)
+        values = nats_values(replicas, args.storage_class, args.volume_size)
+        auth = nats_auth_values()
+        values["config"]["merge"] = {**values["config"].get("merge", {}), **auth["config"]["merge"]}
+        values["container"] = {**values.get("container", {}), **auth["container"]}
         self.nats = pinned_release(
             str(nats.release),
             "nats",
             nats.namespace,
-            nats_values(replicas, args.storage_class, args.volume_size),
-            child,
+            values,
+            pulumi.ResourceOptions(parent=self, depends_on=[users]),
         )
         self.keda = pinned_release(
             str(keda.release),

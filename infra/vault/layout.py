@@ -95,10 +95,17 @@ SERVICES: dict[str, Service] = {
             "spira-archive-purge",
             ("s3_endpoint", "s3_access_key", "s3_secret_key", "archive_bucket"),
         ),
+        # The clinical gate's Job (docs/gate.md) reads the frozen holdout from the features bucket (its grant:
+        # GetObject under holdout/ only). Its service account is the load gate's, whose client role for
+        # /predict is infra/vault/clients.py's: this role reads only this secret.
+        Service("gate", "spira-gate", ("s3_endpoint", "s3_access_key", "s3_secret_key", "features_bucket")),
         # Object-store admin credentials, used only by operators to mint and revoke service keys.
         Service("objectstore", "-", ("admin_access_key", "admin_secret_key", "endpoint"), workload=False),
         # MLflow's admin (its basic-auth app), used only by operators to create the workloads' MLflow users.
         Service("mlflow-admin", "-", ("username", "password"), workload=False),
+        # The NATS servers' copy of the intake's and workers' passwords (infra/queue_auth.py), written by the
+        # program that runs the servers (Pulumi, the local stack); seeding copies each into its workload's nats_url.
+        Service("nats-users", "-", ("intake", "worker"), workload=False),
     )
 }
 

@@ -75,12 +75,20 @@ def seed(
     target = _guard(lambda: _target(env, engine))
     outcome = _guard(lambda: do_seed(env, target.vault_client, target.object_store, target.endpoints))
     users = _guard(lambda: seed_mlflow_users(env, target.vault_client, target.mlflow_users(mlflow_url)))
+    # the intake's and workers' NATS users (infra/queue_auth.py): a password each, in their nats_url
+    from spira.secrets.nats_users import seed_nats_users
+
+    nats_users = _guard(lambda: seed_nats_users(env, target.vault_client))
     table = Table(title=f"secrets seeded in {env}")
     table.add_column("path")
     table.add_column("outcome")
     table.add_column("MLflow user")
     for service, what in outcome.items():
-        table.add_row(layout.secret_ref(env, service), what, users.get(service, "-"))
+        table.add_row(
+            layout.secret_ref(env, service),
+            what + (f", NATS user {nats_users[service]}" if service in nats_users else ""),
+            users.get(service, "-"),
+        )
     Console().print(table)
 
 

@@ -145,6 +145,18 @@ class LocalStack:
             )
         store = IamObjectStoreAdmin(self.s3.client("s3"), self.s3.client("iam"))
         seed(ENV, operator, store, EnvironmentEndpoints(self.s3.endpoint, self.mlflow.uri, self.nats.url))
+        # the NATS servers' copy of the workloads' passwords (as Pulumi writes a cluster's), then each into
+        # its workload's nats_url (spira/secrets/nats_users.py)
+        from spira.secrets.nats_users import seed_nats_users
+
+        if read_secret(operator, ENV, "nats-users") is None:
+            operator.secrets.kv.v2.create_or_update_secret(
+                path=layout.secret_path(ENV, "nats-users"),
+                mount_point=layout.KV_MOUNT,
+                cas=0,
+                secret=self.nats.workload_passwords(),
+            )
+        seed_nats_users(ENV, operator)
 
     def _seed_mlflow(self, info: StackInfo) -> None:
         """MLflow's admin into Vault (as the Pulumi program writes a cluster's), then the workloads' users."""
@@ -176,7 +188,7 @@ class LocalStack:
             mlflow_admin=self.mlflow.admin() if self.mlflow.admin_file.is_file() else None,
             registry=self.registry.address if self.with_registry else None,
             env_name=ENV,
-            nats_url=self.nats.url,
+            nats_url=self.nats.operator_url,  # the operator's user: every right (spira/stack/nats.py)
             prometheus_url=self.prometheus.url,
         )
 

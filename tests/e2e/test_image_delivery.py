@@ -164,3 +164,34 @@ def test_the_tested_images_are_signed_with_provenance_and_an_sbom_that_verify(
     sbom = json.loads(b64decode(envelope["payload"]))["predicate"]
     (torch,) = [c for c in sbom["components"] if c["name"] == "torch"]
     assert torch["version"].startswith("2.13.0") and torch["hashes"]
+
+
+@pytest.fixture(scope="session")
+def intake_image(podman: Podman, registry: str):
+    built = build(podman, BuildOptions("intake", registry), REPO)
+    return built, push(podman, built, registry)
+
+
+def test_the_intake_image_passes_its_ephemeral_test_by_digest_and_carries_no_torch(
+    podman: Podman, intake_image, local_stack, tmp_path: Path
+):
+    """The intake image by digest, read-only as uid 10001 with only VAULT_*, against the session's stack:
+    ready, an upload without a token is a 401, a hospital's bad upload /predict's 415, a recording a 202."""
+    from ci.ephemeral_intake import run_intake_ephemeral
+
+    built, pushed = intake_image
+    report = run_intake_ephemeral(podman, pushed.ref, tmp_path, info=local_stack)
+    assert report.passed, (report.checks, report.error, (tmp_path / "intake.log").read_text()[-3000:])
+    assert len(built.labels["org.opencontainers.image.revision"]) == 40
+    listing = podman.text(
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--pull",
+        "never",
+        pushed.ref,
+        "ls",
+        "/opt/venv/lib/python3.11/site-packages",
+    )
+    assert "torch" not in listing.split() and "bentoml" not in listing.split()

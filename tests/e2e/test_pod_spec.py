@@ -206,3 +206,69 @@ def test_the_gate_job_pod_fails_a_wrong_model_version(
 ):
     code, out = run_gate(kube, docs, images, model_running["url"], "999", local_stack, tmp_path / "vault")
     assert code == 1, out
+
+
+def freeze_into_store(stack: StackInfo, root: Path) -> str:
+    """A small frozen holdout under holdout/<version>/ of the stack's features bucket (CURRENT unmoved)."""
+    from spira_core.settings import service_secret
+    from tests.unit.training.conftest import write_dataset
+    from training import holdout as training_holdout
+
+    data = write_dataset(root / "data", n_per_class=6)
+    frozen = training_holdout.freeze(data.dataset_csv, data.noise_csv)
+    bucket = service_secret("gate", stack.service_env("gate"))["features_bucket"]
+    folder = f"holdout/{frozen.holdout.version}-{uuid.uuid4().hex[:6]}/"
+    for rel, body in frozen.files.items():
+        stack.s3_client().put_object(Bucket=bucket, Key=folder + rel, Body=body)
+    return f"s3://{bucket}/{folder}"
+
+
+def run_clinical_gate(
+    kube: Podman,
+    docs,
+    image: str,
+    url: str,
+    baseline_url: str,
+    holdout: str,
+    stack: StackInfo,
+    token_dir: Path,
+) -> tuple[int, str]:
+    """The rendered clinical-gate Job's pod (the gate image by digest, its own env, read-only root, uid
+    10001), with the gate's projected token: its Vault role reads the holdout key, its client role /predict."""
+    write_token(token_dir, stack.mint_jwt(clients.CLIENTS["gate"].subject, ttl_s=3600), ca=stack.vault_ca)
+    pod, dropped, job = gate_pod(
+        docs,
+        name=f"spira-kp-clinical-{uuid.uuid4().hex[:8]}",
+        image=image,
+        args={"preview-url": url, "active-url": baseline_url, "holdout": holdout},
+        token_dir=str(token_dir),
+        vault_port=urlsplit(stack.vault_addr).port,
+        template_name="spira-clinical-gate",
+        metric="clinical",
+        container="clinical-gate",
+    )
+    assert dropped == []
+    name = container_name(pod, "clinical-gate")
+    try:
+        play(kube, pod)
+        code = wait_exit(kube, name, job["activeDeadlineSeconds"])
+        return code, logs(kube, name)
+    finally:
+        down(kube, pod)
+
+
+def test_the_clinical_gate_job_pod_passes_the_served_model_judged_against_itself_on_the_stores_holdout(
+    kube: Podman,
+    model_running,
+    docs,
+    images,  # noqa: F811
+    local_stack: StackInfo,
+    tmp_path: Path,
+):
+    holdout = freeze_into_store(local_stack, tmp_path)
+    url = model_running["url"]
+    code, out = run_clinical_gate(
+        kube, docs, images["loadtest"][1].ref, url, url, holdout, local_stack, tmp_path / "vault"
+    )
+    assert code == 0, out
+    assert "clinical gate: PASS" in out and holdout.split("/")[-2].split("-")[0] in out, out

@@ -71,6 +71,9 @@ def test_the_containerfiles_pass_checkov(tmp_path: Path):
     shutil.copy(REPO / "serving/Containerfile", model)
     shutil.copy(REPO / "loadtests/Containerfile", loadtest)
     assert failed(checkov("-f", str(model), "--framework", "dockerfile")) == []
+    intake = tmp_path / "intake.Dockerfile"
+    shutil.copy(REPO / "intake/Containerfile", intake)
+    assert failed(checkov("-f", str(intake), "--framework", "dockerfile")) == []
     assert (
         failed(checkov("-f", str(loadtest), "--framework", "dockerfile", "--skip-check", LOADTEST_SKIPS))
         == []

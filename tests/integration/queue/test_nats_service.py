@@ -30,7 +30,7 @@ def test_a_job_queued_before_a_nats_restart_is_delivered_after_it() -> None:
         job = Job.of_upload(names, b"a recording", "visit-7")
 
         async def publish() -> tuple[bool, bool]:
-            queue = await NatsJobQueue.connect(nats.url, names, "test")
+            queue = await NatsJobQueue.connect(nats.operator_url, names, "test")
             try:
                 return (await queue.enqueue(job))[1], (await queue.enqueue(job))[1]
             finally:
@@ -43,7 +43,7 @@ def test_a_job_queued_before_a_nats_restart_is_delivered_after_it() -> None:
         assert wait_until(nats.healthy, 20), proc.log_tail()
 
         async def consume() -> list[bytes]:
-            queue = await NatsJobQueue.connect(nats.url, names, "test")
+            queue = await NatsJobQueue.connect(nats.operator_url, names, "test")
             try:
                 deliveries = await queue.fetch(10, 2.0)
                 for d in deliveries:

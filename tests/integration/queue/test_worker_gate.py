@@ -68,7 +68,8 @@ def nats_url():
         nats.write_config()
         proc.start()
         assert wait_until(nats.healthy, 20), proc.log_tail()
-        yield nats.url
+        # the operator's user: each test names streams of its own, outside the workloads' permissions
+        yield nats.operator_url
     finally:
         proc.stop()
         shutil.rmtree(home, ignore_errors=True)

@@ -48,7 +48,9 @@ def test_the_promote_lock_is_the_same_lines_as_the_main_lock():
     assert render_lock(promote, PROMOTE_HEADER) == text
 
 
-@pytest.mark.parametrize("containerfile", ["serving/Containerfile", "loadtests/Containerfile"])
+@pytest.mark.parametrize(
+    "containerfile", ["serving/Containerfile", "loadtests/Containerfile", "intake/Containerfile"]
+)
 def test_each_image_installs_its_wheelhouse_with_require_hashes_and_no_index(containerfile: str):
     text = (REPO / containerfile).read_text().replace("\\\n", " ")
     installs = [line for line in text.splitlines() if "pip install" in line]

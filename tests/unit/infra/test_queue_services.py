@@ -88,3 +88,37 @@ def test_keda_runs_in_its_declared_namespace_from_the_pinned_chart_and_scales_on
     assert values["watchNamespace"] == declared().workload_namespace, where(release)
     assert f"{values['operator']['name']}-metrics-apiserver" == keda.service, where(release)
     assert values["crds"]["install"] is True, f"{where(release)}: the ScaledObject CRD comes with the chart"
+
+
+def test_nats_admits_only_the_workloads_users_with_their_declared_permissions(stack_plan: Plan) -> None:
+    """No anonymous client: the chart's authorization lists the intake and the worker, each with
+    infra/queue_auth.py's allow-list, their passwords from a Secret (never in the values) also written to
+    Vault's nats-users, from which `spira secrets seed` gives each workload its own."""
+    from infra.components.queue import NATS_USERS_SECRET, password_variable
+    from infra.queue_auth import USERS, permissions
+    from infra.vault import layout
+
+    release = _release(stack_plan, "nats")
+    values = release.inputs["values"]
+    users = values["config"]["merge"]["authorization"]["users"]
+    assert [u["user"] for u in users] == list(USERS), where(release)
+    for user in users:
+        assert user["password"] == f"<< ${password_variable(user['user'])} >>", where(release)
+        assert user["permissions"] == permissions(declared().queue, user["user"]), where(release)
+        env = values["container"]["env"][password_variable(user["user"])]
+        assert env["valueFrom"]["secretKeyRef"] == {"name": NATS_USERS_SECRET, "key": user["user"]}
+    intake = permissions(declared().queue, "intake")["publish"]["allow"]
+    worker = permissions(declared().queue, "worker")["publish"]["allow"]
+    queue = declared().queue
+    assert queue.subject in intake and queue.subject not in worker  # only the intake publishes jobs
+    assert not any("CONSUMER.MSG.NEXT" in s for s in intake)  # only workers take them
+    assert not any(".DELETE." in s and queue.stream + "." in s for s in intake + worker)
+    (secret,) = [r for r in stack_plan.of_type("kubernetes:core/v1:Secret") if r.name.endswith("-nats-users")]
+    assert set(secret.inputs["stringData"]) == set(USERS), where(secret)
+    vaulted = [
+        r
+        for r in stack_plan.resources
+        if r.type == "vault:kv/secretV2:SecretV2" and r.name.endswith("nats-users")
+    ]
+    if vaulted:
+        assert vaulted[0].inputs["name"] == layout.secret_path(stack_plan.stack, "nats-users")

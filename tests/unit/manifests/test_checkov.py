@@ -11,14 +11,15 @@ from tests.unit.manifests.helpers import docs, model
 def test_the_rollout_and_the_gate_job_are_handed_over_as_the_core_workloads_they_become():
     extra = as_core_workloads(docs("staging"))[len(docs("staging")) :]
     assert [(d["kind"], d["metadata"]["name"]) for d in extra] == [
+        ("Job", "spira-clinical-gate-clinical"),
         ("Job", "spira-gate-load-test"),
         ("Job", "spira-worker-gate-preview-consumer"),
         ("Deployment", "spira-model"),
         ("Deployment", "spira-worker"),
     ]
-    assert extra[2]["metadata"]["annotations"]["spira.dev/model-version"]
+    assert extra[3]["metadata"]["annotations"]["spira.dev/model-version"]
     # the workers' inline skips (a queue consumer has no port to probe) carry over to their twin
-    assert "checkov.io/skip1" in extra[3]["metadata"]["annotations"]
+    assert "checkov.io/skip1" in extra[4]["metadata"]["annotations"]
 
 
 @pytest.mark.parametrize("env", ["local", "staging", "production"])

@@ -238,8 +238,14 @@ def test_a_gate_whose_client_role_grants_no_identity_token_is_found():
     for r in inputs.resources:
         if r["inputs"].get("roleName") == "spira-staging-predict-gate":
             r["inputs"]["tokenPolicies"] = ["spira-staging-predict-intake"]
-    (found,) = messages(inputs, declared())
-    assert "the policies of Vault role 'spira-staging-predict-gate' grant no identity token" in found
+    # both gates (the load gate and the clinical gate's VAULT_PREDICT_ROLE) log in with that client role
+    found = messages(inputs, declared())
+    assert [m.split(": ")[1].split(" ")[0] for m in found] == [
+        "AnalysisTemplate/spira-clinical-gate",
+        "AnalysisTemplate/spira-gate",
+    ]
+    for message in found:
+        assert "the policies of Vault role 'spira-staging-predict-gate' grant no identity token" in message
 
 
 def test_a_queue_client_whose_network_policy_does_not_reach_nats_is_found():

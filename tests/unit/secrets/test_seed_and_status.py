@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from infra.environments import declared
 from infra.vault import layout
 from spira.secrets.mlflow_users import seed_mlflow_users
 from spira.secrets.rotation import rotate
@@ -26,12 +27,13 @@ ENDPOINTS = EnvironmentEndpoints("http://s3:9000", "http://mlflow:5000")
 
 def test_seed_creates_each_workloads_secret_once_and_then_keeps_it() -> None:
     vault, store = InMemorySecretStore(), FakeObjectStoreAdmin()
-    workloads = ("serving", "training", "mlflow", "intake", "worker", "vault-backup", "archive-purge")
+    workloads = ("serving", "training", "mlflow", "intake", "worker", "vault-backup", "archive-purge", "gate")
     assert seed("staging", HvacKvOver(vault), store, ENDPOINTS) == dict.fromkeys(workloads, "created")
     assert seed("staging", HvacKvOver(vault), store, ENDPOINTS) == dict.fromkeys(workloads, "kept")
     for service in workloads:
         data = vault.read(layout.secret_path("staging", service)).data
-        assert set(data) == set(layout.SERVICES[service].keys) - set(layout.MLFLOW_USER_KEYS)
+        settings = set(declared().serving_settings("staging")) if service == "serving" else set()
+        assert set(data) == set(layout.SERVICES[service].keys) - set(layout.MLFLOW_USER_KEYS) | settings
         assert store.list_keys(object_store_user("staging", service)) == [data["s3_access_key"]]
 
 
@@ -134,3 +136,17 @@ def test_a_serving_setting_that_serving_does_not_read_is_refused_before_anything
     with pytest.raises(ValueError, match="max_batch_size"):
         seed("staging", HvacKvOver(vault), store, ENDPOINTS)
     assert vault.read(layout.secret_path("staging", "serving")) is None
+
+
+@pytest.mark.parametrize("env", ["local", "staging", "production"])
+def test_every_environment_declares_its_monitored_sites_and_seed_writes_them_into_its_serving_secret(
+    env: str,
+) -> None:
+    from spira_core.monitoring import parse_sites
+
+    sites = parse_sites(declared().serving_settings(env).get("monitored_sites"))
+    assert len(sites) >= 2, f"{env} declares no monitored sites (infra/environments.yaml serving_settings)"
+    vault = InMemorySecretStore()
+    seed(env, HvacKvOver(vault), FakeObjectStoreAdmin(), ENDPOINTS)
+    seeded = vault.read(layout.secret_path(env, "serving")).data["monitored_sites"]
+    assert parse_sites(seeded) == sites

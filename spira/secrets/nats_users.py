@@ -1,0 +1,71 @@
+"""The intake's and the workers' NATS users (infra/queue_auth.py): each workload's password is kept in its
+Vault secret, inside the `nats_url` its wiring already reads (`nats://<user>:<password>@…`: nats-py logs in
+with the URL's user info), read at run time like its S3 key. The passwords are made by whoever runs the
+NATS servers (the Pulumi program's random passwords, the local stack's), which writes them to the operators'
+`nats-users` secret, as MLflow's admin is written to `mlflow-admin`; seeding copies each into its workload.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
+
+import hvac
+
+from infra.queue_auth import USERS
+from infra.vault import layout
+
+
+def with_user(url: str, user: str, password: str) -> str:
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{quote(user, safe='')}:{quote(password, safe='')}@{host}"))
+
+
+def user_of(url: str) -> tuple[str, str] | None:
+    parts = urlsplit(url)
+    if not parts.username or not parts.password:
+        return None
+    return unquote(parts.username), unquote(parts.password)
+
+
+def seed_nats_users(env: str, vault: hvac.Client) -> dict[str, str]:
+    """Copy each NATS workload's password from the servers' `nats-users` secret (written by whoever runs
+    the servers: the Pulumi program, the local stack) into the user info of its `nats_url`; returns
+    service -> 'created' | 'kept' | 'no secret' | 'no NATS users yet' | 'retry' (check-and-set lost)."""
+    try:
+        servers = _read(vault, env, "nats-users")[0]
+    except hvac.exceptions.InvalidPath:
+        return {service: "no NATS users yet" for service in USERS}
+    outcome: dict[str, str] = {}
+    for service in USERS:
+        try:
+            data, version = _read(vault, env, service)
+        except hvac.exceptions.InvalidPath:
+            outcome[service] = "no secret"
+            continue
+        want = (service, servers[service])
+        if user_of(data.get("nats_url", "")) == want:
+            outcome[service] = "kept"
+            continue
+        url = with_user(data["nats_url"], *want)
+        try:
+            vault.secrets.kv.v2.create_or_update_secret(
+                path=layout.secret_path(env, service),
+                secret={**data, "nats_url": url},
+                cas=version,
+                mount_point=layout.KV_MOUNT,
+            )
+        except hvac.exceptions.InvalidRequest as exc:
+            if "check-and-set" not in str(exc):
+                raise
+            outcome[service] = "retry"
+            continue
+        outcome[service] = "created"
+    return outcome
+
+
+def _read(vault: hvac.Client, env: str, service: str) -> tuple[dict, int]:
+    resp = vault.secrets.kv.v2.read_secret_version(
+        path=layout.secret_path(env, service), mount_point=layout.KV_MOUNT, raise_on_deleted_version=True
+    )
+    return resp["data"]["data"], resp["data"]["metadata"]["version"]
