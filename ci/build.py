@@ -58,6 +58,11 @@ TRAINING_CONTEXT = {
     "spira/__init__.py": "src/spira/__init__.py",
     "spira/cli.py": "src/spira/cli.py",
     "spira/workload.py": "src/spira/workload.py",
+    # the workflow's `candidate` step (`spira workflow candidate`): the CLI group without the render's infra
+    "spira/workflow/__init__.py": "src/spira/workflow/__init__.py",
+    "spira/workflow/cli.py": "src/spira/workflow/cli.py",
+    "spira/workflow/play_cli.py": "src/spira/workflow/play_cli.py",
+    "spira/workflow/candidate.py": "src/spira/workflow/candidate.py",
 }
 
 

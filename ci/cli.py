@@ -62,7 +62,7 @@ def setup_cmd() -> None:
     typer.echo(f"{base}\n{infra}")
 
 
-ImageArg = Annotated[str, typer.Argument(help="model | loadtest | intake")]
+ImageArg = Annotated[str, typer.Argument(help="model | loadtest | intake | training | training-gpu")]
 
 
 @app.command("build")

@@ -64,6 +64,11 @@ def test_the_training_image_carries_the_stage_code_and_no_other_operator_module(
         "spira/__init__.py",
         "spira/cli.py",
         "spira/workload.py",
+        # the workflow's candidate step (`spira workflow candidate`), not the render or its infra
+        "spira/workflow/__init__.py",
+        "spira/workflow/cli.py",
+        "spira/workflow/play_cli.py",
+        "spira/workflow/candidate.py",
     }
     for src, dst in TRAINING_CONTEXT.items():
         assert (REPO / src).exists() and dst == f"src/{src}"

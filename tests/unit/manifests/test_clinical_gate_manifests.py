@@ -90,6 +90,8 @@ def test_each_environment_judges_with_its_own_margins_and_reads_its_own_holdout_
         "VAULT_ROLE": layout.role_name(env, "gate"),
         "VAULT_SECRET_PATH": layout.secret_ref(env, "gate"),
         "VAULT_PREDICT_ROLE": clients.role_name(env, "gate"),
+        # the https preview and active Services are verified with the platform CA beside the token only
+        "SSL_CERT_FILE": "/var/run/secrets/vault/ca.crt",
     }
 
 

@@ -79,3 +79,25 @@ def test_an_outcome_without_publish_or_a_bundle_missing_from_the_store_is_refuse
     gone = {"stages": [{"stage": "train", "key": "t2"}]}
     with pytest.raises(CandidateError, match="not in the object store"):
         dispatch_from_outcome("staging", _outcome(True, False), gone, RecordingDispatcher(), store)
+
+
+def test_the_candidate_step_runs_from_the_training_images_modules_alone():
+    """The step runs `spira workflow candidate` in the training image, which carries only TRAINING_CONTEXT."""
+    import subprocess
+    import sys
+
+    from ci.build import TRAINING_CONTEXT
+
+    carried = {path.split("/")[0] for path in TRAINING_CONTEXT}
+    absent = [m for m in ("infra", "ci", "serving", "intake", "loadtests") if m not in carried]
+    absent += ["spira.manifests", "spira.stack", "spira.secrets"]
+    assert {"spira/workflow/__init__.py", "spira/workflow/candidate.py"} <= set(TRAINING_CONTEXT)
+    code = (
+        "import sys\n"
+        f"for name in {absent!r}: sys.modules[name] = None\n"
+        "from spira.cli import main\n"
+        "main(['workflow', 'candidate', '--help'])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "--train-outcome" in done.stdout
