@@ -114,27 +114,38 @@ def gate_patch(env: str, gate: dict[str, Any]) -> str:
         {"op": "replace", "path": f"/spec/args/{i}/value", "value": env},
     ]
     # The gate's Vault address and client role (its credential for /predict: infra/vault/clients.py)
-    (metric,) = [m for m in gate["spec"]["metrics"] if "job" in m["provider"]]
-    m = gate["spec"]["metrics"].index(metric)
-    containers = metric["provider"]["job"]["spec"]["template"]["spec"]["containers"]
-    c = _index(containers, GATE_CONTAINER, "the gate Job's containers")
-    container = f"/spec/metrics/{m}/provider/job/spec/template/spec/containers/{c}"
-    ops.append({"op": "test", "path": f"{container}/name", "value": GATE_CONTAINER})
-    env_vars = containers[c].get("env", [])
-    for name, value in (
-        ("VAULT_ADDR", declared().service("vault").url),
-        ("VAULT_ROLE", clients.role_name(env, "gate")),
-    ):
-        k = _index(env_vars, name, f"container {GATE_CONTAINER}'s env")
-        ops += [
-            {"op": "test", "path": f"{container}/env/{k}/name", "value": name},
-            {"op": "replace", "path": f"{container}/env/{k}/value", "value": value},
-        ]
+    ops += _job_env_ops(
+        gate,
+        GATE_CONTAINER,
+        {"VAULT_ADDR": declared().service("vault").url, "VAULT_ROLE": clients.role_name(env, "gate")},
+        "the gate Job's containers",
+    )
     sources = (
         f"infra/environments.yaml ({env} judges with loadtests/thresholds/{env}.yaml; services.vault), "
         "infra/vault/clients.py"
     )
     return _text(sources, ops)
+
+
+def _job_env_ops(
+    template: dict[str, Any], container_name: str, values: dict[str, str], where: str
+) -> list[dict[str, Any]]:
+    """JSON-patch ops setting `values` in the env of an AnalysisTemplate's Job container, each guarded by a
+    test of the name at its index (a reordered base fails the patch instead of writing the wrong entry)."""
+    (metric,) = [m for m in template["spec"]["metrics"] if "job" in m["provider"]]
+    m = template["spec"]["metrics"].index(metric)
+    containers = metric["provider"]["job"]["spec"]["template"]["spec"]["containers"]
+    c = _index(containers, container_name, where)
+    container = f"/spec/metrics/{m}/provider/job/spec/template/spec/containers/{c}"
+    ops: list[dict[str, Any]] = [{"op": "test", "path": f"{container}/name", "value": container_name}]
+    env_vars = containers[c].get("env", [])
+    for name, value in values.items():
+        k = _index(env_vars, name, f"container {container_name}'s env")
+        ops += [
+            {"op": "test", "path": f"{container}/env/{k}/name", "value": name},
+            {"op": "replace", "path": f"{container}/env/{k}/value", "value": value},
+        ]
+    return ops
 
 
 def _replace_args(args: list[dict[str, Any]], values: dict[str, str], where: str) -> list[dict[str, Any]]:
@@ -157,24 +168,17 @@ def clinical_gate_patch(env: str, template: dict[str, Any]) -> str:
         {CLINICAL_THRESHOLDS_ARG: env, HOLDOUT_ARG: f"s3://{features}/{HOLDOUT_PREFIX}"},
         "the clinical gate AnalysisTemplate's args",
     )
-    (metric,) = [m for m in template["spec"]["metrics"] if "job" in m["provider"]]
-    m = template["spec"]["metrics"].index(metric)
-    containers = metric["provider"]["job"]["spec"]["template"]["spec"]["containers"]
-    c = _index(containers, CLINICAL_CONTAINER, "the clinical gate Job's containers")
-    container = f"/spec/metrics/{m}/provider/job/spec/template/spec/containers/{c}"
-    ops.append({"op": "test", "path": f"{container}/name", "value": CLINICAL_CONTAINER})
-    env_vars = containers[c].get("env", [])
-    for name, value in (
-        ("VAULT_ADDR", declared().service("vault").url),
-        ("VAULT_ROLE", layout.role_name(env, CLINICAL_VAULT_SERVICE)),
-        ("VAULT_SECRET_PATH", layout.secret_ref(env, CLINICAL_VAULT_SERVICE)),
-        ("VAULT_PREDICT_ROLE", clients.role_name(env, "gate")),
-    ):
-        k = _index(env_vars, name, f"container {CLINICAL_CONTAINER}'s env")
-        ops += [
-            {"op": "test", "path": f"{container}/env/{k}/name", "value": name},
-            {"op": "replace", "path": f"{container}/env/{k}/value", "value": value},
-        ]
+    ops += _job_env_ops(
+        template,
+        CLINICAL_CONTAINER,
+        {
+            "VAULT_ADDR": declared().service("vault").url,
+            "VAULT_ROLE": layout.role_name(env, CLINICAL_VAULT_SERVICE),
+            "VAULT_SECRET_PATH": layout.secret_ref(env, CLINICAL_VAULT_SERVICE),
+            "VAULT_PREDICT_ROLE": clients.role_name(env, "gate"),
+        },
+        "the clinical gate Job's containers",
+    )
     sources = (
         f"infra/environments.yaml ({env} judges with spira_core/clinical/thresholds/{env}.yaml; buckets; "
         "services.vault), infra/vault/layout.py, infra/vault/clients.py"
