@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from infra.queue_auth import USERS
 from infra.vault import layout
 from spira.stack import StackInfo
 from tests.fixtures.stack import mlflow_login
@@ -17,8 +18,11 @@ def test_seed_keeps_what_the_stack_seeded_and_status_lists_every_secret(local_st
     home = {"SPIRA_HOME": str(local_stack.home)}
     seeded = spira("secrets", "seed", "--env", "local", env=home)
     assert seeded.returncode == 0, seeded.stderr
+    # the intake's and workers' NATS users were put in their nats_url when the stack started
+    nats = seeded.stdout.count("NATS user kept")
+    assert nats == len(USERS)
     # every workload's secret, and training's MLflow user
-    assert seeded.stdout.count("kept") == sum(s.workload for s in layout.SERVICES.values()) + 1
+    assert seeded.stdout.count("kept") - nats == sum(s.workload for s in layout.SERVICES.values()) + 1
     status = spira("secrets", "status", "--env", "local", env=home)
     assert status.returncode == 0, status.stderr
     for service in layout.SERVICES:
