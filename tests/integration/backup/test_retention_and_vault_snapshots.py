@@ -19,7 +19,6 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -32,29 +31,13 @@ from infra.retention import retention
 from infra.vault import layout
 from spira.archive.purge import S3Archive, purge
 from spira.stack import StackInfo
-from spira_core.settings import service_secret
 from spira_core.vault.client import VaultSecretReader
 from spira_core.vault.settings import VaultSettings
+from tests.fixtures.object_store_access import denied, own_client
 
 pytestmark = pytest.mark.integration
 ENV = "local"
 GZIP = b"\x1f\x8b"  # a raft snapshot is a gzipped archive
-
-
-def own(info: StackInfo, service: str):
-    """An S3 client with the key `service` reads from its own secret, logged in as itself, and the secret."""
-    secret = service_secret(service, info.service_env(service))
-    return info.s3_client(secret["s3_access_key"], secret["s3_secret_key"]), secret
-
-
-def denied(call: Callable[[], object]) -> bool:
-    try:
-        call()
-    except botocore.exceptions.ClientError as exc:
-        code = exc.response["Error"]["Code"]
-        assert code in {"AccessDenied", "403"}, f"refused for another reason than permission: {code}"
-        return True
-    return False
 
 
 def put_upload(info: StackInfo, bucket: str, prefix: str = "uploads/") -> tuple[str, object]:
@@ -87,7 +70,7 @@ def test_seeding_leaves_every_bucket_with_its_declared_versioning_and_lifecycle(
 def test_the_purge_deletes_uploads_older_than_the_period_and_keeps_younger_ones(
     local_stack: StackInfo,
 ) -> None:
-    s3, secret = own(local_stack, "archive-purge")
+    s3, secret = own_client(local_stack, "archive-purge")
     bucket = secret["archive_bucket"]
     old, old_at = put_upload(local_stack, bucket)
     time.sleep(1.1)  # S3 times have one-second resolution
@@ -109,7 +92,7 @@ def test_the_purge_deletes_uploads_older_than_the_period_and_keeps_younger_ones(
 def test_the_purge_key_lists_and_deletes_under_uploads_only_and_never_reads_an_upload(
     local_stack: StackInfo,
 ) -> None:
-    s3, secret = own(local_stack, "archive-purge")
+    s3, secret = own_client(local_stack, "archive-purge")
     bucket = secret["archive_bucket"]
     upload, _ = put_upload(local_stack, bucket)
     gate_upload, _ = put_upload(local_stack, bucket, "synthetic/")
@@ -124,14 +107,14 @@ def test_the_purge_key_lists_and_deletes_under_uploads_only_and_never_reads_an_u
     assert [e["Key"] for e in batch.get("Errors", [])] == [gate_upload]
     assert exists(local_stack, bucket, gate_upload)
     features = local_stack.s3_client()  # and nothing in another bucket
-    other = own(local_stack, "training")[1]["features_bucket"]
+    other = own_client(local_stack, "training")[1]["features_bucket"]
     assert features.head_bucket(Bucket=other) and denied(lambda: s3.list_objects_v2(Bucket=other))
 
 
 def test_spira_archive_purge_runs_as_the_purge_workload_and_keeps_uploads_younger_than_the_period(
     local_stack: StackInfo,
 ) -> None:
-    bucket = own(local_stack, "archive-purge")[1]["archive_bucket"]
+    bucket = own_client(local_stack, "archive-purge")[1]["archive_bucket"]
     young, _ = put_upload(local_stack, bucket)
     # Exactly what the CronJob's pod carries: the three VAULT_* (plus the local stand-in for its token).
     env = {k: v for k, v in os.environ.items() if not k.startswith("VAULT_")}
@@ -195,7 +178,7 @@ def test_the_vault_backup_role_takes_a_raft_snapshot_and_can_do_nothing_else(loc
 def test_the_vault_backup_key_only_adds_snapshots_under_the_backups_vault_prefix(
     local_stack: StackInfo, tmp_path: Path
 ) -> None:
-    s3, secret = own(local_stack, "vault-backup")
+    s3, secret = own_client(local_stack, "vault-backup")
     bucket = secret["backups_bucket"]
     key = f"vault/{uuid.uuid4().hex}.snap"
     s3.put_object(Bucket=bucket, Key=key, Body=GZIP + b"snapshot")
@@ -204,7 +187,7 @@ def test_the_vault_backup_key_only_adds_snapshots_under_the_backups_vault_prefix
     assert denied(lambda: s3.list_objects_v2(Bucket=bucket, Prefix="vault/"))
     assert denied(lambda: s3.delete_object(Bucket=bucket, Key=key))
     assert denied(lambda: s3.put_object(Bucket=bucket, Key="elsewhere.snap", Body=b"x"))
-    archive = own(local_stack, "serving")[1]["archive_bucket"]
+    archive = own_client(local_stack, "serving")[1]["archive_bucket"]
     assert denied(lambda: s3.put_object(Bucket=archive, Key=f"uploads/{uuid.uuid4().hex}", Body=b"x"))
 
 
@@ -246,7 +229,7 @@ def test_the_backup_cron_jobs_vault_container_logs_in_as_its_role_and_saves_a_sn
     assert oct(config.stat().st_mode & 0o777) == "0o600"
     # What the mc container then does with that key (`mc cp` is a PutObject), here through boto3.
     s3 = local_stack.s3_client(store["accessKey"], store["secretKey"])
-    bucket = own(local_stack, "vault-backup")[1]["backups_bucket"]
+    bucket = own_client(local_stack, "vault-backup")[1]["backups_bucket"]
     s3.put_object(Bucket=bucket, Key=f"vault/{snap.name}", Body=snap.read_bytes())
     assert exists(local_stack, bucket, f"vault/{snap.name}")
 
@@ -258,4 +241,4 @@ def test_the_purge_cron_jobs_vault_container_hands_on_only_the_purge_key(
     assert done.returncode == 0, done.stderr
     assert not out.exists(), "the purge takes no snapshot"
     store = json.loads(config.read_text())["aliases"]["store"]
-    assert store["accessKey"] == own(local_stack, "archive-purge")[1]["s3_access_key"]
+    assert store["accessKey"] == own_client(local_stack, "archive-purge")[1]["s3_access_key"]

@@ -17,10 +17,8 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 
-import botocore.exceptions
 import pytest
 
 from ci.kube_play import substitute
@@ -29,6 +27,7 @@ from spira.manifests.render import render_docs
 from spira.stack import StackInfo
 from spira_core.settings import service_secret
 from tests.fakes.prediction_server import Behaviour, FakePredictionServer
+from tests.fixtures.object_store_access import denied, own_client
 from tests.unit.training.conftest import write_dataset
 from training import holdout as training_holdout
 
@@ -37,20 +36,9 @@ REPO = Path(__file__).resolve().parents[3]
 HOLDOUT = "holdout/"
 
 
-def denied(call: Callable[[], object]) -> bool:
-    try:
-        call()
-    except botocore.exceptions.ClientError as exc:
-        code = exc.response["Error"]["Code"]
-        assert code in {"AccessDenied", "403"}, f"refused for another reason than permission: {code}"
-        return True
-    return False
-
-
 @pytest.fixture(scope="module")
 def gate_key(local_stack: StackInfo):
-    secret = service_secret("gate", local_stack.service_env("gate"))
-    return local_stack.s3_client(secret["s3_access_key"], secret["s3_secret_key"]), secret
+    return own_client(local_stack, "gate")
 
 
 @pytest.fixture(scope="module")

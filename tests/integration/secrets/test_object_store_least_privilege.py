@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 
-import botocore.exceptions
 import pytest
 import requests
 
@@ -21,24 +19,9 @@ from spira.secrets.seed import object_store_user
 from spira.stack import StackConfig, StackInfo
 from spira_core.settings import cached_service_secret, service_secret
 from tests.fakes.serving import RecordingMetrics
+from tests.fixtures.object_store_access import denied, own_client
 
 pytestmark = pytest.mark.integration
-
-
-def own_client(info: StackInfo, service: str):
-    """An S3 client with the key `service` reads from its own Vault secret, logged in as itself."""
-    secret = service_secret(service, info.service_env(service))
-    return info.s3_client(secret["s3_access_key"], secret["s3_secret_key"]), secret
-
-
-def denied(call: Callable[[], object]) -> bool:
-    try:
-        call()
-    except botocore.exceptions.ClientError as exc:
-        code = exc.response["Error"]["Code"]
-        assert code in {"AccessDenied", "403"}, f"refused for another reason than permission: {code}"
-        return True
-    return False
 
 
 @pytest.fixture(scope="module")
