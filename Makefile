@@ -8,8 +8,9 @@ PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# Debian packages the containers, the registry and the schema checks need.
-DEB_PACKAGES := podman runc debootstrap docker-registry git prometheus
+# Debian packages the containers, the registry and the schema checks need (prometheus: promtool;
+# prometheus-alertmanager: amtool, which checks the clusters' Alertmanager configuration).
+DEB_PACKAGES := podman runc debootstrap docker-registry git prometheus prometheus-alertmanager
 PYTEST_ARGS ?=
 
 # Areas add their own install steps and prerequisites here (mk/<area>.mk).

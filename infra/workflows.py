@@ -12,9 +12,17 @@ from typing import Any
 
 import yaml
 
-from infra.environments import INFRA_DIR, DeclarationError, declared
+from infra.environments import INFRA_DIR, DeclarationError, Grant, declared
 
 DECLARATION = INFRA_DIR / "workflows.yaml"
+# The webhook EventSource of the triggers (spira/workflow/events.py renders it); Argo Events names its
+# Service <name>-eventsource-svc, which Alertmanager's receiver and the bucket notifications post to.
+EVENT_SOURCE = "spira-training"
+# The object-store user Argo's executor fetches the input artifact with (the artifact repository's key):
+# its name in the store is spira-<env>-<this>, its grants artifact_grants(env).
+ARTIFACT_READER = "argo-artifacts"
+# What fetching an artifact needs: get the objects and list the prefix (Argo lists a key that is a folder).
+ARTIFACT_ACTIONS = ("GetObject", "ListBucket")
 
 
 @dataclass(frozen=True)
@@ -100,3 +108,40 @@ def parse(raw: Any) -> TrainingWorkflow:
 @cache
 def training_workflow() -> TrainingWorkflow:
     return parse(yaml.safe_load(DECLARATION.read_text()))
+
+
+def event_source_url() -> str:
+    """The EventSource's in-cluster Service address (its webhook endpoints are paths under it)."""
+    port = training_workflow().events_port
+    namespace = declared().workload_namespace
+    return f"http://{EVENT_SOURCE}-eventsource-svc.{namespace}.svc.cluster.local:{port}"
+
+
+def webhook_url(endpoint: str) -> str:
+    """Where to post to one of the EventSource's webhook endpoints (`drift`, `labelled`)."""
+    return f"{event_source_url()}/{endpoint}"
+
+
+def artifact_user(env: str) -> str:
+    declared().cluster(env)
+    return f"spira-{env}-{ARTIFACT_READER}"
+
+
+def artifact_grants(env: str) -> tuple[Grant, ...]:
+    """What the artifact repository's key may do: read (get, list) the labelled data under data_prefix of
+    the features bucket, nothing else. Narrowed from the training workload's declared grants
+    (infra/environments.yaml `object_store_access.training`), which must cover it: Argo's executor fetches
+    for the training steps, so it never holds more than they do."""
+    bucket = declared().buckets(env)["features_bucket"]
+    prefix = training_workflow().data_prefix
+    covering = [
+        g
+        for g in declared().object_store_grants(env, "training")
+        if g.bucket == bucket and prefix.startswith(g.prefix) and set(ARTIFACT_ACTIONS) <= set(g.actions)
+    ]
+    if not covering:
+        raise DeclarationError(
+            f"infra/environments.yaml: object_store_access.training grants no {list(ARTIFACT_ACTIONS)} on "
+            f"features_bucket under {prefix!r}, which the artifact repository reads for the training steps"
+        )
+    return (Grant(bucket, prefix, ARTIFACT_ACTIONS),)

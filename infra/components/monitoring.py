@@ -5,7 +5,8 @@ and `pod`, which the analysis query selects on; its Service and port are infra/e
 infra/monitoring/scrape.yaml and its alerting rules infra/monitoring/spira-rules.yaml, rendered by
 infra/monitoring (the same declarations the local stack's Prometheus is rendered from; the chart reads rules
 from its values, serverFiles.alerting_rules.yml: a PrometheusRule object would need the operator, which this
-chart does not run)."""
+chart does not run). Its Alertmanager routes the drift alert to continuous training
+(infra/monitoring/alerting.py)."""
 
 from __future__ import annotations
 
@@ -18,10 +19,13 @@ import pulumi_kubernetes as k8s
 from infra.components.helm import pinned_release
 from infra.environments import declared
 from infra.monitoring import chart_values, declaration
+from infra.monitoring.alerting import alertmanager_config
 
 ADDRESS = declared().service("prometheus")
 # The platform CA the model pods' certificates chain to (Vault's CA), as the ConfigMap the workload
 # namespaces get (infra/environments.yaml vault_ca), mounted where the scrape jobs' cluster_ca_file is.
+# Alertmanager keeps only silences and its notification log.
+ALERTMANAGER_VOLUME = "2Gi"
 CA_FILES = {posixpath.dirname(job["cluster_ca_file"]) for job in declaration()["jobs"]}
 
 
@@ -37,8 +41,14 @@ def prometheus_values(storage_class: str, volume_size: str) -> dict:
     (ca_dir,) = CA_FILES
     ca = declared().vault_ca
     return {
-        # Only the server: no alerting stack here.
-        "alertmanager": {"enabled": False},
+        # Alertmanager (the chart's alertmanager subchart; the server finds it by pod discovery) routes the
+        # drift alert to continuous training's EventSource (infra/monitoring/alerting.py); its silences and
+        # notification log on a small volume of the same storage class.
+        "alertmanager": {
+            "enabled": True,
+            "persistence": {"enabled": True, "size": ALERTMANAGER_VOLUME, "storageClass": storage_class},
+            "config": alertmanager_config(),
+        },
         "prometheus-pushgateway": {"enabled": False},
         "server": {
             "persistentVolume": {"enabled": True, "size": volume_size, "storageClass": storage_class},

@@ -17,10 +17,10 @@ from __future__ import annotations
 from typing import Any
 
 from infra.environments import declared
-from infra.workflows import training_workflow
+from infra.workflows import EVENT_SOURCE, training_workflow
+from infra.workflows import event_source_url as _service_url
 
 API_VERSION = "argoproj.io/v1alpha1"
-EVENT_SOURCE = "spira-training"
 SENSOR = "spira-training"
 EVENT_BUS = "default"
 # The Sensor's own service account: it may create Workflows from the template, nothing else
@@ -67,8 +67,7 @@ def event_source(env: str) -> dict[str, Any]:
 def event_source_url(env: str) -> str:
     """Where Alertmanager and the bucket notifications post (the EventSource's Service)."""
     declared().cluster(env)
-    port = training_workflow().events_port
-    return f"http://{EVENT_SOURCE}-eventsource-svc.{declared().workload_namespace}.svc.cluster.local:{port}"
+    return _service_url()
 
 
 def sensor(env: str) -> dict[str, Any]:

@@ -258,4 +258,9 @@ def test_the_pulumi_program_applies_the_other_namespaces_policies(stack_plan: Pl
     assert allows(docs, sensor, api_server, 443) and not allows(docs, source, api_server, 443)
     assert allows(docs, store, source, 12000)
     assert allows(docs, _endpoint(peers["prometheus"]), source, 12000)
+    # the prometheus chart's Alertmanager pod (its own labels, in the monitoring namespace) posts /drift
+    alertmanager = Endpoint(
+        "monitoring", {"app.kubernetes.io/name": "alertmanager", "app.kubernetes.io/instance": "prometheus"}
+    )
+    assert allows(docs, alertmanager, source, 12000)
     assert not allows(docs, _endpoint(peers["model-clients"]), source, 12000)
