@@ -12,7 +12,9 @@ and stops the stack; later runs with the same --work reuse that import. Then, fo
 
 - archive off: without VAULT_ADDR (no archive, no client tokens): the HTTP and model path only;
 - archive on: the stack up again, the server with serving's variables (its Vault secret, the spool under
-  WORK/spool, uploads to the stack's SeaweedFS, clients' tokens checked), the client with the gate's token.
+  WORK/spool, clients' tokens checked), the client with the gate's token, and beside the server the
+  archive's uploader (`python -m serving.uploader`, the pod's sidecar) pinned to --uploader-core (another
+  core, as in the pod), uploading to the stack's SeaweedFS; its CPU is reported apart from the server's.
 
 Each is measured:
 1. Cold start to /readyz and RSS (the server's process tree).
@@ -257,13 +259,19 @@ def in_process(core: int, bundle: Path, seconds: float, clips: list[bytes]) -> t
 
 # -- the measurement ----------------------------------------------------------------------------------------
 def measure_served(
-    url: str, clips: list[bytes], concurrency: list[int], seconds: float, server_pid: int | None
+    url: str,
+    clips: list[bytes],
+    concurrency: list[int],
+    seconds: float,
+    server_pid: int | None,
+    uploader_pid: int | None = None,
 ) -> dict[str, object]:
-    """Closed-loop steps (req/s, and the server's CPU ms per request from /proc), then the open loop at
-    half the best step's rate."""
+    """Closed-loop steps (req/s, and the server's CPU ms per request from /proc; the uploader's apart),
+    then the open loop at half the best step's rate."""
     steps = []
     for conc in concurrency:
         cpu0 = tree_usage(server_pid)[0] if server_pid else None
+        up0 = tree_usage(uploader_pid)[0] if uploader_pid else None
         t0 = time.monotonic()
         rps, errors = closed_loop(url, clips, conc, seconds)
         step: dict[str, float | None] = {"clients": conc, "req_s": rps, "errors": errors, "load1": C.load1()}
@@ -272,6 +280,10 @@ def measure_served(
             cpu_s = tree_usage(server_pid)[0] - cpu0
             done = rps * (time.monotonic() - t0)
             step["server_cpu_ms"] = 1e3 * cpu_s / done if done else None
+        if uploader_pid and up0 is not None:
+            done = rps * (time.monotonic() - t0)
+            up_s = tree_usage(uploader_pid)[0] - up0
+            step["uploader_cpu_ms"] = 1e3 * up_s / done if done else None
         steps.append(step)
     best = max(steps, key=lambda s: (s["req_s"], s["clients"]))
     half = open_loop(url, clips, float(best["req_s"]) / 2, seconds * 2)
@@ -292,26 +304,50 @@ def serve_and_measure(
 ) -> dict[str, object]:
     """One `bentoml serve` pinned to the server core, measured, stopped. With `stack_env` (the stack's
     serving variables) the archive is on: the spool under WORK/spool, uploads to the stack's SeaweedFS."""
-    from spira.local_server import start_local_server
+    from spira.local_server import start_local_server, start_uploader
 
     run = work / ("run-archive" if stack_env else "run")
     shutil.rmtree(run, ignore_errors=True)
+    env = _server_env(work, pin, stack_env)
+    uploader = None
+    if stack_env:  # the pod's sidecar, on a core of its own (it inherits this process's core)
+        os.sched_setaffinity(0, {args.uploader_core})
+        uploader = start_uploader(env, run, "bench-uploader")
     os.sched_setaffinity(0, {args.server_core})  # the server inherits the core
     started = time.monotonic()
-    server = start_local_server(_server_env(work, pin, stack_env), run, name="bench")
+    try:
+        server = start_local_server(env, run, name="bench", uploader=False)
+    except BaseException:
+        if uploader is not None:
+            uploader.stop()
+        raise
+    server.uploader = uploader  # stopped after the server, as the pod stops its sidecar
     cold = time.monotonic() - started
     try:
         cpu, rss = tree_usage(server.pid)
         os.sched_setaffinity(0, {int(c) for c in args.client_cores.split(",")})
         for data in clips:  # warm the connection path
             closed_loop(server.url, [data], 1, 0.05)
-        result = measure_served(server.url, clips, concurrency, args.seconds, server.pid)
+        up_pid = uploader.pid() if uploader is not None else None
+        result = measure_served(server.url, clips, concurrency, args.seconds, server.pid, up_pid)
         result.update(
             cold_start_s=cold, cold_cpu_s=cpu, rss_idle_mb=rss, rss_after_mb=tree_usage(server.pid)[1]
         )
+        if uploader is not None:
+            result.update(spool_left=_spool_backlog(work / "spool", 60))
     finally:
         server.stop()
     return result
+
+
+def _spool_backlog(spool: Path, wait_s: float) -> int:
+    """Items still waiting in the spool once the uploader had up to `wait_s` to catch up."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        left = sum(1 for _ in spool.rglob("*.spool") if _.parent.name != "failed")
+        if not left or time.monotonic() >= deadline:
+            return left
+        time.sleep(0.5)
 
 
 @contextlib.contextmanager
@@ -337,47 +373,40 @@ def archive_stack(work: Path):
 
 
 def archive_costs(stack_env: dict[str, str], work: Path, clip: bytes, n: int = 40) -> dict[str, float]:
-    """CPU ms per item, in this process, of the archive's two halves against the same stack: the request's
-    `submit` (two files written and fsynced) and the worker's upload (two S3 PUTs through boto3)."""
-    from serving.archive import S3Archive, SpoolingArchiver
-    from serving.metrics import ServingMetrics
+    """CPU ms per item, in this process, of the archive's two halves against the same stack: the server's
+    `submit` (one file written, fsynced, renamed, its folder fsynced) and the uploader's upload (two S3
+    PUTs through boto3, the file deleted)."""
+    from serving.archive import S3Archive, Spool, Uploader
+    from serving.metrics import ArchiveMetrics
     from spira_core.settings import cached_service_secret
 
-    class NoMetrics(ServingMetrics):
-        def prediction(self, label, audio_seconds):
-            pass
-
-        def rejected(self, reason):
-            pass
-
-        def secret_state(self, path, version, stale):
-            pass
-
+    class NoMetrics(ArchiveMetrics):
         def archive_state(self, pending, uploaded=0, failed=0, dropped=0, poisoned=0):
             pass
 
-    spool = work / "spool-costs"
-    shutil.rmtree(spool, ignore_errors=True)
+    folder = work / "spool-costs"
+    shutil.rmtree(folder, ignore_errors=True)
     env = {**os.environ, **stack_env}
-    archiver = SpoolingArchiver(S3Archive(cached_service_secret(env)), spool, NoMetrics())
+    spool = Spool(folder, NoMetrics())
+    uploader = Uploader(S3Archive(cached_service_secret(env)), folder, NoMetrics())
     answer = {"probability": 0.5, "label": "control", "model_version": "bench"}
-    archiver.submit(clip, answer, "warm.wav", synthetic=True)
-    archiver.drain_once()  # the client and the connection made
+    spool.submit(clip, answer, "warm.wav", synthetic=True)
+    uploader.drain_once()  # the client and the connection made
     cpu, wall = time.thread_time(), time.perf_counter()
     for i in range(n):
-        archiver.submit(clip, answer, f"{i}.wav", synthetic=True)
+        spool.submit(clip, answer, f"{i}.wav", synthetic=True)
     submit_cpu, submit_wall = time.thread_time() - cpu, time.perf_counter() - wall
     cpu = time.thread_time()
-    uploaded = archiver.drain_once(ignore_backoff=True)
+    uploaded = uploader.drain_once(ignore_backoff=True)
     upload_cpu = time.thread_time() - cpu
-    shutil.rmtree(spool, ignore_errors=True)
+    shutil.rmtree(folder, ignore_errors=True)
     return {
         "submit_cpu_ms": 1e3 * submit_cpu / n,
         "submit_wall_ms": 1e3 * submit_wall / n,
         "upload_cpu_ms": 1e3 * upload_cpu / uploaded if uploaded else None,
         "uploaded": uploaded,
         "of": n,
-        "last_error": archiver.last_error,
+        "last_error": uploader.last_error,
     }
 
 
@@ -394,6 +423,7 @@ def summary(report: dict[str, object]) -> str:
                 str(s["clients"]),
                 f"{s['req_s']:.1f}",
                 _ms(s["server_cpu_ms"]),
+                _ms(s.get("uploader_cpu_ms")),
                 str(s["errors"]),
                 f"{s['load1']:.1f}",
             ]
@@ -403,8 +433,10 @@ def summary(report: dict[str, object]) -> str:
             C.table(
                 f"archive {mode}: closed loop, {report['seconds']:.0f} s per step (cold start "
                 f"{res.get('cold_start_s', 0):.1f} s, RSS {res.get('rss_idle_mb', 0):.0f} → "
-                f"{res.get('rss_after_mb', 0):.0f} MB)",
-                ["clients", "req/s", "server CPU ms / req", "errors", "load1"],
+                f"{res.get('rss_after_mb', 0):.0f} MB"
+                + (f"; spool left after 60 s: {res['spool_left']}" if "spool_left" in res else "")
+                + ")",
+                ["clients", "req/s", "server CPU ms / req", "uploader CPU ms / req", "errors", "load1"],
                 rows,
             )
         )
@@ -446,9 +478,10 @@ def summary(report: dict[str, object]) -> str:
         costs = report["archive_costs"]
         out.append(
             f"\narchive, per upload, in one process on core {report['server_core']} against the same stack: "
-            f"submit (2 files written, 2 fsyncs) {costs['submit_cpu_ms']:.2f} CPU ms "
-            f"({costs['submit_wall_ms']:.2f} ms wall); upload (2 S3 PUTs, boto3) {_ms(costs['upload_cpu_ms'])} "
-            f"CPU ms ({costs['uploaded']} of {costs['of']} archived; last error: {costs['last_error']})"
+            f"the server's submit (1 file written, fsynced, renamed; its folder fsynced) "
+            f"{costs['submit_cpu_ms']:.2f} CPU ms ({costs['submit_wall_ms']:.2f} ms wall); the uploader's "
+            f"upload (2 S3 PUTs, boto3) {_ms(costs['upload_cpu_ms'])} CPU ms ({costs['uploaded']} of "
+            f"{costs['of']} archived; last error: {costs['last_error']})"
         )
     if inproc:
         out.append(
@@ -484,6 +517,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--server-core", type=int, default=1)
     parser.add_argument("--client-cores", default="0", help="cores the load generator runs on, e.g. 0")
+    parser.add_argument(
+        "--uploader-core",
+        type=int,
+        default=None,
+        help="the archive uploader's core (default: the first client core)",
+    )
     parser.add_argument("--seconds", type=float, default=8.0, help="length of each load step")
     parser.add_argument("--clips", type=int, default=4)
     parser.add_argument("--wav", type=Path, help="a recording to send instead of the generated clips")
@@ -492,6 +531,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--json", type=Path, help="write the figures there (default WORK/served.json)")
     parser.add_argument("--allow-remote", action="store_true")
     args = parser.parse_args(argv)
+    if args.uploader_core is None:
+        args.uploader_core = int(args.client_cores.split(",")[0])
     global _credential
     concurrency = [int(c) for c in args.concurrency.split(",")]
     clips = load_clips(args)

@@ -1,11 +1,13 @@
-"""Archive every upload and its answer to S3, off the request path, without losing any.
+"""Archive every upload and its answer to S3, off the request path and out of the server, losing none.
 
-The request handler only writes two files into a local spool (milliseconds); a worker thread uploads them
-with the credentials of the current secret version and deletes them once stored. S3 down or keys
-rotating: the files wait and each is retried with its own backoff (one failing item never holds back the
-others); an item the store refuses for good is moved to failed/, counted, never deleted. The spool is a
-volume that outlives the pod: drained for a bounded time at shutdown, adopted by a live pod when its
-owner is gone (docs/serving.md, "The archive spool").
+The server (`Spool`) writes each answered upload once into the spool: one file, the audio then its JSON
+record, fsynced, renamed complete, the folder fsynced (a millisecond of CPU). The uploader, a process of
+its own (`python -m serving.uploader`: the pod's sidecar, `Uploader` here), finds the items, PUTs each to
+the archive bucket with the credentials of the current secret version and deletes it once stored. S3 down
+or keys rotating: the files wait and each is retried with its own backoff (one failing item never holds
+back the others); an item the store refuses for good is moved to failed/, counted, never deleted. The
+spool is a volume that outlives the pod: drained for a bounded time when the uploader is stopped, adopted
+by a live pod when its owner is gone (docs/serving.md, "The archive spool").
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import struct
 import threading
 import time
 import uuid
@@ -22,7 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from serving.metrics import ServingMetrics
+from serving.metrics import ArchiveMetrics
 from spira_core.tls import s3_verify
 from spira_core.vault import CachedSecret
 
@@ -135,94 +138,143 @@ class S3Archive(Archive):
 _RETRIED_4XX = frozenset({401, 403, 404, 408, 409, 429})
 
 
-class SpoolingArchiver:
-    """The spool and its worker. Layout under `spool_dir` (the durable volume's mount):
+# One spool item: `<item>.spool` = the audio, then the JSON record, then the record's length (8 bytes, little
+# endian). Written as `<item>.tmp` and renamed: a `.spool` name means complete. The bucket's layout is
+# unchanged: the uploader PUTs `<prefix>.audio` and `<prefix>.json`, cut from the file.
+ITEM_SUFFIX = ".spool"
+TMP_SUFFIX = ".tmp"
+_LENGTH = struct.Struct("<Q")
+# what the uploader last counted, read by the server's spool accountant for /metrics (UploaderStatus)
+STATUS_FILE = ".uploader.json"
+HEARTBEAT_FILE = ".alive"
 
-        <owner>/<item>.audio, <item>.json   waiting; .json written last marks an item complete
-        <owner>/failed/<item>.*             refused for good by the object store (or unreadable), kept
-        <owner>/.alive                      touched by the worker: a folder whose owner stopped touching
-                                            it for `orphan_after_s` is adopted by a live archiver
 
-    With `owner` None the items live in `spool_dir` itself and nothing is adopted (a single process).
-    Each item is retried with its own backoff; a pass over the due items stops after `outage_after`
-    failures in a row (the store is down, not the item) and the worker waits before the next pass.
-    """
+def encode_item(audio: bytes, record: dict[str, object]) -> list[bytes]:
+    """The parts of an item file, written with one writev (the audio is never copied)."""
+    meta = json.dumps(record).encode()
+    return [audio, meta, _LENGTH.pack(len(meta))]
+
+
+def decode_item(data: bytes) -> tuple[bytes, bytes, dict]:
+    """(audio, the record's bytes, the record) of an item file; ValueError when it is not one."""
+    if len(data) < _LENGTH.size:
+        raise ValueError("shorter than its length field")
+    (length,) = _LENGTH.unpack_from(data, len(data) - _LENGTH.size)
+    end = len(data) - _LENGTH.size
+    if length > end:
+        raise ValueError(f"record length {length} beyond the file")
+    raw = data[end - length : end]
+    record = json.loads(raw)
+    if not isinstance(record, dict) or not isinstance(record.get("key_prefix"), str):
+        raise ValueError("the record has no key_prefix")
+    return data[: end - length], raw, record
+
+
+def _write_item(folder: Path, item: str, parts: list[bytes]) -> int:
+    """Write once, fsync once, rename complete, fsync the folder (the rename's durability). Returns bytes."""
+    tmp = folder / f"{item}{TMP_SUFFIX}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o640)
+    try:
+        total = sum(len(p) for p in parts)
+        written = os.writev(fd, parts)
+        if written < total:  # a short write (rare: signals, NFS): the rest, from where it stopped
+            rest = memoryview(b"".join(parts))[written:]
+            while rest:
+                rest = rest[os.write(fd, rest) :]
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        tmp.unlink(missing_ok=True)
+        raise
+    os.close(fd)
+    os.replace(tmp, folder / f"{item}{ITEM_SUFFIX}")
+    _fsync_dir(folder)
+    return total
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _scan(folder: Path) -> dict[str, int]:
+    """Complete items in a folder and their bytes (half-written .tmp files do not count)."""
+    found: dict[str, int] = {}
+    with contextlib.suppress(FileNotFoundError), os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.name.endswith(ITEM_SUFFIX):
+                with contextlib.suppress(FileNotFoundError):
+                    found[entry.name[: -len(ITEM_SUFFIX)]] = entry.stat().st_size
+    return found
+
+
+def _touch(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        path.touch()
+
+
+@dataclass
+class UploaderStatus:
+    """What the uploader has done since it started (`run`: one id per process), written to STATUS_FILE in
+    its folder; the server reads it each second and adds the differences to its /metrics counters."""
+
+    run: str
+    uploaded: int = 0
+    failed: int = 0
+    poisoned: int = 0
+
+    @classmethod
+    def read(cls, path: Path) -> UploaderStatus | None:
+        try:
+            data = json.loads(path.read_bytes())
+            return cls(str(data["run"]), int(data["uploaded"]), int(data["failed"]), int(data["poisoned"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def write(self, path: Path) -> None:
+        tmp = path.with_name(path.name + TMP_SUFFIX)
+        with contextlib.suppress(OSError):
+            tmp.write_text(json.dumps(self.__dict__))
+            os.replace(tmp, path)
+
+
+class Spool:
+    """The server's side: `submit` writes an answered upload into the pod's folder (<spool>/<owner>/), and
+    an accountant thread rescans the folder every `refresh_s` for what is waiting (the bound, /info and
+    `spira_archive_pending`) and forwards the uploader's counts to the server's metrics. Never lists the
+    spool per request: the uploader deletes files while a handler would stat them."""
 
     def __init__(
         self,
-        archive: Archive,
         spool_dir: Path,
-        metrics: ServingMetrics,
+        metrics: ArchiveMetrics,
         max_spool_bytes: int = 512 * 1024 * 1024,
-        retry_base_s: float = 0.5,
-        retry_max_s: float = 30.0,
         owner: str | None = None,
-        orphan_after_s: float = 120.0,
-        outage_after: int = 3,
+        refresh_s: float = 1.0,
     ) -> None:
-        self.archive = archive
-        self.root = spool_dir
-        self.spool = spool_dir / owner if owner else spool_dir
+        self.folder = spool_dir / owner if owner else spool_dir
         self.owner = owner
         self.metrics = metrics
         self.max_spool_bytes = max_spool_bytes
-        self.retry_base_s = retry_base_s
-        self.retry_max_s = retry_max_s
-        self.orphan_after_s = orphan_after_s
-        self.outage_after = max(1, outage_after)
-        self.spool.mkdir(parents=True, exist_ok=True)
-        # Counted in memory, not by listing the spool per request: the worker deletes files while the
-        # handler would stat them (a FileNotFoundError there once failed a request during a rotation).
+        self.refresh_s = refresh_s
+        self.folder.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._items: dict[str, _Item] = {}
+        self._pending = 0
         self._bytes = 0
-        self._wake = threading.Event()
+        self._seen: UploaderStatus | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.uploaded = 0
-        self.failures = 0
         self.dropped = 0
-        self.poisoned = 0
-        self.adopted = 0
         self.last_error: str | None = None
-        self._in_outage = False
-        self._last_beat = float("-inf")
-        self._heartbeat()
-        for name, size in _scan(self.spool):
-            self._add(name, size)
-        self.adopt_orphans()  # the startup sweep: items of pods that are gone
-
-    def start(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="spira-archiver", daemon=True)
-            self._thread.start()
-
-    def stop(self, timeout_s: float = 5.0) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout_s)
-
-    def drain(self, deadline_s: float) -> int:
-        """At shutdown (after the server stopped taking requests): stop the worker, then upload what is
-        spooled, ignoring each item's backoff, until nothing is left, `deadline_s` has passed, or the store
-        looks down. What is left stays in the spool for the next process. Returns how many were archived."""
-        deadline = time.monotonic() + deadline_s
-        self.stop(timeout_s=deadline_s)
-        if self._thread is not None and self._thread.is_alive():
-            return 0  # the worker is stuck in an upload: never two uploaders on one item
-        done = 0
-        while self.pending() and time.monotonic() < deadline:
-            before = self.failures
-            done += self.drain_once(deadline=deadline, ignore_backoff=True)
-            if self.failures > before:
-                break  # the store refuses now: the rest waits on the durable spool
-        return done
+        self.refresh()
 
     def pending(self) -> int:
-        """Spooled uploads not yet archived."""
+        """Items waiting in the folder (as of the last rescan, plus those written since)."""
         with self._lock:
-            return len(self._items)
+            return self._pending
 
     def spool_bytes(self) -> int:
         with self._lock:
@@ -245,47 +297,161 @@ class SpoolingArchiver:
             "synthetic": synthetic,
             "key_prefix": f"{SYNTHETIC_PREFIX if synthetic else UPLOADS_PREFIX}{now:%Y/%m/%d}/{item}",
         }
-        meta = json.dumps(record).encode()
+        parts = encode_item(audio, record)
         try:
-            _atomic_write(self.spool / f"{item}.audio", audio)
-            _atomic_write(self.spool / f"{item}.json", meta)  # written last: marks complete
+            try:
+                size = _write_item(self.folder, item, parts)
+            except FileNotFoundError:  # the folder was swept away (adopted while this pod looked gone)
+                self.folder.mkdir(parents=True, exist_ok=True)
+                size = _write_item(self.folder, item, parts)
         except OSError as exc:  # disk full or unwritable: the answer still goes out, the loss is counted
-            for leftover in self.spool.glob(f"{item}.*"):
-                leftover.unlink(missing_ok=True)
             return self._drop(f"spool: {type(exc).__name__}: {exc}")
-        self._add(item, len(audio) + len(meta))
-        self.metrics.archive_state(self.pending())
-        self._wake.set()
+        with self._lock:
+            self._pending += 1
+            self._bytes += size
         return True
 
-    def _add(self, name: str, size: int) -> None:
-        with self._lock:
-            if name not in self._items:
-                self._items[name] = _Item(size)
-                self._bytes += size
-
-    def _remove(self, name: str) -> None:
-        with self._lock:
-            item = self._items.pop(name, None)
-            if item is not None:
-                self._bytes -= item.size
-
-    def _drop(self, error: str | None = None) -> bool:
-        """Count an upload that is not archived (requests submit from several threads at once)."""
+    def _drop(self, error: str) -> bool:
         with self._lock:
             self.dropped += 1
-            if error is not None:
-                self.last_error = error
+            self.last_error = error
         self.metrics.archive_state(self.pending(), dropped=1)
         return False
+
+    def refresh(self) -> None:
+        """Rescan the folder, touch its heartbeat (this pod is alive: its folder is not to be adopted), and
+        forward what the uploader counted since the last look."""
+        found = _scan(self.folder)
+        with self._lock:
+            self._pending, self._bytes = len(found), sum(found.values())
+        if self.owner:
+            _touch(self.folder / HEARTBEAT_FILE)
+        status = UploaderStatus.read(self.folder / STATUS_FILE)
+        seen = self._seen
+        delta = {"uploaded": 0, "failed": 0, "poisoned": 0}
+        if status is not None:
+            for key in delta:  # a new uploader process counts from 0 again
+                before = getattr(seen, key) if seen is not None and seen.run == status.run else 0
+                delta[key] = max(0, getattr(status, key) - before)
+            self._seen = status
+        self.metrics.archive_state(len(found), **delta)
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="spira-spool-accountant", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.refresh_s):
+            with contextlib.suppress(OSError):
+                self.refresh()
+
+
+class Uploader:
+    """The uploader's side, in its own process: the items of the pod's folder to the object store. Layout
+    under `spool_dir` (the durable volume's mount):
+
+        <owner>/<item>.spool          waiting (the server renames it complete)
+        <owner>/failed/<item>.spool   refused for good by the object store (or unreadable), with .error
+        <owner>/.alive                touched by the server and the uploader: a folder nobody touched for
+                                      `orphan_after_s` is adopted by a live uploader
+        <owner>/.uploader.json        the uploader's counts (UploaderStatus), for the server's /metrics
+
+    With `owner` None the items live in `spool_dir` itself and nothing is adopted (a single process).
+    Each item is retried with its own backoff; a pass over the due items stops after `outage_after`
+    failures in a row (the store is down, not the item) and the loop waits before the next pass.
+    """
+
+    def __init__(
+        self,
+        archive: Archive,
+        spool_dir: Path,
+        metrics: ArchiveMetrics,
+        retry_base_s: float = 0.5,
+        retry_max_s: float = 30.0,
+        owner: str | None = None,
+        orphan_after_s: float = 120.0,
+        outage_after: int = 3,
+        poll_s: float = 0.25,
+    ) -> None:
+        self.archive = archive
+        self.root = spool_dir
+        self.spool = spool_dir / owner if owner else spool_dir
+        self.owner = owner
+        self.metrics = metrics
+        self.retry_base_s = retry_base_s
+        self.retry_max_s = retry_max_s
+        self.orphan_after_s = orphan_after_s
+        self.outage_after = max(1, outage_after)
+        self.poll_s = poll_s
+        self.spool.mkdir(parents=True, exist_ok=True)
+        self._items: dict[str, _Item] = {}
+        self.uploaded = 0
+        self.failures = 0
+        self.poisoned = 0
+        self.adopted = 0
+        self.last_error: str | None = None
+        self._last_beat = float("-inf")
+        self._heartbeat()
+        _migrate_pairs(self.spool)
+        self.scan()
+        self.adopt_orphans()  # the startup sweep: items of pods that are gone
+
+    def scan(self) -> int:
+        """Pick up the items the server wrote since the last look (and forget those gone). Returns pending."""
+        found = _scan(self.spool)
+        for name in self._items.keys() - found.keys():
+            del self._items[name]
+        for name, size in found.items():
+            self._items.setdefault(name, _Item(size))
+        return len(self._items)
+
+    def pending(self) -> int:
+        return len(self._items)
+
+    def run(self, stop: threading.Event) -> None:
+        """Upload until `stop` is set: a pass over the due items every `poll_s`, waiting longer (doubling to
+        `retry_max_s`) while the store is down; adopt orphaned folders every `orphan_after_s / 2`."""
+        outage_delay = self.retry_base_s
+        last_sweep = time.monotonic()
+        while not stop.is_set():
+            self._heartbeat()
+            if time.monotonic() - last_sweep >= self.orphan_after_s / 2:
+                with contextlib.suppress(OSError):
+                    self.adopt_orphans()
+                last_sweep = time.monotonic()
+            failures_before = self.failures
+            done = self.drain_once()
+            in_outage = self.failures > failures_before and done == 0
+            outage_delay = min(self.retry_max_s, outage_delay * 2) if in_outage else self.retry_base_s
+            stop.wait(outage_delay if in_outage else self.poll_s)
+
+    def drain(self, deadline_s: float) -> int:
+        """At shutdown (SIGTERM, after the server stopped taking requests): upload what is spooled,
+        ignoring each item's backoff, until nothing is left, `deadline_s` has passed, or the store looks
+        down. What is left stays in the spool for the next uploader. Returns how many were archived."""
+        deadline = time.monotonic() + deadline_s
+        done = 0
+        while self.scan() and time.monotonic() < deadline:
+            before = self.failures
+            done += self.drain_once(deadline=deadline, ignore_backoff=True)
+            if self.failures > before:
+                break  # the store refuses now: the rest waits on the durable spool
+        return done
 
     def drain_once(self, deadline: float | None = None, ignore_backoff: bool = False) -> int:
         """One pass over the items due now, oldest first; returns how many were archived. Raises nothing.
         A failing item backs off alone (the ones after it still go); `outage_after` failures in a row end
         the pass."""
+        with contextlib.suppress(OSError):
+            self.scan()
         now = time.monotonic()
-        with self._lock:
-            due = sorted(n for n, it in self._items.items() if ignore_backoff or it.next_at <= now)
+        due = sorted(n for n, it in self._items.items() if ignore_backoff or it.next_at <= now)
         done = in_a_row = 0
         for name in due:
             if deadline is not None and time.monotonic() >= deadline:
@@ -303,38 +469,37 @@ class SpoolingArchiver:
                 continue
             in_a_row = 0
             done += outcome == "archived"
+        self.metrics.archive_state(self.pending())
         return done
 
     def _upload(self, name: str) -> str:
-        meta, audio = self.spool / f"{name}.json", self.spool / f"{name}.audio"
+        path = self.spool / f"{name}{ITEM_SUFFIX}"
         try:
-            body, raw = audio.read_bytes(), meta.read_bytes()
-            prefix = json.loads(raw)["key_prefix"]
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            if not meta.exists():  # taken by another pod's sweep (this one looked gone): its job now
-                self._remove(name)
-                self.metrics.archive_state(self.pending())
-                return "gone"  # never uploadable: kept aside, counted
+            audio, raw, record = decode_item(path.read_bytes())
+        except FileNotFoundError:  # taken by another pod's sweep (this one looked gone): its job now
+            self._items.pop(name, None)
+            return "gone"
+        except (OSError, ValueError) as exc:  # never uploadable: kept aside, counted
             return self._poison(name, f"unreadable spool item: {type(exc).__name__}: {exc}")
+        prefix = record["key_prefix"]
         try:
-            self.archive.put(f"{prefix}.audio", body, "application/octet-stream")
+            self.archive.put(f"{prefix}.audio", audio, "application/octet-stream")
             self.archive.put(f"{prefix}.json", raw, "application/json")
         except PermanentArchiveError as exc:
             return self._poison(name, f"refused by the object store: {exc}")
-        except Exception as exc:  # S3, secret or network: keep the files, retry this item later
+        except Exception as exc:  # S3, secret or network: keep the file, retry this item later
             self.failures += 1
             self.last_error = f"{type(exc).__name__}: {exc}"
-            with self._lock:
-                item = self._items.get(name)
-                if item is not None:
-                    item.attempts += 1
-                    backoff = min(self.retry_max_s, self.retry_base_s * 2 ** (item.attempts - 1))
-                    item.next_at = time.monotonic() + backoff
+            item = self._items.get(name)
+            if item is not None:
+                item.attempts += 1
+                item.next_at = time.monotonic() + min(
+                    self.retry_max_s, self.retry_base_s * 2 ** (item.attempts - 1)
+                )
             self.metrics.archive_state(self.pending(), failed=1)
             return "retry"
-        meta.unlink(missing_ok=True)  # first: a crash here leaves an orphan .audio, not a .json whose
-        audio.unlink(missing_ok=True)  # audio is gone and that would fail every retry after it
-        self._remove(name)
+        path.unlink(missing_ok=True)  # confirmed stored: only now is the spool's copy deleted
+        self._items.pop(name, None)
         self.uploaded += 1
         self.metrics.archive_state(self.pending(), uploaded=1)
         return "archived"
@@ -343,12 +508,11 @@ class SpoolingArchiver:
         """Move an item that can never be archived to failed/ with the reason: never deleted silently."""
         failed = self.spool / "failed"
         failed.mkdir(parents=True, exist_ok=True)
-        for suffix in (".audio", ".json"):
-            with contextlib.suppress(FileNotFoundError):
-                os.replace(self.spool / f"{name}{suffix}", failed / f"{name}{suffix}")
+        with contextlib.suppress(FileNotFoundError):
+            os.replace(self.spool / f"{name}{ITEM_SUFFIX}", failed / f"{name}{ITEM_SUFFIX}")
         with contextlib.suppress(OSError):
             (failed / f"{name}.error").write_text(reason + "\n")
-        self._remove(name)
+        self._items.pop(name, None)
         self.poisoned += 1
         self.last_error = reason
         self.metrics.archive_state(self.pending(), poisoned=1)
@@ -359,14 +523,13 @@ class SpoolingArchiver:
         so a live pod's folder never looks orphaned."""
         now = time.monotonic()
         if self.owner and now - self._last_beat >= min(10.0, self.orphan_after_s / 4):
-            with contextlib.suppress(OSError):
-                (self.spool / ".alive").touch()
+            _touch(self.spool / HEARTBEAT_FILE)
             self._last_beat = now
 
     def adopt_orphans(self) -> int:
-        """Move into this archiver's folder the items of owners whose heartbeat is older than
-        `orphan_after_s` (a pod deleted, evicted or killed): the next live pod uploads them. A rename is
-        atomic, so two pods sweeping at once adopt each item once. Returns how many were adopted."""
+        """Move into this uploader's folder the items of owners whose heartbeat is older than
+        `orphan_after_s` (a pod deleted, evicted or killed): this pod uploads them. A rename is atomic, so
+        two pods sweeping at once adopt each item once. Returns how many were adopted."""
         if not self.owner:
             return 0
         adopted = 0
@@ -375,62 +538,34 @@ class SpoolingArchiver:
             if other == self.spool or not other.is_dir() or other.name.startswith("."):
                 continue
             try:
-                if (other / ".alive").stat().st_mtime > cutoff:
+                if (other / HEARTBEAT_FILE).stat().st_mtime > cutoff:
                     continue  # its owner is alive
             except FileNotFoundError:
                 pass
             for src, dst in ((other, self.spool), (other / "failed", self.spool / "failed")):
-                for meta in sorted(src.glob("*.json")) if src.is_dir() else []:
-                    name = meta.stem
+                if not src.is_dir():
+                    continue
+                _migrate_pairs(src)  # a pod of the release before this one left .audio + .json pairs
+                for item in sorted(src.glob(f"*{ITEM_SUFFIX}")):
                     dst.mkdir(exist_ok=True)
-                    try:  # audio first, then the .json that marks the item complete
-                        os.replace(src / f"{name}.audio", dst / f"{name}.audio")
-                        os.replace(meta, dst / f"{name}.json")
-                        if src != other:
-                            with contextlib.suppress(FileNotFoundError):
-                                os.replace(src / f"{name}.error", dst / f"{name}.error")
+                    try:
+                        os.replace(item, dst / item.name)
                     except FileNotFoundError:
-                        continue  # another pod took it first, or a half-adopted item (taken below)
-                    if src == other:
-                        with contextlib.suppress(OSError):
-                            self._add(
-                                name,
-                                (dst / f"{name}.audio").stat().st_size
-                                + (dst / f"{name}.json").stat().st_size,
-                            )
+                        continue  # another pod took it first
+                    if src != other:
+                        with contextlib.suppress(FileNotFoundError):
+                            os.replace(src / f"{item.stem}.error", dst / f"{item.stem}.error")
+                    else:
                         adopted += 1
-            for leftover in (other / ".alive", *other.glob("*.tmp")):
+            for leftover in (other / HEARTBEAT_FILE, other / STATUS_FILE, *other.glob(f"*{TMP_SUFFIX}")):
                 leftover.unlink(missing_ok=True)  # .tmp: killed mid-write, never answered
             for folder in (other / "failed", other):
                 with contextlib.suppress(OSError):
                     folder.rmdir()  # only when empty
         if adopted:
             self.adopted += adopted
-            self.metrics.archive_state(self.pending())
-            self._wake.set()
+            self.scan()
         return adopted
-
-    def _run(self) -> None:
-        outage_delay = self.retry_base_s
-        last_sweep = time.monotonic()
-        while not self._stop.is_set():
-            now = time.monotonic()
-            with self._lock:
-                next_due = min((it.next_at for it in self._items.values()), default=now + 5.0)
-            wait = outage_delay if self._in_outage else max(0.0, min(next_due - now, 5.0))
-            if self._wake.wait(timeout=wait):
-                self._wake.clear()
-            if self._stop.is_set():
-                break
-            self._heartbeat()
-            if time.monotonic() - last_sweep >= self.orphan_after_s / 2:
-                with contextlib.suppress(OSError):
-                    self.adopt_orphans()
-                last_sweep = time.monotonic()
-            failures_before = self.failures
-            done = self.drain_once()
-            self._in_outage = self.failures > failures_before and done == 0
-            outage_delay = min(self.retry_max_s, outage_delay * 2) if self._in_outage else self.retry_base_s
 
 
 @dataclass
@@ -440,20 +575,23 @@ class _Item:
     next_at: float = 0.0
 
 
-def _scan(spool: Path) -> list[tuple[str, int]]:
-    """Complete items and their bytes left by an earlier process (its half-written .tmp files do not
-    count)."""
-    found = []
-    for meta in spool.glob("*.json"):
-        with contextlib.suppress(FileNotFoundError):
-            found.append((meta.stem, meta.stat().st_size + meta.with_suffix(".audio").stat().st_size))
-    return found
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+def _migrate_pairs(folder: Path) -> int:
+    """Items of the previous layout (`<item>.audio`, then `<item>.json` written last) rewritten as one
+    `.spool` file each, durably, before the pair is removed. Returns how many."""
+    moved = 0
+    for meta in sorted(folder.glob("*.json")):
+        if meta.name.startswith("."):
+            continue
+        audio = meta.with_suffix(".audio")
+        try:
+            record = json.loads(meta.read_bytes())
+            body = audio.read_bytes()
+        except (OSError, ValueError):
+            continue  # half-adopted or broken: left as it is, for an operator
+        if not isinstance(record, dict):
+            continue
+        _write_item(folder, meta.stem, encode_item(body, record))
+        meta.unlink(missing_ok=True)
+        audio.unlink(missing_ok=True)
+        moved += 1
+    return moved

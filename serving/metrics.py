@@ -21,7 +21,16 @@ SILENCE_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9, 1.0)
 SNR_BUCKETS_DB = (0, 5, 10, 15, 20, 25, 30, 40, 50, 60)
 
 
-class ServingMetrics(ABC):
+class ArchiveMetrics(ABC):
+    """The archive's counts: the server's spool (pending, dropped) and the uploader's (serving/archive.py)."""
+
+    @abstractmethod
+    def archive_state(
+        self, pending: int, uploaded: int = 0, failed: int = 0, dropped: int = 0, poisoned: int = 0
+    ) -> None: ...
+
+
+class ServingMetrics(ArchiveMetrics):
     @abstractmethod
     def prediction(self, label: str, audio_seconds: float) -> None: ...
 
@@ -30,11 +39,6 @@ class ServingMetrics(ABC):
 
     @abstractmethod
     def secret_state(self, path: str, version: int | None, stale: bool) -> None: ...
-
-    @abstractmethod
-    def archive_state(
-        self, pending: int, uploaded: int = 0, failed: int = 0, dropped: int = 0, poisoned: int = 0
-    ) -> None: ...
 
 
 class ModelChoiceMetrics(ABC):

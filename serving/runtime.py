@@ -8,7 +8,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from serving.archive import SpoolingArchiver
+from serving.archive import Spool
 from serving.inference import Predictor
 from serving.metrics import ServingMetrics
 from serving.monitoring import InputMonitor
@@ -22,8 +22,8 @@ class ServingRuntime:
     metrics: ServingMetrics
     secret: CachedSecret | None = None
     secret_path: str = ""
-    archiver: SpoolingArchiver | None = None
-    archive_drain_s: float = 20.0
+    # the archive spool this server writes (the uploader process uploads from it; serving/archive.py)
+    spool: Spool | None = None
     # per-site input quality and drift (None: not monitored, as in unit tests of other concerns)
     monitor: InputMonitor | None = None
     # request bodies in flight, bounded by the predictor's UploadLimits (one budget per process)
@@ -46,16 +46,16 @@ class ServingRuntime:
         # the gate's synthetic load is no site's input: only patients' uploads are monitored
         if self.monitor is not None and observation is not None and not synthetic:
             self.monitor.observe(site, observation)
-        if self.archiver is not None:  # fsyncs two files: off the event loop, which serves everyone
-            await asyncio.to_thread(self.archiver.submit, data, answer, filename, synthetic)
+        if self.spool is not None:  # one write and its fsyncs: off the event loop, which serves everyone
+            await asyncio.to_thread(self.spool.submit, data, answer, filename, synthetic)
         self.report_secret()
         return answer
 
     def shutdown(self) -> None:
-        """After the server stopped taking requests: up to `archive_drain_s` to upload the spool; what is
-        left stays on the durable spool for the next pod."""
-        if self.archiver is not None:
-            self.archiver.drain(self.archive_drain_s)
+        """After the server stopped taking requests: every answered upload is on the spool already; the
+        uploader process drains it (serving/uploader.py), so only the spool's accountant stops here."""
+        if self.spool is not None:
+            self.spool.stop()
 
     def report_secret(self) -> None:
         """Publish the version in use (rotation waits on this gauge) and whether it is a stale fallback."""
@@ -110,5 +110,5 @@ class ServingRuntime:
                 "usable": readable,
                 "last_error": secret.last_error,
             },
-            "archive_pending": self.archiver.pending() if self.archiver else 0,
+            "archive_pending": self.spool.pending() if self.spool else 0,
         }

@@ -42,12 +42,10 @@ class Spira:
         self.runtime = build_runtime(Path(self.model_ref.path), os.environ)
 
     @bentoml.on_shutdown
-    async def drain_archive(self) -> None:
-        # SIGTERM: uvicorn has stopped accepting and finished the requests in flight; the spool gets a
-        # bounded time (archive_drain_s) off the event loop, and what is left stays on the volume.
-        import asyncio
-
-        await asyncio.to_thread(self.runtime.shutdown)
+    async def stop_archive_spool(self) -> None:
+        # SIGTERM: uvicorn has stopped accepting and finished the requests in flight, each spooled before
+        # its answer; the uploader sidecar (serving/uploader.py), stopped after this container, drains.
+        self.runtime.shutdown()
 
     def __is_ready__(self) -> bool:
         # ready only with the model loaded (it is, once __init__ returned), the secret readable and the

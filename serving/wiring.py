@@ -6,7 +6,7 @@ import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from serving.archive import LOCAL_SPOOL_ENV, SPOOL_DIR, Archive, ArchiveSettings, S3Archive, SpoolingArchiver
+from serving.archive import LOCAL_SPOOL_ENV, SPOOL_DIR, ArchiveSettings, Spool
 from serving.batching import Batching
 from serving.inference import Predictor
 from serving.metrics import ModelChoiceMetrics, ServingMetrics, prometheus_metrics
@@ -41,20 +41,17 @@ def batching_settings(secret: CachedSecret | None) -> Batching | Callable[[], Ba
     return lambda: Batching.from_settings(secret.cached())
 
 
-def spooling_archiver(
-    archive: Archive, settings: ArchiveSettings, env: Mapping[str, str], metrics: ServingMetrics
-) -> SpoolingArchiver:
+def archive_spool(settings: ArchiveSettings, env: Mapping[str, str], metrics: ServingMetrics) -> Spool:
     """The spool on the volume the pods share (SPOOL_DIR), each pod in its own folder (its host name: the
-    pod's name in a cluster) and adopting those of pods gone for `orphan_after_s` (docs/serving.md)."""
+    pod's name in a cluster). The server only writes it; the uploader process (serving/uploader.py, the
+    pod's sidecar) uploads from it and adopts the folders of pods gone for `orphan_after_s`."""
     import socket
 
-    return SpoolingArchiver(
-        archive,
+    return Spool(
         Path(env.get(LOCAL_SPOOL_ENV) or SPOOL_DIR),
         metrics,
         max_spool_bytes=settings.max_spool_bytes,
         owner=env.get("HOSTNAME") or socket.gethostname(),
-        orphan_after_s=settings.orphan_after_s,
     )
 
 
@@ -85,7 +82,7 @@ def build_runtime(
     # the Prometheus metrics also count a refused fast path (ModelChoiceMetrics); a test's fake may not
     choice = metrics if isinstance(metrics, ModelChoiceMetrics) else None
     secret_path = env.get("VAULT_SECRET_PATH", "")
-    secret = archiver = None
+    secret = spool = None
     if env.get("VAULT_ADDR"):
         from spira_core.settings import cached_service_secret
 
@@ -93,14 +90,11 @@ def build_runtime(
     predictor = Predictor.from_bundle(
         bundle, model_version=meta["model_version"], metrics=choice, batching=batching_settings(secret)
     )
-    archive = ArchiveSettings()
     if secret is not None:
-        archive = ArchiveSettings.from_settings(first_settings(secret))
-        archiver = spooling_archiver(S3Archive(secret), archive, env, metrics)
-        archiver.start()
+        spool = archive_spool(ArchiveSettings.from_settings(first_settings(secret)), env, metrics)
+        spool.start()
     warm_up(predictor)
-    runtime = ServingRuntime(predictor, metrics, secret, secret_path, archiver)
-    runtime.archive_drain_s = archive.drain_s
+    runtime = ServingRuntime(predictor, metrics, secret, secret_path, spool)
     runtime.monitor = input_monitor(bundle.drift_reference, metrics, first_settings(secret) if secret else {})
     if secret is not None:
         runtime.refresh_secret()  # first read now: /readyz and the gauge are right from the start

@@ -2,7 +2,9 @@
 
 One implementation for the demo, the test fixtures and the benchmarks. A server gets its own BentoML
 home (BentoML resets the Prometheus multiprocess folder under it at start-up) and its own pin file; the
-process runs in its own process group so stopping it stops its workers too.
+process runs in its own process group so stopping it stops its workers too. A server that archives
+(VAULT_ADDR set) gets the archive's uploader beside it (`python -m serving.uploader`, the pod's sidecar):
+started first, stopped last, so it drains what the server spooled.
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ from spira.stack.process import ManagedProcess
 
 REPO = Path(__file__).resolve().parents[1]
 READY_TIMEOUT_S = 180
+MODEL_SERVICE = "serving.service:Spira"
+# the uploader's SIGTERM drain (archive_drain_s, 20 s by default) and the item in progress, with a margin
+UPLOADER_GRACE_S = 60
 
 
 class LocalServerError(RuntimeError):
@@ -31,6 +36,7 @@ class LocalServer:
     process: ManagedProcess
     env: dict[str, str]
     stack_home: Path | None = None  # registered there as a serving consumer (spira.stack.consumers)
+    uploader: ManagedProcess | None = None  # the archive's uploader (serving/uploader.py)
 
     @property
     def pid(self) -> int:
@@ -44,7 +50,10 @@ class LocalServer:
         return self.process.log_path
 
     def stop(self) -> None:
+        """The server first (its last requests spooled), then the uploader (SIGTERM: it drains)."""
         self.process.stop()
+        if self.uploader is not None:
+            self.uploader.stop()
         if self.stack_home is not None:
             from spira.stack.consumers import unregister
 
@@ -119,17 +128,22 @@ def start_local_server(
     name: str = "serve",
     ready_timeout_s: float = READY_TIMEOUT_S,
     wait_path: str = "/readyz",
-    service: str = "serving.service:Spira",
+    service: str = MODEL_SERVICE,
     stack_home: Path | None = None,
     https_ca: Path | None = None,
+    uploader: bool | None = None,
 ) -> LocalServer:
     """Start `bentoml serve <service>` on 127.0.0.1 and wait until `wait_path` answers 200 (/livez: up,
     ready or not, for a test of a server that must not become ready; another service: a benchmark's).
     With `stack_home`, the server is registered in that local stack as a consumer of serving's secret
     (`spira secrets rotate --env local` waits for its version gauge) and a target of its Prometheus, from
     its start until `stop`. With `https_ca`, the server listens with TLS (its env carries the certificate,
-    spira_core.tls.bentoml_ssl_options) and is polled over https trusting only that CA."""
+    spira_core.tls.bentoml_ssl_options) and is polled over https trusting only that CA. The archive's
+    uploader starts with the model service when it archives (`uploader` None: VAULT_ADDR in `env`)."""
     port = port or free_port()
+    if uploader is None:
+        uploader = service == MODEL_SERVICE and bool(env.get("VAULT_ADDR"))
+    uploading = start_uploader(env, run_dir, f"{name}-{port}-uploader") if uploader else None
     bentoml = str(Path(sys.executable).parent / "bentoml")
     proc = ManagedProcess(
         f"{name}-{port}",
@@ -141,7 +155,7 @@ def start_local_server(
     )
     proc.start()
     scheme = "https" if https_ca is not None else "http"
-    server = LocalServer(f"{scheme}://127.0.0.1:{port}", proc, env, stack_home)
+    server = LocalServer(f"{scheme}://127.0.0.1:{port}", proc, env, stack_home, uploading)
     if stack_home is not None:
         from spira.stack.consumers import Registration, register
 
@@ -152,6 +166,11 @@ def start_local_server(
         scrape_in_stack(stack_home, proc.name, server.url)
     deadline = time.monotonic() + ready_timeout_s
     while time.monotonic() < deadline:
+        if uploading is not None and uploading.exited_early():
+            server.stop()
+            raise LocalServerError(
+                f"the archive uploader {uploading.describe_exit()} during start-up:\n{uploading.log_tail(40)}"
+            )
         if proc.exited_early():
             server.stop()
             raise LocalServerError(
@@ -162,3 +181,13 @@ def start_local_server(
         time.sleep(0.5)
     server.stop()
     raise LocalServerError(f"bentoml serve not ready within {ready_timeout_s:.0f} s:\n{proc.log_tail(40)}")
+
+
+def start_uploader(env: dict[str, str], run_dir: Path, name: str) -> ManagedProcess:
+    """`python -m serving.uploader` with the server's environment (its Vault login, spool and HOSTNAME),
+    in a process group of its own; `stop` sends SIGTERM and gives it UPLOADER_GRACE_S to drain."""
+    proc = ManagedProcess(
+        name, [sys.executable, "-m", "serving.uploader"], run_dir, env=env, grace_s=UPLOADER_GRACE_S, cwd=REPO
+    )
+    proc.start()
+    return proc

@@ -212,7 +212,29 @@ def serve(
             StackConfig.load().home,
             Registration("serving", name, os.getpid(), _bentoml(), f"http://{host}:{port}/metrics"),
         )
-    os.execvpe(_bentoml(), [_bentoml(), "serve", target, "--port", str(port), "--host", host], env)
+    argv = [_bentoml(), "serve", target, "--port", str(port), "--host", host]
+    if not env.get("VAULT_ADDR"):
+        os.execvpe(argv[0], argv, env)
+    raise typer.Exit(_serve_with_uploader(argv, env))
+
+
+def _serve_with_uploader(argv: list[str], env: dict[str, str]) -> int:
+    """The server and, beside it, the archive's uploader (`python -m serving.uploader`, as the pod's
+    sidecar): the uploader starts first and stops last, with SIGTERM, so it drains what was spooled."""
+    import signal
+
+    uploader = subprocess.Popen([sys.executable, "-m", "serving.uploader"], env=env, cwd=REPO_ROOT)
+    server = subprocess.Popen(argv, env=env)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, _frame: server.send_signal(signum))
+    code = server.wait()
+    uploader.send_signal(signal.SIGTERM)
+    try:
+        uploader.wait(60)
+    except subprocess.TimeoutExpired:
+        uploader.kill()
+        uploader.wait()
+    return code
 
 
 def predict(

@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from infra.environments import declared
-from serving.archive import SYNTHETIC_PREFIX, UPLOADS_PREFIX, S3Archive, SpoolingArchiver
+from serving.archive import SYNTHETIC_PREFIX, UPLOADS_PREFIX, S3Archive, Spool, Uploader
 from spira.secrets.objectstore import bucket_policy
 from spira.secrets.seed import object_store_user
 from spira.stack import StackConfig, StackInfo
@@ -118,15 +118,16 @@ def test_mlflow_reaches_only_its_artifacts_bucket(local_stack: StackInfo, archiv
     s3.delete_object(Bucket=secret["artifacts_bucket"], Key=probe)
 
 
-def test_the_servers_archiver_stores_the_gates_uploads_apart_from_patients_with_its_own_key(
+def test_the_servers_uploader_stores_the_gates_uploads_apart_from_patients_with_its_own_key(
     local_stack: StackInfo, tmp_path: Path
 ) -> None:
     secret = cached_service_secret(local_stack.service_env("serving"))
-    archiver = SpoolingArchiver(S3Archive(secret), tmp_path / "spool", RecordingMetrics())
+    spool = Spool(tmp_path / "spool", RecordingMetrics())
+    uploader = Uploader(S3Archive(secret), tmp_path / "spool", RecordingMetrics())
     tag = uuid.uuid4().hex
-    assert archiver.submit(b"patient", {"label": "x"}, f"patient-{tag}.wav")
-    assert archiver.submit(b"synthetic", {"label": "x"}, f"gate-{tag}.wav", synthetic=True)
-    assert archiver.drain_once() == 2, archiver.last_error
+    assert spool.submit(b"patient", {"label": "x"}, f"patient-{tag}.wav")
+    assert spool.submit(b"synthetic", {"label": "x"}, f"gate-{tag}.wav", synthetic=True)
+    assert uploader.drain_once() == 2, uploader.last_error
     admin, bucket = local_stack.s3_client(), secret.get()["archive_bucket"]
     where = {}
     for page in admin.get_paginator("list_objects_v2").paginate(Bucket=bucket):

@@ -10,7 +10,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from serving.app import create_app
-from serving.archive import SpoolingArchiver
+from serving.archive import Spool, Uploader
 from serving.batching import Batching
 from serving.limits import UploadLimits
 from serving.runtime import ServingRuntime
@@ -29,13 +29,13 @@ ANSWER_FIELDS = {
 
 def _runtime(
     value: float | None = None,
-    archiver: SpoolingArchiver | None = None,
+    spool: Spool | None = None,
     max_latency_ms: float = 5.0,
     limits: UploadLimits | None = None,
 ) -> ServingRuntime:
     predictor = fake_predictor(value, limits=limits, batching=Batching(64, max_latency_ms))
-    metrics = archiver.metrics if archiver else RecordingMetrics()
-    return ServingRuntime(predictor, metrics, archiver=archiver)
+    metrics = spool.metrics if spool else RecordingMetrics()
+    return ServingRuntime(predictor, metrics, spool=spool)
 
 
 def _client(runtime: ServingRuntime) -> TestClient:
@@ -120,40 +120,54 @@ def test_predict_batch_answers_each_file_and_reports_bad_ones_inline() -> None:
     assert bad == {"file": "bad.wav", "error": "unsupported_audio", "detail": bad["detail"], "status": 415}
 
 
+def _uploading(uploader: Uploader) -> tuple[threading.Event, threading.Thread]:
+    """The uploader's loop on a thread, as its own process runs it."""
+    stop = threading.Event()
+    thread = threading.Thread(target=uploader.run, args=(stop,), daemon=True)
+    thread.start()
+    return stop, thread
+
+
 def test_uploads_are_archived_off_the_request_path(tmp_path: Path) -> None:
     store, metrics = MemoryArchive(), RecordingMetrics()
-    archiver = SpoolingArchiver(store, tmp_path / "spool", metrics, retry_base_s=0.05)
-    archiver.start()
+    spool = Spool(tmp_path / "spool", metrics)
+    uploader = Uploader(store, tmp_path / "spool", RecordingMetrics(), retry_base_s=0.05, poll_s=0.02)
+    stop, thread = _uploading(uploader)
     try:
-        with _client(_runtime(0.9, archiver)) as client:
+        with _client(_runtime(0.9, spool)) as client:
             assert client.post("/predict", files={"audio": ("p.wav", wav_bytes(4.2))}).status_code == 200
         deadline = time.monotonic() + 5
-        while archiver.pending() and time.monotonic() < deadline:
+        while any((tmp_path / "spool").glob("*.spool")) and time.monotonic() < deadline:
             time.sleep(0.05)
     finally:
-        archiver.stop()
+        stop.set()
+        thread.join(5)
     assert sorted(k.rsplit(".", 1)[1] for k in store.objects) == ["audio", "json"]
-    assert metrics.archive["uploaded"] == 1
+    assert uploader.uploaded == 1
 
 
 def test_an_archive_outage_never_fails_a_prediction_and_nothing_is_lost(tmp_path: Path) -> None:
     store, metrics = MemoryArchive(), RecordingMetrics()
     store.fail = True
-    archiver = SpoolingArchiver(store, tmp_path / "spool", metrics, retry_base_s=0.05, retry_max_s=0.1)
-    archiver.start()
+    spool = Spool(tmp_path / "spool", metrics)
+    uploader = Uploader(
+        store, tmp_path / "spool", RecordingMetrics(), retry_base_s=0.05, retry_max_s=0.1, poll_s=0.02
+    )
+    stop, thread = _uploading(uploader)
     try:
-        with _client(_runtime(0.9, archiver)) as client:
+        with _client(_runtime(0.9, spool)) as client:
             codes = [
                 client.post("/predict", files={"audio": ("p.wav", wav_bytes(4.2, seed=i))}).status_code
                 for i in range(3)
             ]
         assert codes == [200, 200, 200]
         time.sleep(0.3)
-        assert archiver.pending() == 3 and metrics.archive["failed"] >= 1
+        assert uploader.pending() == 3 and uploader.failures >= 1
         store.fail = False
         deadline = time.monotonic() + 5
-        while archiver.pending() and time.monotonic() < deadline:
+        while any((tmp_path / "spool").glob("*.spool")) and time.monotonic() < deadline:
             time.sleep(0.05)
     finally:
-        archiver.stop()
+        stop.set()
+        thread.join(5)
     assert len(store.objects) == 6

@@ -10,7 +10,7 @@ from starlette.testclient import TestClient
 
 from loadtests.multipart import SYNTHETIC_HEADERS
 from serving.app import create_app
-from serving.archive import SYNTHETIC_HEADER, SYNTHETIC_PREFIX, UPLOADS_PREFIX, SpoolingArchiver
+from serving.archive import SYNTHETIC_HEADER, SYNTHETIC_PREFIX, UPLOADS_PREFIX, Spool, Uploader
 from serving.batching import Batching
 from serving.runtime import ServingRuntime
 from tests.fakes.serving import MemoryArchive, RecordingMetrics, fake_predictor, wav_bytes
@@ -19,10 +19,10 @@ from tests.fakes.serving import MemoryArchive, RecordingMetrics, fake_predictor,
 @pytest.fixture
 def served(tmp_path: Path):
     store, metrics = MemoryArchive(), RecordingMetrics()
-    archiver = SpoolingArchiver(store, tmp_path / "spool", metrics)
-    runtime = ServingRuntime(fake_predictor(0.6, batching=Batching(64, 5.0)), metrics, archiver=archiver)
+    spool = Spool(tmp_path / "spool", metrics)
+    runtime = ServingRuntime(fake_predictor(0.6, batching=Batching(64, 5.0)), metrics, spool=spool)
     with TestClient(create_app(lambda: runtime)) as client:
-        yield client, archiver, store
+        yield client, Uploader(store, tmp_path / "spool", RecordingMetrics()), store
 
 
 def archived_under(store: MemoryArchive) -> dict[str, str]:
@@ -36,19 +36,19 @@ def archived_under(store: MemoryArchive) -> dict[str, str]:
 
 
 def test_an_unmarked_upload_is_archived_under_the_patient_uploads_prefix(served) -> None:
-    client, archiver, store = served
+    client, uploader, store = served
     assert client.post("/predict", files={"audio": ("patient.wav", wav_bytes(4.2))}).status_code == 200
-    assert archiver.drain_once() == 1
+    assert uploader.drain_once() == 1
     assert archived_under(store) == {"patient.wav": UPLOADS_PREFIX}
 
 
 def test_the_gates_marked_uploads_single_and_batched_go_under_the_synthetic_prefix(served) -> None:
-    client, archiver, store = served
+    client, uploader, store = served
     files = {"audio": ("gate.wav", wav_bytes(4.2))}
     assert client.post("/predict", files=files, headers=SYNTHETIC_HEADERS).status_code == 200
     batch = [("audio", ("gate-1.wav", wav_bytes(4.2))), ("audio", ("gate-2.wav", wav_bytes(4.2)))]
     assert client.post("/predict_batch", files=batch, headers=SYNTHETIC_HEADERS).status_code == 200
-    assert archiver.drain_once() == 3
+    assert uploader.drain_once() == 3
     assert archived_under(store) == dict.fromkeys(["gate.wav", "gate-1.wav", "gate-2.wav"], SYNTHETIC_PREFIX)
     assert all(json.loads(b)["synthetic"] for k, b in store.objects.items() if k.endswith(".json"))
 
