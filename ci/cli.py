@@ -195,6 +195,10 @@ def set_image_cmd(
     model: Annotated[str | None, typer.Option(help="tested model reference or digest")] = None,
     loadtest: Annotated[str | None, typer.Option(help="tested loadtest reference or digest")] = None,
     intake: Annotated[str | None, typer.Option(help="tested intake reference or digest")] = None,
+    training: Annotated[
+        str | None,
+        typer.Option(help="tested training reference or digest (every step of the WorkflowTemplate)"),
+    ] = None,
     model_version: Annotated[
         str | None, typer.Option(help="written to the Rollout's spira.dev/model-version")
     ] = None,
@@ -211,9 +215,10 @@ def set_image_cmd(
     from ci.promotion import deploy_tested
     from ci.set_image import SetImageError
 
-    wanted = {k: v for k, v in {"loadtest": loadtest, "intake": intake, "model": model}.items() if v}
+    given = {"loadtest": loadtest, "intake": intake, "training": training, "model": model}
+    wanted = {k: v for k, v in given.items() if v}
     if not wanted:
-        raise _fail(ValueError("give --model, --loadtest and/or --intake"), 2)
+        raise _fail(ValueError("give --model, --loadtest, --intake and/or --training"), 2)
     try:
         deployed = deploy_tested(REPO, wanted, model_version, record, golden, evidence)
     except SetImageError as exc:

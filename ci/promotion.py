@@ -14,6 +14,9 @@ edited in the same pull request as the digest it vouches for.
 
 Check: on the `main` candidate, every image digest in argocd/base/kustomization.yaml must equal the one
 recorded by the newest trailer commit shared with `staging`, and that commit's own tree must carry it.
+The training image is deployed by no resource of the base: `spira workflow render` reads its pin from
+there for every step of the WorkflowTemplate, so a second pin of it anywhere else in the candidate's tree
+(a digest written into a manifest, the Pulumi program or a workflow) is refused: one source.
 
 Trust: the trailers say which digest staging deployed, but any commit on `staging` could carry them. What
 makes a digest promotable is CI's signature over it and its signed provenance (ci/signing.py): with a
@@ -24,6 +27,7 @@ digest, which nothing signed; an unsigned digest is refused the same way.
 
 from __future__ import annotations
 
+import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +48,12 @@ TEST_RUN = "Spira-Test-Run"
 # The promotion's evidence bundle (spira/evidence): its object-store location and content hash.
 EVIDENCE = "Spira-Evidence"
 FIELD, RECORD = "\x1f", "\x1e"
+
+
+# Images that only the renderers read from the kustomization (no resource of the base names them): their
+# digest may appear nowhere else in the tree. Docs and tests quote example digests.
+RENDERED_ONLY = {"spira-training"}
+SECOND_PIN_EXCLUDES = (":!docs", ":!tests", f":!{KUSTOMIZATION}")
 
 
 class GitError(RuntimeError):
@@ -150,6 +160,14 @@ def _short(commit: str) -> str:
     return commit[:10]
 
 
+def second_pins(root: Path, rev: str, new_name: str) -> list[str]:
+    """Files of `rev` outside the kustomization (docs and tests aside) that pin `new_name` by digest."""
+    repository = new_name.split("/", 1)[1] if "/" in new_name else new_name
+    pattern = re.escape(repository) + "@sha256:[0-9a-f]{64}"
+    out = git(root, "grep", "-l", "-E", pattern, rev, "--", ".", *SECOND_PIN_EXCLUDES, check=False)
+    return sorted(line.split(":", 1)[1] for line in out.splitlines() if ":" in line)
+
+
 def verify_promotion(
     root: Path,
     candidate: str = "HEAD",
@@ -181,6 +199,13 @@ def verify_promotion(
             if not signed:
                 ok = False
                 continue
+        if kname in RENDERED_ONLY and (copies := second_pins(root, cand, entry.new_name)):
+            ok = False
+            lines.append(
+                f"REFUSED {kname}: pinned again in {', '.join(copies)}; the WorkflowTemplate takes its image "
+                f"from {KUSTOMIZATION} only (spira workflow render), so promote it with set-image --training"
+            )
+            continue
         mine = next((r for r in records if r.image == kname), None)
         if mine is None:
             ok = False

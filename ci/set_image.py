@@ -24,7 +24,14 @@ WORKER_ROLLOUT = Path("argocd/base/worker-rollout.yaml")
 MODEL_ROLLOUTS = (ROLLOUT, WORKER_ROLLOUT)
 MODEL_VERSION_ANNOTATION = "spira.dev/model-version"
 # kustomize image name -> ci image name (repository spira/<image> in the registry)
-KUSTOMIZE_NAMES = {"model": "spira-model", "loadtest": "spira-loadtest", "intake": "spira-intake"}
+KUSTOMIZE_NAMES = {
+    "model": "spira-model",
+    "loadtest": "spira-loadtest",
+    "intake": "spira-intake",
+    # The training image: no resource of argocd/base names it; its pin here is what `spira workflow render`
+    # puts in every step of the WorkflowTemplate (spira/workflow/render.py `pinned_image`).
+    "training": "spira-training",
+}
 DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 
@@ -53,6 +60,14 @@ def image_entries(kustomization_text: str) -> dict[str, ImageEntry]:
         item["name"]: ImageEntry(item["name"], item.get("newName", item["name"]), item.get("digest", ""))
         for item in doc.get("images") or []
     }
+
+
+def pinned_ref(kustomization_text: str, image: str) -> str:
+    """`newName@sha256:...` of one image (ci name) as the kustomization pins it."""
+    entry = image_entries(kustomization_text).get(KUSTOMIZE_NAMES[image])
+    if entry is None or not DIGEST_RE.match(entry.digest):
+        raise SetImageError(f"{KUSTOMIZATION}: no `{KUSTOMIZE_NAMES[image]}` entry with a sha256 digest")
+    return f"{entry.new_name}@{entry.digest}"
 
 
 def replace_digest(text: str, kustomize_name: str, digest: str) -> str:

@@ -1,8 +1,9 @@
 """The build-and-test workflow's steps as one program, so CI and a developer run the same sequence.
 
 build-and-test: a loopback registry of its own -> build each image once -> push -> ephemeral test of
-the model by digest with the gate image by digest, and of the intake by digest (ci/ephemeral_intake.py)
--> digests.json next to the test reports.
+the model by digest with the gate image by digest, of the intake by digest (ci/ephemeral_intake.py), and
+of the training image by digest: every step the WorkflowTemplate renders with it is a command it accepts
+(ci/ephemeral_training.py) -> digests.json next to the test reports.
 publish: push the SAME local images to the release registry and refuse if a digest differs from the
 tested one (a different digest would be different bytes: untested); then store beside each digest its SBOM,
 CI's signature and the signed SLSA provenance (ci/attest.py, key from the SPIRA_SIGNING_KEY secret), which
@@ -39,13 +40,14 @@ def build_and_test(
 ) -> None:
     from ci.ephemeral import EphemeralOptions, run_ephemeral
     from ci.ephemeral_intake import run_intake_ephemeral
+    from ci.ephemeral_training import run_training_checks
     from ci.registry import loopback_registry
 
     podman = _podman()
     say = lambda m: typer.echo(m, err=True)  # noqa: E731
     with loopback_registry() as registry:
         refs: dict[str, dict[str, str]] = {}
-        for image in ("loadtest", "intake", "model"):
+        for image in ("loadtest", "intake", "training", "model"):
             opts = BuildOptions(image, registry, base_image, torch_flavour, None, bento_dir, model_version)
             built = build(podman, opts, REPO_ROOT, say=say)
             pushed = push(podman, built, registry)
@@ -60,16 +62,20 @@ def build_and_test(
         )
         intake = run_intake_ephemeral(podman, refs["intake"]["tested"], out)
         say(f"intake: {'PASS' if intake.passed else 'FAIL'} {intake.checks} {intake.error or ''}")
+        training = run_training_checks(podman, refs["training"]["tested"], out)
+        say(f"training: {'PASS' if training.passed else 'FAIL'} {training.checks} {training.error or ''}")
     (out / "digests.json").write_text(
         json.dumps({"model_version": model_version, "images": refs}, indent=2) + "\n"
     )
+    passed = report.passed and intake.passed and training.passed
     typer.echo(
-        ("PASS" if report.passed and intake.passed else "FAIL")
+        ("PASS" if passed else "FAIL")
         + f" in {report.total_s}s"
         + (f": {report.error}" if report.error else "")
         + (f"; intake: {intake.error or intake.checks}" if not intake.passed else "")
+        + (f"; training: {training.error or training.checks}" if not training.passed else "")
     )
-    if not (report.passed and intake.passed):
+    if not passed:
         raise typer.Exit(1)
 
 
@@ -81,9 +87,13 @@ def publish(
     """Push the tested local images; print `<image>_digest=sha256:...` lines (GitHub step outputs)."""
     record = json.loads((from_dir / "digests.json").read_text())
     report = json.loads((from_dir / "report.json").read_text())
-    intake_report = from_dir / "intake-report.json"
-    intake_passed = intake_report.exists() and json.loads(intake_report.read_text()).get("passed")
-    if not report.get("passed") or ("intake" in record["images"] and not intake_passed):
+
+    def passed(image: str) -> bool:
+        path = from_dir / f"{image}-report.json"
+        return path.exists() and bool(json.loads(path.read_text()).get("passed"))
+
+    untested = [image for image in ("intake", "training") if image in record["images"] and not passed(image)]
+    if not report.get("passed") or untested:
         typer.echo("refusing to publish: an ephemeral test did not pass", err=True)
         raise typer.Exit(1)
     from ci.attest import sign_tested, signing_key

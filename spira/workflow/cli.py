@@ -1,6 +1,7 @@
 """`spira workflow …`: continuous training as Argo Workflows objects (docs/workflows.md).
 
-spira workflow render staging --image REGISTRY/spira-training@sha256:...
+spira workflow render staging      # the training image by its pinned digest (argocd/base/kustomization.yaml)
+spira workflow render staging --image REGISTRY/spira/training@sha256:...   # another digest
 """
 
 from __future__ import annotations
@@ -27,7 +28,14 @@ console = Console(stderr=True)
 @app.command()
 def render(
     env: Annotated[str, typer.Argument(help="environment (infra/environments.yaml)")],
-    image: Annotated[str, typer.Option("--image", help="the training image by digest (name@sha256:...)")],
+    image: Annotated[
+        str | None,
+        typer.Option(
+            "--image",
+            help="another training image by digest (name@sha256:...); default: the pinned one "
+            "(argocd/base/kustomization.yaml, spira-training)",
+        ),
+    ] = None,
     check: Annotated[
         bool, typer.Option("--check/--no-check", help="validate against the upstream CRD schemas")
     ] = True,

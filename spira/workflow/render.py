@@ -1,6 +1,8 @@
 """The training pipeline as Argo Workflows objects, generated from the stage list the CLI uses.
 
-`render_workflow_objects(env, image)` returns, as plain dicts:
+`render_workflow_objects(env, image=None)` returns, as plain dicts (the training image: `image`, else its pin
+in argocd/base/kustomization.yaml, the `spira-training` entry that `spira image set-image --training`
+writes and `verify-promotion` checks, the one place its digest is declared):
 
 - the WorkflowTemplate: one container step per stage of `training.pipeline.STAGES` (its command is the
   stage's own CLI command, `spira pipeline <stage>`, which reuses the stage's completed output when its
@@ -21,6 +23,7 @@ resource requests, a deadline and retries with exponential backoff. The stages t
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 from infra import contracts
@@ -40,6 +43,19 @@ SCHEDULED = "scheduled"
 CHECK = "fingerprint-check"
 CANDIDATE = "candidate"
 LABELS = {"app.kubernetes.io/name": "spira-training", "app.kubernetes.io/part-of": "spira"}
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def pinned_image(root: Path = REPO) -> str:
+    """The training image as the GitOps base pins it: `registry/spira/training@sha256:...`."""
+    from ci.set_image import KUSTOMIZATION, SetImageError, pinned_ref
+
+    try:
+        return pinned_ref((root / KUSTOMIZATION).read_text(), "training")
+    except (OSError, SetImageError) as exc:
+        raise ValueError(f"no pinned training image: {exc}") from exc
 
 
 def stage_list() -> tuple[Any, ...]:
@@ -284,14 +300,15 @@ def cron_workflow(env: str) -> dict[str, Any]:
     }
 
 
-def render_workflow_objects(env: str, image: str) -> list[dict[str, Any]]:
-    """The WorkflowTemplate, then (a cluster environment) the CronWorkflow and the trigger objects.
+def render_workflow_objects(env: str, image: str | None = None) -> list[dict[str, Any]]:
+    """The WorkflowTemplate, then (a cluster environment) the CronWorkflow and the trigger objects; every
+    step runs `image`, by default the pinned training image (`pinned_image`).
 
     `local` (the local stack, no cluster) renders the WorkflowTemplate alone: what `spira workflow play`
     runs."""
     from spira.workflow.events import trigger_objects
 
-    template = workflow_template(env, image)
+    template = workflow_template(env, image or pinned_image())
     if not declared().environment(env).cluster:
         return [template]
     return [template, cron_workflow(env), *trigger_objects(env)]

@@ -25,15 +25,20 @@ def fake_digest(seed: str) -> str:
 def deploy(repo: Path, version: str) -> str:
     """What the staging workflow records after a passing ephemeral test (set-image + trailers)."""
     model, loadtest = fake_digest(f"model-{version}"), fake_digest(f"loadtest-{version}")
-    intake = fake_digest(f"intake-{version}")
+    intake, training = fake_digest(f"intake-{version}"), fake_digest(f"training-{version}")
     changed = set_image(repo, "loadtest", loadtest, golden=False).changed
     changed += set_image(repo, "intake", intake, golden=False).changed
+    changed += set_image(repo, "training", training, golden=False).changed
     changed += set_image(repo, "model", model, model_version=version, golden=False).changed
     commit_record(
         repo,
         sorted(set(changed)),
         f"images: deploy {version}",
-        trailers({"model": model, "loadtest": loadtest, "intake": intake}, f"run-{version}", version),
+        trailers(
+            {"model": model, "loadtest": loadtest, "intake": intake, "training": training},
+            f"run-{version}",
+            version,
+        ),
     )
     return model
 

@@ -46,14 +46,20 @@ def deploy_to_staging(origin: Path, work: Path, digest: str, version: str) -> st
     """What the staging workflow does after an ephemeral test passed: set-image, commit with trailers, push."""
     ci = clone(origin, work, "staging")
     loadtest, intake = fake_digest(f"loadtest-{version}"), fake_digest(f"intake-{version}")
+    training = fake_digest(f"training-{version}")
     changed = set_image(ci, "loadtest", loadtest, golden=False).changed
     changed += set_image(ci, "intake", intake, golden=False).changed
+    changed += set_image(ci, "training", training, golden=False).changed
     changed += set_image(ci, "model", digest, model_version=version).changed
     commit = commit_record(
         ci,
         sorted(set(changed)),
         f"images: deploy spira-model {version}",
-        trailers({"model": digest, "loadtest": loadtest, "intake": intake}, "local-test-run", version),
+        trailers(
+            {"model": digest, "loadtest": loadtest, "intake": intake, "training": training},
+            "local-test-run",
+            version,
+        ),
     )
     run(ci, "push", "-q", "origin", "staging")
     return commit
@@ -90,6 +96,10 @@ def test_merging_staging_into_main_passes_and_main_carries_the_tested_digest(pro
     assert verdict.ok, verdict.lines
     kust = image_entries(run(repo, "show", f"HEAD:{KUSTOMIZATION}"))
     assert kust["spira-model"].digest == tested
+    # the training image went through the same commit: the WorkflowTemplate's digest is verified with them
+    training = kust["spira-training"].digest
+    assert training == fake_digest("training-7")
+    assert any(line.startswith(f"OK spira-training@{training}") for line in verdict.lines), verdict.lines
 
 
 def test_the_golden_files_follow_the_digest_on_staging(promoted):
@@ -110,6 +120,25 @@ def test_a_digest_hand_edited_on_main_is_refused_with_the_tested_one_named(promo
         assert forged in message and tested in message and "never tested" in message
     finally:
         run(work, "reset", "-q", "--hard", "HEAD~1")
+
+
+def test_the_training_image_pinned_a_second_time_outside_the_kustomization_is_refused(promoted):
+    """The WorkflowTemplate takes its image from the kustomization's `spira-training` entry only: a digest
+    written straight into another file of main would deploy an image no trailer vouches for."""
+    repo, _ = promoted
+    training = image_entries(run(repo, "show", f"HEAD:{KUSTOMIZATION}"))["spira-training"]
+    assert verify_promotion(repo, "HEAD", "origin/staging").ok
+    copy = repo / "infra" / "training-image.yaml"
+    copy.write_text(f"image: {training.new_name}@{fake_digest('a-second-pin')}\n")
+    run(repo, "add", str(copy))
+    run(repo, "commit", "-q", "-m", "pin the training image for the cluster")
+    try:
+        verdict = verify_promotion(repo, "HEAD", "origin/staging")
+        assert not verdict.ok
+        (refused,) = [line for line in verdict.lines if line.startswith("REFUSED")]
+        assert refused.startswith("REFUSED spira-training: pinned again in infra/training-image.yaml")
+    finally:
+        run(repo, "reset", "-q", "--hard", "HEAD~1")
 
 
 def test_a_digest_never_tested_is_refused_even_when_it_came_through_staging(origin: Path, tmp_path: Path):

@@ -83,6 +83,8 @@ def images(podman: Podman, registry: str, keys, tmp_path_factory) -> Iterator[di
     sign_tested(podman, registry, "loadtest", base, out["signed"], ci_key, REPORT, True, base)
     out["intake"] = push(podman, base, f"{registry}/spira/intake", "release", tmp)
     sign_tested(podman, registry, "intake", base, out["intake"], ci_key, REPORT, True, base)
+    out["training"] = push(podman, base, f"{registry}/spira/training", "release", tmp)
+    sign_tested(podman, registry, "training", base, out["training"], ci_key, REPORT, True, base)
     tampered = derived(podman, base, "tampered", tmp)
     out["tampered"] = push(podman, tampered, model, "release", tmp)
     out["foreign"] = push(podman, tampered, loadtest, "foreign", tmp)
@@ -92,19 +94,20 @@ def images(podman: Podman, registry: str, keys, tmp_path_factory) -> Iterator[di
     podman("rmi", "-f", tampered, "localhost/spira/copied:test", check=False)
 
 
-def deploy_on_staging(work: Path, model: str, loadtest: str, intake: str) -> None:
+def deploy_on_staging(work: Path, model: str, loadtest: str, intake: str, training: str) -> None:
     """A clone whose `staging` records these digests with trailers, as the staging workflow commits them."""
     subprocess.run(["git", "clone", "-q", "--no-hardlinks", str(REPO), str(work)], check=True)
     for args in (("config", "user.email", "ci@spira.test"), ("config", "user.name", "spira ci")):
         subprocess.run(["git", "-C", str(work), *args], check=True)
     changed = set_image(work, "loadtest", loadtest, golden=False).changed
     changed += set_image(work, "intake", intake, golden=False).changed
+    changed += set_image(work, "training", training, golden=False).changed
     changed += set_image(work, "model", model, model_version="7", golden=False).changed
     commit_record(
         work,
         sorted(set(changed)),
         "images: deploy",
-        trailers({"model": model, "loadtest": loadtest, "intake": intake}, "run", "7"),
+        trailers({"model": model, "loadtest": loadtest, "intake": intake, "training": training}, "run", "7"),
     )
     subprocess.run(["git", "-C", str(work), "branch", "-f", "staging", "HEAD"], check=True)
 
@@ -154,10 +157,12 @@ def test_verify_promotion_passes_signed_digests_and_refuses_tampered_or_foreign_
     cases = {"good": ("good", "signed"), "tampered": ("tampered", "signed"), "foreign": ("good", "foreign")}
     verdicts = {}
     for case, (model, loadtest) in cases.items():
-        deploy_on_staging(tmp_path / case, images[model], images[loadtest], images["intake"])
+        deploy_on_staging(
+            tmp_path / case, images[model], images[loadtest], images["intake"], images["training"]
+        )
         verdicts[case] = verify_promotion(tmp_path / case, "HEAD", "staging", check)
     assert verdicts["good"].ok, verdicts["good"].lines
-    assert sum(line.startswith("SIGNED") for line in verdicts["good"].lines) == 3
+    assert sum(line.startswith("SIGNED") for line in verdicts["good"].lines) == 4
     refused = {case: [line for line in v.lines if line.startswith("REFUSED")] for case, v in verdicts.items()}
     assert not verdicts["tampered"].ok and refused["tampered"][0].startswith("REFUSED spira-model")
     assert images["tampered"] in refused["tampered"][0] and len(refused["tampered"]) == 1

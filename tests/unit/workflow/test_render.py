@@ -168,7 +168,7 @@ def test_local_renders_the_template_alone_for_play():
 
 
 def test_the_render_command_prints_valid_multi_document_yaml():
-    out = CliRunner().invoke(app, ["render", "staging", "--image", IMAGE])
+    out = CliRunner().invoke(app, ["render", "staging"])  # the pinned training image
     assert out.exit_code == 0, out.output
     docs = list(yaml.safe_load_all(out.stdout))
     assert [d["kind"] for d in docs][:2] == ["WorkflowTemplate", "CronWorkflow"]
