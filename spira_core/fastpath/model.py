@@ -334,6 +334,15 @@ def _mish2_(z: torch.Tensor, tmp: torch.Tensor) -> torch.Tensor:
     return z.addcdiv_(z, tmp, value=-1.0)
 
 
+def _fused_kernels():
+    """spira_core.fastpath.kernels, or None where numba does not import (the torch passes run instead)."""
+    try:
+        from spira_core.fastpath import kernels
+    except ImportError:
+        return None
+    return kernels
+
+
 class _Workspace:
     """Scratch tensors by name and size, reused between calls by one caller at a time."""
 
@@ -362,6 +371,7 @@ class FastSpiraConvV2:
         chunk: int = DEFAULT_CHUNK,
         segment: int = DEFAULT_SEGMENT,
         gemm_columns: int = DEFAULT_GEMM_COLUMNS,
+        fused: bool | None = None,
     ) -> None:
         if chunk < 1 or segment < 1:
             raise ValueError("chunk and segment must be at least 1")
@@ -420,6 +430,17 @@ class FastSpiraConvV2:
         self._beta64 = first_block.beta.double().numpy()
         self._lock = threading.Lock()
         self._free: list[_Workspace] = []
+        # the fused numba kernels (spira_core.fastpath.kernels) when numba imports; else the torch passes
+        self.kernels = _fused_kernels() if fused is None or fused else None
+        if fused and self.kernels is None:
+            raise RuntimeError("fused kernels requested, but numba does not import")
+        self._fused_affine = [
+            (
+                (blk.gamma.double() * LOG2E).to(torch.float32).numpy(),
+                (blk.beta.double() * LOG2E).to(torch.float32).numpy(),
+            )
+            for blk in blocks
+        ]
 
     @classmethod
     def from_module(
@@ -428,6 +449,7 @@ class FastSpiraConvV2:
         chunk: int = DEFAULT_CHUNK,
         segment: int = DEFAULT_SEGMENT,
         gemm_columns: int = DEFAULT_GEMM_COLUMNS,
+        fused: bool | None = None,
     ) -> FastSpiraConvV2:
         """Derive the rewrite from a module's forward pass, layer by layer (train or eval mode; the copy always
         computes eval mode): input standardisation, Conv2d → GroupNorm → Mish → [MaxPool2d] blocks, flatten,
@@ -459,7 +481,13 @@ class FastSpiraConvV2:
             chunk,
             segment,
             gemm_columns,
+            fused,
         )
+
+    @property
+    def fused(self) -> bool:
+        """True when the elementwise work runs in the fused numba kernels."""
+        return self.kernels is not None
 
     @contextmanager
     def _workspace(self) -> Iterator[_Workspace]:
@@ -517,11 +545,30 @@ class FastSpiraConvV2:
         batch, frames, f = x.shape
         k, shift = blk.kernel, blk.dilation * f
         t_conv = blk.conv_frames(frames)
+        t_out = t_conv // 2 if blk.pool else t_conv
+        if self.kernels is not None:  # statistics, then conv, Mish and pool in one pass per L1 tile
+            xn = x.numpy()
+            weight = ws.get("w0", (batch, blk.c_out, k)).numpy()
+            bias = ws.get("b0", (batch, blk.c_out)).numpy()
+            self.kernels.first_block_affine(
+                xn,
+                blk.weight64,
+                blk.bias64,
+                self._gamma64.reshape(-1),
+                self._beta64,
+                blk.groups,
+                blk.eps,
+                blk.dilation,
+                weight,
+                bias,
+            )
+            h = ws.get("h0", (blk.c_out, t_out, batch, f))
+            self.kernels.first_block(xn, weight, bias, blk.dilation, blk.pool, h.numpy())
+            return h, t_out
         p = t_conv * f
         cols = ws.get("cols", (batch, k, p))
         cols.copy_(torch.as_strided(x, (batch, k, p), (x.stride(0), shift, 1)))
         weight, bias = self._first_block_affine(x, blk)
-        t_out = t_conv // 2 if blk.pool else t_conv
         step = 2 if blk.pool else 1
         h = ws.get("h0", (blk.c_out, t_out, batch, f))
         seg = self.segment
@@ -557,6 +604,20 @@ class FastSpiraConvV2:
             c1 = min(p, c0 + cols)
             for k in range(blk.kernel):
                 y[:, c0:c1].addmm_(blk.taps[k], flat[:, k * shift + c0 : k * shift + c1])
+        if self.kernels is not None:  # GroupNorm statistics, then affine, Mish and pool in one pass
+            t_out = t_conv // 2 if blk.pool else t_conv
+            out = ws.get(f"h{idx}", (blk.c_out, t_out, batch, f))
+            gamma2, beta2 = self._fused_affine[idx]
+            self.kernels.norm_mish_pool(
+                y.view(blk.c_out, t_conv, batch, f).numpy(),
+                blk.groups,
+                gamma2,
+                beta2,
+                blk.eps,
+                blk.pool,
+                out.numpy(),
+            )
+            return out, t_out
         # GroupNorm statistics per (group, window): reduce over time first (a contiguous middle axis, so
         # vectorised), then over frequency and the group's channels; two passes over centred values keep the
         # accuracy of torch's Welford pass (which is ~30x slower on these shapes)

@@ -333,3 +333,55 @@ def test_the_fused_mish_matches_mish_over_its_whole_range_including_where_its_te
     # float32: a few ulp of z' (for z ≪ 0, mish ≈ z·e^z is a difference of two values near z', as in the
     # eager kernel's float32 result, so the bound is relative to z', not to mish)
     assert ((got - expected).abs() <= 3e-7 * (z.double() * LOG2E).abs()).all()
+
+
+def test_the_fast_model_runs_the_fused_kernels_by_default_and_both_its_paths_match_eager():
+    params = FeatureParams()
+    model = _model(params, seed=11)
+    rng = np.random.default_rng(11)
+    x = np.concatenate(
+        [
+            rng.normal(0.0, 20.0, (5, params.input_frames, params.n_mfcc)),
+            np.zeros((1, params.input_frames, params.n_mfcc)),  # GroupNorm's eps decides
+            1000.0 + rng.normal(0.0, 1.0, (1, params.input_frames, params.n_mfcc)),  # offset ≫ spread
+            rng.normal(0.0, 1e3, (1, params.input_frames, params.n_mfcc)),  # Mish far into both tails
+        ]
+    ).astype(np.float32)
+    expected = predict_windows(model, x)
+    fused = FastSpiraConvV2.from_module(model)
+    passes = FastSpiraConvV2.from_module(model, fused=False)
+    assert fused.fused and not passes.fused
+    for fast in (fused, passes):
+        for batch in (x[:1], x):
+            np.testing.assert_allclose(fast.predict(batch), expected[: len(batch)], rtol=0, atol=ATOL)
+
+
+def test_the_kernels_exp2_is_within_two_ulp_over_the_float32_range_and_keeps_nan():
+    from spira_core.fastpath import kernels
+
+    x = np.concatenate([np.linspace(-126.0, 127.0, 200_001), [-0.5, 0.5, 0.0, 1e-30, -1e-30, np.nan]]).astype(
+        np.float32
+    )
+    got = np.empty_like(x)
+    kernels.exp2_array(x, got)
+    expected = np.exp2(x.astype(np.float64))
+    finite = ~np.isnan(x)
+    assert np.all(np.abs(got[finite] - expected[finite]) <= 2.4e-7 * expected[finite])
+    assert np.isnan(got[-1])
+
+
+def test_the_kernels_mish_matches_mish_over_its_whole_range_including_where_its_terms_overflow():
+    from spira_core.fastpath import kernels
+    from spira_core.fastpath.model import LOG2E
+
+    z = np.concatenate([np.linspace(-200.0, 200.0, 40001), [-1e30, -88.0, 63.9, 64.1, 127.9, 1e30]])
+    expected = nn.functional.mish(torch.from_numpy(z)).numpy() * LOG2E  # float64
+    zp = (z * LOG2E).astype(np.float32)
+    got = np.empty_like(zp)
+    kernels.mish2_array(zp, got)
+    assert np.all(np.isfinite(got))
+    # as the torch version's bound: a few ulp of z' (mish ≈ z·e^z for z ≪ 0 is a difference near z')
+    assert np.all(np.abs(got - expected) <= 3e-7 * np.abs(z * LOG2E))
+    nan = np.full(3, np.nan, np.float32)
+    kernels.mish2_array(nan, nan)
+    assert np.all(np.isnan(nan))
