@@ -43,6 +43,8 @@ SYNTHETIC_HEADER = "x-spira-synthetic"
 # two together). A local server may spool elsewhere (SPIRA_ARCHIVE_SPOOL, set only by local tooling).
 SPOOL_DIR = Path("/var/spool/spira-archive")
 LOCAL_SPOOL_ENV = "SPIRA_ARCHIVE_SPOOL"
+# the uploader's module: the pod's sidecar runs `python -m serving.uploader` (spira manifests check holds it)
+UPLOADER_MODULE = "serving.uploader"
 # the keys of the serving secret that tune the archive (as serving.batching.SETTINGS tune batching)
 SETTINGS = ("archive_spool_max_bytes", "archive_drain_s", "archive_orphan_after_s")
 

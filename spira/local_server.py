@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from serving.archive import UPLOADER_MODULE
 from spira.stack.net import free_port, http_status
 from spira.stack.process import ManagedProcess
 
@@ -187,7 +188,7 @@ def start_uploader(env: dict[str, str], run_dir: Path, name: str) -> ManagedProc
     """`python -m serving.uploader` with the server's environment (its Vault login, spool and HOSTNAME),
     in a process group of its own; `stop` sends SIGTERM and gives it UPLOADER_GRACE_S to drain."""
     proc = ManagedProcess(
-        name, [sys.executable, "-m", "serving.uploader"], run_dir, env=env, grace_s=UPLOADER_GRACE_S, cwd=REPO
+        name, [sys.executable, "-m", UPLOADER_MODULE], run_dir, env=env, grace_s=UPLOADER_GRACE_S, cwd=REPO
     )
     proc.start()
     return proc

@@ -32,6 +32,7 @@ BASE = ARGOCD_DIR / "base"
 ROLLOUT_FILE = BASE / "model-rollout.yaml"
 GATE_FILE = BASE / "gate-analysistemplate.yaml"
 MODEL_CONTAINER = "model"
+UPLOADER_CONTAINER = "uploader"  # the archive's uploader, a native sidecar with the model's Vault login
 GATE_CONTAINER = "gate"
 PROMETHEUS_ARG = "prometheus-address"
 THRESHOLDS_ARG = "thresholds"
@@ -92,19 +93,34 @@ def model_rollout_patch(env: str, rollout: dict[str, Any]) -> str:
         {"op": "replace", "path": f"{container}/resources/requests/{resource}", "value": str(gpus)},
         {"op": "replace", "path": f"{container}/resources/limits/{resource}", "value": str(gpus)},
     ]
-    env_vars = containers[c].get("env", [])
-    for name, value in (
+    vault = (
         ("VAULT_ADDR", declared().service("vault").url),
         ("VAULT_ROLE", layout.role_name(env, VAULT_SERVICE)),
         ("VAULT_SECRET_PATH", layout.secret_ref(env, VAULT_SERVICE)),
-    ):
-        i = _index(env_vars, name, f"container {MODEL_CONTAINER}'s env")
-        ops += [
-            {"op": "test", "path": f"{container}/env/{i}/name", "value": name},
-            {"op": "replace", "path": f"{container}/env/{i}/value", "value": value},
-        ]
+    )
+    ops += _env_ops(container, MODEL_CONTAINER, containers[c], vault)
+    sidecars = rollout["spec"]["template"]["spec"].get("initContainers", [])
+    u = _index(sidecars, UPLOADER_CONTAINER, "the Rollout's initContainers")
+    uploader = f"/spec/template/spec/initContainers/{u}"
+    ops.append({"op": "test", "path": f"{uploader}/name", "value": UPLOADER_CONTAINER})
+    ops += _env_ops(uploader, UPLOADER_CONTAINER, sidecars[u], vault)
     sources = f"Pulumi.{env}.yaml, infra/environments.yaml (services.vault), infra/vault/layout.py"
     return _text(sources, ops)
+
+
+def _env_ops(
+    path: str, name: str, container: dict[str, Any], values: tuple[tuple[str, str], ...]
+) -> list[dict[str, Any]]:
+    """Replace the values of these env variables of one container, each index pinned by a test op."""
+    env_vars = container.get("env", [])
+    ops: list[dict[str, Any]] = []
+    for var, value in values:
+        i = _index(env_vars, var, f"container {name}'s env")
+        ops += [
+            {"op": "test", "path": f"{path}/env/{i}/name", "value": var},
+            {"op": "replace", "path": f"{path}/env/{i}/value", "value": value},
+        ]
+    return ops
 
 
 def gate_patch(env: str, gate: dict[str, Any]) -> str:

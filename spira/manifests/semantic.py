@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from serving.archive import SPOOL_DIR
+from serving.archive import SPOOL_DIR, UPLOADER_MODULE
 from spira_core.vault.settings import DEFAULT_TOKEN_PATH, vault_ca_path
 
 Doc = dict[str, Any]
@@ -35,6 +35,8 @@ TRUST_ENV = "SSL_CERT_FILE"
 # both must be emptyDir mounts or the server cannot start.
 MODEL_WRITABLE_DIRS = ("/home/bentoml", "/tmp")
 MODEL_CONTAINER = "model"
+UPLOADER_CONTAINER = "uploader"  # the archive's uploader, the model pod's native sidecar
+UPLOADER_COMMAND = ["python", "-m", UPLOADER_MODULE]
 READINESS_PATH = "/readyz"
 LIVENESS_PATH = "/livez"
 
@@ -562,6 +564,48 @@ def archive_spool(docs: list[Doc]) -> list[Finding]:
     return out
 
 
+def archive_uploader(docs: list[Doc]) -> list[Finding]:
+    """The model pod's archive uploader (serving/uploader.py): the server only writes the spool, so without
+    it nothing is archived. A native sidecar (an initContainer with restartPolicy Always: started before
+    the model, stopped after it, so it drains last), `python -m serving.uploader` in the model's image, the
+    model's three VAULT_* values and Vault token mount, the model's spool volume at SPOOL_DIR, no port."""
+    out = []
+    for rollout, model in _rollouts(docs):
+        spec = rollout["spec"]["template"]["spec"]
+        where = f"{ref(rollout)} initContainer {UPLOADER_CONTAINER}"
+        up = next((c for c in spec.get("initContainers", []) if c.get("name") == UPLOADER_CONTAINER), None)
+        if up is None:
+            out.append(
+                Finding(
+                    "archive", ref(rollout), f"has no initContainer {UPLOADER_CONTAINER!r} (the uploader)"
+                )
+            )
+            continue
+        problems = []
+        if up.get("restartPolicy") != "Always":
+            problems.append(
+                "is not a native sidecar (restartPolicy: Always); the pod would wait for it to exit"
+            )
+        if up.get("image") != model.get("image"):
+            problems.append(f"image {up.get('image')!r} is not the model's {model.get('image')!r}")
+        if list(up.get("command", [])) + list(up.get("args", [])) != UPLOADER_COMMAND:
+            problems.append(f"does not run {' '.join(UPLOADER_COMMAND)}")
+        for name in sorted(VAULT_ENV):
+            if _env_value(up, name) != _env_value(model, name):
+                problems.append(
+                    f"{name} is {_env_value(up, name)!r}, the model's is {_env_value(model, name)!r}"
+                )
+        model_mounts = {m.get("mountPath"): m.get("name") for m in model.get("volumeMounts", [])}
+        up_mounts = {m.get("mountPath"): m.get("name") for m in up.get("volumeMounts", [])}
+        for path in (str(SPOOL_DIR), str(Path(DEFAULT_TOKEN_PATH).parent)):
+            if up_mounts.get(path) is None or up_mounts.get(path) != model_mounts.get(path):
+                problems.append(f"does not mount the model's volume at {path}")
+        if up.get("ports"):
+            problems.append("declares ports; it serves nothing")
+        out += [Finding("archive", where, p) for p in problems]
+    return out
+
+
 def gate_job(docs: list[Doc]) -> list[Finding]:
     """The gate's Job: no retries (a second run could pass a flaky model), a deadline, the preview URL."""
     out = []
@@ -654,6 +698,7 @@ def all_rendered(docs: list[Doc], pool: GpuPool, vault: VaultExpectation) -> lis
         *security(docs),
         *gate_job(docs),
         *archive_spool(docs),
+        *archive_uploader(docs),
     ]
 
 

@@ -1,5 +1,6 @@
-"""No lost uploads: a server killed (SIGKILL) while uploads flow and the object store is down, a new
-server on the same durable spool, the store back: every upload that was answered 200 is in the archive."""
+"""No lost uploads: a pod's server and its archive uploader killed (SIGKILL) while uploads flow and the
+object store is down, a new pod (server + uploader) on the same durable spool, the store back: every upload
+that was answered 200 is in the archive."""
 
 from __future__ import annotations
 
@@ -115,11 +116,15 @@ def test_every_answered_upload_is_archived_after_a_kill_during_an_object_store_o
         seaweed.stop()  # the object store is down from here on
         with _Uploads(first.url, first_seed=10_000) as flow:
             assert wait_until(lambda: len(flow.answered) >= 12, 120), "uploads were not answered"
-            _kill_everything(first.pid)  # no shutdown hook, no drain: only the spool remains
+            # the pod's cgroup: the server and its uploader sidecar, no shutdown hook, no drain: the spool remains
+            uploader = first.server.uploader
+            assert uploader is not None and uploader.pid() is not None, "no uploader beside the server"
+            _kill_everything(uploader.pid())
+            _kill_everything(first.pid)
             time.sleep(1.0)
         killed_answered = set(flow.answered)
         assert http_status(f"{first.url}/livez") is None, "the killed server still answers"
-        assert len(list((spool / "spira-a").glob("*.json"))) >= len(killed_answered)
+        assert len(list((spool / "spira-a").glob("*.spool"))) >= len(killed_answered)
 
         # a new pod on the same volume (another name, as a rescheduled pod has); still no object store
         second = start_server(local_stack, registered_model, home, extra_env={**pod, "HOSTNAME": "spira-b"})
@@ -145,15 +150,16 @@ def test_every_answered_upload_is_archived_after_a_kill_during_an_object_store_o
         assert wait_until(all_archived, 180, interval_s=2), (
             f"{len(answered - archived)} of {len(answered)} answered uploads missing from the archive"
         )
-        stop_server(second)  # SIGTERM: BentoML runs the service's shutdown hook, the bounded drain
-        log = second.log.read_text(errors="replace")
-        assert "Completed async cleanup hook: drain_archive" in log, log[-3000:]
+        stop_server(second)  # SIGTERM to the server, then to its uploader: the bounded drain
+        assert second.server.uploader is not None
+        log = second.server.uploader.log_path.read_text(errors="replace")
+        assert "drained" in log and "0 left on the spool" in log, log[-3000:]
         second = None
     finally:
         if not local_stack_handle.s3.answering():
             seaweed.start()
             wait_until(local_stack_handle.s3.healthy, 90)
-        first.server.process.stop()  # clears the killed server's pid file
+        first.server.stop()  # clears the killed server's and uploader's pid files
         if second is not None:
             stop_server(second)
         shutil.rmtree(home, ignore_errors=True)

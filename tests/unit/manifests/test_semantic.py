@@ -288,6 +288,56 @@ def test_a_spool_volume_mounted_elsewhere_than_where_serving_spools_is_caught():
     )
 
 
+def _uploader(rendered) -> dict:
+    spec = one(rendered, "Rollout", "spira-model")["spec"]["template"]["spec"]
+    return next(c for c in spec["initContainers"] if c["name"] == "uploader")
+
+
+def test_the_rendered_model_pod_runs_the_archive_uploader_as_a_native_sidecar_and_passes():
+    rendered = docs()
+    uploader = _uploader(rendered)
+    assert uploader["restartPolicy"] == "Always" and uploader["command"] == [
+        "python",
+        "-m",
+        "serving.uploader",
+    ]
+    assert uploader["image"] == model(rendered)["image"]
+    assert not [f for f in findings(rendered) if "uploader" in f]
+
+
+def test_a_model_pod_without_the_archive_uploader_is_caught():
+    # the server only writes the spool: without its uploader nothing answered is ever archived
+    rendered = docs()
+    spec = one(rendered, "Rollout", "spira-model")["spec"]["template"]["spec"]
+    spec["initContainers"] = [c for c in spec["initContainers"] if c["name"] != "uploader"]
+    assert any("[archive]" in f and "has no initContainer 'uploader'" in f for f in findings(rendered))
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda c: c.pop("restartPolicy"), "is not a native sidecar"),
+        (
+            lambda c: c.update(image="registry.spira.example.org/spira/other@sha256:" + "0" * 64),
+            "is not the model's",
+        ),
+        (
+            lambda c: c.update(command=["python", "-m", "serving.worker"]),
+            "does not run python -m serving.uploader",
+        ),
+        (lambda c: c["env"][1].update(value="spira-local-gate"), "VAULT_ROLE is 'spira-local-gate'"),
+        (lambda c: c["volumeMounts"].pop(), "does not mount the model's volume at /var/spool/spira-archive"),
+        (lambda c: c.update(ports=[{"containerPort": 9000}]), "declares ports"),
+    ],
+)
+def test_an_archive_uploader_unlike_the_model_pods_own_is_caught(change, message):
+    rendered = docs()
+    change(_uploader(rendered))
+    assert any(
+        "[archive]" in f and "initContainer uploader" in f and message in f for f in findings(rendered)
+    )
+
+
 def test_a_retried_gate_job_is_caught():
     rendered = docs()
     gate_job(rendered)["spec"]["backoffLimit"] = 2
