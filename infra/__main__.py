@@ -21,10 +21,11 @@ from infra.components.device_plugin import DevicePlugin, DevicePluginArgs
 from infra.components.mlflow import Mlflow, MlflowArgs
 from infra.components.monitoring import Monitoring, MonitoringArgs
 from infra.components.network import NetworkPolicies, NetworkPoliciesArgs
-from infra.components.object_store import ObjectStore, ObjectStoreArgs
+from infra.components.object_store import ObjectStore, ObjectStoreArgs, StaticUser
 from infra.components.queue import Queue, QueueArgs
 from infra.components.workflows import Workflows, WorkflowsArgs
 from infra.components.workloads import Workloads, WorkloadsArgs
+from infra.workflows import ARTIFACT_READER, artifact_grants, artifact_user
 
 cfg = config.load()
 
@@ -75,6 +76,10 @@ store = ObjectStore(
         storage_class=platform.storage_class,
         secrets=vault.secrets,
         tls=tls,
+        # Argo Workflows' artifact repository reads the labelled data with its own key (infra/workflows.py)
+        static_users=(
+            StaticUser(ARTIFACT_READER, artifact_user(cfg.environment), artifact_grants(cfg.environment)),
+        ),
     ),
     on_cluster,
 )
@@ -118,7 +123,12 @@ NetworkPolicies(
 # Continuous training: Argo Workflows + Argo Events and the identities of the rendered workflow (docs/workflows.md).
 Workflows(
     "workflows",
-    WorkflowsArgs(cfg.environment, cfg.object_store.engine),
+    WorkflowsArgs(
+        cfg.environment,
+        cfg.object_store.engine,
+        artifact_key=store.static_keys[ARTIFACT_READER],
+        platform_ca_pem=vault.ca_cert_pem,
+    ),
     pulumi.ResourceOptions(providers={"kubernetes": platform.kube_provider}, depends_on=[workloads, store]),
 )
 

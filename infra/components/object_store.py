@@ -20,7 +20,7 @@ from infra.components import certificates
 from infra.components.helm import pinned_release
 from infra.components.vault import VaultSecrets
 from infra.config import ObjectStoreSettings
-from infra.environments import declared
+from infra.environments import BUCKET_ACTIONS, Grant, declared
 from infra.retention import retention
 from infra.vault import layout
 
@@ -35,6 +35,30 @@ TLS_SECRET = "objectstore-s3-tls"
 SEAWEEDFS_TLS_DIR = "/etc/spira-tls"
 
 
+# The Secret (in the store's namespace) holding the static users' secret keys, one key per user: MinIO's
+# user job reads them from there (SeaweedFS gets them inside its identities config, the root Secret).
+STATIC_USERS_SECRET = "objectstore-static-users"
+# SeaweedFS's identity actions for the S3 actions a grant may name (Read/Write/List on bucket[/prefix*]).
+SEAWEEDFS_ACTIONS = {"GetObject": "Read", "PutObject": "Write", "DeleteObject": "Write", "ListBucket": "List"}
+
+
+@dataclass(frozen=True)
+class StaticUser:
+    """A user the store is configured with when it is installed, before any `spira secrets seed`: the
+    program generates its key and needs it elsewhere in the cluster (Argo Workflows' artifact repository).
+    Its permissions are exactly its grants, rendered for the engine."""
+
+    role: str  # what it is for, the same in every environment: names its resources and Secret key
+    name: str  # the user's name in the store (spira-<env>-<role>)
+    grants: tuple[Grant, ...]
+
+
+@dataclass(frozen=True)
+class StaticKey:
+    access_key: pulumi.Output[str]
+    secret_key: pulumi.Output[str]
+
+
 @dataclass(frozen=True)
 class ObjectStoreArgs:
     environment: str
@@ -43,6 +67,35 @@ class ObjectStoreArgs:
     secrets: VaultSecrets | None
     # cert-manager's issuer: with it the S3 API serves https only (infra/environments.yaml scheme https)
     tls: certificates.PlatformTls | None = None
+    static_users: tuple[StaticUser, ...] = ()
+
+
+def seaweedfs_actions(grants: tuple[Grant, ...]) -> list[str]:
+    """A static identity's actions: each granted action limited to the bucket, or to `bucket/prefix*` (a
+    listing is checked against its `prefix` parameter, so a prefixed List only lists under it)."""
+    out = []
+    for g in grants:
+        where = f"{g.bucket}/{g.prefix}*" if g.prefix else g.bucket
+        out += [f"{SEAWEEDFS_ACTIONS[a]}:{where}" for a in g.actions]
+    return sorted(set(out))
+
+
+def minio_policy(name: str, grants: tuple[Grant, ...]) -> dict:
+    """The chart's `policies` entry for a static user: object actions on `bucket/prefix*`, ListBucket on the
+    bucket conditioned on `s3:prefix` when the grant has a prefix (the seeded users' IAM documents, in
+    the chart's statement format)."""
+    statements = []
+    for g in grants:
+        objects = [f"s3:{a}" for a in g.actions if a not in BUCKET_ACTIONS]
+        buckets = [f"s3:{a}" for a in g.actions if a in BUCKET_ACTIONS]
+        if objects:
+            statements.append({"resources": [f"arn:aws:s3:::{g.bucket}/{g.prefix}*"], "actions": objects})
+        if buckets:
+            statement: dict = {"resources": [f"arn:aws:s3:::{g.bucket}"], "actions": buckets}
+            if g.prefix:
+                statement["conditions"] = [{"StringLike": json.dumps({"s3:prefix": [f"{g.prefix}*"]})[1:-1]}]
+            statements.append(statement)
+    return {"name": name, "statements": statements}
 
 
 def minio_values(
@@ -164,12 +217,42 @@ class ObjectStore(pulumi.ComponentResource):
         buckets = tuple(declared().buckets(args.environment).values())
         versioned = frozenset(b.bucket for b in retention().buckets(args.environment) if b.versioned)
 
+        # Each static user's key, generated like the root key; its secret half never appears in the values.
+        self.static_keys: dict[str, StaticKey] = {}
+        for user in args.static_users:
+            self.static_keys[user.role] = StaticKey(
+                random.RandomPassword(
+                    f"{name}-{user.role}-access-key", length=20, special=False, opts=child
+                ).result,
+                random.RandomPassword(
+                    f"{name}-{user.role}-secret-key", length=40, special=False, opts=child
+                ).result,
+            )
+
         tls_secret = TLS_SECRET if args.tls is not None else None
+        static_secret = None
         if engine == "minio":
             data = {"rootUser": access_key.result, "rootPassword": secret_key.result}
             values = minio_values(args.settings, args.storage_class, buckets, versioned, tls_secret)
+            if args.static_users:
+                # the chart's user job creates each user with its policy, the secret key read from a Secret
+                values["policies"] = [minio_policy(u.name, u.grants) for u in args.static_users]
+                values["users"] = [
+                    {
+                        "accessKey": self.static_keys[u.role].access_key,
+                        "existingSecret": STATIC_USERS_SECRET,
+                        "existingSecretKey": u.role,
+                        "policy": u.name,
+                    }
+                    for u in args.static_users
+                ]
+                static_secret = {u.role: self.static_keys[u.role].secret_key for u in args.static_users}
         else:
-            identities = pulumi.Output.all(access_key.result, secret_key.result).apply(
+            keys = [access_key.result, secret_key.result]
+            for user in args.static_users:
+                keys += [self.static_keys[user.role].access_key, self.static_keys[user.role].secret_key]
+            users = args.static_users
+            identities = pulumi.Output.all(*keys).apply(
                 lambda k: json.dumps(
                     {
                         "identities": [
@@ -177,7 +260,15 @@ class ObjectStore(pulumi.ComponentResource):
                                 "name": "admin",
                                 "credentials": [{"accessKey": k[0], "secretKey": k[1]}],
                                 "actions": ["Admin", "Read", "Write", "List", "Tagging"],
-                            }
+                            },
+                            *(
+                                {
+                                    "name": u.name,
+                                    "credentials": [{"accessKey": k[2 + 2 * i], "secretKey": k[3 + 2 * i]}],
+                                    "actions": seaweedfs_actions(u.grants),
+                                }
+                                for i, u in enumerate(users)
+                            ),
                         ]
                     }
                 )
@@ -193,6 +284,15 @@ class ObjectStore(pulumi.ComponentResource):
             opts=child,
         )
         before: list[pulumi.Resource] = [root]
+        if static_secret:
+            before.append(
+                k8s.core.v1.Secret(
+                    f"{name}-static-users",
+                    metadata={"name": STATIC_USERS_SECRET, "namespace": ns.metadata.name},
+                    string_data=static_secret,
+                    opts=child,
+                )
+            )
         if args.tls is not None:
             address = declared().service("objectstore", engine)
             body = s3_certificate(address.service)

@@ -313,7 +313,10 @@ def test_minio_has_no_default_credentials(stack: str) -> None:
     assert values["existingSecret"] == "objectstore-root", (
         f"{where(release)} would fall back to chart credentials"
     )
-    assert values["users"] == [] and values["svcaccts"] == [], f"{where(release)} creates default users"
+    assert values["svcaccts"] == [], f"{where(release)} creates default service accounts"
+    # the only users are the program's static ones (Argo's artifact reader), never with a key in the values
+    assert [u["policy"] for u in values["users"]] == [f"spira-{stack}-argo-artifacts"], where(release)
+    assert all("secretKey" not in u and u["existingSecret"] for u in values["users"]), where(release)
     secret = p.one("kubernetes:core/v1:Secret", "objectstore-root")
     generated = {r.name: r for r in p.of_type("random:index/randomPassword:RandomPassword")}
     assert secret.inputs["stringData"] == {
