@@ -19,6 +19,10 @@ manifest's, unchanged:
   the test's Vault (the rendered local value is https://127.0.0.1:8200). podman 4.3 turns every
   containerPort into a host port mapping, which host networking refuses, so the model's `ports` list is
   dropped too (the probes keep `port: http` unchanged; podman cannot resolve it, see model_pod).
+- SIDECARS MOVED: podman 4.3 has no native sidecars (it would run an initContainer with `restartPolicy:
+  Always` to completion before the pod starts, and the archive's uploader never completes), so such an
+  initContainer becomes an ordinary container after the model, without `restartPolicy`; its image and
+  VAULT_ADDR port are replaced as the model's are, its command, env, mounts and securityContext kept.
 - PLAIN HTTP: the local stack serves /predict in clear text (docs/security.md), so the model pod's TLS is
   taken out: the BENTOML_CONFIG_OPTIONS variable that turns it on, the volume of the Certificate's Secret
   (cert-manager's, which only a cluster has) and its mount, and the probes' `scheme: HTTPS`. The same
@@ -144,6 +148,25 @@ def _local_vault(spec: Doc, main: Doc, token_dir: str, vault_port: int, token_vo
     token["hostPath"] = {"path": str(token_dir), "type": "Directory"}
 
 
+def _sidecars_as_containers(spec: Doc, image: str, vault_port: int) -> list[str]:
+    """Native sidecars (initContainers with restartPolicy Always) appended to the containers (module
+    docstring); return what was changed."""
+    changed = []
+    init = spec.get("initContainers", [])
+    for sidecar in [c for c in init if c.get("restartPolicy") == "Always"]:
+        init.remove(sidecar)
+        sidecar.pop("restartPolicy")
+        sidecar["image"] = image
+        for var in sidecar.get("env", []):
+            if var.get("name") == "VAULT_ADDR":
+                var["value"] = with_port(var["value"], vault_port)
+        spec["containers"].append(sidecar)
+        changed.append(f"initContainers[{sidecar['name']}] (a native sidecar) -> containers")
+    if not init:
+        spec.pop("initContainers", None)
+    return changed
+
+
 def model_pod(
     docs: Sequence[Doc],
     *,
@@ -183,6 +206,7 @@ def model_pod(
     main["args"] = command_on_port(list(image_cmd), port)
     _local_vault(spec, main, token_dir, vault_port, token_volume)
     dropped.extend(_plain_http(spec, main, container))
+    dropped.extend(_sidecars_as_containers(spec, image, vault_port))
     for volume in spec.get("volumes", []):
         if "persistentVolumeClaim" in volume:
             # the claim is the cluster's (a shared EFS volume); the one local pod spools in its own

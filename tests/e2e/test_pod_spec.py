@@ -133,6 +133,11 @@ def test_the_rendered_model_pod_runs_as_the_manifest_says_and_becomes_ready(
     assert kube.text("exec", name, "cat", ca) == local_stack.vault_ca.read_text().strip()
     secret = get_json(model_running["url"] + "/info")["readiness"]["secret"]
     assert secret["version"] is not None and not secret["stale"], secret
+    # The archive's uploader, the Rollout's native sidecar, runs beside it: same image, uid, read-only root.
+    uploader = json.loads(kube.text("inspect", container_name(model_running["pod"], "uploader")))[0]
+    assert uploader["State"]["Status"] == "running", logs(kube, uploader["Name"])
+    assert uploader["Config"]["User"] == "10001:10001" and uploader["HostConfig"]["ReadonlyRootfs"] is True
+    assert uploader["Image"] == inspect["Image"]
 
 
 def test_a_model_pod_without_the_vault_ca_is_not_ready_and_logs_the_ca_path_once(

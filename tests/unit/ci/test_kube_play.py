@@ -68,6 +68,7 @@ def test_the_model_pod_drops_exactly_the_gpu_scheduling_ports_spool_claim_and_se
             "containers[model].startupProbe.httpGet.scheme",
             "containers[model].readinessProbe.httpGet.scheme",
             "containers[model].livenessProbe.httpGet.scheme",
+            "initContainers[uploader] (a native sidecar) -> containers",
         ]
     )
     spec, rendered = pod["spec"], rendered_template(docs)["spec"]
@@ -121,6 +122,30 @@ def test_the_model_pod_keeps_env_security_probes_volumes_and_metadata_unchanged(
     assert renv[BENTOML_OVERRIDE_ENV] == bentoml_ssl_options(SERVING_CERT, SERVING_KEY)
     assert env["VAULT_ROLE"] == renv["VAULT_ROLE"] and env["VAULT_SECRET_PATH"] == renv["VAULT_SECRET_PATH"]
     assert renv["VAULT_ADDR"] == "https://127.0.0.1:8200" and env["VAULT_ADDR"] == "https://127.0.0.1:28200"
+
+
+def test_the_archive_uploader_sidecar_runs_beside_the_model_in_the_same_image_on_the_same_spool(docs, model):
+    # podman 4.3 has no native sidecars: the uploader becomes an ordinary container after the model
+    pod, _ = model
+    spec, rendered = pod["spec"], rendered_template(docs)["spec"]
+    assert "initContainers" not in spec and [c["name"] for c in spec["containers"]] == ["model", "uploader"]
+    uploader, rup = (
+        spec["containers"][1],
+        next(c for c in rendered["initContainers"] if c["name"] == "uploader"),
+    )
+    assert rup.pop("restartPolicy") == "Always" and "restartPolicy" not in uploader
+    assert uploader["image"] == spec["containers"][0]["image"] == MODEL_REF
+    for key in ("command", "workingDir", "securityContext", "volumeMounts", "resources"):
+        assert uploader[key] == rup[key]
+    env = {e["name"]: e["value"] for e in uploader["env"]}
+    assert env == {**{e["name"]: e["value"] for e in rup["env"]}, "VAULT_ADDR": "https://127.0.0.1:28200"}
+    spool = [
+        m["name"]
+        for c in spec["containers"]
+        for m in c["volumeMounts"]
+        if m["mountPath"] == "/var/spool/spira-archive"
+    ]
+    assert spool == ["archive-spool", "archive-spool"]  # one emptyDir, both containers
 
 
 def test_the_model_pod_replaces_image_token_volume_and_port_and_joins_the_host_network(docs, model):
