@@ -55,7 +55,7 @@ vault = vault_component.Vault(
     on_cluster,
 )
 workloads = Workloads("workloads", WorkloadsArgs(vault_ca_pem=vault.ca_cert_pem), on_cluster)
-# In-cluster TLS: cert-manager issues /predict's and S3's certificates from Vault's CA.
+# In-cluster TLS: cert-manager issues /predict's, S3's and NATS's certificates from Vault's CA.
 tls = PlatformTls(
     "tls", PlatformTlsArgs(ca_cert_pem=vault.ca_cert_pem, ca_key_pem=vault.ca_key_pem), on_cluster
 )
@@ -105,6 +105,7 @@ queue = Queue(
         storage_class=platform.storage_class,
         volume_size=cfg.nats_volume_size,
         secrets=vault.secrets,  # the NATS users' passwords also go to Vault's nats-users
+        tls=tls,  # TLS on the client port and the routes, from the platform CA
     ),
     on_cluster,
 )

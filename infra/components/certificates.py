@@ -1,15 +1,14 @@
 """In-cluster TLS (docs/security.md): cert-manager (jetstack chart, pinned in infra/charts.yaml) issues the
-certificates of the Services that carry patient data (/predict, the object store's S3 API) from the
-platform CA, and renews them before they expire. NATS's Certificate and chart values are here too
-(`nats_certificate`, `nats_tls_values`); the Queue component does not apply them yet (docs/security.md).
+certificates of the Services that carry patient data (/predict, the object store's S3 API, NATS's client
+port and routes) from the platform CA, and renews them before they expire.
 
 The platform CA is the private CA of Vault's certificate (infra/components/vault.py): every workload
 already trusts it and only it (the vault-ca ConfigMap beside its projected token), so a client verifies
 the model and the object store with the file it verifies Vault with. The CA's key reaches
 cert-manager as the Secret of a ClusterIssuer of type `ca`, in cert-manager's own namespace, and nowhere
 else. The model's Certificate is a manifest (argocd/base/model-certificate.yaml, issuerRef = ISSUER).
-The object store's is created here (ObjectStore asks for it) before its chart, which mounts the Secret
-cert-manager writes (tls.crt, tls.key, ca.crt). Every body below is validated against the vendored
+The object store's and NATS's are created here (ObjectStore and Queue ask for them) before their charts,
+which mount the Secret cert-manager writes (tls.crt, tls.key, ca.crt). Every body below is validated against the vendored
 upstream CRD schemas (spira/manifests/crds/) by tests/unit/infra/test_in_cluster_tls.py.
 """
 
@@ -74,8 +73,11 @@ def certificate(name: str, namespace: str, dns_names: list[str], labels: dict[st
 
 
 # NATS (nats-io/nats chart): the client port and the cluster routes over TLS with one Certificate whose
-# names are the client Service's and every server's (the routes dial <pod>.<service>-headless); the routes
-# verify each other against the CA in the same Secret (tlsCA), so the key also serves as a client's.
+# names are the client Service's and every server's (the routes dial <pod>.<service>-headless.<namespace>
+# .svc.cluster.local: `routeURLs.useFQDN`, so the name a route verifies is one the wildcard covers); the
+# routes verify each other against the CA in the same Secret (tlsCA), so the key also serves as a client's.
+# The HTTP monitor port stays plain HTTP: KEDA's nats-jetstream scaler reads /jsz there without TLS, and
+# only KEDA may reach it (infra/environments.yaml `network`); it carries counters, never a message.
 NATS_TLS_SECRET = "nats-tls"
 
 
@@ -89,11 +91,14 @@ def nats_certificate(service: str, namespace: str) -> dict[str, Any]:
 
 
 def nats_tls_values() -> dict[str, Any]:
-    """The nats chart's values for TLS on the client port and the routes (merged into its values by the
-    Queue component, with `services.nats.scheme: tls` in infra/environments.yaml for the clients)."""
+    """The nats chart's values for TLS on the client port and the routes (deep-merged into its values by
+    the Queue component, with `services.nats.scheme: tls` in infra/environments.yaml for the clients)."""
     secret = {"enabled": True, "secretName": NATS_TLS_SECRET}
     return {
-        "config": {"nats": {"tls": secret}, "cluster": {"tls": secret}},
+        "config": {
+            "nats": {"tls": secret},
+            "cluster": {"tls": secret, "routeURLs": {"useFQDN": True}},
+        },
         "tlsCA": {"enabled": True, "secretName": NATS_TLS_SECRET, "key": "ca.crt"},
     }
 

@@ -7,15 +7,23 @@ cluster in production keeps R3 streams through the loss of one, one server in st
 carries the declared name and port, and its HTTP monitor port (`/jsz`) is on the same Service: KEDA's
 `nats-jetstream` scaler reads the consumer's pending messages there to scale the workers 0..N.
 
+With the platform's TLS (`QueueArgs.tls`) the client port and the routes speak TLS only, with a Certificate
+cert-manager issues from the platform CA (infra/components/certificates.py `nats_certificate`,
+`nats_tls_values`); the declared scheme is then `tls`, so every workload's `nats_url` is `tls://…` and its
+client trusts that CA alone (spira_core/tls.py `nats_tls`). The monitor port stays plain HTTP for KEDA.
+
 Who reaches NATS (the burst path's pods on the client port, KEDA on the monitor port, the servers' routes)
 is infra/environments.yaml `network`, rendered with every other NetworkPolicy (infra/components/network.py)."""
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import pulumi
+import pulumi_kubernetes as k8s
 
+from infra.components import certificates
 from infra.components.helm import pinned_release
 from infra.environments import ServiceAddress, declared
 from infra.queue_auth import USERS, authorization
@@ -33,6 +41,9 @@ class QueueArgs:
     # Vault's provider and mount once Vault is configured (infra/components/vault.py), else None: the NATS
     # users' passwords then reach Vault's `nats-users` at the next `pulumi up` (no workload connects before)
     secrets: object | None = None
+    # The platform's cert-manager issuer (infra/components/certificates.py): NATS serves TLS with its
+    # Certificate. None only for a program without in-cluster TLS; the clients' `tls://` URL then fails.
+    tls: certificates.PlatformTls | None = None
 
 
 def nats_address() -> ServiceAddress:
@@ -84,6 +95,19 @@ def nats_values(replicas: int, storage_class: str, volume_size: str) -> dict:
     }
 
 
+def deep_merge(*layers: dict) -> dict:
+    """The chart values of `layers`, later ones winning key by key at every depth (as Helm merges values
+    files); the inputs are left untouched."""
+    out: dict = {}
+    for layer in layers:
+        for key, value in layer.items():
+            if isinstance(value, dict) and isinstance(out.get(key), dict):
+                out[key] = deep_merge(out[key], value)
+            else:
+                out[key] = copy.deepcopy(value)
+    return out
+
+
 # The workloads' NATS users (infra/queue_auth.py): their passwords reach the servers as environment
 # variables from this Secret (the chart's `<< $VAR >>` leaves them unquoted for NATS to expand), never in
 # the chart's values; the workloads get theirs from Vault (`nats-users`, copied by `spira secrets seed`).
@@ -132,11 +156,10 @@ def keda_values(workload_namespace: str) -> dict:
 
 
 class Queue(pulumi.ComponentResource):
-    def _users_secret(self, name: str, args: QueueArgs, namespace: str):
+    def _users_secret(self, name: str, args: QueueArgs, ns: pulumi.Resource):
         """NATS_USERS_SECRET: a random password per workload user for the servers, and the same passwords in
         Vault's `nats-users` (once Vault is configured), from which `spira secrets seed` gives each workload
         its own in its `nats_url`. As MLflow's admin password: made here, kept in Vault."""
-        import pulumi_kubernetes as k8s
         import pulumi_random as random
 
         child = pulumi.ResourceOptions(parent=self)
@@ -154,10 +177,9 @@ class Queue(pulumi.ComponentResource):
                 data_json=pulumi.Output.json_dumps(passwords),
                 opts=pulumi.ResourceOptions(parent=self, provider=args.secrets.provider),
             )
-        ns = k8s.core.v1.Namespace(f"{name}-nats-ns", metadata={"name": namespace}, opts=child)
         return k8s.core.v1.Secret(
             f"{name}-nats-users",
-            metadata={"name": NATS_USERS_SECRET, "namespace": namespace},
+            metadata={"name": NATS_USERS_SECRET, "namespace": nats_address().namespace},
             string_data={user: pulumi.Output.secret(p) for user, p in passwords.items()},
             opts=pulumi.ResourceOptions(parent=self, depends_on=[ns]),
         )
@@ -168,17 +190,25 @@ class Queue(pulumi.ComponentResource):
         table = declared()
         nats, keda = nats_address(), keda_address()
         replicas = table.queue.replicas(args.environment)
-        users = self._users_secret(name, args, nats.namespace)
-        values = nats_values(replicas, args.storage_class, args.volume_size)
-        auth = nats_auth_values()
-        values["config"]["merge"] = {**values["config"].get("merge", {}), **auth["config"]["merge"]}
-        values["container"] = {**values.get("container", {}), **auth["container"]}
+        if (args.tls is not None) != (nats.scheme == "tls"):
+            raise ValueError(
+                f"infra/environments.yaml: services.nats.scheme is {nats.scheme}, but the Queue is given "
+                f"{'the' if args.tls else 'no'} platform TLS: the clients' URLs would not match the server"
+            )
+        ns = k8s.core.v1.Namespace(f"{name}-nats-ns", metadata={"name": nats.namespace}, opts=child)
+        before: list[pulumi.Resource] = [self._users_secret(name, args, ns)]
+        layers = [nats_values(replicas, args.storage_class, args.volume_size), nats_auth_values()]
+        if args.tls is not None:
+            # The chart mounts the Secret cert-manager writes: created (and issued) before the release.
+            body = certificates.nats_certificate(nats.service, nats.namespace)
+            before.append(args.tls.certificate(f"{name}-nats-tls", body, depends_on=[ns]))
+            layers.append(certificates.nats_tls_values())
         self.nats = pinned_release(
             str(nats.release),
             "nats",
             nats.namespace,
-            values,
-            pulumi.ResourceOptions(parent=self, depends_on=[users]),
+            deep_merge(*layers),
+            pulumi.ResourceOptions(parent=self, depends_on=before),
         )
         self.keda = pinned_release(
             str(keda.release),

@@ -75,10 +75,13 @@ def seed(
     target = _guard(lambda: _target(env, engine))
     outcome = _guard(lambda: do_seed(env, target.vault_client, target.object_store, target.endpoints))
     users = _guard(lambda: seed_mlflow_users(env, target.vault_client, target.mlflow_users(mlflow_url)))
-    # the intake's and workers' NATS users (infra/queue_auth.py): a password each, in their nats_url
+    # the intake's and workers' NATS users (infra/queue_auth.py): a password each, in their nats_url; a
+    # cluster's workloads reach the declared Service (tls://), the local stack's keep their own URL
+    from infra.environments import declared
     from spira.secrets.nats_users import seed_nats_users
 
-    nats_users = _guard(lambda: seed_nats_users(env, target.vault_client))
+    address = declared().service("nats").url if declared().environment(env).cluster else None
+    nats_users = _guard(lambda: seed_nats_users(env, target.vault_client, address))
     table = Table(title=f"secrets seeded in {env}")
     table.add_column("path")
     table.add_column("outcome")

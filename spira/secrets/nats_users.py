@@ -28,9 +28,11 @@ def user_of(url: str) -> tuple[str, str] | None:
     return unquote(parts.username), unquote(parts.password)
 
 
-def seed_nats_users(env: str, vault: hvac.Client) -> dict[str, str]:
+def seed_nats_users(env: str, vault: hvac.Client, address: str | None = None) -> dict[str, str]:
     """Copy each NATS workload's password from the servers' `nats-users` secret (written by whoever runs
-    the servers: the Pulumi program, the local stack) into the user info of its `nats_url`; returns
+    the servers: the Pulumi program, the local stack) into the user info of its `nats_url`, and with
+    `address` (a cluster's declared URL, `tls://…`) put that scheme, host and port in it too: a secret
+    seeded before the servers spoke TLS moves to `tls://` at the next seed. Returns
     service -> 'created' | 'kept' | 'no secret' | 'no NATS users yet' | 'retry' (check-and-set lost)."""
     try:
         servers = _read(vault, env, "nats-users")[0]
@@ -43,11 +45,10 @@ def seed_nats_users(env: str, vault: hvac.Client) -> dict[str, str]:
         except hvac.exceptions.InvalidPath:
             outcome[service] = "no secret"
             continue
-        want = (service, servers[service])
-        if user_of(data.get("nats_url", "")) == want:
+        url = with_user(address or data["nats_url"], service, servers[service])
+        if data.get("nats_url") == url:
             outcome[service] = "kept"
             continue
-        url = with_user(data["nats_url"], *want)
         try:
             vault.secrets.kv.v2.create_or_update_secret(
                 path=layout.secret_path(env, service),

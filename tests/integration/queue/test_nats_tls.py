@@ -1,19 +1,25 @@
 """The queue over TLS: a real nats-server (JetStream) with a certificate from a private CA, and the
 project's client (NatsJobQueue.connect, as the intake and the workers connect) given a `tls://` URL: it
 trusts the CA beside its Vault credential (spira_core.tls.nats_tls) and declares the streams; a client
-trusting only the public roots is refused."""
+trusting only the public roots is refused. The server runs the configuration the pinned nats chart renders
+from the clusters' values (infra/components/certificates.py nats_tls_values: `tls {cert_file key_file
+ca_file}` on the client port, the monitor on `http_port`), so the test also shows the monitor still answering
+/jsz over plain HTTP with the consumer's pending count: what KEDA's nats-jetstream scaler reads."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import ssl
 import sys
+import urllib.request
 from pathlib import Path
 
 import nats
 import pytest
 
+from infra.components.certificates import nats_tls_values
 from spira.stack.net import free_port, wait_until
 from spira.stack.process import ManagedProcess
 from spira.stack.tls import LocalCa
@@ -45,19 +51,31 @@ def _nats_server() -> str:
     return found
 
 
+def _chart_config(port: int, monitor: int, store: Path, cert: Path, key: Path, ca_file: Path) -> str:
+    """The server configuration the nats chart renders from nats_tls_values (files/config/config.yaml and
+    tls.yaml of the pinned chart), with this machine's paths for the mounted Secret's files."""
+    values = nats_tls_values()
+    assert values["config"]["nats"]["tls"]["enabled"] and values["tlsCA"]["enabled"]
+    assert "tls" not in values["config"].get("monitor", {})  # the chart then renders http_port
+    return (
+        f"port: {port}\nhost: 127.0.0.1\nhttp: 127.0.0.1:{monitor}\n"
+        f'jetstream {{ store_dir: "{store}" }}\n'
+        f'tls {{ cert_file: "{cert}"\n key_file: "{key}"\n ca_file: "{ca_file}" }}\n'
+    )
+
+
 def test_the_queue_client_connects_over_tls_trusting_only_the_ca_beside_its_credential(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     credential = tmp_path / "credential" / "signing-key.pem"
     ca = LocalCa(tmp_path, credential.parent / "ca.crt")
     ca.ensure()  # the CA beside the credential, and a server certificate for 127.0.0.1
-    port = free_port()
-    argv = [
-        _nats_server(),
-        "-a", "127.0.0.1", "-p", str(port), "-m", "0",
-        "-js", "-sd", str(tmp_path / "js"),
-        "--tls", "--tlscert", str(ca.server_cert), "--tlskey", str(ca.server_key),
-    ]  # fmt: skip
+    port, monitor = free_port(), free_port()
+    config = tmp_path / "nats.conf"
+    config.write_text(
+        _chart_config(port, monitor, tmp_path / "js", ca.server_cert, ca.server_key, ca.ca_cert)
+    )
+    argv = [_nats_server(), "-c", str(config)]
     server = ManagedProcess(f"nats-tls-{port}", argv, tmp_path, grace_s=3)
     server.start()
     url = f"tls://127.0.0.1:{port}"
@@ -85,5 +103,12 @@ def test_the_queue_client_connects_over_tls_trusting_only_the_ca_beside_its_cred
         assert asyncio.run(connect_and_declare()) == NAMES.stream
         with pytest.raises(ssl.SSLCertVerificationError):  # the public roots do not know the CA
             asyncio.run(connect_with_public_roots())
+        # KEDA's scaler: plain HTTP on the monitor port, the stream's consumer and its pending messages
+        with urllib.request.urlopen(f"http://127.0.0.1:{monitor}/jsz?consumers=true", timeout=5) as r:
+            jsz = json.load(r)
+        (account,) = jsz["account_details"]
+        (stream,) = [s for s in account["stream_detail"] if s["name"] == NAMES.stream]
+        assert [c["name"] for c in stream["consumer_detail"]] == [NAMES.consumer]
+        assert "num_pending" in stream["consumer_detail"][0]
     finally:
         server.stop()

@@ -32,7 +32,7 @@ def test_nats_runs_in_its_declared_namespace_from_the_pinned_chart_under_the_dec
     values = release.inputs["values"]
     assert values["fullnameOverride"] == nats.service, where(release)
     assert values["config"]["nats"]["port"] == nats.port, where(release)
-    assert stack_plan.outputs["natsAddress"] == nats.url == "nats://nats.nats.svc.cluster.local:4222"
+    assert stack_plan.outputs["natsAddress"] == nats.url == "tls://nats.nats.svc.cluster.local:4222"
 
 
 def test_jetstream_keeps_its_streams_in_files_on_encrypted_persistent_volumes(stack_plan: Plan) -> None:
@@ -122,3 +122,115 @@ def test_nats_admits_only_the_workloads_users_with_their_declared_permissions(st
     ]
     if vaulted:
         assert vaulted[0].inputs["name"] == layout.secret_path(stack_plan.stack, "nats-users")
+
+
+CERTIFICATE = "kubernetes:cert-manager.io/v1:Certificate"
+
+
+def _covers(dns_name: str, host: str) -> bool:
+    """TLS host name matching (RFC 6125): a leading `*` stands for exactly one label."""
+    if dns_name.startswith("*."):
+        label, _, rest = host.partition(".")
+        return bool(label) and rest == dns_name[2:]
+    return dns_name == host
+
+
+def _route_hosts(values: dict, replicas: int) -> list[str]:
+    """The hosts the nats chart's routes dial (files/config/cluster.yaml of the pinned chart): its
+    StatefulSet `<fullname>-<i>` under the headless Service `<fullname>-headless`, fully qualified with
+    `routeURLs.useFQDN`."""
+    fullname = values["fullnameOverride"]
+    domain = f"{fullname}-headless"
+    if values["config"]["cluster"].get("routeURLs", {}).get("useFQDN"):
+        domain = f"{domain}.{declared().service('nats').namespace}.svc.cluster.local"
+    return [f"{fullname}-{i}.{domain}" for i in range(int(replicas))]
+
+
+def test_nats_serves_tls_on_its_client_port_and_routes_with_a_certificate_from_the_platform_ca(
+    stack_plan: Plan,
+) -> None:
+    """The Queue asks cert-manager for NATS's Certificate (the ClusterIssuer of the platform CA, strictly
+    valid against the upstream CRD) and the chart mounts its Secret on the client port and the routes, with
+    every other value (JetStream, users, ports) kept: the TLS values are merged in, not laid over."""
+    from infra.components import certificates
+    from spira.manifests import contracts as manifest_contracts
+    from spira.manifests import schemas
+
+    nats = declared().service("nats")
+    (cert,) = [
+        c for c in stack_plan.of_type(CERTIFICATE) if c.inputs["metadata"]["namespace"] == nats.namespace
+    ]
+    body = {k: cert.inputs[k] for k in ("apiVersion", "kind", "metadata", "spec")}
+    assert schemas.validate(body, manifest_contracts.kubernetes_version()) == [], where(cert)
+    assert body == certificates.nats_certificate(nats.service, nats.namespace), where(cert)
+    assert cert.inputs["spec"]["issuerRef"]["name"] == certificates.ISSUER, where(cert)
+    assert nats.host in cert.inputs["spec"]["dnsNames"], where(cert)
+    release = _release(stack_plan, "nats")
+    values = release.inputs["values"]
+    secret = cert.inputs["spec"]["secretName"]
+    assert values["config"]["nats"]["tls"] == {"enabled": True, "secretName": secret}, where(release)
+    assert values["config"]["cluster"]["tls"] == {"enabled": True, "secretName": secret}, where(release)
+    assert values["tlsCA"] == {"enabled": True, "secretName": secret, "key": "ca.crt"}, where(release)
+    # merged, not replaced: the port, the routes' settings, JetStream and the users are all still there
+    assert values["config"]["nats"]["port"] == nats.port, where(release)
+    assert values["config"]["cluster"]["port"] == 6222 and "replicas" in values["config"]["cluster"]
+    assert values["config"]["jetstream"]["fileStore"]["pvc"]["enabled"] is True, where(release)
+    assert values["config"]["merge"]["authorization"]["users"], where(release)
+
+
+@pytest.mark.parametrize("stack", ["staging", "production"])
+def test_every_route_a_nats_server_dials_is_a_name_its_certificate_covers(stack: str) -> None:
+    """The routes verify each other's certificate by the host they dial: with the chart's short route URLs
+    (`nats-0.nats-headless`) no name of the Certificate would match, so the values ask for the FQDN."""
+    from infra.components import certificates
+    from tests.fakes.infra import plan
+
+    nats = declared().service("nats")
+    values = _release(plan(stack), "nats").inputs["values"]
+    names = certificates.nats_certificate(nats.service, nats.namespace)["spec"]["dnsNames"]
+    hosts = _route_hosts(values, values["config"]["cluster"]["replicas"])
+    assert hosts and all(any(_covers(n, h) for n in names) for h in hosts), (hosts, names)
+    short = {**values, "config": {**values["config"], "cluster": {"replicas": 1}}}
+    assert not any(_covers(n, h) for h in _route_hosts(short, 1) for n in names)
+
+
+def test_kedas_scaler_still_reads_the_monitor_port_over_plain_http(stack_plan: Plan) -> None:
+    """TLS is on the client port only: the monitor (/jsz, what KEDA's nats-jetstream scaler reads without
+    TLS, `useHttps` unset) stays `http_port`, and the ScaledObject names it without a scheme."""
+    from spira.manifests.queue_patches import monitoring_endpoint
+    from spira.manifests.render import render_docs
+
+    nats = declared().service("nats")
+    values = _release(stack_plan, "nats").inputs["values"]
+    assert "tls" not in values["config"]["monitor"], (
+        "the chart would serve https_port, which KEDA cannot read"
+    )
+    assert stack_plan.outputs.get("natsMonitor", f"http://{nats.host}:{nats.monitor_port}").startswith(
+        "http://"
+    )
+    (scaled,) = [d for d in render_docs(stack_plan.stack) if d["kind"] == "ScaledObject"]
+    (trigger,) = scaled["spec"]["triggers"]
+    assert trigger["metadata"]["natsServerMonitoringEndpoint"] == monitoring_endpoint()
+    assert monitoring_endpoint() == f"{nats.host}:{nats.monitor_port}"
+    assert trigger["metadata"].get("useHttps", "false") == "false"
+
+
+def test_the_queue_refuses_a_declared_scheme_that_does_not_match_its_tls() -> None:
+    """`services.nats.scheme: tls` without the platform's TLS (or TLS with `nats`) would give every client a
+    URL the server does not speak: the program fails instead of planning it."""
+    import pulumi
+
+    from infra.components.queue import Queue, QueueArgs
+    from tests.fakes.infra import plan
+
+    plan("staging")  # installs the program's mocks
+    assert declared().service("nats").scheme == "tls"
+
+    @pulumi.runtime.test
+    def without_tls() -> None:
+        Queue("q", QueueArgs(environment="staging", storage_class="gp3", volume_size="1Gi"))
+
+    with pytest.raises(
+        ValueError, match=r"services\.nats\.scheme is tls, but the Queue is given no platform TLS"
+    ):
+        without_tls()

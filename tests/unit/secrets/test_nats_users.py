@@ -44,3 +44,21 @@ def test_a_changed_server_password_reaches_the_workloads_url() -> None:
     vault = _vault(intake={"nats_url": url}, nats_users={"intake": "new", "worker": "w"})
     assert seed_nats_users(ENV, vault)["intake"] == "created"
     assert user_of(_url(vault, "intake")) == ("intake", "new") and _url(vault, "intake").count("@") == 1
+
+
+def test_a_cluster_secret_seeded_before_nats_spoke_tls_moves_to_the_declared_tls_url() -> None:
+    """`spira secrets seed` gives a cluster's workloads the declared Service's URL (tls://): a secret
+    written when the servers spoke plain nats:// is rewritten with its user kept, then kept as it is."""
+    from infra.environments import declared
+
+    address = declared().service("nats").url
+    assert address.startswith("tls://")
+    old = with_user("nats://nats.nats.svc.cluster.local:4222", "worker", "w")
+    vault = _vault(worker={"nats_url": old, "queue": "{}"}, nats_users={"intake": "i", "worker": "w"})
+    assert seed_nats_users(ENV, vault, address)["worker"] == "created"
+    assert _url(vault, "worker") == with_user(address, "worker", "w")
+    assert seed_nats_users(ENV, vault, address)["worker"] == "kept"
+    # the local stack passes no address: its own plain URL stays
+    local = with_user("nats://127.0.0.1:14222", "intake", "i")
+    vault = _vault(intake={"nats_url": local}, nats_users={"intake": "i", "worker": "w"})
+    assert seed_nats_users(ENV, vault)["intake"] == "kept" and _url(vault, "intake") == local

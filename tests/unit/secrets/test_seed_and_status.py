@@ -41,7 +41,7 @@ def test_the_queue_workloads_reach_the_declared_nats_service_unless_the_stack_na
     vault = InMemorySecretStore()
     seed("staging", HvacKvOver(vault), FakeObjectStoreAdmin(), ENDPOINTS)
     assert vault.read(layout.secret_path("staging", "worker")).data["nats_url"] == (
-        "nats://nats.nats.svc.cluster.local:4222"
+        "tls://nats.nats.svc.cluster.local:4222"  # the clusters' NATS speaks TLS only
     )
     local = EnvironmentEndpoints("http://s3:9000", "http://mlflow:5000", "nats://127.0.0.1:14222")
     seed("local", HvacKvOver(vault), FakeObjectStoreAdmin(), local)
