@@ -1,0 +1,118 @@
+"""The artifact repository's key, as the Pulumi program configures SeaweedFS with it (the identities JSON of
+the store's root Secret in the staging plan, unchanged), against a real `weed server`: Argo's executor can
+list and fetch the labelled data and nothing else: no other prefix, no listing of the bucket, no write."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+
+from infra.workflows import artifact_user, training_workflow
+from spira.stack.config import GRPC_OFFSET
+from spira.stack.net import free_port, http_status, port_in_use
+from spira.stack.seaweed import S3_CONFIG, weed_binary
+from tests.fakes.infra import plan
+from tests.fixtures.object_store_access import denied
+
+pytestmark = pytest.mark.integration
+ENV = "staging"
+
+
+def _weed_port() -> int:
+    """A free port whose gRPC twin (port + GRPC_OFFSET, SeaweedFS's convention) is a valid free port too."""
+    while True:
+        port = free_port()
+        if port + GRPC_OFFSET < 65536 and not port_in_use(port + GRPC_OFFSET):
+            return port
+
+
+@pytest.fixture(scope="module")
+def identities() -> dict[str, dict]:
+    root = plan(ENV, objectStore="seaweedfs").one("kubernetes:core/v1:Secret", "objectstore-root")
+    config = json.loads(root.inputs["stringData"]["seaweedfs_s3_config"])
+    return {i["name"]: i for i in config["identities"]}
+
+
+@pytest.fixture(scope="module")
+def endpoint(tmp_path_factory: pytest.TempPathFactory, identities: dict[str, dict]) -> Iterator[str]:
+    home = tmp_path_factory.mktemp("weed")
+    config = home / "identities.json"
+    config.write_text(json.dumps({"identities": list(identities.values())}))
+    (home / "data").mkdir()
+    s3, master, volume, filer = (_weed_port() for _ in range(4))
+    argv = [
+        weed_binary(),
+        "server",
+        f"-dir={home / 'data'}",
+        "-ip=127.0.0.1",
+        "-ip.bind=127.0.0.1",
+        f"-master.port={master}",
+        f"-volume.port={volume}",
+        "-filer",
+        f"-filer.port={filer}",
+        "-s3",
+        f"-s3.port={s3}",
+        f"-s3.config={config}",
+        "-s3.port.iceberg=0",
+        "-s3.port.lance=0",
+        "-master.volumeSizeLimitMB=64",
+        "-volume.max=0",
+    ]
+    log = (home / "weed.log").open("w")
+    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{s3}"
+    try:
+        deadline = time.monotonic() + 60
+        while http_status(f"{url}/healthz") is None:
+            assert proc.poll() is None and time.monotonic() < deadline, Path(log.name).read_text()[-2000:]
+            time.sleep(0.3)
+        yield url
+    finally:
+        proc.terminate()  # SeaweedFS does not stop promptly on SIGTERM: a short grace, then SIGKILL
+        try:
+            proc.wait(timeout=3)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+        log.close()
+
+
+def _client(endpoint: str, identity: dict):
+    (cred,) = identity["credentials"]
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        config=S3_CONFIG,
+        aws_access_key_id=cred["accessKey"],
+        aws_secret_access_key=cred["secretKey"],
+    )
+
+
+def test_the_artifact_key_reads_the_labelled_data_and_nothing_else(
+    endpoint: str, identities: dict[str, dict]
+) -> None:
+    bucket, prefix = f"spira-{ENV}-features", training_workflow().data_prefix
+    admin = _client(endpoint, identities["admin"])
+    admin.create_bucket(Bucket=bucket)
+    for key in (f"{prefix}dataset.csv", f"{prefix}clips/a.wav", "train/abc/model", "holdout/CURRENT"):
+        admin.put_object(Bucket=bucket, Key=key, Body=b"x")
+    reader = _client(endpoint, identities[artifact_user(ENV)])
+    # what Argo's executor does for the `data` input artifact: list the folder, get each object
+    listed = reader.list_objects_v2(Bucket=bucket, Prefix=prefix)
+    assert sorted(o["Key"] for o in listed["Contents"]) == [f"{prefix}clips/a.wav", f"{prefix}dataset.csv"]
+    assert reader.get_object(Bucket=bucket, Key=f"{prefix}dataset.csv")["Body"].read() == b"x"
+    # and nothing more
+    assert denied(lambda: reader.get_object(Bucket=bucket, Key="train/abc/model"))
+    assert denied(lambda: reader.list_objects_v2(Bucket=bucket, Prefix="train/"))
+    assert denied(lambda: reader.list_objects_v2(Bucket=bucket))
+    assert denied(lambda: reader.put_object(Bucket=bucket, Key=f"{prefix}dataset.csv", Body=b"y"))
+    assert denied(lambda: reader.delete_object(Bucket=bucket, Key=f"{prefix}dataset.csv"))
+    # listing the buckets is refused or shows nothing beyond the features bucket (SeaweedFS shows none)
+    assert denied(reader.list_buckets) or {b["Name"] for b in reader.list_buckets()["Buckets"]} <= {bucket}
