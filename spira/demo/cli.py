@@ -73,7 +73,7 @@ def demo(
         ("pipeline", steps.run_pipeline),
         ("burst through the queue", burst.burst),
         ("bento", steps.build_bento),
-        ("images + ephemeral test", steps.build_images),
+        ("images + ephemeral tests", steps.build_images),
         ("preview + active", steps.start_preview),
     ]
     passed = False
@@ -122,6 +122,13 @@ def _summary(console: Console, ctx: steps.DemoContext, timings: list[tuple[str, 
     facts.add_column(overflow="fold")
     metrics = f.get("metrics") or {}
     shown = ", ".join(f"{k} {v:.3f}" for k, v in metrics.items() if isinstance(v, int | float))
+    # every image the kustomization pins, by digest (or why there is none)
+    refs = f.get("images")
+    images = (
+        [(f"{i} image", r) for i, r in refs.items()]
+        if isinstance(refs, dict)
+        else [("image", f.get("image"))]
+    )
     for label, value in [
         ("dataset", f.get("dataset")),
         ("dataset in S3", f.get("dataset_s3")),
@@ -131,7 +138,8 @@ def _summary(console: Console, ctx: steps.DemoContext, timings: list[tuple[str, 
         ("burst", f.get("burst")),
         ("publish", (f.get("publish") or {}).get("reason") if isinstance(f.get("publish"), dict) else None),
         ("bento", f.get("bento")),
-        ("image", f.get("image")),
+        *images,
+        ("image builds", f.get("image_builds")),
         ("ephemeral test", f.get("ephemeral_test")),
         ("preview", f.get("preview")),
         ("fault proxy", f.get("fault_proxy")),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
+from ci.set_image import KUSTOMIZATION
 from spira.demo import reuse
 from spira.faults import Degradation, FaultProxy
 from spira.local_server import LocalServer, LocalServerError, import_pinned, server_env, start_local_server
@@ -196,8 +198,9 @@ def build_bento(ctx: DemoContext) -> None:
     ctx.console.print(f"[dim]$ spira bento import --model {version} --pin-file {pin_file}[/dim]")
     import_pinned(ctx.stack.mlflow_uri, version, pin_file, ctx.bentoml_home)
     if ctx.images and podman_available():
-        ctx.build_key = reuse.source_key(REPO, version)
-        ctx.reused = reuse.reusable(ctx.images_record, ctx.build_key)
+        images = pinned_images((REPO / KUSTOMIZATION).read_text())
+        ctx.build_key = reuse.source_key(REPO, version, images)
+        ctx.reused = reuse.reusable(ctx.images_record, ctx.build_key, images)
     if ctx.reused:
         ctx.facts["bento"] = f"{ctx.reused['bento']} (reused: same model and sources)"
         return
@@ -209,6 +212,78 @@ def build_bento(ctx: DemoContext) -> None:
     ctx.facts["bento"] = json.loads(out.stdout.strip().splitlines()[-1])["bento"]
 
 
+# Each image the GitOps base pins is built, pushed and tested by digest as CI's build-and-test does it
+# (ci/workflow.py), in its order; the model's test runs the gate image by digest too, so it covers both.
+BUILD_ORDER = ("loadtest", "intake", "training", "model")
+# the ephemeral test each image passes before it is signed: image -> the report.json its signature carries
+TEST_REPORTS = {
+    "model": "report.json",
+    "loadtest": "report.json",
+    "intake": "intake-report.json",
+    "training": "training-report.json",
+}
+
+
+def pinned_images(kustomization_text: str) -> list[str]:
+    """The images (ci names) argocd/base/kustomization.yaml pins, in BUILD_ORDER: the demo builds, tests,
+    signs and records exactly these, so verify-promotion finds a tested, signed digest for each."""
+    from ci.set_image import KUSTOMIZE_NAMES, image_entries
+
+    by_kname = {kname: image for image, kname in KUSTOMIZE_NAMES.items()}
+    pinned = list(image_entries(kustomization_text))
+    unknown = [k for k in pinned if k not in by_kname]
+    if unknown:
+        raise StepFailed(
+            f"argocd/base/kustomization.yaml pins {', '.join(unknown)}, which ci.set_image.KUSTOMIZE_NAMES "
+            "does not know: set-image and verify-promotion could not handle it"
+        )
+    images = [by_kname[k] for k in pinned]
+    untested = [i for i in images if i not in BUILD_ORDER or i not in TEST_REPORTS]
+    if untested:
+        raise StepFailed(
+            f"the demo has no build and ephemeral test for {', '.join(untested)} (spira/demo/steps.py "
+            "BUILD_ORDER, TEST_REPORTS): it could not promote what the kustomization pins"
+        )
+    return sorted(images, key=BUILD_ORDER.index)
+
+
+def set_image_args(images: list[str], refs: dict[str, str]) -> list[str]:
+    """`--<image> REF` for every pinned image (set-image's options are the ci names)."""
+    missing = [i for i in images if not refs.get(i)]
+    if missing:
+        raise StepFailed(f"no tested digest of {', '.join(missing)} to record on staging")
+    return [arg for image in images for arg in (f"--{image}", refs[image])]
+
+
+def _podman():
+    from ci.podman import Podman, PodmanConfig
+
+    return Podman(PodmanConfig.at())
+
+
+def _image_test(ctx: DemoContext, image: str, ref: str, out: Path) -> str:
+    """The intake's or the training image's ephemeral test by digest, the functions CI's build-and-test
+    calls; returns what it checked, raises StepFailed with the report's error."""
+    if image == "intake":
+        from ci.ephemeral_intake import run_intake_ephemeral
+
+        ctx.console.print(f"[dim]ephemeral test of {image} by digest (ci/ephemeral_intake.py)[/dim]")
+        report = run_intake_ephemeral(_podman(), ref, out)
+        checks = ", ".join(f"{k} {v}" for k, v in report.checks.items())
+        detail = f"ready in {report.ready_s} s; {checks}"
+    else:
+        from ci.ephemeral_training import run_training_checks
+
+        ctx.console.print(f"[dim]ephemeral test of {image} by digest (ci/ephemeral_training.py)[/dim]")
+        report = run_training_checks(_podman(), ref, out)
+        detail = f"{len(report.checks)} WorkflowTemplate steps accept their command, {report.total_s} s"
+    if not report.passed:
+        raise StepFailed(
+            f"{image} failed its ephemeral test: {report.error or report.checks} (logs in {out})"
+        )
+    return detail
+
+
 def build_images(ctx: DemoContext) -> None:
     if not ctx.images:
         ctx.facts["image"] = "skipped (--no-images)"
@@ -217,50 +292,58 @@ def build_images(ctx: DemoContext) -> None:
         ctx.facts["image"] = "skipped (podman or docker-registry not installed)"
         ctx.images = False
         return
+    images = pinned_images((REPO / KUSTOMIZATION).read_text())
     if ctx.reused:
-        ctx.facts["image"], ctx.facts["loadtest_image"] = ctx.reused["image"], ctx.reused["loadtest_image"]
+        ctx.facts["images"] = {i: ctx.reused["images"][i] for i in images}
+        ctx.facts["image"] = ctx.facts["images"]["model"]
         ctx.facts["ephemeral_test"] = "passed earlier for these digests (nothing they are built from changed)"
         ctx.console.print("  same model version and sources as the last tested build: its digests are reused")
         return
     env = ctx.env(SPIRA_REGISTRY=ctx.stack.registry or "")
-    model_ref = (
-        ctx.run(
-            [*SPIRA, "image", "build", "model", "--bento-dir", str(ctx.home / "bento")], env=env, capture=True
-        )
-        .stdout.strip()
-        .splitlines()[-1]
-    )
-    loadtest_ref = (
-        ctx.run([*SPIRA, "image", "build", "loadtest"], env=env, capture=True).stdout.strip().splitlines()[-1]
-    )
-    ctx.facts["image"], ctx.facts["loadtest_image"] = model_ref, loadtest_ref
+    refs: dict[str, str] = {}
+    build_s: dict[str, float] = {}
+    local: dict[str, str] = {}
+    for image in images:
+        bento = ["--bento-dir", str(ctx.home / "bento")] if image == "model" else []
+        started = time.monotonic()
+        out = ctx.run([*SPIRA, "image", "build", image, *bento], env=env, capture=True)
+        build_s[image] = time.monotonic() - started
+        refs[image] = out.stdout.strip().splitlines()[-1]
+        # the local image by the tag it was built with: a commit made meanwhile must not change what is signed
+        local[image] = re.findall(r"^built (\S+) \(", out.stderr or "", re.M)[-1]
+        ctx.console.print(f"  {image}: {escape(refs[image])} (built and pushed in {build_s[image]:.0f} s)")
+    ctx.facts["images"], ctx.facts["image"] = refs, refs["model"]
+    ctx.facts["image_builds"] = ", ".join(f"{i} {s:.0f} s" for i, s in build_s.items())
+    out_dir = ctx.home / "ephemeral"
+    loadtest = ["--loadtest-ref", refs["loadtest"]] if "loadtest" in refs else []
     ctx.run(
         [
             *SPIRA,
             "image",
             "test",
-            model_ref,
+            refs["model"],
             "--model-version",
             str(ctx.facts["model_version"]),
-            "--loadtest-ref",
-            loadtest_ref,
+            *loadtest,
             "--out",
-            str(ctx.home / "ephemeral"),
+            str(out_dir),
         ],
         env=env,
     )
-    ctx.facts["ephemeral_test"] = "passed"
-    # what CI does after the test: SBOM, signature and signed provenance beside each digest (the stack's key)
-    report = str(ctx.home / "ephemeral" / "report.json")
-    for image, ref in (("model", model_ref), ("loadtest", loadtest_ref)):
-        ctx.run([*SPIRA, "image", "sign", image, ref, "--report", report], env=env, capture=True)
-    reuse.save(
-        ctx.images_record,
-        ctx.build_key,
-        bento=str(ctx.facts["bento"]),
-        image=model_ref,
-        loadtest_image=loadtest_ref,
-    )
+    tested = ["model + gate: passed"]
+    for image in (i for i in images if i not in ("model", "loadtest")):
+        tested.append(f"{image}: passed ({_image_test(ctx, image, refs[image], out_dir)})")
+    ctx.facts["ephemeral_test"] = "; ".join(tested)
+    # what CI does after the tests: SBOM, signature and signed provenance beside each digest (the stack's
+    # key), each carrying the report of the test that digest passed
+    for image, ref in refs.items():
+        report = str(out_dir / TEST_REPORTS[image])
+        ctx.run(
+            [*SPIRA, "image", "sign", image, ref, "--report", report, "--local-ref", local[image]],
+            env=env,
+            capture=True,
+        )
+    reuse.save(ctx.images_record, ctx.build_key, bento=str(ctx.facts["bento"]), images=refs)
 
 
 # -- 5. preview and active -----------------------------------------------------------------------------
@@ -435,16 +518,15 @@ def promote(ctx: DemoContext) -> None:
     git(clone, "checkout", "-q", "-B", "staging", "origin/staging")
     evidence = build_evidence(ctx)
     if ctx.images:
+        # every image the clone's kustomization pins (an origin seeded by an older checkout may pin fewer)
+        pinned = pinned_images((clone / KUSTOMIZATION).read_text())
         ctx.run(
             [
                 sys.executable,
                 "-m",
                 "ci.cli",
                 "set-image",
-                "--model",
-                str(ctx.facts["image"]),
-                "--loadtest",
-                str(ctx.facts["loadtest_image"]),
+                *set_image_args(pinned, ctx.facts["images"]),
                 "--model-version",
                 str(ctx.facts["model_version"]),
                 "--record",

@@ -16,6 +16,7 @@ def repo(tmp_path: Path) -> Path:
     for name, text in {
         "serving/app.py": "app = 1\n",
         "spira_core/mfcc.py": "n = 40\n",
+        "intake/app.py": "limit = 10\n",
         "docs/a.md": "# a\n",
         "requirements.lock": "torch==2.13.0\n",
     }.items():
@@ -34,6 +35,16 @@ def test_the_key_changes_with_the_model_version_and_with_an_image_source(repo: P
     assert reuse.source_key(repo, "3") != key
 
 
+def test_the_key_changes_with_the_sources_of_every_image_it_covers(repo: Path) -> None:
+    key = reuse.source_key(repo, "3", ["model", "intake"])
+    assert reuse.source_key(repo, "3", ["model"]) == reuse.source_key(repo, "3")
+    (repo / "intake/app.py").write_text("limit = 11\n")
+    assert reuse.source_key(repo, "3", ["model", "intake"]) != key
+    assert {"intake/Containerfile", "intake", "training/Containerfile", "training"} <= set(
+        reuse.built_from(["intake", "training"])
+    )
+
+
 def test_the_key_ignores_files_that_do_not_go_into_the_images(repo: Path) -> None:
     key = reuse.source_key(repo, "3")
     (repo / "docs/a.md").write_text("# b\n")
@@ -47,8 +58,10 @@ def _save_unreachable_images(record: Path, key: str) -> None:
         record,
         key,
         bento="spira:x",
-        image="127.0.0.1:1/spira/model@sha256:" + "a" * 64,
-        loadtest_image="127.0.0.1:1/spira/loadtest@sha256:" + "b" * 64,
+        images={
+            "model": "127.0.0.1:1/spira/model@sha256:" + "a" * 64,
+            "loadtest": "127.0.0.1:1/spira/loadtest@sha256:" + "b" * 64,
+        },
     )
 
 
@@ -56,12 +69,22 @@ def test_a_record_for_another_key_is_not_reused(tmp_path: Path) -> None:
     record = tmp_path / "images.json"
     _save_unreachable_images(record, "old")
     assert json.loads(record.read_text())["key"] == "old"
-    assert reuse.reusable(record, "new") is None
+    assert reuse.reusable(record, "new", ["model"]) is None
+
+
+def test_a_record_without_an_image_now_pinned_is_not_reused(tmp_path: Path) -> None:
+    record = tmp_path / "images.json"
+    _save_unreachable_images(record, "k")
+    # checked before any registry lookup: the record names no intake image at all
+    assert reuse.reusable(record, "k", ["model", "loadtest", "intake"]) is None
+    # a record written before the demo recorded every pinned image (one `image`, one `loadtest_image`)
+    record.write_text(json.dumps({"key": "k", "image": "r/spira/model@sha256:" + "a" * 64}))
+    assert reuse.reusable(record, "k", ["model"]) is None
 
 
 def test_a_record_whose_images_left_the_registry_is_not_reused(tmp_path: Path) -> None:
     record = tmp_path / "images.json"
     # port 1 on loopback: nothing listens, as after the registry's data was wiped
     _save_unreachable_images(record, "k")
-    assert reuse.reusable(record, "k") is None
-    assert reuse.reusable(tmp_path / "missing.json", "k") is None
+    assert reuse.reusable(record, "k", ["model", "loadtest"]) is None
+    assert reuse.reusable(tmp_path / "missing.json", "k", ["model"]) is None
