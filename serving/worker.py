@@ -145,9 +145,8 @@ class Worker:
     async def _start(self, h: _Held) -> _Held | None:
         """Read the recording, prepare its windows; a 4xx recording is the job's answer (failed)."""
         d, job = h.delivery, h.job
-        try:
-            data = await asyncio.to_thread(self.recordings.get, job.object_key)
-            h.prepared = await asyncio.to_thread(self.predictor.prepare, data)
+        try:  # one thread hop for both: the read releases the GIL while it waits, the decode holds it
+            h.prepared = await asyncio.to_thread(self._read_and_prepare, job.object_key)
             return h
         except Rejected as exc:  # what /predict answers 4xx: the job's answer, not a poison message
             error = {"error": exc.code, "detail": exc.detail}
@@ -155,6 +154,9 @@ class Worker:
         except (ObjectMissing, ObjectStoreError) as exc:
             await self._retry_or_dead(h, f"{type(exc).__name__}: {exc}")
         return None
+
+    def _read_and_prepare(self, key: str) -> Prepared:
+        return self.predictor.prepare(self.recordings.get(key))
 
     async def _finish_all(self, results: list[tuple[_Held, JobState]]) -> None:
         """Every state stored (each write confirmed), then the stored ones acked together: never an ack
@@ -247,6 +249,20 @@ async def run_worker(
         await queue.close()
 
 
+def serve(predictor: Predictor) -> WorkerStats:
+    """run_worker until SIGTERM on uvloop when it is installed (nats-py's protocol, its timers and the
+    thread wake-ups run on a loop written in C), else on asyncio's own loop: the same code either way.
+    One prediction first, as the server's readiness does: the first batch pays no set-up."""
+    from serving.wiring import warm_up
+
+    warm_up(predictor)
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - the lock installs it
+        return asyncio.run(run_worker(predictor))
+    return uvloop.run(run_worker(predictor))
+
+
 def main() -> None:
     import argparse
     from pathlib import Path
@@ -269,7 +285,7 @@ def main() -> None:
         model_dir = Path(bentoml.models.get(ModelPin.read().bento_tag).path)
     bundle = load_bundle(verified_bundle_dir(model_dir))
     predictor = Predictor.from_bundle(bundle, read_model_meta(model_dir)["model_version"])
-    stats = asyncio.run(run_worker(predictor))
+    stats = serve(predictor)
     log.warning("worker stopped: %s", stats)
 
 

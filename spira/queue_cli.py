@@ -35,7 +35,6 @@ def worker(
     tracking_uri: str | None = typer.Option(None),
 ) -> None:
     """Run one queue worker: pull jobs, predict in batches, store results, ack."""
-    import asyncio
     import logging
     import tempfile
 
@@ -51,9 +50,9 @@ def worker(
     with tempfile.TemporaryDirectory() as tmp:
         predictor = Predictor.from_bundle(load_bundle(source.download(resolved, Path(tmp))), resolved.version)
     _act_as("worker")
-    from serving.worker import run_worker
+    from serving.worker import serve
 
-    stats = asyncio.run(run_worker(predictor))
+    stats = serve(predictor)
     print(json.dumps({"worker": "stopped", **stats.__dict__}), file=sys.stderr, flush=True)
 
 

@@ -127,7 +127,10 @@ class JobState:
     updated_at: float = field(default_factory=time.time)
 
     def to_bytes(self) -> bytes:
-        return json.dumps(asdict(self), sort_keys=True).encode()
+        # the fields by name, not dataclasses.asdict: that deep-copies the result per write (same bytes)
+        fields = {"status": self.status, "result": self.result, "error": self.error, "attempts": self.attempts,
+                  "updated_at": self.updated_at}  # fmt: skip
+        return json.dumps(fields, sort_keys=True).encode()
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> JobState:
