@@ -3,21 +3,26 @@
     OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 taskset -c 1 \
         .venv/bin/python -m benchmarks.model [--core 1] [--repeats 30] [--json OUT]
 
-In one process pinned to one core with one torch thread, for batches of 1 / 8 / 64 windows:
+In one process pinned to one core with one torch thread, for batches of 1 / 2 / 8 / 64 windows:
 
 - the GEMM floor: each layer of the network as ONE float32 GEMM of its im2col shape (conv k×C_in taps as
   the inner dimension, all output positions of the batch as columns; fc1 and fc2 as they are), timed
   through torch.mm (the BLAS the model uses); the sum over layers is the time the network's FLOPs take at
-  the BLAS's rate on the network's own shapes, with no elementwise pass, copy or normalisation (a layer
-  over a whole batch of 64 is timed both as one GEMM and as 64 per-window GEMMs, the faster counts); and
-  the stricter floor the issue quotes: the network's FLOPs at the rate of a square 1024³ GEMM;
-- the eager module (`predict_windows`), the fast path (`FastSpiraConvV2.predict`), their ratio to the floor
-  and their largest |Δp| against the eager module;
-- where the fast path's time goes: its stages timed by wrapping its methods, and torch's operator profile
-  (aten ops, self CPU time, inflated by the profiler's own cost: read it as shares) of the same calls.
+  the BLAS's rate on the network's own shapes, with no elementwise pass, copy or normalisation (a conv layer
+  over a batch is timed both as one GEMM and as one GEMM per window, the faster counts); and the stricter
+  floor the issue quotes: the network's FLOPs at the rate of a square 1024³ GEMM;
+- the eager module (`predict_windows`), the fast path as it runs (`FastSpiraConvV2.predict`, the fused numba
+  kernels of spira_core/fastpath/kernels.py) and the same fast path with its torch passes instead
+  (`fused=False`), their ratios to the floor and their largest |Δp| against the eager module;
+- where the fused fast path's time goes: its kernels and its stages timed by wrapping them (the later
+  blocks' tap GEMMs are their stage minus their kernel; the head is the rest: fc1, fc2, input, chunks);
+- the start cost of the kernels: `import numba`, and the first call's compile in a fresh process with an
+  empty numba cache and again with the cache that run left.
 
-Figures are this thread's CPU time (time.thread_time), medians over repeats, beside load1: on a shared
-machine CPU time moves less than wall time. The host and its SIMD flags are printed with them.
+Every figure is this thread's CPU time (time.thread_time): the MINIMUM over repeats (the machine is shared:
+the minimum is the run least disturbed by others; the median is kept in --json), beside load1. The floor,
+the eager module and both fast variants are measured in turn at each batch, so their ratios come from the
+same minutes. The host and its SIMD flags are printed with them.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ import numpy as np
 
 from benchmarks import common as C
 
-BATCHES = (1, 8, 64)
+BATCHES = (1, 2, 8, 64)
 
 
 def host() -> dict[str, str]:
@@ -62,7 +67,7 @@ def layer_shapes(fast, batch: int) -> list[tuple[str, int, int, int]]:
     return shapes
 
 
-def cpu_median(fn, repeats: int, warmup: int = 2) -> float:
+def cpu_times(fn, repeats: int, warmup: int = 2) -> np.ndarray:
     for _ in range(warmup):
         fn()
     cpus = []
@@ -70,7 +75,12 @@ def cpu_median(fn, repeats: int, warmup: int = 2) -> float:
         c = time.thread_time()
         fn()
         cpus.append(time.thread_time() - c)
-    return float(np.median(cpus))
+    return np.asarray(cpus)
+
+
+def cpu_best(fn, repeats: int, warmup: int = 2) -> float:
+    """The minimum of this thread's CPU seconds over `repeats` calls."""
+    return float(cpu_times(fn, repeats, warmup).min())
 
 
 def gemm_floor(fast, batch: int, repeats: int) -> dict[str, object]:
@@ -87,9 +97,7 @@ def gemm_floor(fast, batch: int, repeats: int) -> dict[str, object]:
         best = None
         for mm, kk, nn_, times in options:
             a, b, out = torch.randn(mm, kk), torch.randn(kk, nn_), torch.empty(mm, nn_)
-            s = times * cpu_median(
-                lambda a=a, b=b, out=out: torch.mm(a, b, out=out), max(3, repeats // times)
-            )
+            s = times * cpu_best(lambda a=a, b=b, out=out: torch.mm(a, b, out=out), max(3, repeats // times))
             if best is None or s < best[0]:
                 best = (s, f"[{mm}x{kk}]x[{kk}x{nn_}]" + (f" x{times}" if times > 1 else ""))
         s, shape = best
@@ -104,74 +112,111 @@ def peak_gflops(repeats: int, size: int = 1024) -> float:
     import torch
 
     a, b, out = torch.randn(size, size), torch.randn(size, size), torch.empty(size, size)
-    return 2 * size**3 / cpu_median(lambda: torch.mm(a, b, out=out), repeats) / 1e9
+    return 2 * size**3 / cpu_best(lambda: torch.mm(a, b, out=out), repeats) / 1e9
 
 
-class StageTimer:
-    """Wraps the fast path's stage methods on one instance; CPU seconds per stage, summed over calls."""
+class _Timed:
+    """Adds this thread's CPU seconds of each call of `fn` to totals[label(args)]."""
 
-    def __init__(self, fast) -> None:
-        self.fast, self.totals = fast, defaultdict(float)
-        self._originals = {}
-        for name, label in (
-            ("_first_block_affine", "block 1: GroupNorm statistics (analytic, float64)"),
-            ("_first_block", "block 1: conv + Mish + pool (per window)"),
-            ("_block", "blocks 2–4"),
-        ):
-            self._wrap(name, label)
+    def __init__(self, fn, label, totals) -> None:
+        self.fn, self.label, self.totals = fn, label, totals
 
-    def _wrap(self, name: str, label: str) -> None:
-        original = getattr(self.fast, name)
-        self._originals[name] = original
+    def __call__(self, *args, **kwargs):
+        c = time.thread_time()
+        out = self.fn(*args, **kwargs)
+        self.totals[self.label(args)] += time.thread_time() - c
+        return out
 
-        def timed(*args, **kwargs):
-            c = time.thread_time()
-            out = original(*args, **kwargs)
-            key = label if name != "_block" else f"block {args[3] + 1}: conv GEMMs, GroupNorm, Mish, pool"
-            self.totals[key] += time.thread_time() - c
-            return out
 
-        setattr(self.fast, name, timed)
+class _TimedKernels:
+    """The kernels module's two block kernels and block 1's statistics, timed; what the fast path calls."""
 
-    def restore(self) -> None:
-        for name in self._originals:
-            delattr(self.fast, name)
+    def __init__(self, kernels, totals) -> None:
+        self.first_block_affine = _Timed(
+            kernels.first_block_affine,
+            lambda a: "block 1: GroupNorm statistics, folded into the conv (kernel)",
+            totals,
+        )
+        self.first_block = _Timed(
+            kernels.first_block, lambda a: "block 1: conv + Mish + pool per L1 tile (kernel)", totals
+        )
+        self.norm_mish_pool = _Timed(kernels.norm_mish_pool, lambda a: f"nmp {a[0].shape[0]}", totals)
 
 
 def stage_breakdown(fast, x: np.ndarray, repeats: int) -> dict[str, float]:
-    """ms per window of each stage (nested stages excluded from their parents), and the rest."""
+    """ms per window of each stage of the fused fast path (minimum over repeats of each stage's total per
+    call), and the rest (the head: fc1, Mish, fc2, sigmoid, input checks, chunking, cat)."""
     fast.predict(x)
-    timer = StageTimer(fast)
-    c = time.thread_time()
+    kernels = fast.kernels
+    best: dict[str, float] = {}
+    totals: dict[str, float] = defaultdict(float)
+    fast.kernels = _TimedKernels(kernels, totals)
+    fast._block = _Timed(fast._block, lambda a: f"block {a[3] + 1}", totals)
     try:
         for _ in range(repeats):
+            totals.clear()
+            c = time.thread_time()
             fast.predict(x)
+            totals["total"] = time.thread_time() - c
+            stages = dict(totals)
+            for name in list(stages):  # a later block = its tap GEMMs + its kernel
+                if name.startswith("block ") and name[6:].isdigit():
+                    kernel = stages.pop(f"nmp {fast.blocks[int(name[6:]) - 1].c_out}")
+                    stages[f"{name}: tap GEMMs (BLAS), bias"] = stages.pop(name) - kernel
+                    stages[f"{name}: GroupNorm + Mish + pool (kernel)"] = kernel
+            stages["head (fc1, fc2), input, chunking, cat"] = stages["total"] - sum(
+                v for k, v in stages.items() if k != "total"
+            )
+            for name, s in stages.items():
+                best[name] = min(best.get(name, s), s)
     finally:
-        timer.restore()
-    total = time.thread_time() - c
-    per = 1e3 / repeats / len(x)
-    stages = dict(timer.totals)
-    stats = stages.get("block 1: GroupNorm statistics (analytic, float64)", 0.0)
-    stages["block 1: conv + Mish + pool (per window)"] -= stats
-    out = {k: v * per for k, v in sorted(stages.items())}
-    out["head (fc1, Mish, fc2, sigmoid), input, chunking, cat"] = (total - sum(stages.values())) * per
-    out["total"] = total * per
+        fast.kernels = kernels
+        del fast._block
+    per = 1e3 / len(x)
+    total = best.pop("total")
+    out = {k: v * per for k, v in sorted(best.items())}
+    out["total (its own minimum)"] = total * per
     return out
 
 
-def op_profile(fast, x: np.ndarray, repeats: int, top: int = 12) -> list[tuple[str, float, int]]:
-    """torch's operator profile of the fast path: (op, self CPU ms per window, calls per window-batch)."""
-    import torch
+START_SCRIPT = """
+import time, json, numpy as np
+t0 = time.perf_counter()
+import numba
+t1 = time.perf_counter()
+from benchmarks import common as C
+from spira_core.fastpath import FastSpiraConvV2
+fast = FastSpiraConvV2.from_module(C.eager_model())
+x = np.zeros((2, fast.input_frames, fast.n_features), np.float32)
+t2 = time.perf_counter()
+fast.predict(x)
+t3 = time.perf_counter()
+fast.predict(x)
+t4 = time.perf_counter()
+print(json.dumps({"import_numba_s": t1 - t0, "first_call_s": t3 - t2, "second_call_s": t4 - t3}))
+"""
 
-    fast.predict(x)
-    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
-        for _ in range(repeats):
-            fast.predict(x)
-    rows = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)[:top]
-    return [(e.key, e.self_cpu_time_total / 1e3 / repeats / len(x), e.count // repeats) for e in rows]
+
+def start_cost() -> dict[str, dict[str, float]]:
+    """`import numba` and the first predict (compiles the kernels, or loads them from numba's cache) in a
+    fresh process: with an empty cache directory, then with the one that run filled."""
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    out = {}
+    with tempfile.TemporaryDirectory() as cache:
+        env = dict(os.environ, NUMBA_CACHE_DIR=cache)
+        for label in ("empty numba cache", "cached"):
+            run = subprocess.run(
+                [sys.executable, "-c", START_SCRIPT], env=env, capture_output=True, text=True, check=True
+            )
+            out[label] = json.loads(run.stdout.strip().splitlines()[-1])
+    return out
 
 
-def run(repeats: int, core: int | None) -> dict[str, object]:
+def run(repeats: int, core: int | None, start: bool = True) -> dict[str, object]:
     import torch
 
     from spira_core.fastpath import FastSpiraConvV2
@@ -182,6 +227,11 @@ def run(repeats: int, core: int | None) -> dict[str, object]:
     params = FeatureParams()
     model = C.eager_model()
     fast = FastSpiraConvV2.from_module(model)
+    passes = FastSpiraConvV2.from_module(model, fused=False)
+    if not fast.fused:
+        raise SystemExit(
+            "numba does not import here: the fast path runs its torch passes, nothing to compare"
+        )
     rng = np.random.default_rng(0)
     out: dict[str, object] = {
         "host": host(),
@@ -195,40 +245,51 @@ def run(repeats: int, core: int | None) -> dict[str, object]:
     for batch in BATCHES:
         x = rng.normal(0.0, 10.0, (batch, params.input_frames, params.n_mfcc)).astype(np.float32)
         reps = max(3, repeats * 8 // max(8, batch))
-        floor = gemm_floor(fast, batch, max(5, reps))
         with torch.inference_mode():
-            eager = cpu_median(lambda x=x: predict_windows(model, x), max(3, reps // 3), warmup=1)
             expected = predict_windows(model, x)
-        ours = cpu_median(lambda x=x: fast.predict(x), reps)
-        diff = float(np.abs(fast.predict(x) - expected).max())
+            eager = cpu_best(lambda x=x: predict_windows(model, x), max(3, reps // 3), warmup=1)
+        # the floor before and after the fast variants, the faster per layer: a floor no run beat
+        floors = [gemm_floor(fast, batch, max(5, reps))]
+        fused_t = cpu_times(lambda x=x: fast.predict(x), reps)
+        passes_t = cpu_times(lambda x=x: passes.predict(x), reps)
+        floors.append(gemm_floor(fast, batch, max(5, reps)))
+        layers = {
+            name: min((f["layers"][name] for f in floors), key=lambda v: v["ms"])
+            for name in floors[0]["layers"]
+        }
+        floor_s = sum(v["ms"] for v in layers.values()) / 1e3
         per = 1e3 / batch
+        peak_floor_ms = floors[0]["mflop_per_window"] / out["peak_gflops"]
         row = {
-            "floor_ms": floor["s"] * per,
+            "floor_ms": floor_s * per,
             "eager_ms": eager * per,
-            "fast_ms": ours * per,
-            "eager_x_floor": eager / floor["s"],
-            "fast_x_floor": ours / floor["s"],
-            "peak_floor_ms": floor["mflop_per_window"] / out["peak_gflops"],
-            "fast_x_peak_floor": ours * per / (floor["mflop_per_window"] / out["peak_gflops"]),
-            "max_abs_diff": diff,
-            "mflop_per_window": floor["mflop_per_window"],
-            "floor_layers": floor["layers"],
+            "fast_ms": float(fused_t.min()) * per,
+            "fast_median_ms": float(np.median(fused_t)) * per,
+            "passes_ms": float(passes_t.min()) * per,
+            "passes_median_ms": float(np.median(passes_t)) * per,
+            "eager_x_floor": eager / floor_s,
+            "fast_x_floor": float(fused_t.min()) / floor_s,
+            "passes_x_floor": float(passes_t.min()) / floor_s,
+            "peak_floor_ms": peak_floor_ms,
+            "fast_x_peak_floor": float(fused_t.min()) * per / peak_floor_ms,
+            "max_abs_diff": float(np.abs(fast.predict(x) - expected).max()),
+            "passes_max_abs_diff": float(np.abs(passes.predict(x) - expected).max()),
+            "mflop_per_window": floors[0]["mflop_per_window"],
+            "floor_layers": layers,
             "load1": round(C.load1(), 2),
         }
+        row["stages_ms"] = stage_breakdown(fast, x, reps)
         out["batches"][batch] = row
         print(
             f"batch {batch:>2}: floor {row['floor_ms']:.3f}  eager {row['eager_ms']:.2f}"
-            f"  fast {row['fast_ms']:.3f} ms/window CPU  → fast {row['fast_x_floor']:.2f}x floor"
-            f" ({row['fast_x_peak_floor']:.2f}x the square-GEMM floor),"
-            f" max|Δp| {diff:.1e}  (load1 {row['load1']})",
+            f"  fast {row['fast_ms']:.3f} (torch passes {row['passes_ms']:.3f}) ms/window CPU"
+            f"  → fast {row['fast_x_floor']:.2f}x floor (torch passes {row['passes_x_floor']:.2f}x),"
+            f" max|Δp| {row['max_abs_diff']:.1e} / {row['passes_max_abs_diff']:.1e}  (load1 {row['load1']})",
             flush=True,
         )
-    for batch in (1, 64):
-        x = rng.normal(0.0, 10.0, (batch, params.input_frames, params.n_mfcc)).astype(np.float32)
-        reps = max(3, repeats * 8 // max(8, batch))
-        out["batches"][batch]["stages_ms"] = stage_breakdown(fast, x, reps)
-        out["batches"][batch]["ops_ms"] = op_profile(fast, x, reps)
     out["load1_end"] = round(C.load1(), 2)
+    if start:
+        out["start"] = start_cost()
     return out
 
 
@@ -243,55 +304,60 @@ def report(out: dict[str, object]) -> str:
             str(b),
             f"{r['floor_ms']:.3f}",
             f"{r['eager_ms']:.2f}",
+            f"{r['passes_ms']:.3f}",
             f"{r['fast_ms']:.3f}",
-            f"{r['eager_x_floor']:.1f}x",
-            f"{r['fast_x_floor']:.2f}x",
-            f"{r['peak_floor_ms']:.3f}",
+            f"{r['passes_x_floor']:.2f}x",
+            f"**{r['fast_x_floor']:.2f}x**",
             f"{r['fast_x_peak_floor']:.2f}x",
-            f"{r['max_abs_diff']:.1e}",
+            f"{r['max_abs_diff']:.1e} / {r['passes_max_abs_diff']:.1e}",
             f"{r['load1']}",
         ]
         for b, r in out["batches"].items()
     ]
     lines.append(
         C.table(
-            "ms per 4 s window, thread CPU time (median); floor = each layer as one GEMM, same BLAS",
+            "ms per 4 s window, thread CPU time (minimum over repeats); floor = each layer as one GEMM, same BLAS",
             [
                 "batch",
                 "GEMM floor",
                 "eager",
-                "fast",
-                "eager / floor",
-                "fast / floor",
-                "square-GEMM floor",
-                "fast / square floor",
-                "max |Δp|",
+                "fast, torch passes",
+                "fast, fused kernels",
+                "torch passes / floor",
+                "fused / floor",
+                "fused / square-GEMM floor",
+                "max |Δp| fused / passes",
                 "load1",
             ],
             rows,
         )
     )
+    stages = [b for b, r in out["batches"].items() if "stages_ms" in r]
+    names = list(out["batches"][stages[0]]["stages_ms"])
+    lines.append(
+        C.table(
+            "fused fast path: where the time goes (ms per window, CPU, minimum per stage)",
+            ["stage", *(f"batch {b}" for b in stages)],
+            [[n, *(f"{out['batches'][b]['stages_ms'].get(n, 0.0):.3f}" for b in stages)] for n in names],
+        )
+    )
     for b, r in out["batches"].items():
-        layers = r["floor_layers"]
         lines.append(
             f"floor at batch {b}: "
-            + ", ".join(f"{k} {v['shape']} {v['gflops']:.1f} GFLOP/s" for k, v in layers.items())
+            + ", ".join(
+                f"{k} {v['shape']} {v['ms']:.3f} ms {v['gflops']:.1f} GFLOP/s"
+                for k, v in r["floor_layers"].items()
+            )
         )
-        if "stages_ms" in r:
-            lines.append(
-                C.table(
-                    f"fast path at batch {b}: where the time goes (ms per window, CPU)",
-                    ["stage", "ms"],
-                    [[k, f"{v:.3f}"] for k, v in r["stages_ms"].items()],
-                )
+    if "start" in out:
+        lines.append(
+            "start cost (fresh process, wall s): "
+            + "; ".join(
+                f"{label}: import numba {v['import_numba_s']:.2f}, first predict {v['first_call_s']:.2f},"
+                f" second {v['second_call_s'] * 1e3:.1f} ms"
+                for label, v in out["start"].items()
             )
-            lines.append(
-                C.table(
-                    f"fast path at batch {b}: torch ops by self CPU time (numpy work is not listed)",
-                    ["op", "ms per window", "calls per batch"],
-                    [[k, f"{v:.3f}", str(n)] for k, v, n in r["ops_ms"]],
-                )
-            )
+        )
     return "\n".join(lines)
 
 
@@ -302,8 +368,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--core", type=int, default=None, help="core to pin to (default: the last)")
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--json", type=Path, default=None, help="also write the figures as JSON")
+    parser.add_argument("--no-start", action="store_true", help="skip the start-cost subprocesses")
     args = parser.parse_args(argv)
-    out = run(args.repeats, args.core)
+    out = run(args.repeats, args.core, start=not args.no_start)
     print(report(out))
     if args.json:
         args.json.write_text(json.dumps(out, indent=2, default=str) + "\n")

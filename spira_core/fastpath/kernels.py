@@ -229,9 +229,10 @@ def first_block(x, weight, bias, dilation, pool, out):
 
 
 @_jit
-def norm_mish_pool(y, groups, gamma, beta, eps, pool, out):
-    """A later block after its conv: y [C, T, B, F] float32 (conv output with bias) → out [C, T', B, F] =
-    [pool](mish2(GroupNorm(y) · log2(e))); gamma, beta [C] float32 already times log2(e). The statistics
+def norm_mish_pool(y, bias, groups, gamma, beta, eps, pool, out):
+    """A later block after its conv: y [C, T, B, F] float32 (the conv's GEMMs, without its bias [C]) → out
+    [C, T', B, F] = [pool](mish2(GroupNorm(y + bias) · log2(e))); gamma, beta [C] float32 already times
+    log2(e). The bias is added here, in the passes that read y anyway, not in a pass of its own. The statistics
     run over all T frames (the odd last one too, as the eager module's GroupNorm), the pool drops it."""
     c_out, frames, batch, f = y.shape
     per = c_out // groups
@@ -246,12 +247,13 @@ def norm_mish_pool(y, groups, gamma, beta, eps, pool, out):
         s1[:] = 0.0
         s2[:] = 0.0
         for b in range(batch):  # one value per (group, window): sums of x − pilot keep the variance exact
-            pilot[b * f : (b + 1) * f] = np.float64(y[g * per, 0, b, 0])
+            pilot[b * f : (b + 1) * f] = np.float64(y[g * per, 0, b, 0]) + np.float64(bias[g * per])
         for c in range(g * per, (g + 1) * per):
+            bc = np.float64(bias[c])
             for t in range(frames):
                 v = y[c, t].reshape(-1)
                 for i in range(row):
-                    x = np.float64(v[i]) - pilot[i]
+                    x = (np.float64(v[i]) + bc) - pilot[i]
                     s1[i] += x
                     s2[i] += x * x
         for b in range(batch):
@@ -267,7 +269,9 @@ def norm_mish_pool(y, groups, gamma, beta, eps, pool, out):
             for c in range(g * per, (g + 1) * per):
                 sc = np.float64(gamma[c]) * inv
                 scale[c, b * f : (b + 1) * f] = np.float32(sc)
-                shift[c, b * f : (b + 1) * f] = np.float32(np.float64(beta[c]) - mean * sc)
+                shift[c, b * f : (b + 1) * f] = np.float32(
+                    np.float64(beta[c]) + (np.float64(bias[c]) - mean) * sc
+                )
     t_out = out.shape[1]
     for c in range(c_out):
         sc = scale[c]
