@@ -7,7 +7,7 @@ image, then on the same inputs:
 1. `spira workflow play` (every stage computed, each in its own container),
 2. the play again (every stage reused: what a container costs when its stage has nothing to do),
 3. `spira pipeline run` in this process's checkout, in a fresh bucket (every stage computed in one process).
-Prints one JSON document: seconds per step of each, the image build, the host and its load.
+Prints one JSON document: seconds per step of each, the image build, the host (its processor) and its load.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--epochs", type=int, default=4)
     args = parser.parse_args(argv)
 
+    from benchmarks.model import host
     from ci.podman import Podman, PodmanConfig
     from spira.secrets.seed import read_secret
     from spira.stack.private import throwaway_stack
@@ -50,6 +51,7 @@ def main(argv: list[str] | None = None) -> None:
 
     figures: dict = {
         "host": platform.node(),
+        "cpu": host()["model"],  # build hosts differ (NOTES): compare within one run only
         "cpus": os.cpu_count(),
         "load_before": os.getloadavg(),
         "inputs": vars(args),
