@@ -42,7 +42,7 @@ on_cluster = pulumi.ResourceOptions(providers={"kubernetes": platform.kube_provi
 
 DevicePlugin("nvidia-device-plugin", DevicePluginArgs(gpu_pool=platform.gpu_pool), on_cluster)
 # Pods run SPIRA images only as CI signed and tested them (Kyverno verifyImages, infra/admission/).
-Admission("kyverno", on_cluster)
+admission = Admission("kyverno", on_cluster)
 vault = vault_component.Vault(
     "vault",
     vault_component.VaultArgs(
@@ -95,7 +95,7 @@ mlflow = Mlflow(
     ),
     on_cluster,
 )
-Argo("argo", ArgoArgs(cfg.environment, cfg.repo_url, cfg.domain), on_cluster)
+argo = Argo("argo", ArgoArgs(cfg.environment, cfg.repo_url, cfg.domain), on_cluster)
 # Vault raft snapshots and the patient-audio purge, on schedules (docs/runbooks/backup.md).
 BackupJobs("backups", BackupJobsArgs(cfg.environment, depends_on=[workloads, store]), on_cluster)
 queue = Queue(
@@ -110,27 +110,31 @@ queue = Queue(
     on_cluster,
 )
 
-# Default deny in every namespace the program owns, and the flows infra/environments.yaml declares (the
-# workload namespace's own default deny and its workloads' policies are argocd/base's).
-NetworkPolicies(
-    "network",
-    NetworkPoliciesArgs(engine=cfg.object_store.engine, vpc_cidr=cfg.vpc_cidr),
-    pulumi.ResourceOptions(
-        providers={"kubernetes": platform.kube_provider},
-        depends_on=[vault, workloads, monitoring, store, mlflow, queue],
-    ),
-)
-
 # Continuous training: Argo Workflows + Argo Events and the identities of the rendered workflow (docs/workflows.md).
-Workflows(
+workflows = Workflows(
     "workflows",
     WorkflowsArgs(
         cfg.environment,
         cfg.object_store.engine,
         artifact_key=store.static_keys[ARTIFACT_READER],
         platform_ca_pem=vault.ca_cert_pem,
+        repo_url=cfg.repo_url,
+        dispatch_token=cfg.candidate_dispatch_token,
+        secrets=vault.secrets,  # the candidate step's GitHub credential goes to Vault's candidate-dispatch
     ),
     pulumi.ResourceOptions(providers={"kubernetes": platform.kube_provider}, depends_on=[workloads, store]),
+)
+
+# Default deny in every namespace the program owns (the services' and the controllers'), and the flows
+# infra/environments.yaml declares (the workload namespace's own default deny and its workloads' policies are
+# argocd/base's); after the components that create those namespaces.
+NetworkPolicies(
+    "network",
+    NetworkPoliciesArgs(engine=cfg.object_store.engine, vpc_cidr=cfg.vpc_cidr),
+    pulumi.ResourceOptions(
+        providers={"kubernetes": platform.kube_provider},
+        depends_on=[vault, workloads, monitoring, store, mlflow, queue, tls, admission, argo, workflows],
+    ),
 )
 
 pulumi.export("clusterName", platform.cluster_name)

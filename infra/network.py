@@ -1,7 +1,8 @@
 """The platform's NetworkPolicies, rendered from infra/environments.yaml `network` (pure: no Pulumi, no I/O
 beyond the declaration).
 
-Every namespace the platform owns (the workload namespace and each declared service's) gets a
+Every namespace the platform owns (the workload namespace, each declared service's and each controller's:
+Argo Workflows, Argo Events, Argo Rollouts, cert-manager, Kyverno, Argo CD) gets a
 `default-deny` policy (every pod, ingress and egress), a `dns` policy (every pod may resolve names) and one
 policy per group of its pods that a flow names: the egress rules of the flows it starts and the ingress
 rules of the flows it ends. A declared flow is therefore exactly one egress rule on the client's side and one
@@ -152,7 +153,17 @@ def network(table: Declaration | None = None, engine: str | None = None) -> Netw
     for name, s in table.services.items():
         if s["namespace"] != ns:  # a service of the workload namespace is one of its workloads (mlflow)
             peers.setdefault(str(name), Peer(str(name), str(s["namespace"]), None, owner=PULUMI))
+    controllers: list[str] = []
+    for name, c in (raw.get("controllers") or {}).items():
+        namespace = str(c["namespace"])
+        taken = {p.namespace for p in peers.values() if p.inside} | {ns}
+        if str(name) in peers or namespace in taken:
+            raise DeclarationError(f"{where}.controllers: {name!r} or its namespace {namespace!r} is taken")
+        peers[str(name)] = Peer(str(name), namespace, None, owner=PULUMI)
+        controllers.append(namespace)
     for name, o in raw["outside"].items():
+        if str(name) in peers:
+            raise DeclarationError(f"{where}.outside: {name!r} is also inside the platform")
         peers[str(name)] = Peer(
             str(name),
             namespace=o.get("namespace"),
@@ -197,8 +208,12 @@ def network(table: Declaration | None = None, engine: str | None = None) -> Netw
     internal = tuple(str(n) for n in raw.get("internal", ()))
     for name in internal:
         if not peer(name).inside or peer(name).labels:
-            raise DeclarationError(f"{where}.internal: {name!r} is not a service alone in its namespace")
-    namespaces = tuple(dict.fromkeys([ns, *(str(s["namespace"]) for s in table.services.values())]))
+            raise DeclarationError(
+                f"{where}.internal: {name!r} is not a service or controller alone in its namespace"
+            )
+    namespaces = tuple(
+        dict.fromkeys([ns, *(str(s["namespace"]) for s in table.services.values()), *controllers])
+    )
     return Network(peers, tuple(flows), internal, namespaces, ns, peer("dns"))
 
 

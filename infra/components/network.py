@@ -1,6 +1,7 @@
 """The NetworkPolicies the Pulumi program applies, rendered by infra/network.py from infra/environments.yaml
-`network`: each namespace the program owns (Vault's, the object store's, NATS's, Prometheus's, KEDA's) gets
-its `default-deny`, `dns` and per-service policy; in the workload namespace, whose default deny Argo CD
+`network`: each namespace the program owns (Vault's, the object store's, NATS's, Prometheus's, KEDA's, and
+the controllers': argo, argo-events, argo-rollouts, cert-manager, kyverno, argocd) gets its `default-deny`,
+`dns` and per-service policy; in the workload namespace, whose default deny Argo CD
 applies (argocd/base), only the policies of the pods this program creates there (MLflow, the backup
 CronJobs). The stack's object-store engine and VPC CIDR complete the rendering (the S3 port, where the
 control plane and the database are)."""

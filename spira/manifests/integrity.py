@@ -172,6 +172,8 @@ def addresses(inputs: Inputs, declaration: Declaration) -> list[Finding]:
                     )
                 )
             elif port is not None and not any(port in s.ports for s in same):
+            if text[: m.start()].endswith("*."):
+                continue  # a certificate's wildcard name (NATS's routes: *.nats-headless…) calls no Service
                 ports = sorted(p for s in same for p in s.ports)
                 out.append(
                     Finding(

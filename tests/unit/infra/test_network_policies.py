@@ -148,6 +148,26 @@ UNDECLARED = [
     ("events-source", "vault", 8200),
     ("events-sensor", "mlflow", 5000),
     ("events-sensor", "events-source", 12000),
+    # the controllers' namespaces: the API server, their webhooks, GitHub and the registry, nothing else
+    ("argo", "github", 443),  # the workflow controller reaches no internet
+    ("argo-events", "aws", 443),
+    ("cert-manager", "aws", 443),  # a CA issuer: no ACME, no internet
+    ("argo", "objectstore", 8333),  # the steps read artifacts, not the controller
+    ("kyverno", "vault", 8200),
+    ("argocd", "vault", 8200),
+    ("argocd", "serving", 3000),
+    ("argocd", "aws", 80),  # GitHub on 443 only (the repository is cloned over https)
+    ("kyverno", "github", 22),
+    ("serving", "argocd", 6379),  # Argo CD's redis is its own pods'
+    ("training", "argocd", 8081),  # nor its repo-server
+    ("argo-rollouts", "argocd", 8080),
+    ("kubernetes-api", "argocd", 8080),  # no webhook in Argo CD
+    ("kubernetes-api", "argo-events", 443),  # Argo Events runs no webhook
+    ("kubernetes-api", "kyverno", 8000),  # its webhooks only, not its metrics
+    ("kubernetes-api", "cert-manager", 9402),
+    ("cert-manager", "kyverno", 9443),  # the webhooks are the API server's to call
+    ("events-sensor", "argo", 9090),
+    ("kyverno", "kubernetes-api", 6443),  # the API server on its declared port only
 ]
 
 
@@ -156,6 +176,62 @@ def test_an_undeclared_flow_is_refused(source: str, target: str, port: int) -> N
     peers = network.network().peers
     src, dst = _endpoint(peers[source]), _endpoint(peers[target])
     assert not allows(_docs(), src, dst, port), f"{source} -> {target}:{port} is allowed but never declared"
+
+
+CONTROLLERS = ("argo", "argo-events", "argo-rollouts", "cert-manager", "kyverno", "argocd")
+API_SERVER = Endpoint(ip="10.0.3.7")  # the control plane's interfaces in the VPC
+
+
+def test_the_controllers_namespaces_are_the_ones_the_program_installs_them_in_and_each_denies_by_default() -> (
+    None
+):
+    from infra.components import admission, argo, certificates, workflows
+
+    peers = network.network().peers
+    installed = {
+        "argo": workflows.WORKFLOWS_NAMESPACE,
+        "argo-events": workflows.EVENTS_NAMESPACE,
+        "argo-rollouts": argo.ROLLOUTS_NAMESPACE,
+        "cert-manager": certificates.NAMESPACE,
+        "kyverno": admission.NAMESPACE,
+        "argocd": argo.ARGOCD_NAMESPACE,
+    }
+    assert {name: peers[name].namespace for name in CONTROLLERS} == installed
+    rendered = network.render(network.Context(engine="seaweedfs", vpc_cidr=VPC), only=network.PULUMI)
+    for ns in installed.values():
+        names = {r.doc["metadata"]["name"] for r in rendered if r.doc["metadata"]["namespace"] == ns}
+        assert {network.DEFAULT_DENY, network.DNS_POLICY} <= names, ns
+
+
+# (from, to, port): what each controller needs; `api` is the API server (an address in the VPC)
+CONTROLLER_FLOWS = [
+    *[(c, "api", 443) for c in CONTROLLERS],  # watches, writes, leader leases
+    ("api", "kyverno", 9443),  # Kyverno's admission (verifyImages) and cleanup webhooks
+    ("api", "cert-manager", 10250),  # cert-manager's webhook
+    ("kyverno", "aws", 443),  # signatures and attestations from the registry
+    ("argocd", "github", 443),  # the repo-server clones the GitOps repository
+    ("argo-rollouts", "github", 443),  # notifications dispatch the revert workflow
+    ("argo-rollouts", "prometheus", 9090),  # post-promotion analysis queries
+    ("argocd", "argocd", 6379),  # the application controller and server to redis
+    ("argocd", "argocd", 8081),  # to the repo-server
+]
+
+
+@pytest.mark.parametrize(("source", "target", "port"), CONTROLLER_FLOWS)
+def test_each_controller_reaches_what_it_needs(source: str, target: str, port: int) -> None:
+    peers = network.network().peers
+    src = API_SERVER if source == "api" else _endpoint(peers[source])
+    dst = API_SERVER if target == "api" else _endpoint(peers[target])
+    assert allows(_docs(), src, dst, port), f"{source} -> {target}:{port} is needed but refused"
+
+
+def test_a_controller_in_a_namespace_the_platform_already_owns_is_refused() -> None:
+    from infra.environments import DECLARATION
+
+    raw = yaml.safe_load(DECLARATION.read_text())
+    raw["network"]["controllers"]["kyverno"] = {"namespace": "vault"}
+    with pytest.raises(DeclarationError, match="kyverno"):
+        network.network(parse(raw))
 
 
 def test_the_argo_events_pods_are_declared_by_the_names_and_port_the_trigger_objects_use() -> None:
@@ -264,3 +340,8 @@ def test_the_pulumi_program_applies_the_other_namespaces_policies(stack_plan: Pl
     )
     assert allows(docs, alertmanager, source, 12000)
     assert not allows(docs, _endpoint(peers["model-clients"]), source, 12000)
+    # the controllers' namespaces, as planned: Argo CD reaches GitHub and the API server, not Vault
+    argocd, kyverno = _endpoint(peers["argocd"]), _endpoint(peers["kyverno"])
+    assert allows(docs, argocd, _endpoint(peers["github"]), 443) and allows(docs, argocd, api_server, 443)
+    assert not allows(docs, argocd, _endpoint(peers["vault"]), 8200)
+    assert allows(docs, api_server, kyverno, 9443) and not allows(docs, api_server, kyverno, 8000)
