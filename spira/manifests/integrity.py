@@ -160,6 +160,8 @@ def addresses(inputs: Inputs, declaration: Declaration) -> list[Finding]:
     out = []
     for where, path, text in sources:
         for m in IN_CLUSTER.finditer(text):
+            if text[: m.start()].endswith("*."):
+                continue  # a certificate's wildcard name (NATS's routes: *.nats-headless…) calls no Service
             port = int(m["port"]) if m["port"] else DEFAULT_PORTS.get(m["scheme"] or "")
             same = [s for s in services if s.name == m["svc"] and s.namespace == m["ns"]]
             if not same:
@@ -172,8 +174,6 @@ def addresses(inputs: Inputs, declaration: Declaration) -> list[Finding]:
                     )
                 )
             elif port is not None and not any(port in s.ports for s in same):
-            if text[: m.start()].endswith("*."):
-                continue  # a certificate's wildcard name (NATS's routes: *.nats-headless…) calls no Service
                 ports = sorted(p for s in same for p in s.ports)
                 out.append(
                     Finding(
