@@ -385,3 +385,22 @@ def test_the_kernels_mish_matches_mish_over_its_whole_range_including_where_its_
     nan = np.full(3, np.nan, np.float32)
     kernels.mish2_array(nan, nan)
     assert np.all(np.isnan(nan))
+
+
+def test_without_a_writable_numba_cache_the_kernels_compile_in_memory(monkeypatch):
+    from numba.core import caching
+
+    from spira_core.fastpath import kernels
+
+    # what numba finds in a read-only image without NUMBA_CACHE_DIR: no cache locator at all
+    monkeypatch.setattr(caching.CacheImpl, "_locator_classes", [])
+
+    def twice(x, out):
+        for i in range(x.size):
+            out[i] = 2.0 * x[i]
+
+    compiled = kernels._compiled()(twice)
+    out = np.empty(3)
+    compiled(np.arange(3.0), out)
+    assert out.tolist() == [0.0, 2.0, 4.0]
+    assert type(compiled._cache).__name__ == "NullCache"  # compiled, not cached
