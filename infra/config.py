@@ -82,6 +82,8 @@ class StackConfig:
     registry_repositories: tuple[str, ...]
     prometheus_volume_size: str
     nats_volume_size: str
+    # the token the training workflow's candidate step sends repoUrl's repository_dispatch with
+    candidate_dispatch_token: pulumi.Output[str]
 
     @property
     def is_production(self) -> bool:
@@ -155,4 +157,5 @@ def load(cfg: pulumi.Config | None = None, aws_cfg: pulumi.Config | None = None)
         registry_repositories=_strings(cfg, "registryRepositories"),
         prometheus_volume_size=cfg.require("prometheusVolumeSize"),
         nats_volume_size=cfg.require("natsVolumeSize"),
+        candidate_dispatch_token=cfg.require_secret("candidateDispatchToken"),
     )

@@ -14,18 +14,25 @@ the least-privilege identities the rendered objects (spira/workflow/, `spira wor
 - The step pods run as the training service account (its Vault role binds `spira-training`); in
   Kubernetes it may only report its step's results (workflowtaskresults create/patch), nothing else.
 - The Sensor's service account may create Workflows and read the WorkflowTemplate, nothing else.
+- The candidate step's GitHub credential (repoUrl's owner/name and the stack's secret config
+  candidateDispatchToken) goes to Vault's `candidate-dispatch`, from which `spira secrets seed` copies it into
+  the training secret (spira/secrets/dispatch.py).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_kubernetes as k8s
+import pulumi_vault as vault
 
 from infra.components.helm import pinned_release
 from infra.components.object_store import StaticKey
+from infra.components.vault import VaultSecrets
 from infra.environments import declared
+from infra.vault import layout
 from infra.workflows import training_workflow
 
 WORKFLOWS_NAMESPACE = "argo"
@@ -103,6 +110,24 @@ class WorkflowsArgs:
     artifact_key: StaticKey | None = None
     # the platform CA the object store's certificate chains to (trusted for https S3)
     platform_ca_pem: pulumi.Input[str] | None = None
+    # the candidate step's dispatch: the repository Argo CD syncs from, the token (secret config), and
+    # Vault (None before the first configuration: the credential is written at the next `pulumi up`)
+    repo_url: str | None = None
+    dispatch_token: pulumi.Input[str] | None = None
+    secrets: VaultSecrets | None = None
+
+
+GITHUB_REPO = re.compile(r"^(?:https://github\.com/|git@github\.com:)([\w.-]+/[\w.-]+?)(?:\.git)?/?$")
+
+
+def github_repository(repo_url: str) -> str:
+    """`owner/name` of a GitHub repository URL (what the repository_dispatch API names)."""
+    found = GITHUB_REPO.match(repo_url)
+    if not found:
+        raise ValueError(
+            f"repoUrl {repo_url!r} is not a GitHub repository: the candidate step dispatches there"
+        )
+    return found.group(1)
 
 
 def artifact_repository(environment: str, engine: str) -> dict:
@@ -214,6 +239,21 @@ class Workflows(pulumi.ComponentResource):
                 role_ref={"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": account},
                 subjects=[{"kind": "ServiceAccount", "name": account, "namespace": namespace}],
                 opts=child,
+            )
+        if args.secrets is not None and args.repo_url is not None and args.dispatch_token is not None:
+            vault.kv.SecretV2(
+                f"{name}-vault-candidate-dispatch",
+                mount=args.secrets.mount.mount,
+                name=layout.secret_path(args.environment, "candidate-dispatch"),
+                data_json=pulumi.Output.secret(
+                    pulumi.Output.json_dumps(
+                        {
+                            "github_repository": github_repository(args.repo_url),
+                            "github_dispatch_token": args.dispatch_token,
+                        }
+                    )
+                ),
+                opts=pulumi.ResourceOptions(parent=self, provider=args.secrets.provider),
             )
         self.register_outputs(
             {"workflowsNamespace": WORKFLOWS_NAMESPACE, "eventsNamespace": EVENTS_NAMESPACE}

@@ -63,6 +63,10 @@ SERVICES: dict[str, Service] = {
                 "mlflow_tracking_uri",
                 "mlflow_username",
                 "mlflow_password",
+                # the workflow's candidate step (spira/workflow/candidate.py): GitHub's repository_dispatch,
+                # copied by `spira secrets seed` from `candidate-dispatch` (spira/secrets/dispatch.py)
+                "github_repository",
+                "github_dispatch_token",
             ),
         ),
         Service(
@@ -106,6 +110,10 @@ SERVICES: dict[str, Service] = {
         # The NATS servers' copy of the intake's and workers' passwords (infra/queue_auth.py), written by the
         # program that runs the servers (Pulumi, the local stack); seeding copies each into its workload's nats_url.
         Service("nats-users", "-", ("intake", "worker"), workload=False),
+        # The candidate step's GitHub credential (the owner/name of the repository and a token that may send it a
+        # repository_dispatch), written by the Pulumi program from the stack's secret config
+        # (candidateDispatchToken); seeding copies it into the training secret (spira/secrets/dispatch.py).
+        Service("candidate-dispatch", "-", ("github_repository", "github_dispatch_token"), workload=False),
     )
 }
 
@@ -270,6 +278,8 @@ def oidc_roles(env: str) -> dict[str, dict[str, object]]:
 
 # The keys of a workload's secret that hold its MLflow identity (created by `spira secrets seed`).
 MLFLOW_USER_KEYS = ("mlflow_username", "mlflow_password")
+# The keys of the training secret copied from `candidate-dispatch` (spira/secrets/dispatch.py).
+DISPATCH_KEYS = SERVICES["candidate-dispatch"].keys
 
 
 def mlflow_workloads() -> tuple[str, ...]:

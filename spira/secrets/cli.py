@@ -68,7 +68,8 @@ def seed(
     ),
 ) -> None:
     """Create each service's object-store user and key and write its secret, then each MLflow workload's
-    MLflow user (into the same secret); existing secrets and users are kept."""
+    MLflow user (into the same secret), the NATS users and the candidate step's GitHub credential (copied
+    from what the Pulumi program wrote); existing secrets and users are kept."""
     from spira.secrets.mlflow_users import seed_mlflow_users
     from spira.secrets.seed import seed as do_seed
 
@@ -82,6 +83,10 @@ def seed(
 
     address = declared().service("nats").url if declared().environment(env).cluster else None
     nats_users = _guard(lambda: seed_nats_users(env, target.vault_client, address))
+    # the training workflow's candidate step: the GitHub credential `pulumi up` wrote to candidate-dispatch
+    from spira.secrets.dispatch import seed_dispatch
+
+    dispatch = _guard(lambda: seed_dispatch(env, target.vault_client))
     table = Table(title=f"secrets seeded in {env}")
     table.add_column("path")
     table.add_column("outcome")
@@ -89,7 +94,9 @@ def seed(
     for service, what in outcome.items():
         table.add_row(
             layout.secret_ref(env, service),
-            what + (f", NATS user {nats_users[service]}" if service in nats_users else ""),
+            what
+            + (f", NATS user {nats_users[service]}" if service in nats_users else "")
+            + (f", GitHub dispatch {dispatch}" if service == "training" else ""),
             users.get(service, "-"),
         )
     Console().print(table)

@@ -78,6 +78,24 @@ path "${kv_mount}/metadata/spira/${env}/mlflow-admin" {
   capabilities = ["read", "delete"]
 }
 
+# The NATS users' passwords, which the program generates for the servers (spira/${env}/nats-users).
+path "${kv_mount}/data/spira/${env}/nats-users" {
+  capabilities = ["create", "read", "update"]
+}
+
+path "${kv_mount}/metadata/spira/${env}/nats-users" {
+  capabilities = ["read", "delete"]
+}
+
+# The candidate step's GitHub credential, from the stack's secret config (spira/${env}/candidate-dispatch).
+path "${kv_mount}/data/spira/${env}/candidate-dispatch" {
+  capabilities = ["create", "read", "update"]
+}
+
+path "${kv_mount}/metadata/spira/${env}/candidate-dispatch" {
+  capabilities = ["read", "delete"]
+}
+
 # The provider works with a short-lived child token of the caller's.
 path "auth/token/create" {
   capabilities = ["update"]

@@ -5,6 +5,7 @@ repository, no Argo server exposed, and identities that can do only what the ren
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -21,6 +22,7 @@ from infra.components.workflows import (
 )
 from infra.environments import DeclarationError, Grant, declared, parse
 from infra.offline import STACKS, Plan, Recorded, stack_config
+from infra.vault import layout
 from infra.workflows import (
     ARTIFACT_ACTIONS,
     ARTIFACT_READER,
@@ -212,3 +214,33 @@ def test_minio_creates_the_reader_with_its_policy_and_a_secret_key_from_a_secret
     ]
     store_secret = p.one(SECRET, "objectstore-static-users")
     assert store_secret.inputs["stringData"] == {ARTIFACT_READER: secret_key}, where(store_secret)
+
+
+def test_the_candidate_dispatch_credential_goes_from_the_stacks_secret_config_to_vault(
+    stack_plan: Plan,
+) -> None:
+    from infra.offline import OFFLINE_SECRET
+
+    written = stack_plan.one("vault:kv/secretV2:SecretV2", "workflows-vault-candidate-dispatch")
+    assert written.inputs["name"] == layout.secret_path(stack_plan.stack, "candidate-dispatch"), where(
+        written
+    )
+    data = json.loads(written.inputs["dataJson"])
+    assert set(data) == set(layout.DISPATCH_KEYS) <= set(layout.SERVICES["training"].keys), where(written)
+    repo = stack_config(stack_plan.stack)["spira-platform:repoUrl"]
+    assert repo == f"https://github.com/{data['github_repository']}.git", where(written)
+    # the token is the stack's secret config (never a value in git), and the write is marked secret
+    assert data["github_dispatch_token"] == OFFLINE_SECRET.format(key="spira-platform:candidateDispatchToken")
+    assert any(path.startswith("dataJson") for path in written.secret_paths), (
+        f"{where(written)} is not secret"
+    )
+
+
+def test_pulumis_vault_policy_covers_every_secret_the_program_writes(stack_plan: Plan) -> None:
+    name = layout.pulumi_policy_name(stack_plan.stack)
+    policy = next(r for r in stack_plan.of_type("vault:index/policy:Policy") if r.inputs["name"] == name)
+    paths = set(re.findall(r'path "([^"]+)"', policy.inputs["policy"]))
+    for secret in stack_plan.of_type("vault:kv/secretV2:SecretV2"):
+        assert f"{layout.KV_MOUNT}/data/{secret.inputs['name']}" in paths, (
+            f"{where(policy)} cannot write {secret.inputs['name']} ({where(secret)})"
+        )

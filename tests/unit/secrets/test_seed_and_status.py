@@ -33,7 +33,8 @@ def test_seed_creates_each_workloads_secret_once_and_then_keeps_it() -> None:
     for service in workloads:
         data = vault.read(layout.secret_path("staging", service)).data
         settings = set(declared().serving_settings("staging")) if service == "serving" else set()
-        assert set(data) == set(layout.SERVICES[service].keys) - set(layout.MLFLOW_USER_KEYS) | settings
+        later = set(layout.MLFLOW_USER_KEYS) | set(layout.DISPATCH_KEYS)  # seeded by their own steps
+        assert set(data) == set(layout.SERVICES[service].keys) - later | settings
         assert store.list_keys(object_store_user("staging", service)) == [data["s3_access_key"]]
 
 
@@ -54,7 +55,7 @@ def test_seeding_mlflow_users_completes_each_mlflow_workloads_secret_once_with_i
     assert seed_mlflow_users("staging", HvacKvOver(vault), mlflow) == {"training": "created"}
     assert seed_mlflow_users("staging", HvacKvOver(vault), mlflow) == {"training": "kept"}
     training = vault.read(layout.secret_path("staging", "training"))
-    assert set(training.data) == set(layout.SERVICES["training"].keys)
+    assert set(training.data) == set(layout.SERVICES["training"].keys) - set(layout.DISPATCH_KEYS)
     assert training.version == 2  # the object-store seed's version, then the MLflow user's
     assert mlflow.users == {"spira-staging-training": training.data["mlflow_password"]}
     assert "mlflow_username" not in vault.read(layout.secret_path("staging", "serving")).data
