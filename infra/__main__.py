@@ -118,6 +118,9 @@ workflows = Workflows(
         cfg.object_store.engine,
         artifact_key=store.static_keys[ARTIFACT_READER],
         platform_ca_pem=vault.ca_cert_pem,
+        repo_url=cfg.repo_url,
+        dispatch_token=cfg.candidate_dispatch_token,
+        secrets=vault.secrets,  # the candidate step's GitHub credential goes to Vault's candidate-dispatch
     ),
     pulumi.ResourceOptions(providers={"kubernetes": platform.kube_provider}, depends_on=[workloads, store]),
 )
