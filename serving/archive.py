@@ -349,9 +349,13 @@ class Spool:
             self._thread.join(5)
 
     def _run(self) -> None:
-        while not self._stop.wait(self.refresh_s):
+        wait = self.refresh_s
+        while not self._stop.wait(wait):
+            started = time.thread_time()
             with contextlib.suppress(OSError):
                 self.refresh()
+            # a long backlog (an S3 outage) makes a rescan cost more: never more than 5% of a core on it
+            wait = max(self.refresh_s, 20 * (time.thread_time() - started))
 
 
 class Uploader:
