@@ -5,23 +5,26 @@ block 1's Mish over 32×388×40 values per window (exp2, three arithmetic passes
 over a 2 MB buffer that leaves L2) and, in the later blocks, GroupNorm's statistics, its affine, Mish and
 the pool, each a separate torch call. These kernels do that work in one pass per cache tile:
 
-- `first_block(x, weight, bias, d, out)`: block 1 per window: the conv (GroupNorm's affine and log2(e)
-  already folded into the per-window weights), Mish and MaxPool over a tile of 2·16 frames held in L1; only
-  the pooled values are written.
-- `norm_mish_pool(y, groups, gamma, beta, eps, out)`: a later block after its tap GEMMs: GroupNorm's
-  statistics per (group, window) in one float64 pass (sum and sum of squares), then affine, Mish and
-  [MaxPool] in one pass over the conv output.
+- `first_block_affine(x, w, b, gamma, beta, groups, eps, dilation, weight_out, bias_out)`: block 1's
+  GroupNorm statistics from the input's lagged frame products (float64), folded into per-window conv
+  weights and bias.
+- `first_block(x, weight, bias, dilation, pool, out)`: block 1 per window: the conv with those weights,
+  Mish and MaxPool over a tile of 2·16 frames held in L1; only the pooled values are written.
+- `norm_mish_pool(y, bias, groups, gamma, beta, eps, pool, out)`: a later block after its tap GEMMs: the conv
+  bias and GroupNorm's statistics per (group, window) in one float64 pass (sums of x − a pilot value of the
+  group, so the variance does not cancel), then affine, Mish and [MaxPool] in one pass over the conv output.
 
 Mish is computed as in `model._mish2_`: on z' = z·log2(e), log2(e)·mish(z) = z' − z' / (1 + e + e²/2),
 e = 2^z'. 2^z' is Cephes' exp2f (round to nearest, degree-6 polynomial on [−½, ½], exponent bits; relative
-error ≤ 1.2e-7, `tests/unit/fastpath/test_fast_model.py`), written so LLVM vectorises it (AVX2 here): the
-exponent goes through an int32 bit cast, never a libm call. z' is clamped to [−126, 127]; above ~64 e²/2 is
-inf and the result is z' exactly (mish's limit), as in the torch version. NaN stays NaN.
+error ≤ 2.4e-7 tested, ~8e-8 measured), written so LLVM vectorises it (AVX2 here): the exponent goes through
+an int32 bit cast, never a libm call. z' is clamped to [−126, 127]; above ~64 e²/2 is inf and the result is
+z' exactly (mish's limit), as in the torch version. NaN stays NaN.
 
 `error_model="numpy"` (division never raises, so loops with a division vectorise) and the fastmath flags
-`contract` (FMA) and `nsz` only: no reassociation of sums, no reciprocal approximations, infinities and
-NaN kept. Compiled on first use and cached (numba's cache: `__pycache__` beside this file, or the user's
-cache directory when that is read-only; `NUMBA_CACHE_DIR` moves it).
+`contract` (FMA) and `nsz` only: no reciprocal approximations, infinities and NaN kept, and no reassociation
+except in block 1's float64 moment sums (vectorised; ~1e-16 relative). Compiled on first use and cached by
+numba (`__pycache__` beside this file, else the user's cache directory, or `NUMBA_CACHE_DIR`); where none is
+writable (a read-only image) they compile in memory in each process.
 """
 
 from __future__ import annotations
