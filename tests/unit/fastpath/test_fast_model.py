@@ -404,3 +404,25 @@ def test_without_a_writable_numba_cache_the_kernels_compile_in_memory(monkeypatc
     compiled(np.arange(3.0), out)
     assert out.tolist() == [0.0, 2.0, 4.0]
     assert type(compiled._cache).__name__ == "NullCache"  # compiled, not cached
+
+
+class _UnpooledFirstBlock(_Variant):
+    """The variant with its first MaxPool removed: block 1's kernel writes every conv frame, unpooled."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        del self.conv[4]  # conv.0 Conv2d, 1 GroupNorm, 2 Mish, 3 Dropout, 4 MaxPool2d
+        with torch.no_grad():
+            out = self.conv(torch.zeros(1, 1, self.input_frames, self.n_features))
+        self.fc1 = nn.Linear(out.numel(), 30)
+
+
+def test_a_first_block_without_pooling_matches_eager_in_both_paths():
+    torch.manual_seed(6)
+    model = _UnpooledFirstBlock().eval()
+    x = np.random.default_rng(6).normal(0.0, 10.0, (3, 201, 24)).astype(np.float32)
+    expected = predict_windows(model, x)
+    for fused in (True, False):
+        fast = FastSpiraConvV2.from_module(model, fused=fused)
+        assert not fast.blocks[0].pool
+        np.testing.assert_allclose(fast.predict(x), expected, rtol=0, atol=ATOL)
