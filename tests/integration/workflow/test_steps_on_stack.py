@@ -84,7 +84,7 @@ def image_code(into: Path) -> Path:
 
 
 def step_env(stack: StackInfo, code: Path) -> dict[str, str]:
-    return {**os.environ, **stack.service_env("training"), "PYTHONPATH": str(code), "COLUMNS": "200"}
+    return {**os.environ, **stack.service_env("training"), "PYTHONPATH": str(code)}
 
 
 def run_step(
