@@ -41,6 +41,7 @@ def test_every_option_the_demo_gives_set_image_is_one_set_image_accepts() -> Non
 def test_every_pinnable_image_has_a_build_an_ephemeral_test_and_a_report_to_sign_with() -> None:
     for image in KUSTOMIZE_NAMES:
         assert image in IMAGES and image in steps.BUILD_ORDER and image in steps.TEST_REPORTS
+        assert image in ("model", "loadtest") or image in steps.OWN_TESTS
 
 
 def test_an_image_pinned_without_a_name_set_image_knows_stops_the_demo() -> None:
