@@ -45,10 +45,17 @@ class ServiceAddress:
     scheme: str
     release: str | None  # the Helm release that creates it; None when the program creates the Service
     monitor_port: int | None = None  # an HTTP monitoring port beside the client port (NATS: /jsz)
+    # the headless Service whose per-pod names (`<pod>.<monitor_service>…`) reach each server's monitor
+    monitor_service: str | None = None
 
     @property
     def host(self) -> str:
         return f"{self.service}.{self.namespace}.svc.cluster.local"
+
+    @property
+    def monitor_host(self) -> str:
+        """Where the monitor port is read: the headless Service when one is declared, else the client's."""
+        return f"{self.monitor_service or self.service}.{self.namespace}.svc.cluster.local"
 
     @property
     def url(self) -> str:
@@ -165,6 +172,7 @@ class Declaration:
             scheme=str(raw["scheme"]),
             release=raw.get("release"),
             monitor_port=int(raw["monitor_port"]) if "monitor_port" in raw else None,
+            monitor_service=raw.get("monitor_service"),
         )
 
     @property

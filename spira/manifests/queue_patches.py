@@ -71,9 +71,12 @@ def _text(sources: str, ops: list[dict[str, Any]]) -> str:
 
 
 def monitoring_endpoint() -> str:
-    """host:port of the NATS monitor (KEDA's natsServerMonitoringEndpoint takes no scheme)."""
+    """host:port of the NATS monitor (KEDA's natsServerMonitoringEndpoint takes no scheme).
+
+    The headless Service's name: with 3 servers KEDA prefixes the consumer leader's server name to it.
+    """
     nats = declared().service("nats")
-    return f"{nats.host}:{nats.monitor_port}"
+    return f"{nats.monitor_host}:{nats.monitor_port}"
 
 
 def queue_expectation() -> QueueExpectation:

@@ -211,7 +211,7 @@ def test_kedas_scaler_still_reads_the_monitor_port_over_plain_http(stack_plan: P
     (scaled,) = [d for d in render_docs(stack_plan.stack) if d["kind"] == "ScaledObject"]
     (trigger,) = scaled["spec"]["triggers"]
     assert trigger["metadata"]["natsServerMonitoringEndpoint"] == monitoring_endpoint()
-    assert monitoring_endpoint() == f"{nats.host}:{nats.monitor_port}"
+    assert monitoring_endpoint() == f"{nats.monitor_host}:{nats.monitor_port}"
     assert trigger["metadata"].get("useHttps", "false") == "false"
 
 

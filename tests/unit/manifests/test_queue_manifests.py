@@ -39,10 +39,21 @@ def test_keda_reads_the_declared_consumer_at_the_declared_nats_monitor():
     (trigger,) = scaled(docs("production"))["spec"]["triggers"]
     nats, queue = declared().service("nats"), declared().queue
     assert trigger["type"] == "nats-jetstream"
-    assert trigger["metadata"]["natsServerMonitoringEndpoint"] == "nats.nats.svc.cluster.local:8222"
+    assert trigger["metadata"]["natsServerMonitoringEndpoint"] == "nats-headless.nats.svc.cluster.local:8222"
     assert (trigger["metadata"]["stream"], trigger["metadata"]["consumer"]) == (queue.stream, queue.consumer)
     assert nats.monitor_port == 8222
     assert queue_patches.stale() == [], "run `spira manifests golden` and commit the patches"
+
+
+def test_keda_reads_the_monitor_through_the_headless_service_so_each_servers_name_resolves():
+    # With 3 servers KEDA asks the consumer leader itself, at `<server name>.<endpoint host>`; the chart
+    # names its servers after their pods and only its headless Service (`<release>-headless`) gives each
+    # pod a DNS name, so `nats-0.nats.nats.svc…` would not resolve while `nats-0.nats-headless…` does.
+    (trigger,) = scaled(docs("production"))["spec"]["triggers"]
+    nats = declared().service("nats")
+    host, port = trigger["metadata"]["natsServerMonitoringEndpoint"].rsplit(":", 1)
+    assert host == f"{nats.release}-headless.{nats.namespace}.svc.cluster.local"
+    assert int(port) == nats.monitor_port
 
 
 def test_workers_scale_from_zero_and_leave_their_replicas_to_keda():
