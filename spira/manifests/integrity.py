@@ -575,7 +575,7 @@ def live_inputs(env: str, docs: list[Doc], root: Path, overrides: dict[str, Any]
 
     from infra import offline
     from infra.vault import layout
-    from spira.secrets import seed
+    from spira.secrets import dispatch, seed
     from spira.secrets.mlflow_users import mlflow_user
 
     plan = offline.run(env, overrides=overrides)
@@ -594,6 +594,8 @@ def live_inputs(env: str, docs: list[Doc], root: Path, overrides: dict[str, Any]
                 if s.name in layout.mlflow_workloads()
                 else {}
             ),
+            # and training the candidate step's GitHub credential, from Pulumi's candidate-dispatch secret
+            **({k: GENERATED for k in layout.DISPATCH_KEYS} if s.name == dispatch.TARGET else {}),
         }
         for s in workloads
     }
