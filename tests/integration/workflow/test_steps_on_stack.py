@@ -10,7 +10,7 @@ One scenario on a small synthesized dataset of its own (one epoch of the fast pr
 1. the features step computes; the train step starts and, once it holds its run lease (logged in, the stage
    under way), SeaweedFS is stopped under it (the step is paused for the instant of the stop, so the stop
    lands inside the step): the step exits 2 with one `error: S3 at ...` line, and train is not marked
-   complete;
+   complete; the schedule's check, run while the store is down, fails the same way (never `unchanged`);
 2. SeaweedFS is restarted; the replay of the DAG's steps reuses features (its objects untouched), computes
    the rest and registers a version;
 3. the scheduled run's first step (`spira pipeline fingerprint --check`) then says `unchanged`; with a
@@ -176,6 +176,8 @@ def scenario(local_stack: StackInfo, local_stack_handle: LocalStack, tmp_path_fa
         result["failed"], result["stopped"] = stop_the_store_under_the_train_step(
             local_stack, local_stack_handle, code, bucket, data, work / "train-failed.json"
         )
+        # the schedule's check while the store is still down
+        result["check_down"] = run_step(local_stack, code, CHECK, data, work / "check-down")
     finally:
         restart_the_store(local_stack, local_stack_handle, bucket)
     result["features_before"] = objects(local_stack, bucket, "pipeline/features/")
@@ -228,6 +230,13 @@ def test_after_the_store_is_back_the_replay_reuses_the_features_untouched_and_re
     assert scenario["features_after"] == scenario["features_before"], "features were written again"
     assert outcome(scenario, "publish")["publish"]["version"]
     assert "registered spira-respiratory version " in scenario["replay"]["publish"].stdout
+
+
+def test_with_the_store_down_the_scheduled_check_fails_rather_than_answer_unchanged(scenario):
+    down = scenario["check_down"]
+    assert down.returncode == 2 and down.stdout.strip() == "", down.stdout + down.stderr[-2000:]
+    assert [line for line in down.stderr.splitlines() if line.startswith("error: S3 at http://127.0.0.1:")]
+    assert not (scenario["work"] / "check-down").exists(), "the check wrote a result without the store"
 
 
 def test_the_scheduled_check_says_unchanged_after_the_run_and_changed_once_a_labelled_file_is_added(
