@@ -19,6 +19,7 @@ from spira.stack.net import free_port, http_status, wait_until
 from spira.stack.process import ManagedProcess
 from spira.stack.seaweed import SeaweedService, weed_binary
 from spira.stack.tls import LocalCa
+from spira_core.objects import ObjectStoreError, SignedGet
 from spira_core.tls import s3_verify
 from training.adapters.s3 import S3ArtifactStore
 
@@ -65,6 +66,12 @@ def test_s3_over_tls_answers_the_client_that_trusts_the_platform_ca_and_no_other
         store = S3ArtifactStore(endpoint, keys["access_key"], keys["secret_key"], "spira-tls-check", "tls")
         store.put("probe", b"over tls")
         assert store.get("probe") == b"over tls"
+        # the queue worker's lean read (spira_core.objects.SignedGet) trusts the same CA and no other
+        access, secret = keys["access_key"], keys["secret_key"]
+        signed = SignedGet(endpoint, access, secret, verify=s3_verify(endpoint))
+        assert signed.get("spira-tls-check", "tls/probe") == b"over tls"
+        with pytest.raises(ObjectStoreError, match="CERTIFICATE_VERIFY_FAILED"):
+            SignedGet(endpoint, access, secret).get("spira-tls-check", "tls/probe")
 
         # boto3's own trust (certifi's public roots) does not know the platform CA
         untrusting = boto3.client(
