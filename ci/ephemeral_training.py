@@ -34,9 +34,10 @@ class TrainingReport:
 
 def step_commands(ref: str) -> dict[str, list[str]]:
     """Each container template of the WorkflowTemplate rendered with `ref`: its command + args."""
-    from spira.workflow.render import render_workflow_objects
+    from spira.workflow.render import render_workflow_objects, resolve_parameters
 
     (template,) = [d for d in render_workflow_objects(RENDER_ENV, ref) if d["kind"] == "WorkflowTemplate"]
+    template = resolve_parameters(template)  # the values Argo substitutes when it runs a step
     return {
         t["name"]: [*t["container"]["command"], *t["container"]["args"]]
         for t in template["spec"]["templates"]

@@ -50,10 +50,12 @@ EVIDENCE = "Spira-Evidence"
 FIELD, RECORD = "\x1f", "\x1e"
 
 
-# Images that only the renderers read from the kustomization (no resource of the base names them): their
-# digest may appear nowhere else in the tree. Docs and tests quote example digests.
-RENDERED_ONLY = {"spira-training"}
-SECOND_PIN_EXCLUDES = (":!docs", ":!tests", f":!{KUSTOMIZATION}")
+# Images whose digest may appear nowhere else in the tree than the kustomization and its renders (the
+# golden files): the base's WorkflowTemplate names the training image by its kustomize name only, and a
+# copy pinned elsewhere (a hand-written template, a script) would run an image nobody promoted. Docs and
+# tests quote example digests.
+SINGLE_PIN = {"spira-training"}
+SECOND_PIN_EXCLUDES = (":!docs", ":!tests", ":!argocd/golden", f":!{KUSTOMIZATION}")
 
 
 class GitError(RuntimeError):
@@ -199,11 +201,11 @@ def verify_promotion(
             if not signed:
                 ok = False
                 continue
-        if kname in RENDERED_ONLY and (copies := second_pins(root, cand, entry.new_name)):
+        if kname in SINGLE_PIN and (copies := second_pins(root, cand, entry.new_name)):
             ok = False
             lines.append(
                 f"REFUSED {kname}: pinned again in {', '.join(copies)}; the WorkflowTemplate takes its image "
-                f"from {KUSTOMIZATION} only (spira workflow render), so promote it with set-image --training"
+                f"from {KUSTOMIZATION} only (kustomize's images), so promote it with set-image --training"
             )
             continue
         mine = next((r for r in records if r.image == kname), None)

@@ -55,7 +55,7 @@ class TrainingWorkflow:
         return self.presets[declared().environment(env).name]
 
     def schedule(self, env: str) -> str:
-        return self.schedules[declared().cluster(env).name]
+        return self.schedules[declared().environment(env).name]
 
 
 def _settings(raw: dict[str, Any]) -> StepSettings:
@@ -95,7 +95,7 @@ def parse(raw: Any) -> TrainingWorkflow:
         raise DeclarationError(f"infra/workflows.yaml: training_workflow lacks {exc}") from exc
     for name, per_env, envs in (
         ("preset", workflow.presets, declared().names),
-        ("schedule", workflow.schedules, declared().clusters),
+        ("schedule", workflow.schedules, declared().names),
     ):
         if set(per_env) != set(envs):
             raise DeclarationError(

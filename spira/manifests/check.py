@@ -23,6 +23,7 @@ from spira.manifests import (
     render,
     schemas,
     semantic,
+    training,
 )
 from spira.manifests.checkov_scan import Checkov, CheckovCli, as_core_workloads
 from spira.manifests.semantic import Doc, Finding
@@ -130,8 +131,14 @@ def run(
     rendered: dict[str, list[Doc]] = {}
     out: list[Finding] = [
         Finding("generated", str(path.relative_to(render.REPO_ROOT)), GENERATED_STALE)
-        for path in [*generate.stale(), *queue_patches.stale(), *network_policies.stale()]
+        for path in [
+            *generate.stale(),
+            *queue_patches.stale(),
+            *network_policies.stale(),
+            *training.stale(),
+        ]
     ]
+    out += [Finding("generated", "training patches", message) for message in training.unreferenced()]
     for env in envs:
         try:
             texts[env] = renderer(env)

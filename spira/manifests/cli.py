@@ -48,9 +48,9 @@ def check_cmd() -> None:
 def golden_cmd() -> None:
     """Regenerate the declared patches, then re-render the golden files under argocd/golden/ (review the
     diff before committing it)."""
-    from spira.manifests import generate, network_policies, queue_patches, render
+    from spira.manifests import generate, network_policies, queue_patches, render, training
 
-    for path in [*generate.write(), *queue_patches.write(), *network_policies.write()]:
+    for path in [*generate.write(), *queue_patches.write(), *network_policies.write(), *training.write()]:
         typer.echo(f"wrote {path.relative_to(render.REPO_ROOT)}")
     for env in render.ENVIRONMENTS:
         path = render.write_golden(env)

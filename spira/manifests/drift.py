@@ -58,6 +58,8 @@ def parse_allowlist(raw: dict[str, Any]) -> list[Allowed]:
             if isinstance(step, dict):
                 ((key, value),) = step.items()
                 steps.append((str(key), str(value)))
+            elif isinstance(step, int):  # an item of a list whose items have no name, by position
+                steps.append(step)
             else:
                 steps.append(str(step))
         if not entry.get("why"):

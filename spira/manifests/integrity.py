@@ -108,6 +108,18 @@ def _services(inputs: Inputs, declaration: Declaration, engine: str | None) -> l
         )
         for s in of_kind(inputs.docs, "Service")
     ]
+    # Argo Events' controller creates `<name>-eventsource-svc` for an EventSource with service ports
+    # (its EventSource controller: fmt.Sprintf("%s-eventsource-svc", eventSource.Name)), in its namespace
+    found += [
+        _Service(
+            f"{s['metadata']['name']}-eventsource-svc",
+            s["metadata"].get("namespace", "default"),
+            frozenset(p.get("port") for p in s["spec"]["service"]["ports"]),
+            "manifests (EventSource)",
+        )
+        for s in of_kind(inputs.docs, "EventSource")
+        if s.get("spec", {}).get("service", {}).get("ports")
+    ]
     for r in inputs.of_type(SERVICE):
         meta, spec = r["inputs"].get("metadata", {}), r["inputs"].get("spec", {})
         found.append(

@@ -1,5 +1,6 @@
 """Strict schema validation: core kinds with kubernetes-validate, Argo and KEDA kinds with the vendored CRD
-schemas.
+schemas; Argo Events' kinds (whose CRDs carry no schema) with Argo Events' own JSON schema
+(crds/argo-events.json), made strict the same way.
 
 The API server prunes fields a structural CRD schema does not know, silently: `activeServce` would be
 dropped and the Rollout would run without a preview Service. So every object of the vendored schemas that
@@ -10,6 +11,7 @@ an unknown field is an error. See crds/README.md for the two markers (`x-spira-c
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
@@ -31,7 +33,13 @@ CRD_FILES: dict[tuple[str, str], str] = {
     # in-cluster TLS (argocd/base/model-certificate.yaml; the Pulumi program's issuer and certificates)
     ("cert-manager.io/v1", "Certificate"): "certificate.yaml",
     ("cert-manager.io/v1", "ClusterIssuer"): "clusterissuer.yaml",
+    # continuous training (docs/workflows.md): excerpts written by `python -m spira.manifests.vendor_argo`
+    ("argoproj.io/v1alpha1", "WorkflowTemplate"): "workflowtemplate.yaml",
+    ("argoproj.io/v1alpha1", "CronWorkflow"): "cronworkflow.yaml",
 }
+# Argo Events' kinds: validated against its JSON schema (its CRDs have none).
+EVENTS_SCHEMA = CRD_DIR / "argo-events.json"
+EVENTS_KINDS = {("argoproj.io/v1alpha1", kind) for kind in ("EventBus", "EventSource", "Sensor")}
 # API groups whose kinds exist only as CRDs: an object of one of them without a vendored schema is an error,
 # never a core kind.
 CRD_GROUPS = ("argoproj.io/", "keda.sh/", "cert-manager.io/")
@@ -77,7 +85,9 @@ def strict(node: Any) -> Any:
 
 @cache
 def crd_schema(api_version: str, kind: str) -> dict[str, Any]:
-    crd = yaml.safe_load((CRD_DIR / CRD_FILES[(api_version, kind)]).read_text())
+    # libyaml's loader when present: the Argo Workflows excerpts are large
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    crd = yaml.load((CRD_DIR / CRD_FILES[(api_version, kind)]).read_text(), Loader=loader)
     version = api_version.split("/")[1]
     (served,) = [v for v in crd["spec"]["versions"] if v["name"] == version]
     return strict(copy.deepcopy(served["schema"]["openAPIV3Schema"]))
@@ -130,12 +140,33 @@ def crd_errors(doc: dict[str, Any], kubernetes_version: str) -> list[SchemaError
     return [SchemaError(_path(e.absolute_path), e.message) for e in errors]
 
 
+@cache
+def _events() -> dict[str, Any]:
+    vendored = json.loads(EVENTS_SCHEMA.read_text())
+    return {"kinds": vendored["kinds"], "definitions": strict(vendored["definitions"])}
+
+
+def events_errors(doc: dict[str, Any]) -> list[SchemaError]:
+    vendored = _events()
+    root = vendored["kinds"].get(doc.get("kind"))
+    if root is None or doc.get("apiVersion") != "argoproj.io/v1alpha1":
+        return [SchemaError("(document)", f"no vendored Argo Events schema for {doc.get('kind')}")]
+    schema = {"$ref": f"#/definitions/{root}", "definitions": vendored["definitions"]}
+    errors = jsonschema.Draft7Validator(schema).iter_errors(doc)
+    return [
+        SchemaError(_path(e.absolute_path), e.message)
+        for e in sorted(errors, key=lambda e: list(map(str, e.absolute_path)))
+    ]
+
+
 def validate(doc: dict[str, Any], kubernetes_version: str) -> list[SchemaError]:
     """Schema errors of one object: CRD kinds against the vendored schemas, the rest as core kinds."""
     if not isinstance(doc, dict) or "apiVersion" not in doc or "kind" not in doc:
         return [SchemaError("(document)", "not a Kubernetes object (apiVersion and kind are required)")]
     if (doc["apiVersion"], doc["kind"]) in CRD_FILES:
         return crd_errors(doc, kubernetes_version)
+    if (doc["apiVersion"], doc["kind"]) in EVENTS_KINDS:
+        return events_errors(doc)
     if doc["apiVersion"].startswith(CRD_GROUPS):
         return [SchemaError("(document)", f"no vendored CRD schema for {doc['apiVersion']}/{doc['kind']}")]
     return core_errors(doc, kubernetes_version)

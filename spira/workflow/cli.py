@@ -1,6 +1,6 @@
 """`spira workflow …`: continuous training as Argo Workflows objects (docs/workflows.md).
 
-spira workflow render staging      # the training image by its pinned digest (argocd/base/kustomization.yaml)
+spira workflow render staging      # what Argo CD applies of those kinds (kustomize build of the overlay)
 spira workflow render staging --image REGISTRY/spira/training@sha256:...   # another digest
 """
 
@@ -40,12 +40,14 @@ def render(
         bool, typer.Option("--check/--no-check", help="validate against the upstream CRD schemas")
     ] = True,
 ) -> None:
-    """Print the WorkflowTemplate, CronWorkflow and trigger objects of ENV (multi-document YAML)."""
+    """Print the WorkflowTemplate, CronWorkflow and trigger objects of ENV as Argo CD applies them (the
+    kustomize build of its overlay; `local`: the base), multi-document YAML."""
+    from spira.manifests.render import RenderError
     from spira.workflow.render import render_workflow_objects
 
     try:
         objects = render_workflow_objects(env, image)
-    except ValueError as exc:
+    except (ValueError, RenderError) as exc:
         console.print(f"[bold red]error:[/] {exc}")
         raise typer.Exit(code=2) from exc
     if check:

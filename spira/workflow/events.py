@@ -66,7 +66,7 @@ def event_source(env: str) -> dict[str, Any]:
 
 def event_source_url(env: str) -> str:
     """Where Alertmanager and the bucket notifications post (the EventSource's Service)."""
-    declared().cluster(env)
+    declared().environment(env)
     return _service_url()
 
 
@@ -134,6 +134,6 @@ def sensor(env: str) -> dict[str, Any]:
 
 
 def trigger_objects(env: str) -> list[dict[str, Any]]:
-    """The EventBus, EventSource and Sensor of a cluster environment."""
-    declared().cluster(env)
+    """The EventBus, EventSource and Sensor of an environment (the base's are `local`'s)."""
+    declared().environment(env)
     return [event_bus(), event_source(env), sensor(env)]

@@ -84,10 +84,14 @@ class PlayStep:
 
 
 def find_template(docs: Sequence[Doc]) -> Doc:
+    """The WorkflowTemplate among the rendered objects, its `{{workflow.parameters.*}}` replaced by its
+    arguments' values as Argo does when it runs a step."""
+    from spira.workflow.render import resolve_parameters
+
     found = [d for d in docs if d.get("kind") == "WorkflowTemplate"]
     if len(found) != 1:
         raise PlayError(f"expected one WorkflowTemplate among the rendered objects, found {len(found)}")
-    return found[0]
+    return resolve_parameters(found[0])
 
 
 def plan_steps(workflow_template: Doc, entrypoint: str | None = None) -> list[PlayStep]:

@@ -1,15 +1,28 @@
-"""The training pipeline as Argo Workflows objects, generated from the stage list the CLI uses.
+"""The training pipeline as Argo Workflows objects, generated from the stage list the CLI uses, delivered
+the GitOps way (docs/workflows.md).
 
-`render_workflow_objects(env, image=None)` returns, as plain dicts (the training image: `image`, else its pin
-in argocd/base/kustomization.yaml, the `spira-training` entry that `spira image set-image --training`
-writes and `verify-promotion` checks, the one place its digest is declared):
+Two halves, one truth:
 
-- the WorkflowTemplate: one container step per stage of `training.pipeline.STAGES` (its command is the
-  stage's own CLI command, `spira pipeline <stage>`, which reuses the stage's completed output when its
-  content key is already in the object store: the content keys are the memoization), wired into a DAG by
-  each stage's `needs`; a `scheduled` entry point whose first step (`spira pipeline fingerprint --check`)
-  skips the DAG when the data and code are unchanged; and a `candidate` step after publish that asks
-  GitHub to open the change to staging when publish registered a new candidate;
+- the generator (`generated_objects(env)`): plain dicts from `training.pipeline.STAGES` and the
+  declaration (infra/workflows.yaml). `spira manifests golden` writes the base's objects (`local`, one
+  resource per file, argocd/base/training-*.yaml) and each cluster's JSON patch of what differs
+  (argocd/overlays/<env>/training-*-patch.yaml: the workflow's arguments, the schedule, the bucket);
+  `spira manifests check` fails when a committed file differs from it;
+- the render (`render_workflow_objects(env, image=None)`): those kinds picked out of the kustomize build of
+  the environment's tree, i.e. exactly what Argo CD applies, the training image set by kustomize's images
+  transformer from the single `spira-training` pin in argocd/base/kustomization.yaml (`image` replaces it,
+  by digest only).
+
+The objects:
+
+- the WorkflowTemplate: one container step per stage (its command is the stage's own CLI command,
+  `spira pipeline <stage>`, which reuses the stage's completed output when its content key is already in
+  the object store: the content keys are the memoization), wired into a DAG by each stage's `needs`; a
+  `scheduled` entry point whose first step (`spira pipeline fingerprint --check`) skips the DAG when the
+  data and code are unchanged; a `candidate` step after publish that asks GitHub to open the change to
+  staging when publish registered a new candidate. What differs by environment is the template's
+  `spec.arguments` (`env`, `preset`, `vault-role`, `vault-secret-path`), which the steps reference as
+  `{{workflow.parameters.NAME}}`, so an overlay changes four values, whatever the number of stages;
 - the CronWorkflow that runs `scheduled` on the environment's schedule;
 - the Argo Events objects that submit `scheduled` on new labelled data and on the drift alert
   (spira/workflow/events.py).
@@ -22,6 +35,7 @@ resource requests, a deadline and retries with exponential backoff. The stages t
 
 from __future__ import annotations
 
+import copy
 import re
 from pathlib import Path
 from typing import Any
@@ -43,6 +57,15 @@ SCHEDULED = "scheduled"
 CHECK = "fingerprint-check"
 CANDIDATE = "candidate"
 LABELS = {"app.kubernetes.io/name": "spira-training", "app.kubernetes.io/part-of": "spira"}
+# The kustomize image name the steps carry in argocd/base; the images transformer sets the pinned digest
+# (argocd/base/workflow-transform.yaml teaches it where a WorkflowTemplate's images are).
+IMAGE_NAME = "spira-training"
+# The kinds of continuous training, in the order `spira workflow render` prints them.
+KINDS = ("WorkflowTemplate", "CronWorkflow", "EventBus", "EventSource", "Sensor")
+# The environment the base is generated for: the base left alone is the local environment.
+BASE_ENV = "local"
+PARAMETERS = ("env", "preset", "vault-role", "vault-secret-path")
+PARAMETER = re.compile(r"\{\{workflow\.parameters\.([a-z-]+)\}\}")
 
 
 REPO = Path(__file__).resolve().parents[2]
@@ -73,12 +96,47 @@ def _meta(name: str, component: str) -> dict[str, Any]:
     }
 
 
+def parameter(name: str) -> str:
+    """A reference to one of the template's per-environment arguments, as Argo substitutes it."""
+    if name not in PARAMETERS:
+        raise KeyError(name)
+    return f"{{{{workflow.parameters.{name}}}}}"
+
+
+def arguments(env: str) -> dict[str, str]:
+    """What differs by environment in the WorkflowTemplate: its arguments' values."""
+    return {
+        "env": declared().environment(env).name,
+        "preset": training_workflow().preset(env),
+        "vault-role": layout.role_name(env, VAULT_SERVICE),
+        "vault-secret-path": layout.secret_ref(env, VAULT_SERVICE),
+    }
+
+
+def resolve_parameters(template: dict[str, Any]) -> dict[str, Any]:
+    """The template with every `{{workflow.parameters.NAME}}` replaced by its argument's value, as Argo does
+    when it runs a step (what `spira workflow play` and the image check run)."""
+    values = {p["name"]: p["value"] for p in template["spec"].get("arguments", {}).get("parameters", [])}
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {k: walk(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        if isinstance(node, str):
+            return PARAMETER.sub(lambda m: values[m.group(1)], node)
+        return node
+
+    return walk(template)
+
+
 def vault_env(env: str) -> list[dict[str, str]]:
-    """The runtime secret contract: the three VAULT_* variables and nothing else."""
+    """The runtime secret contract: the three VAULT_* variables and nothing else (the role and the secret
+    path are the environment's: the template's arguments)."""
     return [
         {"name": "VAULT_ADDR", "value": declared().service("vault").url},
-        {"name": "VAULT_ROLE", "value": layout.role_name(env, VAULT_SERVICE)},
-        {"name": "VAULT_SECRET_PATH", "value": layout.secret_ref(env, VAULT_SERVICE)},
+        {"name": "VAULT_ROLE", "value": parameter("vault-role")},
+        {"name": "VAULT_SECRET_PATH", "value": parameter("vault-secret-path")},
     ]
 
 
@@ -138,9 +196,9 @@ def _data_args(env: str) -> list[str]:
         "--noise",
         f"{DATA_DIR}/noise.csv",
         "--preset",
-        training_workflow().preset(env),
+        parameter("preset"),
         "--clinical-thresholds",
-        env,
+        parameter("env"),
         "--no-progress",
     ]
 
@@ -188,7 +246,7 @@ def candidate_template(env: str, image: str) -> dict[str, Any]:
         "workflow",
         "candidate",
         "--env",
-        env,
+        parameter("env"),
         "--outcome",
         "{{inputs.parameters.outcome}}",
         "--train-outcome",
@@ -244,10 +302,18 @@ def scheduled_template() -> dict[str, Any]:
     }
 
 
-def workflow_template(env: str, image: str) -> dict[str, Any]:
-    declared().environment(env)
+def _check_digest(image: str) -> str:
     if not DIGEST_REF.match(image):
         raise ValueError(f"the training image must be referenced by digest (name@sha256:...), not {image!r}")
+    return image
+
+
+def workflow_template(env: str, image: str = IMAGE_NAME) -> dict[str, Any]:
+    """The WorkflowTemplate of `env`; its steps name `image`: the kustomize name (what argocd/base holds) or
+    a digest."""
+    declared().environment(env)
+    if image != IMAGE_NAME:
+        _check_digest(image)
     stages = stage_list()
     wf = training_workflow()
     templates = [
@@ -263,6 +329,7 @@ def workflow_template(env: str, image: str) -> dict[str, Any]:
         "metadata": _meta(wf.template, "training"),
         "spec": {
             "entrypoint": PIPELINE,
+            "arguments": {"parameters": [{"name": k, "value": v} for k, v in arguments(env).items()]},
             "serviceAccountName": wf.service_account,
             "podMetadata": {"labels": {**LABELS, "app.kubernetes.io/component": "training"}},
             "securityContext": {
@@ -300,15 +367,34 @@ def cron_workflow(env: str) -> dict[str, Any]:
     }
 
 
-def render_workflow_objects(env: str, image: str | None = None) -> list[dict[str, Any]]:
-    """The WorkflowTemplate, then (a cluster environment) the CronWorkflow and the trigger objects; every
-    step runs `image`, by default the pinned training image (`pinned_image`).
-
-    `local` (the local stack, no cluster) renders the WorkflowTemplate alone: what `spira workflow play`
-    runs."""
+def generated_objects(env: str, image: str = IMAGE_NAME) -> list[dict[str, Any]]:
+    """What the generator makes for `env`, in KINDS order: the base holds `generated_objects(BASE_ENV)`,
+    each overlay patches it into `generated_objects(env)` (spira/manifests/training.py)."""
     from spira.workflow.events import trigger_objects
 
-    template = workflow_template(env, image or pinned_image())
-    if not declared().environment(env).cluster:
-        return [template]
-    return [template, cron_workflow(env), *trigger_objects(env)]
+    return [workflow_template(env, image), cron_workflow(env), *trigger_objects(env)]
+
+
+def set_image(objects: list[dict[str, Any]], image: str) -> list[dict[str, Any]]:
+    """The objects with every step of the WorkflowTemplate running `image` (by digest)."""
+    _check_digest(image)
+    out = copy.deepcopy(objects)
+    for doc in out:
+        if doc["kind"] == "WorkflowTemplate":
+            for template in doc["spec"]["templates"]:
+                if "container" in template:
+                    template["container"]["image"] = image
+    return out
+
+
+def render_workflow_objects(env: str, image: str | None = None) -> list[dict[str, Any]]:
+    """What Argo CD applies for `env` of the continuous-training kinds: picked out of the kustomize build of
+    its tree (`spira manifests render ENV`; `local`: the base), in KINDS order. Every step runs the pinned
+    training image, set by kustomize from argocd/base/kustomization.yaml, or `image` (by digest)."""
+    from spira.manifests import render as manifests
+
+    docs = [
+        d for d in manifests.render_docs(env) if d.get("apiVersion") == API_VERSION and d.get("kind") in KINDS
+    ]
+    docs.sort(key=lambda d: KINDS.index(d["kind"]))
+    return set_image(docs, image) if image is not None else docs

@@ -58,4 +58,29 @@ def test_an_allowlist_entry_must_say_why():
 
 def test_the_allowlist_names_only_the_fields_the_issue_permits():
     steps = {a.path[-1] for a in ALLOW}
-    assert steps <= {"replicas", "nvidia.com/gpu", "value"}
+    # `schedules`: the training CronWorkflow's schedule per cluster (issue 20: declared per environment)
+    assert steps <= {"replicas", "nvidia.com/gpu", "value", "schedules"}
+
+
+def test_an_allowlist_step_by_position_reaches_an_item_of_a_list_whose_items_have_no_name():
+    (entry,) = drift.parse_allowlist(
+        {"allowed": [{"kind": "Sensor", "name": "s", "path": ["spec", "data", 0, "value"], "why": "bucket"}]}
+    )
+    left = [
+        {
+            "apiVersion": "v1",
+            "kind": "Sensor",
+            "metadata": {"name": "s"},
+            "spec": {"data": [{"value": "a"}, {"value": "x"}]},
+        }
+    ]
+    right = [
+        {
+            "apiVersion": "v1",
+            "kind": "Sensor",
+            "metadata": {"name": "s"},
+            "spec": {"data": [{"value": "b"}, {"value": "y"}]},
+        }
+    ]
+    (diff,) = drift.drift(left, right, [entry])
+    assert drift.format_path(diff.path) == "spec.data[1].value"

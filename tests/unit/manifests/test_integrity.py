@@ -127,6 +127,22 @@ def test_a_service_port_that_does_not_exist_is_found():
     assert "Service spira/spira-model-preview has ports [3000], not 8080" in found
 
 
+def test_the_service_argo_events_creates_for_the_eventsource_is_where_the_drift_webhook_posts():
+    """Argo Events names an EventSource's Service `<name>-eventsource-svc`, with the EventSource's
+    service ports: the address Alertmanager's receiver and the bucket notifications post to."""
+    from spira.workflow import render as R
+
+    inputs = _fixed()
+    (source,) = [d for d in R.generated_objects("staging") if d["kind"] == "EventSource"]
+    inputs.docs.append(source)
+    assert messages(inputs) == []
+    del source["spec"]["service"]  # no ports: the controller creates no Service
+    found = messages(inputs)
+    assert len(found) == 2 and all(  # the two webhook endpoints' address
+        "no Service 'spira-training-eventsource-svc' in namespace 'spira'" in m for m in found
+    ), found
+
+
 def test_a_secret_key_the_mlflow_agent_reads_but_nobody_seeds_is_found():
     inputs = _fixed()
     del inputs.seeded["mlflow"]["artifacts_bucket"]

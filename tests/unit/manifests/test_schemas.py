@@ -137,7 +137,8 @@ def test_every_closed_object_of_a_vendored_crd_rejects_unknown_fields(api_kind):
 def test_each_vendored_crd_names_its_upstream_file_and_commit(name):
     text = (schemas.CRD_DIR / name).read_text()
     # Argo's CRDs live under manifests/crds/, KEDA's under config/crd/bases/, cert-manager's under deploy/crds/
-    upstream = ("manifests/crds/", "config/crd/bases/", "deploy/crds/")
+    # (Argo Workflows' under manifests/base/crds/full/)
+    upstream = ("manifests/crds/", "manifests/base/crds/", "config/crd/bases/", "deploy/crds/")
     assert any(folder in text for folder in upstream) and "commit " in text
     assert yaml.safe_load(text)["kind"] == "CustomResourceDefinition"
 

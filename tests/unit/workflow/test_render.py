@@ -1,7 +1,8 @@
-"""The training WorkflowTemplate, CronWorkflow and triggers as `spira workflow render` prints them: valid
-against the upstream schemas, one step per stage of the CLI's stage list (a stage added to the list is a
-step), the GPU pool only for the GPU stages, only the VAULT_* variables, the image by digest, and the
-stage commands as memoization (the scheduled run checks the fingerprint first)."""
+"""The training WorkflowTemplate, CronWorkflow and triggers as `spira workflow render` prints them (the
+kustomize build of each environment's tree, what Argo CD applies): valid against the upstream schemas, the
+same objects the generator makes from the CLI's stage list (a stage added to the list is a step), the GPU
+pool only for the GPU stages, only the VAULT_* variables, the image by digest, and the stage commands as
+memoization (the scheduled run checks the fingerprint first)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from typer.testing import CliRunner
 
 from infra import contracts
 from infra.workflows import training_workflow
+from spira.manifests import training as generated_files
+from spira.manifests.render import ARGOCD_DIR
 from spira.manifests.schemas import CRD_DIR
 from spira.workflow import render as R
 from spira.workflow.cli import app
@@ -77,14 +80,52 @@ def test_every_stage_of_the_cli_is_a_step_in_the_dag_in_order(rendered):
     assert tasks[R.CANDIDATE]["dependencies"] == [STAGE_NAMES[-1]]
 
 
-def test_a_stage_added_to_the_stage_list_becomes_a_step(monkeypatch):
+def test_a_stage_added_to_the_stage_list_becomes_a_step_and_leaves_the_committed_base_stale(monkeypatch):
     extra = dataclasses.replace(STAGES[-1], name="report", needs=("publish",))
     monkeypatch.setattr(R, "stage_list", lambda: (*STAGES, extra))
-    objects = R.render_workflow_objects("staging", IMAGE)
+    objects = R.generated_objects("staging", IMAGE)
     assert "report" in _steps(objects)
     (dag,) = [t for t in _template(objects)["spec"]["templates"] if t["name"] == R.PIPELINE]
     assert {"name": "report", "template": "report", "dependencies": ["publish"]} in dag["dag"]["tasks"]
     assert schema_errors(objects) == []
+    # `spira manifests check` then fails until `spira manifests golden` writes the step into argocd/base
+    assert ARGOCD_DIR / "base" / "training-workflowtemplate.yaml" in generated_files.stale()
+
+
+def _as_kustomize_builds(objects: list[dict], image: str) -> list[dict]:
+    """The generated objects as the base's kustomization transforms them: its labels on every object and
+    on the steps' pods, its namespace, the pinned image in every step."""
+    base = yaml.safe_load((ARGOCD_DIR / "base" / "kustomization.yaml").read_text())
+    (labels,) = [entry["pairs"] for entry in base["labels"]]
+    out = R.set_image(objects, image)
+    for doc in out:
+        doc["metadata"]["labels"] = {**doc["metadata"]["labels"], **labels}
+        doc["metadata"]["namespace"] = base["namespace"]
+        if doc["kind"] == "WorkflowTemplate":
+            pod = doc["spec"]["podMetadata"]
+            pod["labels"] = {**pod["labels"], **labels}
+    return out
+
+
+@pytest.mark.parametrize("env", ["local", *CLUSTERS])
+def test_what_argo_cd_applies_is_exactly_what_the_generator_makes_for_the_environment(env):
+    """One source of truth: the committed base and overlay patches, built by kustomize, are the generator's
+    objects for that environment (a hand edit or a stale file fails here and in `spira manifests check`)."""
+    pinned = R.pinned_image()
+    assert R.render_workflow_objects(env) == _as_kustomize_builds(R.generated_objects(env), pinned)
+
+
+def test_only_the_templates_arguments_differ_between_environments_in_the_steps(rendered):
+    """The steps reference the environment's values; each overlay sets four arguments, whatever the number
+    of stages (argocd/allowlist.yaml names them)."""
+    staging, production = (_template(rendered[env]) for env in CLUSTERS)
+    assert staging["spec"]["templates"] == production["spec"]["templates"]
+    assert {p["name"]: p["value"] for p in production["spec"]["arguments"]["parameters"]} == {
+        "env": "production",
+        "preset": training_workflow().preset("production"),
+        "vault-role": "spira-production-training",
+        "vault-secret-path": "secret/spira/production/training",
+    }
 
 
 def test_only_the_gpu_stages_run_on_the_gpu_pool_with_its_toleration_and_resource(rendered):
@@ -102,7 +143,8 @@ def test_only_the_gpu_stages_run_on_the_gpu_pool_with_its_toleration_and_resourc
 
 @pytest.mark.parametrize("env", CLUSTERS)
 def test_every_step_gets_only_the_vault_variables_of_the_training_workload(rendered, env):
-    for name, step in _steps(rendered[env]).items():
+    resolved = [R.resolve_parameters(_template(rendered[env]))]  # as Argo runs the step
+    for name, step in _steps(resolved).items():
         container = step["container"]
         env_vars = {e["name"]: e["value"] for e in container["env"]}
         assert env_vars == {
@@ -162,9 +204,12 @@ def test_the_triggers_submit_the_scheduled_run_on_the_drift_alert_and_on_labelle
     assert trigger["template"]["conditions"] == "drift || labelled"
 
 
-def test_local_renders_the_template_alone_for_play():
-    (template,) = R.render_workflow_objects("local", IMAGE)
-    assert template["kind"] == "WorkflowTemplate" and schema_errors([template]) == []
+def test_local_renders_the_base_whose_template_play_runs_with_the_local_values():
+    objects = R.render_workflow_objects("local", IMAGE)
+    assert [o["kind"] for o in objects] == list(R.KINDS) and schema_errors(objects) == []
+    train = _steps([R.resolve_parameters(_template(objects))])["train"]["container"]
+    assert train["args"][train["args"].index("--preset") + 1] == training_workflow().preset("local")
+    assert {"name": "VAULT_ROLE", "value": "spira-local-training"} in train["env"]
 
 
 def test_the_render_command_prints_valid_multi_document_yaml():
