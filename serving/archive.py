@@ -266,7 +266,8 @@ class Spool:
         self._lock = threading.Lock()
         self._pending = 0
         self._bytes = 0
-        self._seen: UploaderStatus | None = None
+        # what the uploader had counted before this server started is not this server's to report
+        self._seen: UploaderStatus | None = UploaderStatus.read(self.folder / STATUS_FILE)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.dropped = 0

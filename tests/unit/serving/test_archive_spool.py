@@ -227,6 +227,9 @@ def test_the_uploaders_counts_reach_the_servers_metrics_through_its_status_file(
     spool.refresh()
     assert server_metrics.archive["uploaded"] == 3 and server_metrics.archive["failed"] == 1
     assert server_metrics.archive["pending"] == 1
+    restarted = RecordingMetrics()
+    Spool(tmp_path / "spool", restarted, owner="pod").refresh()  # a new server beside the same uploader
+    assert restarted.archive["failed"] == 0 and restarted.archive["pending"] == 1
 
 
 def test_a_pod_adopts_the_spooled_uploads_of_a_pod_that_is_gone_and_leaves_a_live_ones_alone(
