@@ -15,6 +15,7 @@ kustomize build of an overlay is what `spira workflow render ENV` prints.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -101,14 +102,18 @@ def generated() -> dict[Path, str]:
     return out
 
 
-def unreferenced() -> list[str]:
-    """Each overlay's kustomization applies exactly the training patches generated for it: a patch file
-    nobody references would leave that cluster on the base's values without a word."""
+def _load(path: Path) -> dict[str, Any]:
+    return yaml.safe_load(path.read_text())
+
+
+def unreferenced(load: Callable[[Path], dict[str, Any]] = _load) -> list[str]:
+    """Each overlay's kustomization (read with `load`) applies exactly the training patches generated for
+    it: a patch file nobody references would leave that cluster on the base's values without a word."""
     out = []
     wanted = {p for p in generated() if p.name.endswith("-patch.yaml")}
     for env in declared().clusters:
         overlay = REPO_ROOT / str(declared().cluster(env).overlay)
-        kustomization = yaml.safe_load((overlay / "kustomization.yaml").read_text())
+        kustomization = load(overlay / "kustomization.yaml")
         listed = {
             overlay / p["path"]
             for p in kustomization.get("patches", [])
