@@ -1,4 +1,4 @@
-"""The continuous-training declaration (infra/workflows.yaml `training_workflow`), read once for the
+"""The continuous-training declaration (infra/environments.yaml `training_workflow`), read once for the
 Pulumi program (infra/components/workflows.py) and the WorkflowTemplate's renderer (spira/workflow/).
 
 Pure: no Pulumi, no Kubernetes client. A stage without an entry under `steps` runs with `step_defaults`.
@@ -14,7 +14,8 @@ import yaml
 
 from infra.environments import INFRA_DIR, DeclarationError, Grant, declared
 
-DECLARATION = INFRA_DIR / "workflows.yaml"
+# one declaration file: the environments and, beside them, continuous training
+DECLARATION = INFRA_DIR / "environments.yaml"
 # The webhook EventSource of the triggers (spira/workflow/events.py renders it); Argo Events names its
 # Service <name>-eventsource-svc, which Alertmanager's receiver and the bucket notifications post to.
 EVENT_SOURCE = "spira-training"
@@ -77,7 +78,7 @@ def parse(raw: Any) -> TrainingWorkflow:
             unknown = set(entry) - fields
             if unknown:
                 raise DeclarationError(
-                    f"infra/workflows.yaml: training_workflow.steps.{stage} has unknown {sorted(unknown)}"
+                    f"infra/environments.yaml: training_workflow.steps.{stage} has unknown {sorted(unknown)}"
                 )
         workflow = TrainingWorkflow(
             template=str(section["template"]),
@@ -92,14 +93,14 @@ def parse(raw: Any) -> TrainingWorkflow:
             drift_alert=str(section["events"]["drift_alert"]),
         )
     except (KeyError, TypeError) as exc:
-        raise DeclarationError(f"infra/workflows.yaml: training_workflow lacks {exc}") from exc
+        raise DeclarationError(f"infra/environments.yaml: training_workflow lacks {exc}") from exc
     for name, per_env, envs in (
         ("preset", workflow.presets, declared().names),
         ("schedule", workflow.schedules, declared().names),
     ):
         if set(per_env) != set(envs):
             raise DeclarationError(
-                f"infra/workflows.yaml: training_workflow.{name} must name exactly "
+                f"infra/environments.yaml: training_workflow.{name} must name exactly "
                 f"{sorted(envs)}, not {sorted(per_env)}"
             )
     return workflow

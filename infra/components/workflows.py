@@ -7,7 +7,7 @@ the least-privilege identities the rendered objects (spira/workflow/, `spira wor
   cluster-wide but the CRDs. No Argo server (UI/API) is exposed: runs are submitted by the CronWorkflow and
   the Sensor, and read with kubectl.
 - Its artifact repository is the object store: the features bucket of the environment at the declared
-  S3 Service, read by Argo's executor to fetch the labelled data (infra/workflows.yaml data_prefix) with the
+  S3 Service, read by Argo's executor to fetch the labelled data (infra/environments.yaml training_workflow.data_prefix) with the
   key of the store's static user spira-<env>-argo-artifacts (get and list under data_prefix only:
   infra.workflows.artifact_grants), in the Secret ARTIFACTS_SECRET with the platform CA when S3 is https.
   The step containers themselves get only VAULT_* and read their S3 and MLflow credentials from Vault.

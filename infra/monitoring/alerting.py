@@ -3,7 +3,7 @@ subchart, infra/components/monitoring.py). Pure: returns a dict; checked with `a
 routed with `amtool config routes test` in tests/unit/infra/test_alertmanager_config.py.
 
 Only the drift alert has a receiver today: Alertmanager's webhook posts it to the training EventSource's
-`drift` endpoint (infra/workflows.yaml `events`), whose Sensor submits the scheduled training run
+`drift` endpoint (infra/environments.yaml `training_workflow.events`), whose Sensor submits the scheduled training run
 (docs/workflows.md). Every other alert ends at the receiver `none` (it stays visible on Prometheus's
 /alerts and in Alertmanager's UI) until a paging receiver is declared here.
 """

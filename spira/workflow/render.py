@@ -4,7 +4,7 @@ the GitOps way (docs/workflows.md).
 Two halves, one truth:
 
 - the generator (`generated_objects(env)`): plain dicts from `training.pipeline.STAGES` and the
-  declaration (infra/workflows.yaml). `spira manifests golden` writes the base's objects (`local`, one
+  declaration (infra/environments.yaml `training_workflow`). `spira manifests golden` writes the base's objects (`local`, one
   resource per file, argocd/base/training-*.yaml) and each cluster's JSON patch of what differs
   (argocd/overlays/<env>/training-*-patch.yaml: the workflow's arguments, the schedule, the bucket);
   `spira manifests check` fails when a committed file differs from it;

@@ -1,6 +1,6 @@
-"""The continuous-training declaration (infra/workflows.yaml): a stage's step settings are the defaults with
-its own entry over them, every environment has a preset and every cluster a schedule, and a misspelt
-setting is refused by name rather than ignored."""
+"""The continuous-training declaration (infra/environments.yaml `training_workflow`): a stage's step
+settings are the defaults with its own entry over them, every environment has a preset and a schedule
+(local's is the base's in argocd/), and a misspelt setting is refused by name rather than ignored."""
 
 from __future__ import annotations
 
@@ -23,11 +23,12 @@ def test_a_stage_without_an_entry_runs_with_the_defaults_and_train_with_its_own(
     assert train.backoff_s == wf.defaults.backoff_s  # not overridden: the default
 
 
-def test_every_environment_has_a_preset_and_every_cluster_a_schedule():
+def test_every_environment_has_a_preset_and_a_schedule_the_base_being_locals():
     wf = training_workflow()
-    assert set(wf.presets) == set(declared().names) and set(wf.schedules) == set(declared().clusters)
-    with pytest.raises(ValueError, match="not a cluster"):
-        wf.schedule("local")
+    assert set(wf.presets) == set(declared().names) and set(wf.schedules) == set(declared().names)
+    assert wf.schedule("local") == wf.schedules["local"]
+    with pytest.raises(ValueError, match="unknown environment"):
+        wf.schedule("qa")
 
 
 def test_a_misspelt_step_setting_is_refused_by_name():
