@@ -145,6 +145,16 @@ def _services(inputs: Inputs, declaration: Declaration, engine: str | None) -> l
                     f"release {address.release}",
                 )
             )
+            if address.monitor_service and address.monitor_port:
+                # the chart's headless Service carries every container port, the monitor's among them
+                found.append(
+                    _Service(
+                        address.monitor_service,
+                        address.namespace,
+                        frozenset({address.port, address.monitor_port}),
+                        f"release {address.release} (headless)",
+                    )
+                )
     return found
 
 
@@ -157,16 +167,6 @@ def _engine(inputs: Inputs, declaration: Declaration) -> str | None:
 
 
 def addresses(inputs: Inputs, declaration: Declaration) -> list[Finding]:
-            if address.monitor_service and address.monitor_port:
-                # the chart's headless Service carries every container port, the monitor's among them
-                found.append(
-                    _Service(
-                        address.monitor_service,
-                        address.namespace,
-                        frozenset({address.port, address.monitor_port}),
-                        f"release {address.release} (headless)",
-                    )
-                )
     """Every in-cluster address resolves to a Service (and port) the environment creates."""
     engine = _engine(inputs, declaration)
     services = _services(inputs, declaration, engine)
