@@ -3,6 +3,7 @@
     python -m benchmarks.served --work /tmp/spira-served --server-core 1 --client-cores 0
     python -m benchmarks.served --archive off                          # only the model path (no stack)
     python -m benchmarks.served --url http://127.0.0.1:3000            # a server you started yourself
+    python -m benchmarks.served --interleave 6    # archive off and on servers up together, loaded in turn
 
 Without --url it brings its own server: the first run starts a private local stack (OpenBao, SeaweedFS,
 MLflow on free ports under WORK/stack), makes a small synthetic dataset, trains the fast preset for a few
@@ -299,30 +300,37 @@ def _server_env(work: Path, pin: Path, stack_env: dict[str, str] | None) -> dict
     return env
 
 
-def serve_and_measure(
-    work: Path, pin: Path, stack_env: dict[str, str] | None, args, clips: list[bytes], concurrency: list[int]
-) -> dict[str, object]:
-    """One `bentoml serve` pinned to the server core, measured, stopped. With `stack_env` (the stack's
-    serving variables) the archive is on: the spool under WORK/spool, uploads to the stack's SeaweedFS."""
+def _start(work: Path, pin: Path, stack_env: dict[str, str] | None, args, name: str):
+    """`bentoml serve` pinned to the server core (and with `stack_env`, the archive on, its uploader pinned
+    to --uploader-core, stopped after the server by `server.stop()`); (server, seconds to /readyz)."""
     from spira.local_server import start_local_server, start_uploader
 
-    run = work / ("run-archive" if stack_env else "run")
+    run = work / name
     shutil.rmtree(run, ignore_errors=True)
     env = _server_env(work, pin, stack_env)
     uploader = None
     if stack_env:  # the pod's sidecar, on a core of its own (it inherits this process's core)
         os.sched_setaffinity(0, {args.uploader_core})
-        uploader = start_uploader(env, run, "bench-uploader")
+        uploader = start_uploader(env, run, f"{name}-uploader")
     os.sched_setaffinity(0, {args.server_core})  # the server inherits the core
     started = time.monotonic()
     try:
-        server = start_local_server(env, run, name="bench", uploader=False)
+        server = start_local_server(env, run, name=name, uploader=False)
     except BaseException:
         if uploader is not None:
             uploader.stop()
         raise
     server.uploader = uploader  # stopped after the server, as the pod stops its sidecar
-    cold = time.monotonic() - started
+    return server, time.monotonic() - started
+
+
+def serve_and_measure(
+    work: Path, pin: Path, stack_env: dict[str, str] | None, args, clips: list[bytes], concurrency: list[int]
+) -> dict[str, object]:
+    """One `bentoml serve` pinned to the server core, measured, stopped. With `stack_env` (the stack's
+    serving variables) the archive is on: the spool under WORK/spool, uploads to the stack's SeaweedFS."""
+    server, cold = _start(work, pin, stack_env, args, "run-archive" if stack_env else "run")
+    uploader = server.uploader
     try:
         cpu, rss = tree_usage(server.pid)
         os.sched_setaffinity(0, {int(c) for c in args.client_cores.split(",")})
@@ -340,6 +348,51 @@ def serve_and_measure(
     return result
 
 
+def interleaved(work: Path, pin: Path, stack_env: dict[str, str], args, clips: list[bytes]) -> dict:
+    """Archive off and on side by side: both servers up on the server core at once, loaded in alternation
+    (--interleave rounds of one closed-loop step at --interleave-clients, the order swapped each round), so
+    both see the same load on a shared host; server CPU ms per request of each step, and the uploader's."""
+    off, _ = _start(work, pin, None, args, "run-ab-off")
+    try:
+        on, _ = _start(work, pin, stack_env, args, "run-ab-on")
+    except BaseException:
+        off.stop()
+        raise
+    figures: dict[str, list[float]] = {"off": [], "on": [], "uploader": [], "load1": []}
+    try:
+        os.sched_setaffinity(0, {int(c) for c in args.client_cores.split(",")})
+        for server in (off, on):
+            for data in clips:
+                closed_loop(server.url, [data], 1, 0.05)
+        for r in range(args.interleave):
+            for mode, server in (("off", off), ("on", on)) if r % 2 == 0 else (("on", on), ("off", off)):
+                cpu0 = tree_usage(server.pid)[0]
+                up_pid = server.uploader.pid() if server.uploader is not None else None
+                up0 = tree_usage(up_pid)[0] if up_pid else 0.0
+                t0 = time.monotonic()
+                rps, _ = closed_loop(server.url, clips, args.interleave_clients, args.seconds)
+                done = rps * (time.monotonic() - t0)
+                figures[mode].append(1e3 * (tree_usage(server.pid)[0] - cpu0) / done)
+                if up_pid:
+                    figures["uploader"].append(1e3 * (tree_usage(up_pid)[0] - up0) / done)
+            figures["load1"].append(C.load1())
+        spool_left = _spool_backlog(work / "spool", 60)
+    finally:
+        on.stop()
+        off.stop()
+    ratios = [b / a for a, b in zip(figures["off"], figures["on"], strict=True)]
+    return {
+        **figures,
+        "clients": args.interleave_clients,
+        "ratio_each_round": ratios,
+        "median_off": float(np.median(figures["off"])),
+        "median_on": float(np.median(figures["on"])),
+        "median_ratio": float(np.median(ratios)),
+        "median_uploader": float(np.median(figures["uploader"])) if figures["uploader"] else None,
+        "spool_left": spool_left,
+    }
+
+
 def _spool_backlog(spool: Path, wait_s: float) -> int:
     """Items still waiting in the spool once the uploader had up to `wait_s` to catch up."""
     deadline = time.monotonic() + wait_s
@@ -351,9 +404,10 @@ def _spool_backlog(spool: Path, wait_s: float) -> int:
 
 
 @contextlib.contextmanager
-def archive_stack(work: Path):
+def archive_stack(work: Path, core: int | None = None):
     """The stack the archive needs (Vault for the serving secret and client tokens, SeaweedFS), up for the
-    archive-on run; yields (the server's variables, a gate client's credential)."""
+    archive-on run, its processes pinned to `core` when given (in a cluster they are other machines, never
+    the pod's core); yields (the server's variables, a gate client's credential)."""
     from spira.stack import LocalStack, StackConfig
     from spira.stack.predict_clients import client_env
     from spira.stack.private import free_stack_ports
@@ -366,10 +420,25 @@ def archive_stack(work: Path):
     stack = LocalStack(StackConfig.load(home, **free_stack_ports()), with_registry=False)
     try:
         info = stack.up()
+        if core is not None:
+            off_the_server_core(home, core)
         env = {**info.service_env("serving"), "SPIRA_ARCHIVE_SPOOL": str(work / "spool")}
         yield env, PredictCredential.from_env(client_env(info, "gate"))
     finally:
         stack.down()
+
+
+def off_the_server_core(home: Path, core: int) -> None:
+    """Every thread of every process whose command line names the stack's home, onto `core`."""
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            if str(home).encode() not in (proc / "cmdline").read_bytes():
+                continue
+            for task in (proc / "task").iterdir():
+                with contextlib.suppress(OSError):
+                    os.sched_setaffinity(int(task.name), {core})
 
 
 def archive_costs(stack_env: dict[str, str], work: Path, clip: bytes, n: int = 40) -> dict[str, float]:
@@ -416,6 +485,40 @@ def _ms(value: float | None) -> str:
 
 def summary(report: dict[str, object]) -> str:
     out = []
+    if "interleaved" in report:
+        ab = report["interleaved"]
+        rows = [
+            [str(i + 1), _ms(a), _ms(b), f"{b / a:.2f}x", _ms(u) if ab["uploader"] else "-", f"{load:.1f}"]
+            for i, (a, b, u, load) in enumerate(
+                zip(ab["off"], ab["on"], ab["uploader"] or [None] * len(ab["off"]), ab["load1"], strict=True)
+            )
+        ]
+        rows.append(
+            [
+                "median",
+                _ms(ab["median_off"]),
+                _ms(ab["median_on"]),
+                f"{ab['median_ratio']:.2f}x",
+                _ms(ab["median_uploader"]),
+                "",
+            ]
+        )
+        out.append(
+            C.table(
+                f"archive off and on, interleaved: {ab['clients']} clients, {report['seconds']:.0f} s per step, "
+                f"server core {report['server_core']}, uploader core {report['uploader_core']}, {report['host']}; "
+                f"spool left after 60 s: {ab['spool_left']}",
+                [
+                    "round",
+                    "off: server CPU ms/req",
+                    "on: server CPU ms/req",
+                    "on / off",
+                    "uploader CPU ms/req",
+                    "load1",
+                ],
+                rows,
+            )
+        )
     inproc = report.get("in_process")
     for mode, res in report["modes"].items():
         rows = [
@@ -458,7 +561,9 @@ def summary(report: dict[str, object]) -> str:
             ]
         )
     out.append(
-        C.table(
+        ""
+        if not rows
+        else C.table(
             f"Summary: server core {report['server_core']}, client cores {report['client_cores']}, "
             f"{report['host']}, load1 {report['load1_start']:.1f} → {report['load1_end']:.1f}",
             [
@@ -528,6 +633,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--wav", type=Path, help="a recording to send instead of the generated clips")
     parser.add_argument("--concurrency", default="1,2,4,8,16")
     parser.add_argument("--archive", choices=["off", "on", "both"], default="both")
+    parser.add_argument(
+        "--interleave",
+        type=int,
+        default=0,
+        help="ROUNDS: archive off and on servers up together, loaded in alternation (instead of one after the other)",
+    )
+    parser.add_argument("--interleave-clients", type=int, default=4)
     parser.add_argument("--json", type=Path, help="write the figures there (default WORK/served.json)")
     parser.add_argument("--allow-remote", action="store_true")
     args = parser.parse_args(argv)
@@ -541,6 +653,7 @@ def main(argv: list[str] | None = None) -> None:
         "load1_start": C.load1(),
         "server_core": args.server_core,
         "client_cores": args.client_cores,
+        "uploader_core": args.uploader_core,
         "seconds": args.seconds,
         "clip_bytes": [len(c) for c in clips],
         "modes": {},
@@ -562,9 +675,13 @@ def main(argv: list[str] | None = None) -> None:
         os.sched_setaffinity(0, {args.server_core})  # training and the import stay off the client's core
         pin = prepare_model(args.work)
         runs = [in_process(args.server_core, bundle_dir(args.work), args.seconds, clips)]
-        if args.archive in ("off", "both"):
+        if args.interleave:
+            with archive_stack(args.work, args.uploader_core) as (stack_env, credential):
+                _credential = credential  # the off server checks no token; it ignores the header
+                report["interleaved"] = interleaved(args.work, pin, stack_env, args, clips)
+        elif args.archive in ("off", "both"):
             report["modes"]["off"] = serve_and_measure(args.work, pin, None, args, clips, concurrency)
-        if args.archive in ("on", "both"):
+        if args.archive in ("on", "both") and not args.interleave:
             with archive_stack(args.work) as (stack_env, credential):
                 _credential = credential
                 report["modes"]["on"] = serve_and_measure(args.work, pin, stack_env, args, clips, concurrency)
