@@ -75,21 +75,48 @@ class Worker:
     stats: WorkerStats = field(default_factory=WorkerStats)
 
     async def run(self, stop: asyncio.Event) -> WorkerStats:
-        """Fetch and process until `stop` is set; the batch in hand is always finished."""
-        while not stop.is_set():
-            try:
-                deliveries = await self.queue.fetch(self.max_messages, self.fetch_timeout_s)
-            except QueueUnavailable as exc:
-                log.warning("queue unavailable, retrying: %s", exc)
-                await asyncio.sleep(0.5)
-                continue
-            if deliveries:
-                started = time.perf_counter()
-                await self.process(deliveries)
-                self.stats.busy_s += time.perf_counter() - started
+        """Fetch and process until `stop` is set; every batch in hand is always finished.
+
+        Two batches overlap: while one batch's model call, result writes and acks run (a task), the next
+        batch is fetched, read and decoded. Each batch still acks only its own stored results, and model
+        calls run one at a time; the overlap fills the waits on NATS and the object store, which on a shared
+        core would otherwise hand the core to other processes at every wake-up."""
+        ahead: asyncio.Task | None = None  # the previous batch's model call, stores and acks
+        busy_since: float | None = None
+        try:
+            while not stop.is_set():
+                try:
+                    deliveries = await self.queue.fetch(self.max_messages, self.fetch_timeout_s)
+                except QueueUnavailable as exc:
+                    log.warning("queue unavailable, retrying: %s", exc)
+                    await asyncio.sleep(0.5)
+                    continue
+                if deliveries:
+                    busy_since = time.perf_counter() if busy_since is None else busy_since
+                    held = await self.take(deliveries)
+                    if ahead is not None:
+                        await ahead
+                    ahead = asyncio.create_task(self.finish(held)) if held else None
+                elif ahead is not None:  # nothing more to take: the last batch finishes
+                    await ahead
+                    ahead = None
+                if ahead is None and busy_since is not None:
+                    self.stats.busy_s += time.perf_counter() - busy_since
+                    busy_since = None
+        finally:
+            if ahead is not None:  # SIGTERM: the batch in hand is finished and acked
+                await ahead
+            if busy_since is not None:
+                self.stats.busy_s += time.perf_counter() - busy_since
         return self.stats
 
     async def process(self, deliveries: list[Delivery]) -> None:
+        """One batch, start to end."""
+        await self.finish(await self.take(deliveries))
+
+    async def take(self, deliveries: list[Delivery]) -> list[_Held]:
+        """Jobs parsed (poison dead-lettered), known results acked, `running` announced, each recording read
+        and decoded (a 4xx recording answered as failed): the jobs ready for the model."""
         held: list[_Held] = []
         for d in deliveries:
             try:
@@ -99,7 +126,10 @@ class Worker:
         held = await self._skip_known(held)
         for h in held:  # advisory and unconfirmed: one publish each, no round trip (JobQueue.announce_state)
             await self.queue.announce_state(h.job.job_id, JobState(RUNNING, attempts=h.delivery.attempt))
-        held = [h for h in await asyncio.gather(*(self._start(h) for h in held)) if h is not None]
+        return [h for h in await asyncio.gather(*(self._start(h) for h in held)) if h is not None]
+
+    async def finish(self, held: list[_Held]) -> None:
+        """The windows of every job as one model call, then each result stored and the stored ones acked."""
         if not held:
             return
         windows = [h.prepared.windows for h in held]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 
 from serving.worker import Worker
 from spira_core.queue import DONE, FAILED, Job, JobState, QueueNames
@@ -131,14 +132,69 @@ def test_sigterm_stops_fetching_after_the_batch_in_hand() -> None:
 
     async def run() -> None:
         stop = asyncio.Event()
-        original = worker.process
+        original = worker.take
 
-        async def process_then_stop(deliveries):
+        async def take_then_stop(deliveries):
             stop.set()  # the signal arrives while the first batch is in hand
-            await original(deliveries)
+            return await original(deliveries)
 
-        worker.process = process_then_stop
+        worker.take = take_then_stop
         await worker.run(stop)
 
     asyncio.run(run())
     assert worker.stats.done == 2 and len(queue.messages) == 1  # finished and acked; the rest not taken
+
+
+class _ReadsSeen(FakeRecordings):
+    """Flags when any of the watched recordings is read."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.watch: set[str] = set()
+        self.seen = threading.Event()
+
+    def get(self, key: str) -> bytes:
+        if key in self.watch:
+            self.seen.set()
+        return super().get(key)
+
+
+def test_the_next_batch_is_read_while_the_model_runs_on_the_previous_one_and_each_result_is_stored_before_its_ack() -> (
+    None
+):
+    queue, store = FakeJobQueue(), _ReadsSeen()
+    worker, model = _worker(queue, store)
+    jobs = [_job(store, wav_bytes(seed=i), f"k{i}") for i in range(4)]
+    store.watch = {j.object_key for j in jobs[2:]}
+    queue.messages = [j.to_bytes() for j in jobs]
+    worker.max_messages = 2
+    overlapped: list[bool] = []
+    predict = model.predict
+
+    def first_call_waits_for_the_next_reads(windows):
+        if not overlapped:  # bounded: without the overlap the reads never come and this records False
+            overlapped.append(store.seen.wait(10))
+        return predict(windows)
+
+    model.predict = first_call_waits_for_the_next_reads
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        take = queue.fetch
+
+        async def fetch_until_empty(max_messages: int, timeout_s: float):
+            got = await take(max_messages, timeout_s)
+            if not got:
+                stop.set()
+            return got
+
+        queue.fetch = fetch_until_empty
+        await worker.run(stop)
+
+    asyncio.run(run())
+    assert overlapped == [True] and len(model.calls) == 2
+    for job in jobs:
+        assert queue.states[job.job_id].status == DONE
+        stored = queue.log.index(("state", (job.job_id, DONE)))
+        assert stored < queue.log.index(("ack", job.to_bytes()))
+    assert worker.stats.done == 4 and worker.stats.batches == 2
