@@ -6,6 +6,8 @@ Pure: no Pulumi, no Kubernetes client. A stage without an entry under `steps` ru
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -24,6 +26,12 @@ EVENT_SOURCE = "spira-training"
 ARTIFACT_READER = "argo-artifacts"
 # What fetching an artifact needs: get the objects and list the prefix (Argo lists a key that is a folder).
 ARTIFACT_ACTIONS = ("GetObject", "ListBucket")
+# The labelled data's two lists, under data_prefix; the recordings they list are paths relative to them. A new
+# or changed list is new labelled data: uploaders write the recordings first and the lists last, so one
+# dataset change is one event, not one per recording.
+DATA_LISTS = ("dataset.csv", "noise.csv")
+# The object store's file events that mean new data (SeaweedFS's filer event types; deletes retrain nothing).
+LABELLED_EVENTS = ("create", "update")
 
 
 @dataclass(frozen=True)
@@ -121,6 +129,43 @@ def event_source_url() -> str:
 def webhook_url(endpoint: str) -> str:
     """Where to post to one of the EventSource's webhook endpoints (`drift`, `labelled`)."""
     return f"{event_source_url()}/{endpoint}"
+
+
+def labelled_folder(env: str) -> str:
+    """The labelled data's folder as the SeaweedFS filer names it (bucket B is the folder /buckets/B)."""
+    bucket = declared().buckets(env)["features_bucket"]
+    return f"/buckets/{bucket}/{training_workflow().data_prefix}"
+
+
+def labelled_key_pattern(env: str) -> str:
+    """The regular expression (RE2 and Python alike) of the keys whose events are new labelled data."""
+    lists = "|".join(_literal(name) for name in DATA_LISTS)
+    return f"^{_literal(labelled_folder(env))}({lists})$"
+
+
+def _literal(text: str) -> str:
+    """`text` matched literally: its regex metacharacters escaped (not `-` or `/`, literal outside classes)."""
+    return re.sub(r"([.^$*+?()\[\]{}|\\])", r"\\\1", text)
+
+
+def seaweedfs_notification(env: str) -> str:
+    """The filer's notification.toml (the chart mounts `filer.notificationConfig`): SeaweedFS's webhook
+    notifier (filer 4.x `notification.webhook`) posts each create or update under the labelled folder to the
+    EventSource's `/labelled`, as JSON `{"event_type", "key", "message"}`; the Sensor keeps the lists' events.
+    It retries with backoff while the EventSource is away."""
+    lines = [
+        "[notification.webhook]",
+        "enabled = true",
+        f"endpoint = {json.dumps(webhook_url('labelled'))}",
+        "timeout_seconds = 10",
+        "max_retries = 5",
+        "backoff_seconds = 3",
+        "max_backoff_seconds = 60",
+        "workers = 1",
+        f"event_types = {json.dumps(list(LABELLED_EVENTS))}",
+        f"path_prefixes = {json.dumps([labelled_folder(env)])}",
+    ]
+    return "\n".join(lines) + "\n"
 
 
 def artifact_user(env: str) -> str:

@@ -15,7 +15,7 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 import pulumi_vault as vault
 
-from infra import contracts
+from infra import contracts, workflows
 from infra.components import certificates
 from infra.components.helm import pinned_release
 from infra.components.vault import VaultSecrets
@@ -149,7 +149,9 @@ def seaweedfs_values(
     buckets: tuple[str, ...],
     versioned: frozenset[str] = frozenset(),
     tls_secret: str | None = None,
+    notification: str | None = None,
 ) -> dict:
+    """`notification`: the filer's notification.toml (infra/workflows.py seaweedfs_notification)."""
     repo, tag = contracts.image_parts("seaweedfs")
     volume = {"type": "persistentVolumeClaim", "size": s.volume_size, "storageClass": storage_class}
     # The chart takes resources as a YAML string.
@@ -159,7 +161,12 @@ def seaweedfs_values(
         "image": {"tag": tag},
         "master": {"replicas": min(s.replicas, 3), "data": volume, "resources": resources},
         "volume": {"replicas": s.replicas, "dataDirs": [{"name": "data", **volume}], "resources": resources},
-        "filer": {"replicas": min(s.replicas, 2), "data": volume, "resources": resources},
+        "filer": {
+            "replicas": min(s.replicas, 2),
+            "data": volume,
+            "resources": resources,
+            **({"notificationConfig": notification} if notification else {}),
+        },
         "s3": {
             "enabled": True,
             "port": declared().service("objectstore", "seaweedfs").port,
@@ -274,7 +281,15 @@ class ObjectStore(pulumi.ComponentResource):
                 )
             )
             data = {"seaweedfs_s3_config": identities}
-            values = seaweedfs_values(args.settings, args.storage_class, buckets, versioned, tls_secret)
+            # the filer posts new labelled data to the training EventSource (issue 20's labelled trigger)
+            values = seaweedfs_values(
+                args.settings,
+                args.storage_class,
+                buckets,
+                versioned,
+                tls_secret,
+                notification=workflows.seaweedfs_notification(args.environment),
+            )
 
         ns = k8s.core.v1.Namespace(f"{name}-ns", metadata={"name": NAMESPACE}, opts=child)
         root = k8s.core.v1.Secret(

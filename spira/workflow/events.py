@@ -3,9 +3,11 @@ endpoints, and the Sensor that submits the WorkflowTemplate's `scheduled` entry 
 
 - `drift`: Alertmanager's webhook receiver posts its notification here; the Sensor acts only on a firing
   notification of the declared drift alert (SpiraInputDrift).
-- `labelled`: the object store's bucket-notification webhook (SeaweedFS's filer webhook, MinIO's
-  notify_webhook) or the tool that uploads labelled data posts here when objects land under the
-  declared data prefix; the Sensor acts only on keys under that prefix.
+- `labelled`: SeaweedFS's filer webhook (the Pulumi program writes its notification.toml,
+  infra/workflows.py seaweedfs_notification) posts every create or update under the declared data prefix of
+  the environment's features bucket; the Sensor acts only on the data lists (dataset.csv, noise.csv), which
+  uploaders write after the recordings, so one dataset change submits one run. MinIO's engine posts
+  nothing yet (its bucket events need `mc event add`, which the chart does not do).
 
 Both submit `scheduled`, whose first step exits early when the data and code are unchanged, so a duplicate
 or spurious event costs one short pod. A webhook endpoint is an engine-neutral contract: no object-store
@@ -17,7 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 from infra.environments import declared
-from infra.workflows import EVENT_SOURCE, training_workflow
+from infra.workflows import EVENT_SOURCE, LABELLED_EVENTS, labelled_key_pattern, training_workflow
 from infra.workflows import event_source_url as _service_url
 
 API_VERSION = "argoproj.io/v1alpha1"
@@ -72,7 +74,6 @@ def event_source_url(env: str) -> str:
 
 def sensor(env: str) -> dict[str, Any]:
     wf = training_workflow()
-    bucket = declared().buckets(env)["features_bucket"]
     workflow = {
         "apiVersion": API_VERSION,
         "kind": "Workflow",
@@ -106,15 +107,16 @@ def sensor(env: str) -> dict[str, Any]:
                     "name": "labelled",
                     "eventSourceName": EVENT_SOURCE,
                     "eventName": "labelled",
-                    # S3-style notification records: the bucket and a key under the data prefix
+                    # SeaweedFS's filer webhook (infra/workflows.py seaweedfs_notification): a list of the
+                    # labelled data created or rewritten in this environment's features bucket
                     "filters": {
                         "data": [
-                            {"path": "body.Records.0.s3.bucket.name", "type": "string", "value": [bucket]},
                             {
-                                "path": "body.Records.0.s3.object.key",
+                                "path": "body.event_type",
                                 "type": "string",
-                                "value": [f"^{wf.data_prefix}.*"],
+                                "value": [f"^({'|'.join(LABELLED_EVENTS)})$"],
                             },
+                            {"path": "body.key", "type": "string", "value": [labelled_key_pattern(env)]},
                         ]
                     },
                 },
