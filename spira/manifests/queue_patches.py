@@ -20,7 +20,7 @@ import yaml
 
 from infra.environments import declared
 from infra.vault import layout
-from spira.manifests import contracts
+from spira.manifests import contracts, files
 from spira.manifests.queue_checks import QueueExpectation
 from spira.manifests.render import ARGOCD_DIR, REPO_ROOT
 
@@ -152,13 +152,8 @@ def generated() -> dict[Path, str]:
 
 def stale() -> list[Path]:
     """Generated files whose committed text differs from what the declaration generates."""
-    return [path for path, text in generated().items() if not path.is_file() or path.read_text() != text]
+    return files.stale(generated())
 
 
 def write() -> list[Path]:
-    written = []
-    for path, text in generated().items():
-        if not path.is_file() or path.read_text() != text:
-            path.write_text(text)
-            written.append(path)
-    return written
+    return files.write(generated())

@@ -22,6 +22,7 @@ from typing import Any
 import yaml
 
 from infra.environments import declared
+from spira.manifests import files
 from spira.manifests.generate import BASE, GenerateError, _pointer_key
 from spira.manifests.render import REPO_ROOT
 
@@ -130,13 +131,9 @@ def unreferenced(load: Callable[[Path], dict[str, Any]] = _load) -> list[str]:
 
 
 def stale() -> list[Path]:
-    return [path for path, text in generated().items() if not path.is_file() or path.read_text() != text]
+    """Generated files whose committed text differs from what the declaration generates."""
+    return files.stale(generated())
 
 
 def write() -> list[Path]:
-    written = []
-    for path, text in generated().items():
-        if not path.is_file() or path.read_text() != text:
-            path.write_text(text)
-            written.append(path)
-    return written
+    return files.write(generated())

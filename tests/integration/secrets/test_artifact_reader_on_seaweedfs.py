@@ -5,31 +5,19 @@ list and fetch the labelled data and nothing else: no other prefix, no listing o
 from __future__ import annotations
 
 import json
-import subprocess
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import boto3
 import pytest
 
 from infra.workflows import artifact_user, training_workflow
-from spira.stack.config import GRPC_OFFSET
-from spira.stack.net import free_port, http_status, port_in_use
-from spira.stack.seaweed import S3_CONFIG, weed_binary
+from spira.stack.seaweed import S3_CONFIG
 from tests.fakes.infra import plan
 from tests.fixtures.object_store_access import denied
+from tests.fixtures.weed import weed_server
 
 pytestmark = pytest.mark.integration
 ENV = "staging"
-
-
-def _weed_port() -> int:
-    """A free port whose gRPC twin (port + GRPC_OFFSET, SeaweedFS's convention) is a valid free port too."""
-    while True:
-        port = free_port()
-        if port + GRPC_OFFSET < 65536 and not port_in_use(port + GRPC_OFFSET):
-            return port
 
 
 @pytest.fixture(scope="module")
@@ -44,43 +32,8 @@ def endpoint(tmp_path_factory: pytest.TempPathFactory, identities: dict[str, dic
     home = tmp_path_factory.mktemp("weed")
     config = home / "identities.json"
     config.write_text(json.dumps({"identities": list(identities.values())}))
-    (home / "data").mkdir()
-    s3, master, volume, filer = (_weed_port() for _ in range(4))
-    argv = [
-        weed_binary(),
-        "server",
-        f"-dir={home / 'data'}",
-        "-ip=127.0.0.1",
-        "-ip.bind=127.0.0.1",
-        f"-master.port={master}",
-        f"-volume.port={volume}",
-        "-filer",
-        f"-filer.port={filer}",
-        "-s3",
-        f"-s3.port={s3}",
-        f"-s3.config={config}",
-        "-s3.port.iceberg=0",
-        "-s3.port.lance=0",
-        "-master.volumeSizeLimitMB=64",
-        "-volume.max=0",
-    ]
-    log = (home / "weed.log").open("w")
-    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{s3}"
-    try:
-        deadline = time.monotonic() + 60
-        while http_status(f"{url}/healthz") is None:
-            assert proc.poll() is None and time.monotonic() < deadline, Path(log.name).read_text()[-2000:]
-            time.sleep(0.3)
+    with weed_server(home, s3_config=config) as (url, _log):
         yield url
-    finally:
-        proc.terminate()  # SeaweedFS does not stop promptly on SIGTERM: a short grace, then SIGKILL
-        try:
-            proc.wait(timeout=3)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-        log.close()
 
 
 def _client(endpoint: str, identity: dict):

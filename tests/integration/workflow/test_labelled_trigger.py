@@ -6,33 +6,22 @@ writes to the bucket; what the filer posts, and what the Sensor's filters keep o
 from __future__ import annotations
 
 import json
-import subprocess
 import threading
 import time
 import tomllib
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import boto3
 import pytest
 
 from infra.workflows import DATA_LISTS, labelled_folder
-from spira.stack.config import GRPC_OFFSET
-from spira.stack.net import free_port, http_status, port_in_use
-from spira.stack.seaweed import weed_binary
 from tests.fakes.infra import plan
 from tests.fixtures.sensor_filters import sensor_submits
+from tests.fixtures.weed import weed_server
 
 pytestmark = pytest.mark.integration
 ENV = "staging"
-
-
-def _weed_port() -> int:
-    while True:
-        port = free_port()
-        if port + GRPC_OFFSET < 65536 and not port_in_use(port + GRPC_OFFSET):
-            return port
 
 
 @pytest.fixture(scope="module")
@@ -71,46 +60,12 @@ def s3(tmp_path_factory: pytest.TempPathFactory, receiver: tuple[str, list[dict]
     home = tmp_path_factory.mktemp("weed-notify")
     # weed reads ./notification.toml: the plan's, with only the endpoint swapped for the receiver
     (home / "notification.toml").write_text(rendered.replace(webhook["endpoint"], receiver[0]))
-    (home / "data").mkdir()
-    port, master, volume, filer = (_weed_port() for _ in range(4))
-    argv = [
-        weed_binary(),
-        "server",
-        f"-dir={home / 'data'}",
-        "-ip=127.0.0.1",
-        "-ip.bind=127.0.0.1",
-        f"-master.port={master}",
-        f"-volume.port={volume}",
-        "-filer",
-        f"-filer.port={filer}",
-        "-s3",
-        f"-s3.port={port}",
-        "-s3.port.iceberg=0",
-        "-s3.port.lance=0",
-        "-master.volumeSizeLimitMB=64",
-        "-volume.max=0",
-    ]
-    log = (home / "weed.log").open("w")
-    proc = subprocess.Popen(argv, cwd=home, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while http_status(f"{url}/healthz") is None:
-            assert proc.poll() is None and time.monotonic() < deadline, Path(log.name).read_text()[-2000:]
-            time.sleep(0.3)
-        assert "notification message queue for webhook" in Path(log.name).read_text()
+    with weed_server(home) as (url, log):
+        assert "notification message queue for webhook" in log.read_text()
         # no identities configured: this throwaway server takes any signature (the plan's are tested elsewhere)
         yield boto3.client(
             "s3", endpoint_url=url, aws_access_key_id="k", aws_secret_access_key="s", region_name="us-east-1"
         )
-    finally:
-        proc.terminate()  # SeaweedFS does not stop promptly on SIGTERM: a short grace, then SIGKILL
-        try:
-            proc.wait(timeout=3)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
 
 
 def _settle(bodies: list[dict], expected: int, seconds: float = 30) -> None:
