@@ -116,11 +116,9 @@ class EphemeralOptions:
     tls_verify: bool = False
 
 
-# What every container of a test runs under, as the pods do (the restricted profile): host network for the
-# loopback services, read-only root, uid 10001, no capabilities, no privilege escalation.
-RESTRICTED = (
-    "--network",
-    "host",
+# What every container of a test runs under, as the pods do (the restricted profile): read-only root, uid
+# 10001, no capabilities, no privilege escalation; RESTRICTED adds the host network for the loopback services.
+HARDENED = (
     "--read-only",
     "--user",
     "10001:10001",
@@ -129,6 +127,7 @@ RESTRICTED = (
     "--security-opt",
     "no-new-privileges",
 )
+RESTRICTED = ("--network", "host", *HARDENED)
 
 
 def model_run_args(

@@ -14,6 +14,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from ci.ephemeral import HARDENED
 from ci.podman import Podman
 
 # Where `spira workflow play` plays the template: the render of the local environment.
@@ -52,13 +53,7 @@ def help_run_args(ref: str, command: list[str]) -> list[str]:
         "--rm",
         "--network",
         "none",
-        "--read-only",
-        "--user",
-        "10001:10001",
-        "--cap-drop",
-        "ALL",
-        "--security-opt",
-        "no-new-privileges",
+        *HARDENED,
         "--tmpfs",
         "/tmp:rw,mode=1777,size=64m",
         "--pull",
