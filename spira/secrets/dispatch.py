@@ -12,6 +12,7 @@ import hvac
 import hvac.exceptions
 
 from infra.vault import layout
+from spira.secrets.copies import read_versioned, write_if_unchanged
 
 SOURCE, TARGET = "candidate-dispatch", "training"
 
@@ -20,35 +21,19 @@ def seed_dispatch(env: str, vault: hvac.Client) -> str:
     """Copy the dispatch credential into the training secret; returns 'created' | 'updated' | 'kept' |
     'no secret' (training not seeded yet) | 'no dispatch credential yet' | 'retry' (check-and-set lost)."""
     try:
-        source = _read(vault, env, SOURCE)[0]
+        source = read_versioned(vault, env, SOURCE)[0]
     except hvac.exceptions.InvalidPath:
         return "no dispatch credential yet"
     want = {k: source[k] for k in layout.DISPATCH_KEYS if source.get(k)}
     if set(want) != set(layout.DISPATCH_KEYS):
         return "no dispatch credential yet"
     try:
-        data, version = _read(vault, env, TARGET)
+        data, version = read_versioned(vault, env, TARGET)
     except hvac.exceptions.InvalidPath:
         return "no secret"
     current = {k: data.get(k) for k in layout.DISPATCH_KEYS}
     if current == want:
         return "kept"
-    try:
-        vault.secrets.kv.v2.create_or_update_secret(
-            path=layout.secret_path(env, TARGET),
-            secret={**data, **want},
-            cas=version,
-            mount_point=layout.KV_MOUNT,
-        )
-    except hvac.exceptions.InvalidRequest as exc:
-        if "check-and-set" not in str(exc):
-            raise
+    if not write_if_unchanged(vault, env, TARGET, {**data, **want}, version):
         return "retry"
     return "updated" if any(current.values()) else "created"
-
-
-def _read(vault: hvac.Client, env: str, service: str) -> tuple[dict, int]:
-    resp = vault.secrets.kv.v2.read_secret_version(
-        path=layout.secret_path(env, service), mount_point=layout.KV_MOUNT, raise_on_deleted_version=True
-    )
-    return resp["data"]["data"], resp["data"]["metadata"]["version"]

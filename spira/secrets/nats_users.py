@@ -12,7 +12,7 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 import hvac
 
 from infra.queue_auth import USERS
-from infra.vault import layout
+from spira.secrets.copies import read_versioned, write_if_unchanged
 
 
 def with_user(url: str, user: str, password: str) -> str:
@@ -35,13 +35,13 @@ def seed_nats_users(env: str, vault: hvac.Client, address: str | None = None) ->
     seeded before the servers spoke TLS moves to `tls://` at the next seed. Returns
     service -> 'created' | 'kept' | 'no secret' | 'no NATS users yet' | 'retry' (check-and-set lost)."""
     try:
-        servers = _read(vault, env, "nats-users")[0]
+        servers = read_versioned(vault, env, "nats-users")[0]
     except hvac.exceptions.InvalidPath:
         return {service: "no NATS users yet" for service in USERS}
     outcome: dict[str, str] = {}
     for service in USERS:
         try:
-            data, version = _read(vault, env, service)
+            data, version = read_versioned(vault, env, service)
         except hvac.exceptions.InvalidPath:
             outcome[service] = "no secret"
             continue
@@ -49,24 +49,6 @@ def seed_nats_users(env: str, vault: hvac.Client, address: str | None = None) ->
         if data.get("nats_url") == url:
             outcome[service] = "kept"
             continue
-        try:
-            vault.secrets.kv.v2.create_or_update_secret(
-                path=layout.secret_path(env, service),
-                secret={**data, "nats_url": url},
-                cas=version,
-                mount_point=layout.KV_MOUNT,
-            )
-        except hvac.exceptions.InvalidRequest as exc:
-            if "check-and-set" not in str(exc):
-                raise
-            outcome[service] = "retry"
-            continue
-        outcome[service] = "created"
+        written = write_if_unchanged(vault, env, service, {**data, "nats_url": url}, version)
+        outcome[service] = "created" if written else "retry"
     return outcome
-
-
-def _read(vault: hvac.Client, env: str, service: str) -> tuple[dict, int]:
-    resp = vault.secrets.kv.v2.read_secret_version(
-        path=layout.secret_path(env, service), mount_point=layout.KV_MOUNT, raise_on_deleted_version=True
-    )
-    return resp["data"]["data"], resp["data"]["metadata"]["version"]
