@@ -46,8 +46,8 @@ class ServingRuntime:
         # the gate's synthetic load is no site's input: only patients' uploads are monitored
         if self.monitor is not None and observation is not None and not synthetic:
             self.monitor.observe(site, observation)
-        if self.spool is not None:  # one write and its fsyncs: off the event loop, which serves everyone
-            await asyncio.to_thread(self.spool.submit, data, answer, filename, synthetic)
+        if self.spool is not None:  # durable before the answer: the spool's next group commit, off the loop
+            await asyncio.wrap_future(self.spool.queue(data, answer, filename, synthetic))
         self.report_secret()
         return answer
 

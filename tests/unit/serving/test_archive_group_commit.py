@@ -1,0 +1,147 @@
+"""The spool's group commit: uploads that arrive while a group is being synced are written together and
+share ONE folder fsync, and no upload is answered before its own file is durable. The disk's syncs are
+observed through os.fsync and os.replace wrappers (never timing): a gate holds the writer inside an fsync
+while more uploads queue up."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+import stat
+import threading
+from concurrent.futures import Future
+from pathlib import Path
+
+import pytest
+
+from serving.archive import Spool, decode_item
+from serving.batching import Batching
+from serving.runtime import ServingRuntime
+from tests.fakes.serving import RecordingMetrics, fake_predictor, wav_bytes
+
+
+class SyncLog:
+    """Every fsync (a folder's as "dir", a file's by its path) and every rename, in order; the first fsync
+    of a file waits at a gate until the test opens it."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.events: list[tuple[str, str]] = []
+        self.entered = threading.Event()
+        self.gate = threading.Event()
+        self._fsync, self._replace = os.fsync, os.replace
+        monkeypatch.setattr(os, "fsync", self.fsync)
+        monkeypatch.setattr(os, "replace", self.replace)
+
+    def fsync(self, fd: int) -> None:
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            self._fsync(fd)
+            self.events.append(("fsync", "dir"))
+            return
+        name = Path(os.readlink(f"/proc/self/fd/{fd}")).name
+        self.entered.set()
+        assert self.gate.wait(10), "the test never opened the gate"
+        self._fsync(fd)
+        self.events.append(("fsync", name))
+
+    def replace(self, src, dst) -> None:
+        self._replace(src, dst)
+        self.events.append(("rename", Path(src).name))
+
+    def fsyncs(self, of: str) -> int:
+        """How many fsyncs of folders ("dir") or of files ("file")."""
+        return sum(1 for op, name in self.events if op == "fsync" and (name == "dir") == (of == "dir"))
+
+
+def _queue_while_the_writer_is_held(spool: Spool, log: SyncLog, n: int) -> list[Future[bool]]:
+    """The first upload alone (the writer takes it and stops in its fsync), then n - 1 more queued behind
+    it; each future notes, when it completes, how much of the log had happened by then."""
+    futures = [spool.queue(b"a" * 5_000, {"i": 0})]
+    assert log.entered.wait(10)
+    futures += [spool.queue(b"b" * 5_000 + bytes([i]), {"i": i}) for i in range(1, n)]
+    for future in futures:
+        future.add_done_callback(lambda f: setattr(f, "seen", len(log.events)))
+    log.gate.set()
+    for future in futures:
+        assert future.result(10) is True
+    return futures
+
+
+def test_uploads_queued_while_a_group_syncs_are_committed_together_with_one_folder_fsync(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = SyncLog(monkeypatch)
+    spool = Spool(tmp_path / "spool", RecordingMetrics())
+    _queue_while_the_writer_is_held(spool, log, 8)
+    items = sorted((tmp_path / "spool").glob("*.spool"))
+    assert len(items) == 8 and not list((tmp_path / "spool").glob("*.tmp"))
+    assert sorted(decode_item(p.read_bytes())[2]["answer"]["i"] for p in items) == list(range(8))
+    assert log.fsyncs("file") == 8  # each file's data synced once
+    assert log.fsyncs("dir") == 2  # the first upload's group, then ONE for the seven queued behind it
+    assert spool.groups == 2 and spool.pending() == 8
+
+
+def test_no_upload_is_answered_before_its_file_and_its_complete_name_are_synced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = SyncLog(monkeypatch)
+    spool = Spool(tmp_path / "spool", RecordingMetrics())
+    futures = _queue_while_the_writer_is_held(spool, log, 5)
+    by_answer = {
+        decode_item(p.read_bytes())[2]["answer"]["i"]: p.stem for p in (tmp_path / "spool").glob("*.spool")
+    }
+    for i, future in enumerate(futures):
+        before_answer = log.events[: future.seen]
+        item = by_answer[i]
+        synced = before_answer.index(("fsync", f"{item}.tmp"))
+        renamed = before_answer.index(("rename", f"{item}.tmp"))
+        assert synced < renamed < max(k for k, e in enumerate(before_answer) if e == ("fsync", "dir"))
+
+
+def test_one_upload_failing_to_write_drops_only_that_one_of_its_group(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = SyncLog(monkeypatch)
+    writev = os.writev
+
+    def disk_full_for_one(fd: int, parts: list[bytes]) -> int:
+        if parts[0].startswith(b"FULL"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return writev(fd, parts)
+
+    monkeypatch.setattr(os, "writev", disk_full_for_one)
+    metrics = RecordingMetrics()
+    spool = Spool(tmp_path / "spool", metrics)
+    first = spool.queue(b"a" * 100, {"i": 0})
+    assert log.entered.wait(10)
+    group = [spool.queue(b"FULL" * 100 if i == 2 else b"c" * 100, {"i": i}) for i in range(1, 4)]
+    log.gate.set()
+    assert first.result(10) is True
+    assert [f.result(10) for f in group] == [True, False, True]
+    assert metrics.archive["dropped"] == 1 and "No space left" in (spool.last_error or "")
+    assert len(list((tmp_path / "spool").glob("*.spool"))) == 3
+    assert not list((tmp_path / "spool").glob("*.tmp"))  # the failed one left nothing behind
+
+
+def test_the_server_answers_only_once_the_upload_is_durable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = SyncLog(monkeypatch)
+    metrics = RecordingMetrics()
+    spool = Spool(tmp_path / "spool", metrics)
+    runtime = ServingRuntime(fake_predictor(0.7, batching=Batching(64, 5.0)), metrics, spool=spool)
+
+    async def predict_while_the_disk_is_held() -> dict[str, object]:
+        answering = asyncio.create_task(runtime.predict(wav_bytes(4.2), "p.wav"))
+        assert await asyncio.to_thread(log.entered.wait, 10)  # the writer is inside the file's fsync
+        for _ in range(20):
+            await asyncio.sleep(0.005)
+            assert not answering.done()  # the answer waits for its upload's durability
+        assert not list((tmp_path / "spool").glob("*.spool"))
+        log.gate.set()
+        return await answering
+
+    answer = asyncio.run(predict_while_the_disk_is_held())
+    assert answer["probability"] == pytest.approx(0.7)
+    (item,) = (tmp_path / "spool").glob("*.spool")
+    assert log.events[-1] == ("fsync", "dir") and ("rename", f"{item.stem}.tmp") in log.events
