@@ -21,7 +21,7 @@ import time
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -145,6 +145,8 @@ _RETRIED_4XX = frozenset({401, 403, 404, 408, 409, 429})
 # endian). Written as `<item>.tmp` and renamed: a `.spool` name means complete. The bucket's layout is
 # unchanged: the uploader PUTs `<prefix>.audio` and `<prefix>.json`, cut from the file.
 ITEM_SUFFIX = ".spool"
+# helper threads for a group's fsyncs beside the writer's own (a group larger than that waits its turn)
+GROUP_FSYNC_THREADS = 7
 TMP_SUFFIX = ".tmp"
 _LENGTH = struct.Struct("<Q")
 # what the uploader last counted, read by the server's spool accountant for /metrics (UploaderStatus)
@@ -337,6 +339,7 @@ class Spool:
         self._commit = threading.Condition()
         self._queued: list[_Queued] = []
         self._writer: threading.Thread | None = None
+        self._fsyncers: ThreadPoolExecutor | None = None
         self.groups = 0
         self.refresh()
 
@@ -407,6 +410,11 @@ class Spool:
                     if not queued.done.done():
                         queued.done.set_exception(exc)
 
+    def _helpers(self) -> ThreadPoolExecutor:
+        if self._fsyncers is None:
+            self._fsyncers = ThreadPoolExecutor(GROUP_FSYNC_THREADS, thread_name_prefix="spira-spool-fsync")
+        return self._fsyncers
+
     def _write_group(self, group: list[_Queued]) -> None:
         written: list[tuple[_Queued, int, int]] = []  # (upload, its open fd, bytes)
         for queued in group:  # every file written and its write-back started first
@@ -420,11 +428,20 @@ class Spool:
                 queued.done.set_result(self._drop(f"spool: {type(exc).__name__}: {exc}"))
                 continue
             written.append((queued, fd, size))
+        # then the files' fsyncs side by side (the writer does the first, helpers the others): the disk
+        # journal commits concurrent fsyncs together, where one after the other each would wait its own
+        syncing = [
+            self._helpers().submit(_sync_and_close, fd, self.folder / f"{queued.item}{TMP_SUFFIX}")
+            for queued, fd, _ in written[1:]
+        ]
         renamed: list[tuple[_Queued, int]] = []
-        for queued, fd, size in written:  # then each one's data durable, and its complete name
+        for k, (queued, fd, size) in enumerate(written):  # each one's data durable, then its complete name
             tmp = self.folder / f"{queued.item}{TMP_SUFFIX}"
             try:
-                _sync_and_close(fd, tmp)
+                if k == 0:
+                    _sync_and_close(fd, tmp)
+                else:
+                    syncing[k - 1].result()
                 os.replace(tmp, self.folder / f"{queued.item}{ITEM_SUFFIX}")
             except OSError as exc:
                 tmp.unlink(missing_ok=True)
