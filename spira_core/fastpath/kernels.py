@@ -16,9 +16,10 @@ the pool, each a separate torch call. These kernels do that work in one pass per
 
 Mish is computed as in `model._mish2_`: on z' = z·log2(e), log2(e)·mish(z) = z' − z' / (1 + e + e²/2),
 e = 2^z'. 2^z' is Cephes' exp2f (round to nearest, degree-6 polynomial on [−½, ½], exponent bits; relative
-error ≤ 2.4e-7 tested, ~8e-8 measured), written so LLVM vectorises it (AVX2 here): the exponent goes through
-an int32 bit cast, never a libm call. z' is clamped to [−126, 127]; above ~64 e²/2 is inf and the result is
-z' exactly (mish's limit), as in the torch version. NaN stays NaN.
+error ≤ 2.4e-7 tested, ~1.2e-7 measured), written so LLVM vectorises it (AVX2 here): round(x) by adding
+1.5·2^23, the exponent through int32 bit casts, never a libm call or a float↔int conversion; the polynomial
+in Estrin's form (~20% faster than Horner's here: shorter dependency chains). z' is clamped to [−126, 127];
+above ~64 e²/2 is inf and the result is z' exactly (mish's limit), as in the torch version. NaN stays NaN.
 
 `error_model="numpy"` (division never raises, so loops with a division vectorise) and the fastmath flags
 `contract` (FMA) and `nsz` only: no reciprocal approximations, infinities and NaN kept, and no reassociation
@@ -67,21 +68,38 @@ def _int_bits_as_float(typingctx, bits):
     return sig, codegen
 
 
+@intrinsic
+def _float_bits_as_int(typingctx, value):
+    """The int32 whose bit pattern is the float32 `value` (a bit cast, vectorisable)."""
+    sig = types.int32(types.float32)
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.IntType(32))
+
+    return sig, codegen
+
+
+ROUNDER = F32(12582912.0)  # 1.5·2^23: x + ROUNDER holds round(x) in its low mantissa bits (|x| ≤ 2^22)
+
+
 @nb.njit(fastmath=_FLAGS, error_model="numpy", inline="always")
 def exp2f(x):
-    """2^x for float32 x (Cephes exp2f): 2^n · p(f), n = round(x), f = x − n ∈ [−½, ½]."""
-    x = F32(127.0) if x > F32(127.0) else x
+    """2^x for float32 x (Cephes exp2f's polynomial): 2^n · p(f), n = round(x), f = x − n ∈ [−½, ½].
+
+    n comes from adding 1.5·2^23 (the sum's low mantissa bits are n, its value minus 1.5·2^23 is n as a float:
+    no conversion instruction), 2^n from those bits shifted into the exponent; the polynomial in Estrin's
+    form (shorter dependency chains than Horner's, the same coefficients)."""
+    x = F32(127.0) if x > F32(127.0) else x  # NaN stays NaN
     x = F32(-126.0) if x < F32(-126.0) else x
-    biased = np.int32(x + F32(127.5))  # n + 127 ≥ 1: truncation is floor here
-    f = x - (F32(biased) - F32(127.0))
-    p = F32(1.535336188319500e-4)
-    p = p * f + F32(1.339887440266574e-3)
-    p = p * f + F32(9.618437357674640e-3)
-    p = p * f + F32(5.550332471162809e-2)
-    p = p * f + F32(2.402264791363012e-1)
-    p = p * f + F32(6.931472028550421e-1)
-    p = p * f + F32(1.0)
-    return p * _int_bits_as_float(biased << np.int32(23))
+    t = x + ROUNDER
+    f = x - (t - ROUNDER)
+    f2 = f * f
+    a = F32(6.931472028550421e-1) * f + F32(1.0)
+    b = F32(5.550332471162809e-2) * f + F32(2.402264791363012e-1)
+    c = F32(1.339887440266574e-3) * f + F32(9.618437357674640e-3)
+    c = F32(1.535336188319500e-4) * f2 + c
+    p = (c * f2 + b) * f2 + a
+    return p * _int_bits_as_float((_float_bits_as_int(t) + np.int32(127 - 0x4B400000)) << np.int32(23))
 
 
 @nb.njit(fastmath=_FLAGS, error_model="numpy", inline="always")
