@@ -256,6 +256,9 @@ def norm_mish_pool(y, bias, groups, gamma, beta, eps, pool, out):
     log2(e). The bias is added here, in the passes that read y anyway, not in a pass of its own. The statistics
     run over all T frames (the odd last one too, as the eager module's GroupNorm), the pool drops it."""
     c_out, frames, batch, f = y.shape
+    if batch == 1:  # one window: each channel's [T, F] values as one long run (no F-long loops)
+        _norm_mish_pool_one(y, bias, groups, gamma, beta, eps, pool, out)
+        return
     per = c_out // groups
     row = batch * f
     s1 = np.empty(row, np.float64)
@@ -310,3 +313,72 @@ def norm_mish_pool(y, bias, groups, gamma, beta, eps, pool, out):
                 src = y[c, t].reshape(-1)
                 for i in range(row):
                     dst[i] = mish2(src[i] * sc[i] + sh[i])
+
+
+LANES = 256  # _norm_mish_pool_one's float64 partial sums: one run of 256 values at a time
+
+
+@_jit
+def _norm_mish_pool_one(y, bias, groups, gamma, beta, eps, pool, out):
+    """`norm_mish_pool` for one window (y [C, T, 1, F]): the same sums, scale and shift, but each channel's
+    T·F values are read as one run (the sums in LANES partial sums, Mish into a scratch run, then the pool
+    by rows), so every loop is long enough to vectorise without a scalar remainder per frame."""
+    c_out, frames, _, f = y.shape
+    per = c_out // groups
+    m = frames * f
+    full = m // LANES * LANES
+    s1 = np.empty(LANES, np.float64)
+    s2 = np.empty(LANES, np.float64)
+    scale = np.empty(c_out, np.float32)
+    shift = np.empty(c_out, np.float32)
+    n = float(per * m)
+    for g in range(groups):
+        s1[:] = 0.0
+        s2[:] = 0.0
+        pilot = np.float64(y[g * per, 0, 0, 0]) + np.float64(bias[g * per])
+        for c in range(g * per, (g + 1) * per):
+            bc = np.float64(bias[c]) - pilot
+            v = y[c].reshape(-1)
+            for j0 in range(0, full, LANES):
+                run = v[j0 : j0 + LANES]
+                for i in range(LANES):
+                    x = np.float64(run[i]) + bc
+                    s1[i] += x
+                    s2[i] += x * x
+            rest = v[full:]
+            for i in range(m - full):
+                x = np.float64(rest[i]) + bc
+                s1[i] += x
+                s2[i] += x * x
+        m1 = 0.0
+        m2 = 0.0
+        for i in range(LANES):
+            m1 += s1[i]
+            m2 += s2[i]
+        d = m1 / n  # E[x − p]
+        mean = pilot + d
+        var = max(m2 / n - d * d, 0.0)
+        inv = 1.0 / np.sqrt(var + eps)
+        for c in range(g * per, (g + 1) * per):
+            sc = np.float64(gamma[c]) * inv
+            scale[c] = np.float32(sc)
+            shift[c] = np.float32(np.float64(beta[c]) + (np.float64(bias[c]) - mean) * sc)
+    t_out = out.shape[1]
+    z = np.empty(m, np.float32)
+    for c in range(c_out):
+        sc = scale[c]
+        sh = shift[c]
+        v = y[c].reshape(-1)
+        if pool:
+            for i in range(2 * t_out * f):
+                z[i] = mish2(v[i] * sc + sh)
+            for t in range(t_out):
+                dst = out[c, t].reshape(-1)
+                even = z[2 * t * f : (2 * t + 1) * f]
+                odd = z[(2 * t + 1) * f : (2 * t + 2) * f]
+                for i in range(f):
+                    dst[i] = even[i] if even[i] > odd[i] else odd[i]
+        else:
+            dst = out[c].reshape(-1)
+            for i in range(m):
+                dst[i] = mish2(v[i] * sc + sh)

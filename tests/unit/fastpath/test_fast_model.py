@@ -426,3 +426,23 @@ def test_a_first_block_without_pooling_matches_eager_in_both_paths():
         fast = FastSpiraConvV2.from_module(model, fused=fused)
         assert not fast.blocks[0].pool
         np.testing.assert_allclose(fast.predict(x), expected, rtol=0, atol=ATOL)
+
+
+@pytest.mark.parametrize("pool", [True, False])
+def test_a_later_blocks_kernel_gives_a_window_alone_the_values_it_gives_it_in_a_batch(pool):
+    from spira_core.fastpath import kernels
+
+    rng = np.random.default_rng(7)
+    # 16 channels in 8 groups; 183 frames (odd: the pool drops one; 183·40 is no multiple of the lanes)
+    y = rng.normal(3.0, 2.0, (16, 183, 3, 40)).astype(np.float32)
+    bias, gamma = rng.normal(0.0, 1.0, 16).astype(np.float32), rng.normal(0.0, 1.0, 16).astype(np.float32)
+    beta = rng.normal(0.0, 0.5, 16).astype(np.float32)
+    frames = 183 // 2 if pool else 183
+    batched = np.empty((16, frames, 3, 40), np.float32)
+    kernels.norm_mish_pool(y, bias, 8, gamma, beta, 1e-5, pool, batched)
+    for b in range(3):
+        alone = np.empty((16, frames, 1, 40), np.float32)
+        kernels.norm_mish_pool(
+            np.ascontiguousarray(y[:, :, b : b + 1]), bias, 8, gamma, beta, 1e-5, pool, alone
+        )
+        np.testing.assert_allclose(alone[:, :, 0], batched[:, :, b], rtol=2e-7, atol=1e-7)
