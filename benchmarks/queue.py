@@ -9,6 +9,10 @@ the last core and `spira worker` to the first (one torch thread), both started a
 1. Intake: --uploads real-shaped recordings (16/44.1/48 kHz, mono and stereo, 4.5–5.9 s) posted by 16
    concurrent clients as fast as it answers, with no worker running: uploads/s and the latency p50/p95;
    RSS of the intake during the burst (its peak, from /proc).
+From step 2 on the worker's core is the worker's alone: the stack's servers (every thread of NATS,
+SeaweedFS, OpenBao, MLflow) and this process's polling and posting are moved to the other cores, as in a
+cluster, where the queue and the object store run on other nodes than the GPU workers.
+
 2. Worker: those queued jobs drained by one worker on one core: windows/s over the time it was busy
    (its own account at SIGTERM) and its peak RSS; against the in-process batched model on the same core
    (the same Predictor: decode, features, windows of 32 recordings per model call), the ratio the issue
@@ -23,6 +27,7 @@ the last core and `spira worker` to the first (one torch thread), both started a
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -52,6 +57,64 @@ def rss_mb(pid: int) -> float:
     except FileNotFoundError:
         pass
     return 0.0
+
+
+def process_tree(pids: list[int]) -> list[int]:
+    """The processes and all their living descendants."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            children.setdefault(int(stat.read_text().rsplit(")", 1)[1].split()[1]), []).append(
+                int(stat.parent.name)
+            )
+    tree, todo = [], list(pids)
+    while todo:
+        tree.append(todo.pop())
+        todo.extend(children.get(tree[-1], []))
+    return tree
+
+
+def pin_tree(pid: int, cores: set[int]) -> None:
+    """Every thread of `pid` and of its descendants onto `cores` (sched_setaffinity acts on one thread;
+    Go servers and gunicorn workers have many, and threads started later inherit it)."""
+    for p in process_tree([pid]):
+        for task in Path(f"/proc/{p}/task").glob("*"):
+            with contextlib.suppress(OSError, ValueError):  # a thread that ended meanwhile
+                os.sched_setaffinity(int(task.name), cores)
+
+
+def pin_stack(stack, cores: set[int]) -> None:
+    """The local stack's servers (NATS, SeaweedFS, OpenBao, MLflow, ...) onto `cores`: in a cluster they run
+    on other nodes than the worker's, so here they stay off the worker's core while it is measured."""
+    for status in stack.status():
+        if status.pid is not None:
+            pin_tree(status.pid, cores)
+
+
+def core_busy() -> dict[int, tuple[int, int]]:
+    """(busy, total) jiffies of each core since boot, from /proc/stat."""
+    out = {}
+    for line in Path("/proc/stat").read_text().splitlines():
+        name, *values = line.split()
+        if name.startswith("cpu") and name != "cpu":
+            ticks = [int(v) for v in values]
+            out[int(name[3:])] = (sum(ticks) - ticks[3] - ticks[4], sum(ticks))  # idle, iowait
+    return out
+
+
+def busy_share(before: dict[int, tuple[int, int]], after: dict[int, tuple[int, int]]) -> dict[str, float]:
+    return {
+        f"cpu{c}": round((after[c][0] - before[c][0]) / max(1, after[c][1] - before[c][1]), 2) for c in after
+    }
+
+
+def tree_cpu_seconds(pids: list[int]) -> float:
+    """utime + stime of the processes and their living descendants."""
+    total = 0.0
+    for p in process_tree(pids):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            total += cpu_seconds(p)
+    return total
 
 
 class PeakRss:
@@ -151,7 +214,9 @@ def in_process_run(predictor, files: list[Path]) -> dict[str, float]:
     """decode, features, windows, BATCH recordings per model call, as the worker does: windows, jobs,
     wall and CPU seconds (this process; nothing else of it runs meanwhile but the RSS sampler)."""
     datas = [p.read_bytes() for p in files]
-    predictor.model.predict(predictor.prepare(datas[0]).windows)  # warm
+    # warm as the worker is warm (serving.wiring.warm_up, then its first batches): one full batch untimed,
+    # so scratch buffers of a batch's size and the caches are in place before the clock starts
+    predictor.model.predict(np.concatenate([predictor.prepare(d).windows for d in datas[:BATCH]]))
     started, cpu, windows = time.perf_counter(), time.process_time(), 0
     for i in range(0, len(datas), BATCH):
         prepared = [predictor.prepare(d) for d in datas[i : i + BATCH]]
@@ -225,10 +290,14 @@ def main() -> None:
         }
         print(json.dumps(out["intake"]), flush=True)
 
+        # from here on the worker's core is the worker's (or the reference's) alone: the stack's servers and
+        # this process's polling run on the other cores, as NATS and the object store run on other nodes
+        others = set(cores) - {worker_core} or set(cores)
+        pin_stack(stack, others)
         # the in-process reference, on the worker's core, before and after the worker
         predictor = in_process_predictor(version, info.mlflow_uri, worker_core)
         before = in_process_run(predictor, files[: args.baseline])
-        os.sched_setaffinity(0, set(cores))  # off the worker's core while it drains (this process polls)
+        os.sched_setaffinity(0, others)  # off the worker's core while it drains (this process polls)
         load_before = C.load1()
         # the queue now holds --uploads jobs: one worker on one core drains them
         worker = path.start_worker(wait=False)
@@ -236,12 +305,19 @@ def main() -> None:
         worker_rss = PeakRss(worker.pid)
         assert wait_for(lambda: "worker ready" in worker.log_tail(50), 600)
         cpu_ready = cpu_seconds(worker.pid)
+        stack_pids = [st.pid for st in stack.status() if st.pid is not None]
+        stack_cpu_ready, cores_ready = tree_cpu_seconds(stack_pids), core_busy()
         assert wait_for(lambda: _queue_empty(info), 1800, 0.2)
         worker_cpu = cpu_seconds(worker.pid) - cpu_ready
+        stack_cpu, cores_busy = (
+            tree_cpu_seconds(stack_pids) - stack_cpu_ready,
+            busy_share(cores_ready, core_busy()),
+        )
         load_after = C.load1()
         worker.stop()
         os.sched_setaffinity(0, {worker_core})
         after = in_process_run(predictor, files[: args.baseline])
+        os.sched_setaffinity(0, others)  # the half-capacity client posts from the other cores
         stats = worker_stats(worker.log)
         worker_wps = stats["windows"] / stats["busy_s"]
         jobs_per_s = stats["done"] / stats["busy_s"]
@@ -275,6 +351,10 @@ def main() -> None:
             # issue 21: the worker's CPU per unit of work against in-process (target ≤ 1.1)
             "cpu_per_window_ratio": round(worker_cpu_ms_window / base_cpu_ms_window, 3),
             "load1_before_after": [round(load_before, 2), round(load_after, 2)],
+            # what the drain cost the stack's servers (NATS, SeaweedFS, ...) on the other cores, per job, and
+            # how busy each core was meanwhile: a saturated other core, not the worker, then sets the pace
+            "stack_cpu_ms_per_job": round(1000 * stack_cpu / max(1, stats["done"]), 2),
+            "core_busy_during_drain": cores_busy,
             "peak_rss_mb": round(worker_rss.stop(), 1),
             "intake_peak_rss_mb": round(intake_rss.stop(), 1),
         }

@@ -21,6 +21,7 @@ import os
 import signal
 import time
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -61,7 +62,7 @@ class WorkerStats:
 class _Held:
     delivery: Delivery
     job: Job
-    prepared: Prepared | None = None
+    data: bytes | None = None  # the recording, once read
 
 
 @dataclass
@@ -73,14 +74,19 @@ class Worker:
     max_messages: int = 32
     fetch_timeout_s: float = 1.0
     stats: WorkerStats = field(default_factory=WorkerStats)
+    # the one thread that decodes and runs the model (the core's CPU work, as the in-process loop does it,
+    # in order); reads and NATS wait elsewhere, so they never take turns with it on the core
+    compute: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="spira-compute")
+    )
 
     async def run(self, stop: asyncio.Event) -> WorkerStats:
         """Fetch and process until `stop` is set; every batch in hand is always finished.
 
-        Two batches overlap: while one batch's model call, result writes and acks run (a task), the next
-        batch is fetched, read and decoded. Each batch still acks only its own stored results, and model
-        calls run one at a time; the overlap fills the waits on NATS and the object store, which on a shared
-        core would otherwise hand the core to other processes at every wake-up."""
+        Two batches overlap: while one batch is decoded and run through the model in the compute thread,
+        then its results stored and acked (a task), the next batch is fetched and its recordings read. Each
+        batch still acks only its own stored results, and compute runs one batch at a time; the waits on NATS
+        and the object store hide behind the compute, which stays busy as long as the reads keep up."""
         ahead: asyncio.Task | None = None  # the previous batch's model call, stores and acks
         busy_since: float | None = None
         try:
@@ -116,7 +122,7 @@ class Worker:
 
     async def take(self, deliveries: list[Delivery]) -> list[_Held]:
         """Jobs parsed (poison dead-lettered), known results acked, `running` announced, each recording read
-        and decoded (a 4xx recording answered as failed): the jobs ready for the model."""
+        (a missing one retried or dead-lettered): the jobs ready for the compute thread."""
         held: list[_Held] = []
         for d in deliveries:
             try:
@@ -126,28 +132,38 @@ class Worker:
         held = await self._skip_known(held)
         for h in held:  # advisory and unconfirmed: one publish each, no round trip (JobQueue.announce_state)
             await self.queue.announce_state(h.job.job_id, JobState(RUNNING, attempts=h.delivery.attempt))
-        return [h for h in await asyncio.gather(*(self._start(h) for h in held)) if h is not None]
+        return [h for h in await asyncio.gather(*(self._read(h) for h in held)) if h is not None]
 
     async def finish(self, held: list[_Held]) -> None:
-        """The windows of every job as one model call, then each result stored and the stored ones acked."""
-        if not held:
-            return
-        windows = [h.prepared.windows for h in held]
-        probs = await asyncio.to_thread(self.predictor.model.predict, np.concatenate(windows))
+        """Decode and model in the compute thread, then each result stored and the stored ones acked."""
+        if held:
+            loop = asyncio.get_running_loop()
+            await self._finish_all(await loop.run_in_executor(self.compute, self._predict_all, held))
+
+    def _predict_all(self, held: list[_Held]) -> list[tuple[_Held, JobState]]:
+        """The compute thread's work, step for step the in-process batched loop's: each recording prepared
+        (one /predict would refuse, a 4xx, is its job's answer: failed), then the windows of every job as one
+        model call."""
+        results: list[tuple[_Held, JobState]] = []
+        ready: list[tuple[_Held, Prepared]] = []
+        for h in held:
+            data, h.data = h.data, None  # the body is not kept past its decode
+            try:
+                ready.append((h, self.predictor.prepare(data)))
+            except Rejected as exc:  # what /predict answers 4xx: the job's answer, not a poison message
+                error = {"error": exc.code, "detail": exc.detail}
+                results.append((h, JobState(FAILED, error=error, attempts=h.delivery.attempt)))
+        if not ready:
+            return results
+        windows = [p.windows for _, p in ready]
+        probs = self.predictor.model.predict(np.concatenate(windows))
         self.stats.windows += len(probs)
         self.stats.batches += 1
         bounds = np.cumsum([0, *(len(w) for w in windows)])
-        await self._finish_all(
-            [
-                (
-                    h,
-                    JobState(
-                        DONE, self.predictor._answer(h.prepared, probs[a:b]), attempts=h.delivery.attempt
-                    ),
-                )
-                for h, a, b in zip(held, bounds[:-1], bounds[1:], strict=True)
-            ]
-        )
+        return results + [
+            (h, JobState(DONE, self.predictor._answer(p, probs[a:b]), attempts=h.delivery.attempt))
+            for (h, p), a, b in zip(ready, bounds[:-1], bounds[1:], strict=True)
+        ]
 
     async def _skip_known(self, held: list[_Held]) -> list[_Held]:
         """Redeliveries whose result is stored: acked without running. A first delivery cannot have one (the
@@ -172,21 +188,15 @@ class Worker:
                     log.warning("job %s not acked, it comes back: %s", h.job.job_id, exc)
         return [h for h in held if id(h) not in drop]
 
-    async def _start(self, h: _Held) -> _Held | None:
-        """Read the recording, prepare its windows; a 4xx recording is the job's answer (failed)."""
-        d, job = h.delivery, h.job
-        try:  # one thread hop for both: the read releases the GIL while it waits, the decode holds it
-            h.prepared = await asyncio.to_thread(self._read_and_prepare, job.object_key)
+    async def _read(self, h: _Held) -> _Held | None:
+        """The recording read (the GET waits in a thread of its own); missing after retries: redelivered
+        later or dead-lettered."""
+        try:
+            h.data = await asyncio.to_thread(self.recordings.get, h.job.object_key)
             return h
-        except Rejected as exc:  # what /predict answers 4xx: the job's answer, not a poison message
-            error = {"error": exc.code, "detail": exc.detail}
-            await self._finish(h, JobState(FAILED, error=error, attempts=d.attempt))
         except (ObjectMissing, ObjectStoreError) as exc:
             await self._retry_or_dead(h, f"{type(exc).__name__}: {exc}")
         return None
-
-    def _read_and_prepare(self, key: str) -> Prepared:
-        return self.predictor.prepare(self.recordings.get(key))
 
     async def _finish_all(self, results: list[tuple[_Held, JobState]]) -> None:
         """Every state stored (each write confirmed), then the stored ones acked together: never an ack
@@ -214,19 +224,6 @@ class Worker:
                 self.stats.done += 1
             else:
                 self.stats.failed += 1
-
-    async def _finish(self, h: _Held, state: JobState) -> None:
-        """The state stored (confirmed), then the ack: never an ack for an unstored result."""
-        try:
-            await self.queue.put_state(h.job.job_id, state)
-            await h.delivery.ack()
-        except QueueUnavailable as exc:  # not acked: redelivered after ack_wait, and its result is kept
-            log.warning("job %s not acked, it comes back: %s", h.job.job_id, exc)
-            return
-        if state.status == DONE:
-            self.stats.done += 1
-        else:
-            self.stats.failed += 1
 
     async def _retry_or_dead(self, h: _Held, reason: str) -> None:
         d = h.delivery

@@ -198,3 +198,57 @@ def test_the_next_batch_is_read_while_the_model_runs_on_the_previous_one_and_eac
         stored = queue.log.index(("state", (job.job_id, DONE)))
         assert stored < queue.log.index(("ack", job.to_bytes()))
     assert worker.stats.done == 4 and worker.stats.batches == 2
+
+
+class _ReadThreads(FakeRecordings):
+    """Records the thread of every read."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.threads: list[str] = []
+
+    def get(self, key: str) -> bytes:
+        self.threads.append(threading.current_thread().name)
+        return super().get(key)
+
+
+def test_decoding_and_the_model_run_in_one_compute_thread_and_the_reads_wait_in_others() -> None:
+    queue, store = FakeJobQueue(), _ReadThreads()
+    worker, model = _worker(queue, store)
+    jobs = [_job(store, wav_bytes(seed=i), f"k{i}") for i in range(6)]
+    queue.messages = [j.to_bytes() for j in jobs]
+    worker.max_messages = 3
+    compute_threads: list[str] = []
+    prepare, predict = worker.predictor.prepare, model.predict
+
+    def prepare_noting_its_thread(data: bytes):
+        compute_threads.append(threading.current_thread().name)
+        return prepare(data)
+
+    def predict_noting_its_thread(windows):
+        compute_threads.append(threading.current_thread().name)
+        return predict(windows)
+
+    worker.predictor.prepare = prepare_noting_its_thread
+    model.predict = predict_noting_its_thread
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        fetch = queue.fetch
+
+        async def fetch_until_empty(max_messages: int, timeout_s: float):
+            got = await fetch(max_messages, timeout_s)
+            if not got:
+                stop.set()
+            return got
+
+        queue.fetch = fetch_until_empty
+        await worker.run(stop)
+
+    asyncio.run(run())
+    assert worker.stats.done == 6 and len(model.calls) == 2
+    # six decodes and two model calls, all in the one compute thread (what the in-process loop runs, in
+    # order), and none of the six reads in it: a read's wait never takes the compute thread's turn
+    assert len(compute_threads) == 8 and len(set(compute_threads)) == 1
+    assert compute_threads[0].startswith("spira-compute")
+    assert len(store.threads) == 6 and compute_threads[0] not in store.threads
