@@ -196,18 +196,24 @@ def _write_unsynced(folder: Path, item: str, parts: list[bytes]) -> tuple[int, i
     tmp = folder / f"{item}{TMP_SUFFIX}"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o640)
     try:
-        total = sum(len(p) for p in parts)
-        written = os.writev(fd, parts)
-        if written < total:  # a short write (rare: signals, NFS): the rest, from where it stopped
-            rest = memoryview(b"".join(parts))[written:]
-            while rest:
-                rest = rest[os.write(fd, rest) :]
+        total = _writev_all(fd, parts)
         _start_writeback(fd)
     except BaseException:
         os.close(fd)
         tmp.unlink(missing_ok=True)
         raise
     return fd, total
+
+
+def _writev_all(fd: int, parts: list[bytes]) -> int:
+    """One writev of `parts` at the file's offset (the rest written on after a short write); bytes."""
+    total = sum(len(p) for p in parts)
+    written = os.writev(fd, parts)
+    if written < total:  # a short write (rare: signals, NFS): the rest, from where it stopped
+        rest = memoryview(b"".join(parts))[written:]
+        while rest:
+            rest = rest[os.write(fd, rest) :]
+    return total
 
 
 def _sync_and_close(fd: int, tmp: Path) -> None:
@@ -246,6 +252,44 @@ def _start_writeback(fd: int) -> None:
     of each starting its own write-back in turn."""
     if _SYNC_FILE_RANGE is not None:
         _SYNC_FILE_RANGE(fd, 0, 0, _SYNC_FILE_RANGE_WRITE)
+
+
+def _item_name(now: datetime) -> str:
+    return f"{now:%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:12]}"
+
+
+def _record(
+    item: str, now: datetime, answer: dict[str, object], filename: str, synthetic: bool
+) -> dict[str, object]:
+    return {
+        "id": item,
+        "received_at": now.isoformat(),
+        "filename": filename,
+        "answer": answer,
+        "synthetic": synthetic,
+        "key_prefix": f"{SYNTHETIC_PREFIX if synthetic else UPLOADS_PREFIX}{now:%Y/%m/%d}/{item}",
+    }
+
+
+def _append(opened: Future[tuple[int, int]], tmp: Path, parts: list[bytes]) -> tuple[int, int]:
+    """A Draft's record written after its audio; (the fd, the item's bytes). Removed again when it fails."""
+    fd, size = opened.result()  # the audio's write failing raises its OSError here
+    try:
+        size += _writev_all(fd, parts)
+    except BaseException:
+        os.close(fd)
+        tmp.unlink(missing_ok=True)
+        raise
+    return fd, size
+
+
+def _discard(opened: Future[tuple[int, int]], tmp: Path) -> None:
+    try:
+        fd, _ = opened.result()
+    except OSError:
+        return  # never written: nothing to remove
+    os.close(fd)
+    tmp.unlink(missing_ok=True)
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -302,8 +346,19 @@ class _Queued:
     """An upload waiting for the spool's next group commit."""
 
     item: str
-    parts: list[bytes]
+    parts: list[bytes]  # what is left to write: the whole item, or after a Draft's audio its record
     done: Future[bool]
+    opened: Future[tuple[int, int]] | None = None  # a Draft's `<item>.tmp` (fd, bytes) holding the audio
+
+
+@dataclass(frozen=True)
+class Draft:
+    """An upload whose audio `Spool.begin` is writing while the model runs: `Spool.finish` appends its
+    record (the answer) in the next group commit, `Spool.abandon` removes it (the upload was rejected)."""
+
+    item: str
+    received: datetime
+    opened: Future[tuple[int, int]] | None  # (fd, bytes) of `<item>.tmp`; None: not written (spool full)
 
 
 class Spool:
@@ -377,24 +432,55 @@ class Spool:
             done.set_result(self._drop("spool full"))
             return done
         now = datetime.now(UTC)
-        item = f"{now:%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:12]}"
-        record = {
-            "id": item,
-            "received_at": now.isoformat(),
-            "filename": filename,
-            "answer": answer,
-            "synthetic": synthetic,
-            "key_prefix": f"{SYNTHETIC_PREFIX if synthetic else UPLOADS_PREFIX}{now:%Y/%m/%d}/{item}",
-        }
+        item = _item_name(now)
+        self._enqueue(
+            _Queued(item, encode_item(audio, _record(item, now, answer, filename, synthetic)), done)
+        )
+        return done
+
+    def begin(self, audio: bytes) -> Draft:
+        """Start writing an upload's audio as it arrives, while the model runs (a helper thread writes
+        `<item>.tmp` and starts its write-back): its answer's group commit then has only the record left
+        to write, and less to wait for. Each Draft ends with `finish` or `abandon`."""
+        now = datetime.now(UTC)
+        item = _item_name(now)
+        if self.spool_bytes() + len(audio) > self.max_spool_bytes:
+            return Draft(item, now, None)
+        return Draft(item, now, self._helpers().submit(self._write_audio, item, audio))
+
+    def finish(
+        self, draft: Draft, answer: dict[str, object], filename: str = "", synthetic: bool = False
+    ) -> Future[bool]:
+        """The Draft's record appended in the next group commit; the future as `queue`'s."""
+        done: Future[bool] = Future()
+        if draft.opened is None:
+            done.set_result(self._drop("spool full"))
+            return done
+        record = _record(draft.item, draft.received, answer, filename, synthetic)
+        self._enqueue(_Queued(draft.item, encode_item(b"", record)[1:], done, draft.opened))
+        return done
+
+    def abandon(self, draft: Draft) -> None:
+        """The upload was rejected: its `<item>.tmp` removed (by a helper thread, once written)."""
+        if draft.opened is not None:
+            self._helpers().submit(_discard, draft.opened, self.folder / f"{draft.item}{TMP_SUFFIX}")
+
+    def _write_audio(self, item: str, audio: bytes) -> tuple[int, int]:
+        try:
+            return _write_unsynced(self.folder, item, [audio])
+        except FileNotFoundError:  # the folder was swept away (adopted while this pod looked gone)
+            self.folder.mkdir(parents=True, exist_ok=True)
+            return _write_unsynced(self.folder, item, [audio])
+
+    def _enqueue(self, queued: _Queued) -> None:
         with self._commit:
-            self._queued.append(_Queued(item, encode_item(audio, record), done))
+            self._queued.append(queued)
             if self._writer is None or not self._writer.is_alive():  # on first use: after any fork
                 self._writer = threading.Thread(
                     target=self._write_groups, name="spira-spool-writer", daemon=True
                 )
                 self._writer.start()
             self._commit.notify()
-        return done
 
     def _write_groups(self) -> None:
         """The writer thread: one group commit after the other, each taking all that is queued."""
@@ -419,11 +505,18 @@ class Spool:
         written: list[tuple[_Queued, int, int]] = []  # (upload, its open fd, bytes)
         for queued in group:  # every file written and its write-back started first
             try:
-                try:
-                    fd, size = _write_unsynced(self.folder, queued.item, queued.parts)
-                except FileNotFoundError:  # the folder was swept away (adopted while this pod looked gone)
-                    self.folder.mkdir(parents=True, exist_ok=True)
-                    fd, size = _write_unsynced(self.folder, queued.item, queued.parts)
+                if queued.opened is not None:  # a Draft: its audio is written, its record goes after it
+                    fd, size = _append(
+                        queued.opened, self.folder / f"{queued.item}{TMP_SUFFIX}", queued.parts
+                    )
+                else:
+                    try:
+                        fd, size = _write_unsynced(self.folder, queued.item, queued.parts)
+                    except (
+                        FileNotFoundError
+                    ):  # the folder was swept away (adopted while this pod looked gone)
+                        self.folder.mkdir(parents=True, exist_ok=True)
+                        fd, size = _write_unsynced(self.folder, queued.item, queued.parts)
             except OSError as exc:  # disk full or unwritable: the answer still goes out, the loss is counted
                 queued.done.set_result(self._drop(f"spool: {type(exc).__name__}: {exc}"))
                 continue

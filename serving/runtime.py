@@ -40,14 +40,21 @@ class ServingRuntime:
     async def predict(
         self, data: bytes, filename: str = "", synthetic: bool = False, site: str | None = None
     ) -> dict[str, object]:
-        # A Rejected upload propagates to the HTTP layer, which answers 4xx and counts it.
-        answer, observation = await self.predictor.predict_observed(data)
+        # the audio's archive copy written while the model runs (the answer's record follows it)
+        draft = self.spool.begin(data) if self.spool is not None else None
+        try:
+            # A Rejected upload propagates to the HTTP layer, which answers 4xx and counts it.
+            answer, observation = await self.predictor.predict_observed(data)
+        except BaseException:
+            if draft is not None:
+                self.spool.abandon(draft)
+            raise
         self.metrics.prediction(str(answer["label"]), float(answer["duration_s"]))
         # the gate's synthetic load is no site's input: only patients' uploads are monitored
         if self.monitor is not None and observation is not None and not synthetic:
             self.monitor.observe(site, observation)
-        if self.spool is not None:  # durable before the answer: the spool's next group commit, off the loop
-            await asyncio.wrap_future(self.spool.queue(data, answer, filename, synthetic))
+        if draft is not None:  # durable before the answer: the spool's next group commit, off the loop
+            await asyncio.wrap_future(self.spool.finish(draft, answer, filename, synthetic))
         self.report_secret()
         return answer
 

@@ -1,5 +1,6 @@
 """The spool's group commit: uploads that arrive while a group is being synced are written together and
-share ONE folder fsync, and no upload is answered before its own file is durable. The disk's syncs are
+share ONE folder fsync, no upload is answered before its own file is durable, and the audio is written
+while the model runs (a rejected upload's draft removed). The disk's syncs are
 observed through os.fsync and os.replace wrappers (never timing): a gate holds the writer inside an fsync
 while more uploads queue up."""
 
@@ -10,6 +11,7 @@ import errno
 import os
 import stat
 import threading
+import time
 from concurrent.futures import Future
 from pathlib import Path
 
@@ -17,8 +19,11 @@ import pytest
 
 from serving.archive import Spool, decode_item
 from serving.batching import Batching
+from serving.inference import Predictor
 from serving.runtime import ServingRuntime
-from tests.fakes.serving import RecordingMetrics, fake_predictor, wav_bytes
+from spira_core.params import FeatureParams
+from spira_core.uploads import Rejected
+from tests.fakes.serving import FakeWindowModel, RecordingMetrics, fake_predictor, wav_bytes
 
 
 class SyncLog:
@@ -145,3 +150,43 @@ def test_the_server_answers_only_once_the_upload_is_durable(
     assert answer["probability"] == pytest.approx(0.7)
     (item,) = (tmp_path / "spool").glob("*.spool")
     assert log.events[-1] == ("fsync", "dir") and ("rename", f"{item.stem}.tmp") in log.events
+
+
+def test_the_audio_is_written_to_the_spool_while_the_model_runs(tmp_path: Path) -> None:
+    audio = wav_bytes(4.2)
+    folder = tmp_path / "spool"
+    seen_by_the_model: list[bool] = []
+
+    class ModelThatLooksAtTheSpool(FakeWindowModel):
+        def predict(self, windows):
+            # the draft is written by a helper thread: wait for it (a bound, not a timing assertion)
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                drafts = [p.read_bytes() for p in folder.glob("*.tmp")]
+                if drafts == [audio]:
+                    break
+                time.sleep(0.005)
+            seen_by_the_model.append(drafts == [audio] and not list(folder.glob("*.spool")))
+            return super().predict(windows)
+
+    metrics = RecordingMetrics()
+    predictor = Predictor(FeatureParams(), 0.5, "7", ModelThatLooksAtTheSpool(0.3), None, Batching(64, 5.0))
+    runtime = ServingRuntime(predictor, metrics, spool=Spool(folder, metrics))
+    answer = asyncio.run(runtime.predict(audio, "p.wav"))
+    assert seen_by_the_model == [True]  # the audio alone, as <item>.tmp, before the answer existed
+    (item,) = folder.glob("*.spool")
+    body, _, record = decode_item(item.read_bytes())
+    assert body == audio and record["answer"] == answer and not list(folder.glob("*.tmp"))
+
+
+def test_a_rejected_upload_leaves_nothing_in_the_spool(tmp_path: Path) -> None:
+    metrics = RecordingMetrics()
+    spool = Spool(tmp_path / "spool", metrics)
+    runtime = ServingRuntime(fake_predictor(0.7, batching=Batching(64, 5.0)), metrics, spool=spool)
+    with pytest.raises(Rejected):
+        asyncio.run(runtime.predict(b"RIFF not a wav at all" * 100, "bad.wav"))
+    deadline = time.monotonic() + 10  # its draft is removed by a helper thread
+    while list((tmp_path / "spool").iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert list((tmp_path / "spool").iterdir()) == []
+    assert metrics.archive.get("dropped", 0) == 0  # not archived, and not a loss either
