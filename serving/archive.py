@@ -1,11 +1,12 @@
 """Archive every upload and its answer to S3, off the request path and out of the server, losing none.
 
-The server (`Spool`) writes each answered upload once into the spool: one file, the audio then its JSON
-record, fsynced, renamed complete, the folder fsynced (a millisecond of CPU). The uploader, a process of
-its own (`python -m serving.uploader`: the pod's sidecar, `Uploader` here), finds the items, PUTs each to
-the archive bucket with the credentials of the current secret version and deletes it once stored. S3 down
-or keys rotating: the files wait and each is retried with its own backoff (one failing item never holds
-back the others); an item the store refuses for good is moved to failed/, counted, never deleted. The
+The server (`Spool`) writes each answered upload once into the spool: one file, the audio (written while
+the model runs) then its JSON record, fsynced, renamed complete, the folder fsynced, all before the answer
+(a millisecond of CPU); answers ready together share one group commit (one folder fsync). The uploader, a
+process of its own (`python -m serving.uploader`: the pod's sidecar, `Uploader` here), finds the items, PUTs
+each to the archive bucket with the credentials of the current secret version and deletes it once stored.
+S3 down or keys rotating: the files wait and each is retried with its own backoff (one failing item never
+holds back the others); an item the store refuses for good is moved to failed/, counted, never deleted. The
 spool is a volume that outlives the pod: drained for a bounded time when the uploader is stopped, adopted
 by a live pod when its owner is gone (docs/serving.md, "The archive spool").
 """
