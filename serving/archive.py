@@ -293,6 +293,23 @@ def _discard(opened: Future[tuple[int, int]], tmp: Path) -> None:
     tmp.unlink(missing_ok=True)
 
 
+# a draft older than this was left by a killed server (no request takes that long): never answered, removed
+STALE_DRAFT_S = 600.0
+
+
+def _remove_stale_drafts(folder: Path, older_than_s: float = STALE_DRAFT_S) -> int:
+    """`.tmp` files a killed server left in its folder (drafts of requests it never answered). Returns how
+    many were removed."""
+    cutoff = time.time() - older_than_s
+    removed = 0
+    for tmp in folder.glob(f"*{TMP_SUFFIX}"):
+        with contextlib.suppress(FileNotFoundError):
+            if tmp.stat().st_mtime < cutoff:
+                tmp.unlink()
+                removed += 1
+    return removed
+
+
 def _fsync_dir(folder: Path) -> None:
     fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
     try:
@@ -397,6 +414,7 @@ class Spool:
         self._writer: threading.Thread | None = None
         self._fsyncers: ThreadPoolExecutor | None = None
         self.groups = 0
+        _remove_stale_drafts(self.folder)
         self.refresh()
 
     def pending(self) -> int:

@@ -190,3 +190,16 @@ def test_a_rejected_upload_leaves_nothing_in_the_spool(tmp_path: Path) -> None:
         time.sleep(0.01)
     assert list((tmp_path / "spool").iterdir()) == []
     assert metrics.archive.get("dropped", 0) == 0  # not archived, and not a loss either
+
+
+def test_a_restarted_server_removes_the_old_drafts_a_killed_one_left_and_keeps_recent_ones(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "spool" / "pod"
+    folder.mkdir(parents=True)
+    (folder / "20260101T000000000000-killed.tmp").write_bytes(b"audio of a request never answered")
+    (folder / "20260101T000000000000-recent.tmp").write_bytes(b"maybe another worker's, in flight")
+    old = time.time() - 3_600
+    os.utime(folder / "20260101T000000000000-killed.tmp", (old, old))
+    Spool(tmp_path / "spool", RecordingMetrics(), owner="pod")
+    assert sorted(p.name for p in folder.glob("*.tmp")) == ["20260101T000000000000-recent.tmp"]
