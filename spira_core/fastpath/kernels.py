@@ -382,3 +382,18 @@ def _norm_mish_pool_one(y, bias, groups, gamma, beta, eps, pool, out):
             dst = out[c].reshape(-1)
             for i in range(m):
                 dst[i] = mish2(v[i] * sc + sh)
+
+
+@_jit
+def mish_linear_sigmoid(hidden, weight, bias, out):
+    """The head after its first Linear layer: out[n] = sigmoid(mish(hidden[n]) · weight + bias), hidden [N, H]
+    float32, weight [H] float64 (the last Linear layer, one output) → out [N] float64. Mish here is the
+    plain one (tanh(softplus(x))), in float64: ~0.1 µs a value against ~10 µs a torch call at batch 1."""
+    n, h = hidden.shape
+    for r in range(n):
+        z = bias
+        for i in range(h):
+            x = np.float64(hidden[r, i])
+            sp = x if x > 30.0 else np.log1p(np.exp(x))  # softplus; tanh(sp) rounds to 1 above 30
+            z += x * np.tanh(sp) * weight[i]
+        out[r] = 1.0 / (1.0 + np.exp(-z))

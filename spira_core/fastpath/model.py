@@ -351,17 +351,35 @@ def _fused_kernels():
 
 
 class _Workspace:
-    """Scratch tensors by name and size, reused between calls by one caller at a time."""
+    """Scratch tensors by name and size, reused between calls by one caller at a time; and the fused path's
+    plans per chunk size (views of those tensors), dropped whenever a tensor grows."""
 
     def __init__(self) -> None:
         self._bufs: dict[str, torch.Tensor] = {}
+        self.plans: dict[int, _Plan] = {}
 
     def get(self, name: str, shape: tuple[int, ...]) -> torch.Tensor:
         n = math.prod(shape)
         buf = self._bufs.get(name)
         if buf is None or buf.numel() < n:
             buf = self._bufs[name] = torch.empty(n, dtype=torch.float32)
+            self.plans.clear()  # their views of the old tensor would no longer be shared
         return buf[:n].view(shape)
+
+
+@dataclass
+class _Plan:
+    """The fused path for one chunk size, made once per workspace: every buffer, view and argument list, so a
+    call is the kernels and the GEMMs with no shape arithmetic, slicing or allocation (each costs a few µs in
+    Python, ~0.1 ms a call at batch 1 before)."""
+
+    batch: int
+    weight: np.ndarray  # [B, C, k] block 1's per-window weights and bias (GroupNorm folded in)
+    bias: np.ndarray  # [B, C]
+    first: np.ndarray  # [C, T', B, F] block 1's output
+    # per later block: its tap GEMMs as (out view, tap weights, input view, first tap), and the kernel's args
+    later: list[tuple[list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, bool]], tuple]]
+    last: torch.Tensor  # [C, T', B, F] the last block's output
 
 
 class FastSpiraConvV2:
@@ -449,6 +467,12 @@ class FastSpiraConvV2:
             for blk in blocks
         ]
         self._fused_bias = [blk.bias.reshape(-1).numpy().copy() for blk in blocks]  # added by the kernel
+        self._gamma_flat = np.ascontiguousarray(self._gamma64.reshape(-1))
+        # fc2 as a float64 vector and bias where the head is Linear → Mish → Linear(1): one kernel after fc1
+        self._tail = None
+        if len(self.head) == 2:
+            w2, b2 = self.head[1]
+            self._tail = (w2.double().reshape(-1).numpy().copy(), float(b2.reshape(-1)[0]))
 
     @classmethod
     def from_module(
@@ -554,25 +578,6 @@ class FastSpiraConvV2:
         k, shift = blk.kernel, blk.dilation * f
         t_conv = blk.conv_frames(frames)
         t_out = t_conv // 2 if blk.pool else t_conv
-        if self.kernels is not None:  # statistics, then conv, Mish and pool in one pass per L1 tile
-            xn = x.numpy()
-            weight = ws.get("w0", (batch, blk.c_out, k)).numpy()
-            bias = ws.get("b0", (batch, blk.c_out)).numpy()
-            self.kernels.first_block_affine(
-                xn,
-                blk.weight64,
-                blk.bias64,
-                self._gamma64.reshape(-1),
-                self._beta64,
-                blk.groups,
-                blk.eps,
-                blk.dilation,
-                weight,
-                bias,
-            )
-            h = ws.get("h0", (blk.c_out, t_out, batch, f))
-            self.kernels.first_block(xn, weight, bias, blk.dilation, blk.pool, h.numpy())
-            return h, t_out
         p = t_conv * f
         cols = ws.get("cols", (batch, k, p))
         cols.copy_(torch.as_strided(x, (batch, k, p), (x.stride(0), shift, 1)))
@@ -605,33 +610,13 @@ class FastSpiraConvV2:
         shift = blk.dilation * row
         flat = h.view(c_in, -1)
         y = ws.get(f"y{idx}", (blk.c_out, p))
-        fused = self.kernels is not None
-        if not fused:
-            y.copy_(blk.bias.expand(-1, p))
+        y.copy_(blk.bias.expand(-1, p))
         # in blocks of output frames, so each block's output and input stay in L2 across the taps
         cols = max(1, self.gemm_columns // row) * row
         for c0 in range(0, p, cols):
             c1 = min(p, c0 + cols)
             for k in range(blk.kernel):
-                # fused: the first tap overwrites (beta 0 ignores the buffer), the kernel adds the bias
-                y[:, c0:c1].addmm_(
-                    blk.taps[k], flat[:, k * shift + c0 : k * shift + c1], beta=0 if fused and k == 0 else 1
-                )
-        if fused:  # GroupNorm statistics, then affine, Mish and pool in one pass
-            t_out = t_conv // 2 if blk.pool else t_conv
-            out = ws.get(f"h{idx}", (blk.c_out, t_out, batch, f))
-            gamma2, beta2 = self._fused_affine[idx]
-            self.kernels.norm_mish_pool(
-                y.view(blk.c_out, t_conv, batch, f).numpy(),
-                self._fused_bias[idx],
-                blk.groups,
-                gamma2,
-                beta2,
-                blk.eps,
-                blk.pool,
-                out.numpy(),
-            )
-            return out, t_out
+                y[:, c0:c1].addmm_(blk.taps[k], flat[:, k * shift + c0 : k * shift + c1])
         # GroupNorm statistics per (group, window): reduce over time first (a contiguous middle axis, so
         # vectorised), then over frequency and the group's channels; two passes over centred values keep the
         # accuracy of torch's Welford pass (which is ~30x slower on these shapes)
@@ -660,6 +645,109 @@ class FastSpiraConvV2:
         torch.maximum(pairs[:, :, 0], pairs[:, :, 1], out=out.view(blk.c_out, t_keep // 2, row))
         return out, t_keep // 2
 
+    # -- the fused path: numpy in, numpy out, a plan per chunk size ----------------------------------
+    def _plan(self, ws: _Workspace, batch: int) -> _Plan:
+        plan = ws.plans.get(batch)
+        if plan is not None:
+            return plan
+        blk, f = self.blocks[0], self.n_features
+        frames = blk.next_frames(self.input_frames)
+        first = ws.get("h0", (blk.c_out, frames, batch, f))
+        bufs = [ws.get("w0", (batch, blk.c_out, blk.kernel)), ws.get("b0", (batch, blk.c_out)), first]
+        later, h = [], first
+        for idx, blk in enumerate(self.blocks[1:], start=1):
+            c_in, row = h.shape[0], batch * f
+            t_conv = blk.conv_frames(frames)
+            p, shift = t_conv * row, blk.dilation * row
+            flat = h.view(c_in, -1)
+            y = ws.get(f"y{idx}", (blk.c_out, p))
+            cols = max(1, self.gemm_columns // row) * row
+            gemms = [
+                (
+                    y[:, c0 : min(p, c0 + cols)],
+                    blk.taps[k],
+                    flat[:, k * shift + c0 : k * shift + min(p, c0 + cols)],
+                    k == 0,
+                )
+                for c0 in range(0, p, cols)
+                for k in range(blk.kernel)
+            ]
+            frames = blk.next_frames(frames)
+            h = ws.get(f"h{idx}", (blk.c_out, frames, batch, f))
+            gamma2, beta2 = self._fused_affine[idx]
+            args = (
+                y.view(blk.c_out, t_conv, batch, f).numpy(),
+                self._fused_bias[idx],
+                blk.groups,
+                gamma2,
+                beta2,
+            )
+            later.append((gemms, (*args, blk.eps, blk.pool, h.numpy())))
+        plan = _Plan(batch, bufs[0].numpy(), bufs[1].numpy(), first.numpy(), later, h)
+        ws.plans[batch] = plan  # after every get: a buffer that grew while building dropped the older plans
+        return plan
+
+    def _later_block(self, gemms: list, args: tuple) -> None:
+        """A later block on the plan: its tap GEMMs (BLAS; the first overwrites), then its kernel."""
+        for out, tap, inp, first in gemms:
+            if first:
+                out.addmm_(tap, inp, beta=0)
+            else:
+                out.addmm_(tap, inp)
+        self.kernels.norm_mish_pool(*args)
+
+    def _chunk_fused(self, x: np.ndarray, plan: _Plan) -> None:
+        blk, kernels = self.blocks[0], self.kernels
+        kernels.first_block_affine(
+            x,
+            blk.weight64,
+            blk.bias64,
+            self._gamma_flat,
+            self._beta64,
+            blk.groups,
+            blk.eps,
+            blk.dilation,
+            plan.weight,
+            plan.bias,
+        )
+        kernels.first_block(x, plan.weight, plan.bias, blk.dilation, blk.pool, plan.first)
+        for gemms, args in plan.later:
+            self._later_block(gemms, args)
+
+    def _predict_fused(self, x: np.ndarray) -> np.ndarray:
+        """x [N, T, F] float32 C-contiguous → float64 probabilities [N], on the fused kernels."""
+        n = x.shape[0]
+        with torch.inference_mode(), self._workspace() as ws:
+            if n <= self.chunk:  # one chunk
+                plan = self._plan(ws, n)
+                self._chunk_fused(x, plan)
+                last = plan.last
+                if n == 1:  # [C, T', 1, F] is already the flattened [1, C·T'·F] order
+                    feats = last.view(1, -1)
+                else:
+                    feats = ws.get("feats", (n, last.numel() // n))
+                    feats.view(n, last.shape[0], last.shape[1], last.shape[3]).copy_(last.permute(2, 0, 1, 3))
+            else:
+                feats = ws.get("feats", (n, int(self.head[0][0].shape[0])))
+                for i in range(0, n, self.chunk):
+                    plan = self._plan(ws, min(self.chunk, n - i))
+                    self._chunk_fused(x[i : i + self.chunk], plan)
+                    last = plan.last
+                    feats[i : i + self.chunk].view(
+                        plan.batch, last.shape[0], last.shape[1], last.shape[3]
+                    ).copy_(last.permute(2, 0, 1, 3))
+            weight_t, bias = self.head[0]
+            hidden = ws.get("fc1", (n, int(weight_t.shape[1])))
+            torch.addmm(bias, feats, weight_t, out=hidden)
+            out = np.empty(n)
+            if self._tail is not None:  # Mish, the last Linear and the sigmoid in one kernel call
+                self.kernels.mish_linear_sigmoid(hidden.numpy(), self._tail[0], self._tail[1], out)
+                return out
+            for weight_t, bias in self.head[1:]:
+                hidden = torch.addmm(bias, TF.mish(hidden), weight_t)
+            out[:] = torch.sigmoid(hidden).reshape(-1).numpy()
+            return out
+
     def _features_chunk(self, x: torch.Tensor, ws: _Workspace, feats: torch.Tensor) -> None:
         """The conv stack over one chunk of windows, flattened into feats [B, C·T'·F]."""
         h, frames = self._first_block(x, self.blocks[0], ws)
@@ -676,6 +764,8 @@ class FastSpiraConvV2:
         x = x.to(torch.float32).contiguous()
         if x.shape[0] == 0:
             return torch.zeros(0)
+        if self.kernels is not None:
+            return torch.from_numpy(self.predict(x.numpy())).to(torch.float32)
         if self.input_affine is not None:
             mean, scale = self.input_affine
             x = (x - mean).mul_(scale)
@@ -694,5 +784,14 @@ class FastSpiraConvV2:
 
     def predict(self, windows: np.ndarray) -> np.ndarray:
         """The serving port: windows [N, T, F] → float64 probabilities [N] (as `predict_windows` returns)."""
-        x = torch.from_numpy(np.ascontiguousarray(windows, dtype=np.float32))
-        return self.forward(x).double().numpy()
+        x = np.ascontiguousarray(windows, dtype=np.float32)
+        if self.kernels is None or x.ndim != 3 or x.shape[0] == 0:
+            return self.forward(torch.from_numpy(x)).double().numpy()
+        if x.shape[1] != self.input_frames or x.shape[2] != self.n_features:
+            raise ValueError(
+                f"expected windows [N, {self.input_frames}, {self.n_features}], got {tuple(x.shape)}"
+            )
+        if self.input_affine is not None:
+            mean, scale = self.input_affine
+            x = (x - mean.numpy()) * scale.numpy()
+        return self._predict_fused(x)
