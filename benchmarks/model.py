@@ -142,6 +142,7 @@ class _TimedKernels:
         )
         self.norm_mish_pool = _Timed(kernels.norm_mish_pool, lambda a: f"nmp {a[0].shape[0]}", totals)
         self.mish_linear_sigmoid = kernels.mish_linear_sigmoid  # part of the head
+        self.flatten_windows = kernels.flatten_windows  # part of the head
 
 
 def stage_breakdown(fast, x: np.ndarray, repeats: int) -> dict[str, float]:

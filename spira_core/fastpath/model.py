@@ -718,24 +718,17 @@ class FastSpiraConvV2:
         """x [N, T, F] float32 C-contiguous → float64 probabilities [N], on the fused kernels."""
         n = x.shape[0]
         with torch.inference_mode(), self._workspace() as ws:
-            if n <= self.chunk:  # one chunk
-                plan = self._plan(ws, n)
+            if n == 1:  # the last block's [C, T', 1, F] is already the flattened [1, C·T'·F] order
+                plan = self._plan(ws, 1)
                 self._chunk_fused(x, plan)
-                last = plan.last
-                if n == 1:  # [C, T', 1, F] is already the flattened [1, C·T'·F] order
-                    feats = last.view(1, -1)
-                else:
-                    feats = ws.get("feats", (n, last.numel() // n))
-                    feats.view(n, last.shape[0], last.shape[1], last.shape[3]).copy_(last.permute(2, 0, 1, 3))
+                feats = plan.last.view(1, -1)
             else:
                 feats = ws.get("feats", (n, int(self.head[0][0].shape[0])))
+                flat = feats.numpy()
                 for i in range(0, n, self.chunk):
                     plan = self._plan(ws, min(self.chunk, n - i))
                     self._chunk_fused(x[i : i + self.chunk], plan)
-                    last = plan.last
-                    feats[i : i + self.chunk].view(
-                        plan.batch, last.shape[0], last.shape[1], last.shape[3]
-                    ).copy_(last.permute(2, 0, 1, 3))
+                    self.kernels.flatten_windows(plan.last.numpy(), flat[i : i + self.chunk])
             weight_t, bias = self.head[0]
             hidden = ws.get("fc1", (n, int(weight_t.shape[1])))
             torch.addmm(bias, feats, weight_t, out=hidden)
