@@ -83,14 +83,8 @@ ROUNDER = F32(12582912.0)  # 1.5·2^23: x + ROUNDER holds round(x) in its low ma
 
 
 @nb.njit(fastmath=_FLAGS, error_model="numpy", inline="always")
-def exp2f(x):
-    """2^x for float32 x (Cephes exp2f's polynomial): 2^n · p(f), n = round(x), f = x − n ∈ [−½, ½].
-
-    n comes from adding 1.5·2^23 (the sum's low mantissa bits are n, its value minus 1.5·2^23 is n as a float:
-    no conversion instruction), 2^n from those bits shifted into the exponent; the polynomial in Estrin's
-    form (shorter dependency chains than Horner's, the same coefficients)."""
-    x = F32(127.0) if x > F32(127.0) else x  # NaN stays NaN
-    x = F32(-126.0) if x < F32(-126.0) else x
+def _exp2_unclamped(x):
+    """exp2f's 2^x for x already in [−126, 127]."""
     t = x + ROUNDER
     f = x - (t - ROUNDER)
     f2 = f * f
@@ -103,10 +97,25 @@ def exp2f(x):
 
 
 @nb.njit(fastmath=_FLAGS, error_model="numpy", inline="always")
+def exp2f(x):
+    """2^x for float32 x (Cephes exp2f's polynomial): 2^n · p(f), n = round(x), f = x − n ∈ [−½, ½].
+
+    n comes from adding 1.5·2^23 (the sum's low mantissa bits are n, its value minus 1.5·2^23 is n as a float:
+    no conversion instruction), 2^n from those bits shifted into the exponent; the polynomial in Estrin's
+    form (shorter dependency chains than Horner's, the same coefficients)."""
+    x = F32(127.0) if x > F32(127.0) else x  # NaN stays NaN
+    x = F32(-126.0) if x < F32(-126.0) else x
+    return _exp2_unclamped(x)
+
+
+@nb.njit(fastmath=_FLAGS, error_model="numpy", inline="always")
 def mish2(z):
-    """log2(e)·mish(z) from z' = z·log2(e): z' − z' / (1 + e + e²/2), e = 2^z'."""
-    e = exp2f(z)
-    return z - z / (F32(1.0) + e + F32(0.5) * e * e)
+    """log2(e)·mish(z) from z' = z·log2(e): z' − z' / (1 + e·(1 + e/2)), e = 2^z'.
+
+    The clamp is one min and one max (a NaN z' may clamp to a number, but z' − z'/d is NaN again), and
+    1 + e + e²/2 is two FMAs; together ~10% fewer instructions than exp2f's NaN-keeping selects."""
+    e = _exp2_unclamped(max(min(z, F32(127.0)), F32(-126.0)))
+    return z - z / (e * (F32(0.5) * e + F32(1.0)) + F32(1.0))
 
 
 @_jit
