@@ -145,6 +145,25 @@ def test_sigterm_stops_fetching_after_the_batch_in_hand() -> None:
     assert worker.stats.done == 2 and len(queue.messages) == 1  # finished and acked; the rest not taken
 
 
+def _run_until_empty(worker: Worker, queue: FakeJobQueue) -> None:
+    """Worker.run until a fetch finds the queue empty."""
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        fetch = queue.fetch
+
+        async def fetch_until_empty(max_messages: int, timeout_s: float):
+            got = await fetch(max_messages, timeout_s)
+            if not got:
+                stop.set()
+            return got
+
+        queue.fetch = fetch_until_empty
+        await worker.run(stop)
+
+    asyncio.run(run())
+
+
 class _ReadsSeen(FakeRecordings):
     """Flags when any of the watched recordings is read."""
 
@@ -178,20 +197,7 @@ def test_the_next_batch_is_read_while_the_model_runs_on_the_previous_one_and_eac
 
     model.predict = first_call_waits_for_the_next_reads
 
-    async def run() -> None:
-        stop = asyncio.Event()
-        take = queue.fetch
-
-        async def fetch_until_empty(max_messages: int, timeout_s: float):
-            got = await take(max_messages, timeout_s)
-            if not got:
-                stop.set()
-            return got
-
-        queue.fetch = fetch_until_empty
-        await worker.run(stop)
-
-    asyncio.run(run())
+    _run_until_empty(worker, queue)
     assert overlapped == [True] and len(model.calls) == 2
     for job in jobs:
         assert queue.states[job.job_id].status == DONE
@@ -232,20 +238,7 @@ def test_decoding_and_the_model_run_in_one_compute_thread_and_the_reads_wait_in_
     worker.predictor.prepare = prepare_noting_its_thread
     model.predict = predict_noting_its_thread
 
-    async def run() -> None:
-        stop = asyncio.Event()
-        fetch = queue.fetch
-
-        async def fetch_until_empty(max_messages: int, timeout_s: float):
-            got = await fetch(max_messages, timeout_s)
-            if not got:
-                stop.set()
-            return got
-
-        queue.fetch = fetch_until_empty
-        await worker.run(stop)
-
-    asyncio.run(run())
+    _run_until_empty(worker, queue)
     assert worker.stats.done == 6 and len(model.calls) == 2
     # six decodes and two model calls, all in the one compute thread (what the in-process loop runs, in
     # order), and none of the six reads in it: a read's wait never takes the compute thread's turn
