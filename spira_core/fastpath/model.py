@@ -33,6 +33,10 @@ Where numba imports (it is in the base dependencies), the elementwise work runs 
 benchmark and hosts without numba): block 1's statistics, conv, Mish and pool in one compiled pass per L1
 tile (only the pooled values are written), and each later block's GroupNorm statistics, conv bias, affine,
 Mish and pool in two passes over its tap GEMMs' output instead of ~12 torch calls. The GEMMs stay BLAS.
+The fused path works on numpy arrays (torch only for the BLAS calls), one window at a time through the conv
+stack (`DEFAULT_FUSED_CHUNK`), from a plan made once per workspace and chunk size (every buffer, GEMM view
+and kernel argument list: a call is the kernels and the GEMMs, no slicing or allocation), then fc1 once over
+the batch and Mish, fc2 and the sigmoid in one kernel.
 """
 
 from __future__ import annotations
