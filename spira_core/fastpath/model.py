@@ -388,6 +388,7 @@ class _Plan:
     # per later block: its tap GEMMs as (out view, tap weights, input view, first tap), and the kernel's args
     later: list[tuple[list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, bool]], tuple]]
     last: torch.Tensor  # [C, T', B, F] the last block's output
+    hidden: torch.Tensor | None  # one window: fc1's output [1, H] (its input is `last`, already flat)
 
 
 class FastSpiraConvV2:
@@ -693,7 +694,8 @@ class FastSpiraConvV2:
                 beta2,
             )
             later.append((gemms, (*args, blk.eps, blk.pool, h.numpy())))
-        plan = _Plan(batch, bufs[0].numpy(), bufs[1].numpy(), first.numpy(), later, h)
+        hidden = ws.get("fc1 of one", (1, int(self.head[0][0].shape[1]))) if batch == 1 else None
+        plan = _Plan(batch, bufs[0].numpy(), bufs[1].numpy(), first.numpy(), later, h, hidden)
         ws.plans[batch] = plan  # after every get: a buffer that grew while building dropped the older plans
         return plan
 
@@ -728,20 +730,19 @@ class FastSpiraConvV2:
         """x [N, T, F] float32 C-contiguous → float64 probabilities [N], on the fused kernels."""
         n = x.shape[0]
         with torch.inference_mode(), self._workspace() as ws:
+            weight_t, bias = self.head[0]
             if n == 1:  # the last block's [C, T', 1, F] is already the flattened [1, C·T'·F] order
                 plan = self._plan(ws, 1)
                 self._chunk_fused(x, plan)
-                feats = plan.last.view(1, -1)
+                hidden = torch.addmm(bias, plan.last.view(1, -1), weight_t, out=plan.hidden)
             else:
-                feats = ws.get("feats", (n, int(self.head[0][0].shape[0])))
+                feats = ws.get("feats", (n, int(weight_t.shape[0])))
                 flat = feats.numpy()
                 for i in range(0, n, self.chunk):
                     plan = self._plan(ws, min(self.chunk, n - i))
                     self._chunk_fused(x[i : i + self.chunk], plan)
                     self.kernels.flatten_windows(plan.last.numpy(), flat[i : i + self.chunk])
-            weight_t, bias = self.head[0]
-            hidden = ws.get("fc1", (n, int(weight_t.shape[1])))
-            torch.addmm(bias, feats, weight_t, out=hidden)
+                hidden = torch.addmm(bias, feats, weight_t, out=ws.get("fc1", (n, int(weight_t.shape[1]))))
             out = np.empty(n)
             if self._tail is not None:  # Mish, the last Linear and the sigmoid in one kernel call
                 self.kernels.mish_linear_sigmoid(hidden.numpy(), self._tail[0], self._tail[1], out)
