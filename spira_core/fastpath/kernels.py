@@ -140,7 +140,7 @@ def first_block_affine(x, w, b, gamma, beta, groups, eps, dilation, weight_out, 
 
     The conv output of channel c at (t, f) is w_c · u(t, f) + b_c, u(t, f) = (x[t + d·j, f])_j: its mean and
     variance need only E[u_j] and E[u_i u_j], sums of the lagged frame products q_l[t] = Σ_f x[t, f]·x[t +
-    d·l, f] over a range of t (prefix sums), in float64 (the taps are shifts of one smooth signal: the
+    d·l, f] over a range of t, in float64 (the taps are shifts of one smooth signal: the
     variance is a difference of large sums). Its float64 sums over F may be reassociated (vectorised): that
     moves them by ~1e-16 relative, against the ~1e-7 of float32 that every other pass carries."""
     batch, frames, f = x.shape
@@ -148,34 +148,60 @@ def first_block_affine(x, w, b, gamma, beta, groups, eps, dilation, weight_out, 
     t_conv = frames - dilation * (k - 1)
     n = float(t_conv * f)
     per = c_out // groups
-    prefix = np.zeros((k + 1, frames + 1), np.float64)  # rows 0..k-1: Σ q_l; row k: Σ of frame sums
+    sums = np.empty(k, np.float64)  # sums[j]: Σ of u_j over the conv's frames
+    prods = np.empty((k, k), np.float64)  # prods[l, m]: Σ of u_m·u_(m+l) over the conv's frames
     mu = np.empty(k, np.float64)
     cov = np.empty((k, k), np.float64)
     mean_c = np.empty(c_out, np.float64)
     var_c = np.empty(c_out, np.float64)
     log2e = 1.0 / np.log(2.0)
+    span = t_conv * f  # the conv's frames, flattened
+    edge = dilation * f  # one tap's shift, flattened
     for bi in range(batch):
-        xb = x[bi]
-        for t in range(frames):
-            row = xb[t]
+        xf = x[bi].reshape(-1)
+        # each sum is one long vectorised run over the flattened window; the next tap's range is the same
+        # run shifted by one dilation: subtract the frames it leaves, add the ones it enters
+        head = xf[:span]
+        s = 0.0
+        for u in range(span):
+            s += np.float64(head[u])
+        sums[0] = s
+        for j in range(1, k):
+            lo = (j - 1) * edge
+            out_run, in_run = xf[lo : lo + edge], xf[lo + span : lo + span + edge]
+            left = 0.0
+            entered = 0.0
+            for u in range(edge):
+                left += np.float64(out_run[u])
+                entered += np.float64(in_run[u])
+            s = s - left + entered
+            sums[j] = s
+        for lag in range(k):
+            shift = lag * edge
+            later = xf[shift : shift + span]
             s = 0.0
-            for i in range(f):
-                s += np.float64(row[i])
-            prefix[k, t + 1] = prefix[k, t] + s
-            for lag in range(k):
-                s = 0.0
-                if t + dilation * lag < frames:
-                    other = xb[t + dilation * lag]
-                    for i in range(f):
-                        s += np.float64(row[i]) * np.float64(other[i])
-                prefix[lag, t + 1] = prefix[lag, t] + s
+            for u in range(span):
+                s += np.float64(head[u]) * np.float64(later[u])
+            prods[lag, 0] = s
+            for m in range(1, k - lag):
+                lo = (m - 1) * edge
+                out_a, out_b = xf[lo : lo + edge], xf[lo + shift : lo + shift + edge]
+                in_a, in_b = (
+                    xf[lo + span : lo + span + edge],
+                    xf[lo + span + shift : lo + span + shift + edge],
+                )
+                left = 0.0
+                entered = 0.0
+                for u in range(edge):
+                    left += np.float64(out_a[u]) * np.float64(out_b[u])
+                    entered += np.float64(in_a[u]) * np.float64(in_b[u])
+                s = s - left + entered
+                prods[lag, m] = s
         for j in range(k):
-            mu[j] = (prefix[k, dilation * j + t_conv] - prefix[k, dilation * j]) / n
+            mu[j] = sums[j] / n
         for i in range(k):
             for j in range(k):
-                first = dilation * min(i, j)
-                lag = abs(i - j)
-                cov[i, j] = (prefix[lag, first + t_conv] - prefix[lag, first]) / n - mu[i] * mu[j]
+                cov[i, j] = prods[abs(i - j), min(i, j)] / n - mu[i] * mu[j]
         for c in range(c_out):
             m = b[c]
             v = 0.0
