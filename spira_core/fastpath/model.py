@@ -479,6 +479,9 @@ class FastSpiraConvV2:
         ]
         self._fused_bias = [blk.bias.reshape(-1).numpy().copy() for blk in blocks]  # added by the kernel
         self._gamma_flat = np.ascontiguousarray(self._gamma64.reshape(-1))
+        # fc1's weight as [out, in] for the fused path: MKL's GEMV over it is ~35% faster at one window (54
+        # against 84 µs) and x·Wᵀ from it ~25% at two than over the [in, out] copy; the same at 8 and 64
+        self._fc1_weight = self.head[0][0].t().contiguous()
         # fc2 as a float64 vector and bias where the head is Linear → Mish → Linear(1): one kernel after fc1
         self._tail = None
         if len(self.head) == 2:
@@ -730,19 +733,20 @@ class FastSpiraConvV2:
         """x [N, T, F] float32 C-contiguous → float64 probabilities [N], on the fused kernels."""
         n = x.shape[0]
         with torch.inference_mode(), self._workspace() as ws:
-            weight_t, bias = self.head[0]
+            weight, bias = self._fc1_weight, self.head[0][1]
             if n == 1:  # the last block's [C, T', 1, F] is already the flattened [1, C·T'·F] order
                 plan = self._plan(ws, 1)
                 self._chunk_fused(x, plan)
-                hidden = torch.addmm(bias, plan.last.view(1, -1), weight_t, out=plan.hidden)
+                hidden = plan.hidden
+                torch.addmv(bias, weight, plan.last.view(-1), out=hidden.view(-1))
             else:
-                feats = ws.get("feats", (n, int(weight_t.shape[0])))
+                feats = ws.get("feats", (n, int(weight.shape[1])))
                 flat = feats.numpy()
                 for i in range(0, n, self.chunk):
                     plan = self._plan(ws, min(self.chunk, n - i))
                     self._chunk_fused(x[i : i + self.chunk], plan)
                     self.kernels.flatten_windows(plan.last.numpy(), flat[i : i + self.chunk])
-                hidden = torch.addmm(bias, feats, weight_t, out=ws.get("fc1", (n, int(weight_t.shape[1]))))
+                hidden = torch.addmm(bias, feats, weight.t(), out=ws.get("fc1", (n, int(weight.shape[0]))))
             out = np.empty(n)
             if self._tail is not None:  # Mish, the last Linear and the sigmoid in one kernel call
                 self.kernels.mish_linear_sigmoid(hidden.numpy(), self._tail[0], self._tail[1], out)
