@@ -773,7 +773,7 @@ class FastSpiraConvV2:
         if x.shape[0] == 0:
             return torch.zeros(0)
         if self.kernels is not None:
-            return torch.from_numpy(self.predict(x.numpy())).to(torch.float32)
+            return torch.from_numpy(self.predict(x.detach().numpy())).to(torch.float32)
         if self.input_affine is not None:
             mean, scale = self.input_affine
             x = (x - mean).mul_(scale)
