@@ -20,7 +20,7 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -79,6 +79,10 @@ class Worker:
     compute: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="spira-compute")
     )
+    clock: Callable[[], float] = time.perf_counter
+    _finished_at: float = field(
+        default=0.0, init=False, repr=False
+    )  # when the last batch's results were stored and acked (the clock's)
 
     async def run(self, stop: asyncio.Event) -> WorkerStats:
         """Fetch and process until `stop` is set; every batch in hand is always finished.
@@ -98,7 +102,7 @@ class Worker:
                     await asyncio.sleep(0.5)
                     continue
                 if deliveries:
-                    busy_since = time.perf_counter() if busy_since is None else busy_since
+                    busy_since = self.clock() if busy_since is None else busy_since
                     held = await self.take(deliveries)
                     if ahead is not None:
                         await ahead
@@ -107,13 +111,15 @@ class Worker:
                     await ahead
                     ahead = None
                 if ahead is None and busy_since is not None:
-                    self.stats.busy_s += time.perf_counter() - busy_since
+                    # busy until the last batch was acked, not until the empty fetch that found it so
+                    # (a fetch that finds nothing waits out its timeout while that batch finishes)
+                    self.stats.busy_s += max(self._finished_at - busy_since, 0.0)
                     busy_since = None
         finally:
             if ahead is not None:  # SIGTERM: the batch in hand is finished and acked
                 await ahead
             if busy_since is not None:
-                self.stats.busy_s += time.perf_counter() - busy_since
+                self.stats.busy_s += self.clock() - busy_since
         return self.stats
 
     async def process(self, deliveries: list[Delivery]) -> None:
@@ -139,6 +145,7 @@ class Worker:
         if held:
             loop = asyncio.get_running_loop()
             await self._finish_all(await loop.run_in_executor(self.compute, self._predict_all, held))
+            self._finished_at = self.clock()
 
     def _predict_all(self, held: list[_Held]) -> list[tuple[_Held, JobState]]:
         """The compute thread's work, step for step the in-process batched loop's: each recording prepared

@@ -245,3 +245,33 @@ def test_decoding_and_the_model_run_in_one_compute_thread_and_the_reads_wait_in_
     assert len(compute_threads) == 8 and len(set(compute_threads)) == 1
     assert compute_threads[0].startswith("spira-compute")
     assert len(store.threads) == 6 and compute_threads[0] not in store.threads
+
+
+def test_busy_time_ends_when_the_last_batch_is_acked_not_when_the_empty_fetch_after_it_returns() -> None:
+    queue, store = FakeJobQueue(), FakeRecordings()
+    worker, _ = _worker(queue, store)
+    queue.messages = [_job(store, wav_bytes(seed=i), f"k{i}").to_bytes() for i in range(2)]
+    now = [100.0]
+    worker.clock = lambda: now[0]
+    predict = worker.predictor.model.predict
+
+    def one_second_per_model_call(windows):
+        now[0] += 1.0
+        return predict(windows)
+
+    worker.predictor.model.predict = one_second_per_model_call
+    fetch = queue.fetch
+
+    async def empty_fetch_waits_out_its_timeout(max_messages: int, timeout_s: float):
+        got = await fetch(max_messages, timeout_s)
+        if not got:  # the server holds the pull request for its whole expiry; the batch finishes meanwhile
+            for _ in range(1000):
+                if worker.stats.done == 2:
+                    break
+                await asyncio.sleep(0.01)
+            now[0] += 30.0
+        return got
+
+    queue.fetch = empty_fetch_waits_out_its_timeout
+    _run_until_empty(worker, queue)
+    assert worker.stats.done == 2 and worker.stats.busy_s == 1.0
