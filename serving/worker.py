@@ -87,11 +87,14 @@ class Worker:
     async def run(self, stop: asyncio.Event) -> WorkerStats:
         """Fetch and process until `stop` is set; every batch in hand is always finished.
 
-        Two batches overlap: while one batch is decoded and run through the model in the compute thread,
-        then its results stored and acked (a task), the next batch is fetched and its recordings read. Each
-        batch still acks only its own stored results, and compute runs one batch at a time; the waits on NATS
-        and the object store hide behind the compute, which stays busy as long as the reads keep up."""
-        ahead: asyncio.Task | None = None  # the previous batch's model call, stores and acks
+        The compute thread never waits for the loop. A batch's decode and model call is queued on it as soon
+        as its recordings are read (behind the batch computing, if any), and a task of its own stores that
+        batch's results and acks them while the next batch computes. The loop fetches and reads the batch
+        after next only once the previous compute is done, so one batch at most is read ahead. Each batch
+        acks only its own stored results; the waits on NATS and the object store hide behind the compute,
+        which stays busy as long as the reads keep up."""
+        storing: list[asyncio.Task] = []  # per batch: its compute awaited, then its results stored and acked
+        computing: asyncio.Future | None = None  # the batch queued last on the compute thread
         busy_since: float | None = None
         try:
             while not stop.is_set():
@@ -104,27 +107,35 @@ class Worker:
                 if deliveries:
                     busy_since = self.clock() if busy_since is None else busy_since
                     held = await self.take(deliveries)
-                    if ahead is not None:
-                        await ahead
-                    ahead = asyncio.create_task(self.finish(held)) if held else None
-                elif ahead is not None:  # nothing more to take: the last batch finishes
-                    await ahead
-                    ahead = None
-                if ahead is None and busy_since is not None:
+                    queued = self._compute(held) if held else None
+                    if computing is not None:  # one batch read ahead at most
+                        await computing
+                    computing = queued
+                    if queued is not None:
+                        storing.append(asyncio.create_task(self._store(queued)))
+                elif storing:  # nothing more to take: the last batches finish
+                    await asyncio.gather(*storing)
+                    computing = None
+                storing = _reaped(storing)
+                if not storing and busy_since is not None:
                     # busy until the last batch was acked, not until the empty fetch that found it so
                     # (a fetch that finds nothing waits out its timeout while that batch finishes)
                     self.stats.busy_s += max(self._finished_at - busy_since, 0.0)
                     busy_since = None
         finally:
-            if ahead is not None:  # SIGTERM: the batch in hand is finished and acked
-                await ahead
+            # SIGTERM: the batches in hand are finished and acked
+            for outcome in await asyncio.gather(*storing, return_exceptions=True):
+                if isinstance(outcome, BaseException):
+                    log.error("a batch failed while stopping: %r", outcome)
             if busy_since is not None:
                 self.stats.busy_s += self.clock() - busy_since
         return self.stats
 
     async def process(self, deliveries: list[Delivery]) -> None:
         """One batch, start to end."""
-        await self.finish(await self.take(deliveries))
+        held = await self.take(deliveries)
+        if held:
+            await self._store(self._compute(held))
 
     async def take(self, deliveries: list[Delivery]) -> list[_Held]:
         """Jobs parsed (poison dead-lettered), known results acked, `running` announced, each recording read
@@ -140,12 +151,14 @@ class Worker:
             await self.queue.announce_state(h.job.job_id, JobState(RUNNING, attempts=h.delivery.attempt))
         return [h for h in await asyncio.gather(*(self._read(h) for h in held)) if h is not None]
 
-    async def finish(self, held: list[_Held]) -> None:
-        """Decode and model in the compute thread, then each result stored and the stored ones acked."""
-        if held:
-            loop = asyncio.get_running_loop()
-            await self._finish_all(await loop.run_in_executor(self.compute, self._predict_all, held))
-            self._finished_at = self.clock()
+    def _compute(self, held: list[_Held]) -> asyncio.Future:
+        """The batch's decode and model call, queued on the compute thread."""
+        return asyncio.get_running_loop().run_in_executor(self.compute, self._predict_all, held)
+
+    async def _store(self, computing: asyncio.Future) -> None:
+        """Once computed, each result stored and the stored ones acked."""
+        await self._finish_all(await computing)
+        self._finished_at = self.clock()
 
     def _predict_all(self, held: list[_Held]) -> list[tuple[_Held, JobState]]:
         """The compute thread's work, step for step the in-process batched loop's: each recording prepared
@@ -255,6 +268,14 @@ class Worker:
             log.warning("dead letter: %s", reason)
         except QueueUnavailable as exc:
             log.warning("dead letter not stored, the message comes back: %s", exc)
+
+
+def _reaped(tasks: list[asyncio.Task]) -> list[asyncio.Task]:
+    """The tasks not done yet; a done one that failed raises its error here."""
+    for task in tasks:
+        if task.done():
+            task.result()
+    return [task for task in tasks if not task.done()]
 
 
 async def run_worker(

@@ -275,3 +275,30 @@ def test_busy_time_ends_when_the_last_batch_is_acked_not_when_the_empty_fetch_af
     queue.fetch = empty_fetch_waits_out_its_timeout
     _run_until_empty(worker, queue)
     assert worker.stats.done == 2 and worker.stats.busy_s == 1.0
+
+
+def test_the_next_batch_computes_while_the_previous_one_s_results_are_still_being_stored() -> None:
+    store = FakeRecordings()
+    jobs = [_job(store, wav_bytes(seed=i), f"k{i}") for i in range(4)]
+    first = {j.job_id for j in jobs[:2]}
+    overlapped: list[bool] = []
+
+    class SlowFirstStores(FakeJobQueue):
+        async def put_state(self, job_id: str, state: JobState) -> None:
+            if job_id in first and state.status == DONE and not overlapped:  # bounded: without the overlap
+                # the second model call never comes first
+                for _ in range(500):
+                    if len(model.calls) == 2:
+                        break
+                    await asyncio.sleep(0.02)
+                overlapped.append(len(model.calls) == 2)
+            await super().put_state(job_id, state)
+
+    queue = SlowFirstStores()
+    worker, model = _worker(queue, store)
+    queue.messages = [j.to_bytes() for j in jobs]
+    worker.max_messages = 2
+    _run_until_empty(worker, queue)
+    assert overlapped and all(overlapped) and worker.stats.done == 4
+    for job in jobs:
+        assert queue.log.index(("state", (job.job_id, DONE))) < queue.log.index(("ack", job.to_bytes()))
