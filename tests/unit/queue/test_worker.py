@@ -39,6 +39,13 @@ def _job(store: FakeRecordings, data: bytes, key: str) -> Job:
     return job
 
 
+def _queued(queue: FakeJobQueue, store: FakeRecordings, n: int) -> list[Job]:
+    """n jobs, their recordings stored, their messages on the queue."""
+    jobs = [_job(store, wav_bytes(seed=i), f"k{i}") for i in range(n)]
+    queue.messages = [j.to_bytes() for j in jobs]
+    return jobs
+
+
 def test_windows_of_several_messages_run_as_one_batch_and_each_result_is_stored_before_its_ack() -> None:
     queue, store = FakeJobQueue(), FakeRecordings()
     worker, model = _worker(queue, store)
@@ -126,8 +133,7 @@ def test_a_result_the_queue_did_not_confirm_is_never_acked() -> None:
 def test_sigterm_stops_fetching_after_the_batch_in_hand() -> None:
     queue, store = FakeJobQueue(), FakeRecordings()
     worker, _ = _worker(queue, store)
-    jobs = [_job(store, wav_bytes(seed=i), f"k{i}") for i in range(3)]
-    queue.messages = [j.to_bytes() for j in jobs]
+    _queued(queue, store, 3)
     worker.max_messages = 2
 
     async def run() -> None:
@@ -221,8 +227,7 @@ class _ReadThreads(FakeRecordings):
 def test_decoding_and_the_model_run_in_one_compute_thread_and_the_reads_wait_in_others() -> None:
     queue, store = FakeJobQueue(), _ReadThreads()
     worker, model = _worker(queue, store)
-    jobs = [_job(store, wav_bytes(seed=i), f"k{i}") for i in range(6)]
-    queue.messages = [j.to_bytes() for j in jobs]
+    _queued(queue, store, 6)
     worker.max_messages = 3
     compute_threads: list[str] = []
     prepare, predict = worker.predictor.prepare, model.predict
