@@ -1,7 +1,8 @@
 """Adaptive batching of the model call: concurrent requests share forward passes.
 
 Requests put their windows on a queue; one worker takes whatever has arrived within `max_latency_ms` (up
-to `max_batch_size` windows), runs one forward pass in a thread, and hands each request its slice. Under
+to `max_batch_size` windows), runs one forward pass in a thread (the Predictor's compute threads, shared
+with the uploads' decodes), and hands each request its slice. Under
 heavy load batches fill up and the per-window cost drops. A batch waits for company only while another
 request is on its way (between upload and queue, marked with `coming()`): under light load nothing can
 join, and waiting would add `max_latency_ms` to every request for nothing (10 ms of a ~35 ms round trip
@@ -13,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -59,8 +61,14 @@ class _Job:
 
 
 class MicroBatcher:
-    def __init__(self, model: WindowModel, batching: Batching | Callable[[], Batching] = Batching()) -> None:
+    def __init__(
+        self,
+        model: WindowModel,
+        batching: Batching | Callable[[], Batching] = Batching(),
+        executor: Executor | None = None,
+    ) -> None:
         self.model = model
+        self.executor = executor  # where the forward pass runs; None: asyncio's default threads
         # fixed settings, or a cheap provider read at each batch (the serving secret's cache)
         self.settings: Callable[[], Batching] = batching if callable(batching) else (lambda: batching)
         self._queue: asyncio.Queue[_Job] | None = None
@@ -109,7 +117,7 @@ class MicroBatcher:
     async def _execute(self, jobs: list[_Job]) -> None:
         batch = np.concatenate([j.windows for j in jobs], axis=0)
         try:
-            probs = await asyncio.to_thread(self.model.predict, batch)
+            probs = await asyncio.get_running_loop().run_in_executor(self.executor, self.model.predict, batch)
         except Exception as exc:  # the model failed: every waiting request learns why
             for j in jobs:
                 if not j.future.done():

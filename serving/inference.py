@@ -11,6 +11,7 @@ import asyncio
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,6 +20,7 @@ from serving.batching import Batching, MicroBatcher
 from serving.metrics import ModelChoiceMetrics
 from spira_core import audio as A
 from spira_core import windows as W
+from spira_core.cpus import usable_cpus
 from spira_core.fastpath import fast_mfcc
 from spira_core.monitoring import DriftReference, InputObservation, observe_input
 from spira_core.params import FeatureParams
@@ -169,8 +171,12 @@ class Predictor:
         self.model_version = str(model_version)
         self.model = model
         self.limits = limits or UploadLimits()
-        self.batcher = MicroBatcher(model, batching or Batching())
-        # decoding and features run in threads; this bounds their memory when many uploads arrive at once
+        # decodes, features and forward passes run in one thread per usable core, in arrival order: more
+        # threads than cores would take turns on them, evicting each other's buffers (1.23x the CPU per
+        # request with four on one core; docs/performance.md)
+        self.compute = ThreadPoolExecutor(usable_cpus(), thread_name_prefix="spira-compute")
+        self.batcher = MicroBatcher(model, batching or Batching(), self.compute)
+        # how many uploads may be decoded (or wait for a compute thread, body in hand) at once: their memory
         self._decoding = asyncio.Semaphore(decoders or self.limits.max_concurrent_decodes)
 
     @classmethod
@@ -214,7 +220,7 @@ class Predictor:
         """`predict`, with the upload's input measures for monitoring."""
         with self.batcher.coming():
             async with self._decoding:
-                prepared = await asyncio.to_thread(self.prepare, data)
+                prepared = await asyncio.get_running_loop().run_in_executor(self.compute, self.prepare, data)
         return self._answer(prepared, await self.batcher.predict(prepared.windows)), prepared.observation
 
     def predict_bytes(self, data: bytes) -> dict[str, object]:

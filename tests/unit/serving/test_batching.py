@@ -1,14 +1,30 @@
-"""The micro-batcher shares forward passes between requests, and waits for company only when some can come."""
+"""The micro-batcher shares forward passes between requests, and waits for company only when some can come;
+the forward passes and the uploads' decodes run on the Predictor's compute threads, one per usable core."""
 
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from serving.batching import Batching, MicroBatcher
-from tests.fakes.serving import FakeWindowModel
+from serving.inference import Predictor
+from spira_core.cpus import usable_cpus
+from spira_core.params import FeatureParams
+from tests.fakes.serving import FakeWindowModel, wav_bytes
+
+
+class ModelThatNotesItsThread(FakeWindowModel):
+    def __init__(self) -> None:
+        super().__init__(0.5)
+        self.threads: list[str] = []
+
+    def predict(self, windows: np.ndarray) -> np.ndarray:
+        self.threads.append(threading.current_thread().name)
+        return super().predict(windows)
 
 
 def _windows(n: int) -> np.ndarray:
@@ -105,3 +121,39 @@ def test_an_operator_change_to_the_serving_secret_reaches_the_next_batch_without
 
     asyncio.run(run())
     assert model.calls == [6, 2, 2, 2]
+
+
+def test_the_forward_pass_runs_on_the_executor_the_batcher_was_given() -> None:
+    model = ModelThatNotesItsThread()
+    compute = ThreadPoolExecutor(1, thread_name_prefix="probe-compute")
+
+    async def run() -> None:
+        batcher = MicroBatcher(model, Batching(max_batch_size=64, max_latency_ms=1), compute)
+        await batcher.predict(_windows(2))
+        await batcher.close()
+
+    asyncio.run(run())
+    compute.shutdown()
+    assert model.threads == ["probe-compute_0"]
+
+
+def test_a_predictors_decodes_and_forward_passes_share_one_compute_thread_per_usable_core() -> None:
+    model = ModelThatNotesItsThread()
+    prepared_in: list[str] = []
+
+    class NotingPredictor(Predictor):
+        def prepare(self, data: bytes):
+            prepared_in.append(threading.current_thread().name)
+            return super().prepare(data)
+
+    predictor = NotingPredictor(FeatureParams(), 0.5, "7", model, None, Batching(64, 1.0))
+
+    async def run() -> None:
+        await asyncio.gather(*(predictor.predict(wav_bytes(seconds=4.5, seed=i)) for i in range(6)))
+        await predictor.batcher.close()
+
+    asyncio.run(run())
+    assert len(prepared_in) == 6 and model.threads
+    threads = set(prepared_in + model.threads)
+    assert all(name.startswith("spira-compute_") for name in threads)
+    assert len(threads) <= usable_cpus()
