@@ -153,6 +153,7 @@ def test_a_predictors_decodes_and_forward_passes_share_one_compute_thread_per_us
         await predictor.batcher.close()
 
     asyncio.run(run())
+    predictor.compute.shutdown()
     assert len(prepared_in) == 6 and model.threads
     threads = set(prepared_in + model.threads)
     assert all(name.startswith("spira-compute_") for name in threads)
