@@ -17,6 +17,17 @@ from spira_core.model import load_bundle
 from spira_core.vault import CachedSecret
 
 
+def torch_threads(count: int) -> None:
+    """torch's intra-op threads for this process. Its default counts the node's cores, not the pod's CPU
+    limit: a 1-CPU pod on a 32-core node would run 32 OpenMP threads per op. The server's parallelism is
+    its compute threads (one per usable core, serving.inference.Predictor), so its ops run in one thread;
+    the queue worker has one compute thread, whose ops may use the usable cores. (One intra-op thread also
+    keeps clear of a torch/MKL fault seen on an AVX-512 host: docs/performance.md, 2026-12-07 12:28.)"""
+    import torch
+
+    torch.set_num_threads(max(1, count))
+
+
 def warm_up(predictor: Predictor) -> None:
     """One prediction on a generated clip before /readyz turns green: the first patient waits for nothing
     (resampler set-up, numba compilation in librosa, torch kernels)."""
@@ -77,6 +88,7 @@ def build_runtime(
 ) -> ServingRuntime:
     env = os.environ if environ is None else environ
     metrics = metrics or prometheus_metrics()
+    torch_threads(1)
     bundle = load_bundle(verified_bundle_dir(model_dir))
     meta = read_model_meta(model_dir)
     # the Prometheus metrics also count a refused fast path (ModelChoiceMetrics); a test's fake may not

@@ -308,8 +308,10 @@ def serve(predictor: Predictor) -> WorkerStats:
     """run_worker until SIGTERM on uvloop when it is installed (nats-py's protocol, its timers and the
     thread wake-ups run on a loop written in C), else on asyncio's own loop: the same code either way.
     One prediction first, as the server's readiness does: the first batch pays no set-up."""
-    from serving.wiring import warm_up
+    from serving.wiring import torch_threads, warm_up
+    from spira_core.cpus import usable_cpus
 
+    torch_threads(usable_cpus())
     warm_up(predictor)
     try:
         import uvloop
