@@ -172,8 +172,8 @@ class Predictor:
         self.model = model
         self.limits = limits or UploadLimits()
         # decodes, features and forward passes run in one thread per usable core, in arrival order: more
-        # threads than cores would take turns on them, evicting each other's buffers (1.23x the CPU per
-        # request with four on one core; docs/performance.md)
+        # threads than cores would take turns on them, evicting each other's buffers (10.58 against 9.45 ms
+        # of server CPU per request on one core, side by side; docs/performance.md)
         self.compute = ThreadPoolExecutor(usable_cpus(), thread_name_prefix="spira-compute")
         self.batcher = MicroBatcher(model, batching or Batching(), self.compute)
         # how many uploads may be decoded (or wait for a compute thread, body in hand) at once: their memory
