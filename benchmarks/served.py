@@ -350,15 +350,25 @@ def serve_and_measure(
 
 def interleaved(work: Path, pin: Path, stack_env: dict[str, str], args, clips: list[bytes]) -> dict:
     """Archive off and on side by side: both servers up on the server core at once, loaded in alternation
-    (--interleave rounds of one closed-loop step at --interleave-clients, the order swapped each round), so
-    both see the same load on a shared host; server CPU ms per request of each step, and the uploader's."""
+    (--interleave rounds of one closed-loop step at --interleave-clients, or with --interleave-rate of one
+    open-loop step at that many requests/s, the order swapped each round), so both see the same load on a
+    shared host; server CPU ms per request of each step, and the uploader's. In a closed loop, whatever
+    lengthens a request (the archive's wait for its fsync) also spaces the clients' next requests, so fewer
+    meet in one model batch; an open loop offers both servers the same arrivals."""
     off, _ = _start(work, pin, None, args, "run-ab-off")
     try:
         on, _ = _start(work, pin, stack_env, args, "run-ab-on")
     except BaseException:
         off.stop()
         raise
-    figures: dict[str, list[float]] = {"off": [], "on": [], "uploader": [], "load1": []}
+    figures: dict[str, list[float]] = {
+        "off": [],
+        "on": [],
+        "uploader": [],
+        "load1": [],
+        "p95_off": [],
+        "p95_on": [],
+    }
     try:
         os.sched_setaffinity(0, {int(c) for c in args.client_cores.split(",")})
         for server in (off, on):
@@ -370,8 +380,13 @@ def interleaved(work: Path, pin: Path, stack_env: dict[str, str], args, clips: l
                 up_pid = server.uploader.pid() if server.uploader is not None else None
                 up0 = tree_usage(up_pid)[0] if up_pid else 0.0
                 t0 = time.monotonic()
-                rps, _ = closed_loop(server.url, clips, args.interleave_clients, args.seconds)
-                done = rps * (time.monotonic() - t0)
+                if args.interleave_rate:
+                    step = open_loop(server.url, clips, args.interleave_rate, args.seconds)
+                    done = step["n"]
+                    figures[f"p95_{mode}"].append(step["p95"])
+                else:
+                    rps, _ = closed_loop(server.url, clips, args.interleave_clients, args.seconds)
+                    done = rps * (time.monotonic() - t0)
                 figures[mode].append(1e3 * (tree_usage(server.pid)[0] - cpu0) / done)
                 if up_pid:
                     figures["uploader"].append(1e3 * (tree_usage(up_pid)[0] - up0) / done)
@@ -384,6 +399,7 @@ def interleaved(work: Path, pin: Path, stack_env: dict[str, str], args, clips: l
     return {
         **figures,
         "clients": args.interleave_clients,
+        "rate": args.interleave_rate,
         "ratio_each_round": ratios,
         "median_off": float(np.median(figures["off"])),
         "median_on": float(np.median(figures["on"])),
@@ -497,8 +513,10 @@ def summary(report: dict[str, object]) -> str:
     out = []
     if "interleaved" in report:
         ab = report["interleaved"]
+        p95 = bool(ab.get("p95_off"))
         rows = [
             [str(i + 1), _ms(a), _ms(b), f"{b / a:.2f}x", _ms(u) if ab["uploader"] else "-", f"{load:.1f}"]
+            + ([_ms(ab["p95_off"][i]), _ms(ab["p95_on"][i])] if p95 else [])
             for i, (a, b, u, load) in enumerate(
                 zip(ab["off"], ab["on"], ab["uploader"] or [None] * len(ab["off"]), ab["load1"], strict=True)
             )
@@ -512,10 +530,13 @@ def summary(report: dict[str, object]) -> str:
                 _ms(ab["median_uploader"]),
                 "",
             ]
+            + ([_ms(float(np.median(ab["p95_off"]))), _ms(float(np.median(ab["p95_on"])))] if p95 else [])
         )
         out.append(
             C.table(
-                f"archive off and on, interleaved: {ab['clients']} clients, {report['seconds']:.0f} s per step, "
+                "archive off and on, interleaved: "
+                + (f"open loop at {ab['rate']:g} req/s" if ab.get("rate") else f"{ab['clients']} clients")
+                + f", {report['seconds']:.0f} s per step, "
                 f"server core {report['server_core']}, uploader core {report['uploader_core']}, {report['host']}; "
                 f"spool left after 60 s: {ab['spool_left']}",
                 [
@@ -525,7 +546,8 @@ def summary(report: dict[str, object]) -> str:
                     "on / off",
                     "uploader CPU ms/req",
                     "load1",
-                ],
+                ]
+                + (["p95 off ms", "p95 on ms"] if p95 else []),
                 rows,
             )
         )
@@ -652,6 +674,12 @@ def main(argv: list[str] | None = None) -> None:
         help="ROUNDS: archive off and on servers up together, loaded in alternation (instead of one after the other)",
     )
     parser.add_argument("--interleave-clients", type=int, default=4)
+    parser.add_argument(
+        "--interleave-rate",
+        type=float,
+        default=0.0,
+        help="REQ/S: each interleaved step an open loop at this fixed arrival rate instead of closed-loop clients",
+    )
     parser.add_argument("--json", type=Path, help="write the figures there (default WORK/served.json)")
     parser.add_argument("--allow-remote", action="store_true")
     args = parser.parse_args(argv)

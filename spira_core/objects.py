@@ -2,7 +2,8 @@
 worker gets it back. Credentials and the bucket come from the service's Vault secret (a new secret version
 gets a new client, as serving's archive does).
 
-Reads take a lean path (`SignedGet`): one SigV4-signed GET on a pooled keep-alive connection, the body's
+Reads take a lean path (`SignedGet`): one SigV4-signed GET on a pooled keep-alive connection of the
+standard library's http.client, the body's
 CRC32 checked against the store's `x-amz-checksum-crc32` as botocore does (zlib-ng's CRC32: 0.009 ms per
 0.6 MB where the system zlib takes 0.12). A worker reads one recording per
 job, and boto3's per-call machinery (event hooks, endpoint rules, parameter validation, response parsing)
@@ -14,6 +15,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import http.client
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -72,11 +74,16 @@ def sigv4_signing_key(secret_key: str, day: str, region: str) -> bytes:
 
 
 class SignedGet:
-    """S3 GetObject (path-style) on a urllib3 pool of keep-alive connections, thread-safe.
+    """S3 GetObject (path-style) on a pool of keep-alive `http.client` connections, thread-safe.
 
-    Transient failures (connection errors, 5xx) are retried twice with a short backoff like botocore's
-    standard mode; then ObjectStoreError. 404 is ObjectMissing. https trusts `verify` (the platform CA's
-    file, spira_core.tls.s3_verify) only."""
+    A GET that fails to connect, breaks off or answers 5xx is tried twice more, the second time after
+    0.4 s (botocore's standard mode and urllib3's Retry(total=2, backoff_factor=0.2) do the same); then
+    ObjectStoreError. A kept-alive connection the store has closed meanwhile is one of those tries. 404
+    is ObjectMissing. https trusts `verify` (the platform CA's file, spira_core.tls.s3_verify) only, or the
+    system's CAs without it. http.client rather than urllib3: the same read costs 0.42 ms of CPU against
+    urllib3's 0.58 (0.68 MB objects, alternated in one process; docs/performance.md)."""
+
+    retry_delays_s = (0.0, 0.4)
 
     def __init__(
         self,
@@ -89,27 +96,20 @@ class SignedGet:
         read_timeout_s: float = 15.0,
         max_connections: int = 32,
     ) -> None:
-        import urllib3
-
         parts = urlsplit(endpoint)
         self.host = parts.netloc
         self.base = parts.path.rstrip("/")
         self.access_key, self._secret_key, self.region = access_key, secret_key, region
-        tls = {"cert_reqs": "CERT_REQUIRED", "ca_certs": verify} if verify else {}
-        self.pool = urllib3.connection_from_url(
-            endpoint,
-            maxsize=max_connections,
-            block=False,
-            timeout=urllib3.Timeout(connect=connect_timeout_s, read=read_timeout_s),
-            retries=urllib3.Retry(
-                total=2,
-                backoff_factor=0.2,
-                status_forcelist=(500, 502, 503, 504),
-                allowed_methods=("GET",),
-                raise_on_status=False,
-            ),
-            **tls,
-        )
+        self.connect_timeout_s, self.read_timeout_s = connect_timeout_s, read_timeout_s
+        self.max_connections = max_connections
+        self._address = (parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80))
+        self._tls = None
+        if parts.scheme == "https":
+            import ssl
+
+            self._tls = ssl.create_default_context(cafile=verify)
+        self._idle: list[http.client.HTTPConnection] = []  # kept alive, each after a whole body
+        self._idle_lock = threading.Lock()
         self._day = ""
         self._signing_key = b""
 
@@ -118,26 +118,72 @@ class SignedGet:
             self._signing_key, self._day = sigv4_signing_key(self._secret_key, day, self.region), day
         return self._signing_key
 
+    def _open(self) -> http.client.HTTPConnection:
+        host, port = self._address
+        if self._tls is not None:
+            return http.client.HTTPSConnection(host, port, timeout=self.connect_timeout_s, context=self._tls)
+        return http.client.HTTPConnection(host, port, timeout=self.connect_timeout_s)
+
+    def _connection(self) -> http.client.HTTPConnection:
+        with self._idle_lock:
+            if self._idle:
+                return self._idle.pop()
+        connection = self._open()
+        connection.connect()
+        connection.sock.settimeout(self.read_timeout_s)
+        return connection
+
+    def _keep(self, connection: http.client.HTTPConnection) -> None:
+        with self._idle_lock:
+            if len(self._idle) < self.max_connections:
+                self._idle.append(connection)
+                return
+        connection.close()
+
+    def _fetch(self, path: str, headers: dict[str, str]) -> tuple[int, http.client.HTTPMessage, bytes]:
+        """One GET on a pooled connection: status, headers and the whole body."""
+        connection = self._connection()
+        try:
+            connection.request("GET", path, headers=headers)
+            response = connection.getresponse()
+            body = response.read()
+        except BaseException:
+            connection.close()
+            raise
+        if response.will_close or response.status >= 500:  # a retry goes out on a fresh connection
+            connection.close()
+        else:
+            self._keep(connection)
+        return response.status, response.headers, body
+
     def get(self, bucket: str, key: str) -> bytes:
-        import urllib3
         from zlib_ng.zlib_ng import crc32  # the model image's `serving` extra; the intake never reads
 
         path = f"{self.base}/{quote(bucket, safe='')}/{quote(key, safe='/-_.~')}"
-        amz_date = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-        headers = sigv4_get_headers(
-            self.host, path, self.access_key, self._key_for(amz_date[:8]), self.region, amz_date
-        )
-        try:
-            response = self.pool.request("GET", path, headers=headers, preload_content=True)
-        except urllib3.exceptions.HTTPError as exc:  # connection, TLS, timeout, a short body
-            raise ObjectStoreError(f"get {key}: {exc!r}") from exc
-        if response.status == 404:
+        failure = ""
+        for delay in (0.0, *self.retry_delays_s):
+            if delay:
+                time.sleep(delay)
+            amz_date = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+            headers = sigv4_get_headers(
+                self.host, path, self.access_key, self._key_for(amz_date[:8]), self.region, amz_date
+            )
+            try:
+                status, answer, body = self._fetch(path, headers)
+            except (OSError, http.client.HTTPException) as exc:  # refused, reset, timed out, cut short, TLS
+                failure = repr(exc)
+                continue
+            if status >= 500:
+                failure = f"HTTP {status} {body[:300].decode('utf-8', 'replace')}"
+                continue
+            break
+        else:
+            raise ObjectStoreError(f"get {key}: {failure}")
+        if status == 404:
             raise ObjectMissing(key)
-        if response.status != 200:
-            detail = response.data[:300].decode("utf-8", "replace")
-            raise ObjectStoreError(f"get {key}: HTTP {response.status} {detail}")
-        body = response.data
-        expected = response.headers.get("x-amz-checksum-crc32")
+        if status != 200:
+            raise ObjectStoreError(f"get {key}: HTTP {status} {body[:300].decode('utf-8', 'replace')}")
+        expected = answer.get("x-amz-checksum-crc32")
         # "<crc>-<parts>" is a multipart upload's composite, not the body's CRC (botocore skips it too)
         if expected is not None and "-" not in expected:
             got = base64.b64encode(crc32(body).to_bytes(4, "big")).decode()
