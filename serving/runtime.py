@@ -40,8 +40,9 @@ class ServingRuntime:
     async def predict(
         self, data: bytes, filename: str = "", synthetic: bool = False, site: str | None = None
     ) -> dict[str, object]:
-        # the audio's archive copy written while the model runs (the answer's record follows it)
-        draft = self.spool.begin(data) if self.spool is not None else None
+        # the audio's archive copy written while the model runs (the answer's record follows it), by the
+        # compute thread just before it decodes the same bytes
+        draft = self.spool.begin(data, self.predictor.compute) if self.spool is not None else None
         try:
             # A Rejected upload propagates to the HTTP layer, which answers 4xx and counts it.
             answer, observation = await self.predictor.predict_observed(data)

@@ -81,6 +81,49 @@ def test_a_missing_forged_expired_or_foreign_token_is_refused_with_its_code(
     assert refused.value.code == code
 
 
+def test_a_clients_next_requests_skip_the_signature_check_its_first_passed(
+    verifier: auth.TokenVerifier, monkeypatch
+) -> None:
+    header = f"Bearer {_token()}"
+    first = verifier.verify(header)
+
+    def no_second_check(*args, **kwargs):
+        raise AssertionError("the signature was checked again")
+
+    monkeypatch.setattr(auth.jwt, "decode", no_second_check)
+    assert verifier.verify(header) == first
+    with pytest.raises(AssertionError):  # another token is still checked
+        verifier.verify(f"Bearer {_token(sub='entity-2')}")
+
+
+def test_a_verified_token_is_refused_once_it_expires() -> None:
+    keys = auth.KeySet(lambda: {"issuer": ISSUER, "keys": [PUBLIC]})
+    assert keys.refresh()
+    verifier = auth.TokenVerifier(keys)
+    # expired 4 s ago, within the 5 s leeway until the next whole second
+    header = f"Bearer {_token(exp=int(time.time()) - auth.LEEWAY_S + 1)}"
+    assert verifier.verify(header)[auth.CLIENT_CLAIM] == "gate"
+    time.sleep(int(time.time()) + 1.05 - time.time())
+    with pytest.raises(auth.Unauthenticated) as refused:
+        verifier.verify(header)
+    assert refused.value.code == "expired_credential"
+
+
+def test_a_verified_token_is_refused_after_its_key_was_rotated_out() -> None:
+    rotated, rotated_public = _key("k1")
+    answers = [{"issuer": ISSUER, "keys": [rotated_public]}, {"issuer": ISSUER, "keys": [PUBLIC]}]
+    keys = auth.KeySet(lambda: answers.pop())
+    assert keys.refresh()
+    verifier = auth.TokenVerifier(keys)
+    header = f"Bearer {_token()}"
+    assert verifier.verify(header)[auth.CLIENT_CLAIM] == "gate"
+    assert keys.refresh()  # Vault now signs with another key under the same id
+    with pytest.raises(auth.Unauthenticated) as refused:
+        verifier.verify(header)
+    assert refused.value.code == "invalid_credential"
+    assert verifier.verify(f"Bearer {_token(key=rotated)}")[auth.CLIENT_CLAIM] == "gate"
+
+
 def test_a_key_set_that_cannot_be_fetched_keeps_its_keys_and_says_why() -> None:
     answers = [{"issuer": ISSUER, "keys": [PUBLIC]}]
 
