@@ -228,6 +228,17 @@ class Predictor:
         prepared = self.prepare(data)
         return self._answer(prepared, self.model.predict(prepared.windows))
 
+    def predict_prepared(self, prepared: list[Prepared]) -> list[dict[str, object]]:
+        """The answers of uploads already prepared, their windows in one model call, in the calling thread
+        (the queue worker's batch across messages)."""
+        if not prepared:
+            return []
+        probs = self.model.predict(np.concatenate([p.windows for p in prepared]))
+        bounds = np.cumsum([0, *(len(p.windows) for p in prepared)])
+        return [
+            self._answer(p, probs[a:b]) for p, a, b in zip(prepared, bounds[:-1], bounds[1:], strict=True)
+        ]
+
     def prepare(self, data: bytes) -> Prepared:
         """Decode once (upload rules checked), mono, resample, MFCC, windows."""
         upload = decode_upload(data, self.limits)

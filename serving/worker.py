@@ -24,8 +24,6 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from serving.inference import Predictor, Prepared
 from spira_core.objects import ObjectMissing, ObjectStoreError, Recordings
 from spira_core.queue import (
@@ -175,14 +173,12 @@ class Worker:
                 results.append((h, JobState(FAILED, error=error, attempts=h.delivery.attempt)))
         if not ready:
             return results
-        windows = [p.windows for _, p in ready]
-        probs = self.predictor.model.predict(np.concatenate(windows))
-        self.stats.windows += len(probs)
+        answers = self.predictor.predict_prepared([p for _, p in ready])
+        self.stats.windows += sum(len(p.windows) for _, p in ready)
         self.stats.batches += 1
-        bounds = np.cumsum([0, *(len(w) for w in windows)])
         return results + [
-            (h, JobState(DONE, self.predictor._answer(p, probs[a:b]), attempts=h.delivery.attempt))
-            for (h, p), a, b in zip(ready, bounds[:-1], bounds[1:], strict=True)
+            (h, JobState(DONE, answer, attempts=h.delivery.attempt))
+            for (h, _), answer in zip(ready, answers, strict=True)
         ]
 
     async def _skip_known(self, held: list[_Held]) -> list[_Held]:
