@@ -19,7 +19,13 @@ import pytest
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from spira_core.objects import ObjectMissing, ObjectStoreError, SignedGet, sigv4_get_headers, sigv4_signing_key
+from spira_core.objects import (
+    ObjectMissing,
+    ObjectStoreError,
+    SignedGet,
+    sigv4_get_headers,
+    sigv4_signing_key,
+)
 from spira_core.queue import DONE, JobState
 
 
