@@ -95,7 +95,7 @@ class StoreAnswering(http.client.HTTPConnection):
 def reading(connections) -> SignedGet:
     """A SignedGet whose new connections are `connections()`."""
     reader = SignedGet("http://127.0.0.1:8333", "AKIDEXAMPLE", "secret")
-    reader.retry_delays_s = (0.0, 0.0)
+    reader.try_delays_s = (0.0, 0.0, 0.0)
     reader._open = connections
     return reader
 
