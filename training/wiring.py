@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from spira_core.vector_math import start_vector_math
 from training.adapters.s3 import S3ArtifactStore
 from training.adapters.system import SeededRandom, SystemClock
 from training.data.dataset import load_dataset_csv, load_noise_csv
@@ -132,6 +133,9 @@ def build_pipeline(
     # bad data is the caller's error: said before any service is reached (the holdout is read from S3)
     load_dataset_csv(dataset_csv)
     load_noise_csv(noise_csv)
+    # before torch's first op in several threads: a concurrent first call left one half of a tensor
+    # ~1e-5 off and made seeded training write different weights (spira_core.vector_math)
+    start_vector_math()
     if progress is not None:
         kwargs["progress"] = progress
     return Pipeline.from_csv(
