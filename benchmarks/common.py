@@ -31,6 +31,35 @@ def pin_to_one_core(core: int | None = None) -> int:
     return chosen
 
 
+def on_schedule(
+    count: int,
+    rate: float,
+    senders: int,
+    send: Callable[[int, float], None],
+    clock: Callable[[], float] = time.monotonic,
+    lead_s: float = 0.2,
+) -> None:
+    """An open loop: `send(i, scheduled)` for i in range(count), each from a pool of `senders` threads at
+    its scheduled time (`lead_s` from now, then one every 1 / rate seconds on `clock`). A send that takes
+    longer than the interval does not push the next ones back, so latency measured from `scheduled` shows
+    the queueing a closed loop hides. An exception in `send` is raised here, after every send has run."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    start = clock() + lead_s
+
+    def paced(i: int) -> None:
+        scheduled = start + i / rate
+        delay = scheduled - clock()
+        if delay > 0:
+            time.sleep(delay)
+        send(i, scheduled)
+
+    with ThreadPoolExecutor(max(1, senders)) as pool:
+        futures = [pool.submit(paced, i) for i in range(count)]
+    for future in futures:
+        future.result()
+
+
 def load1() -> float:
     return os.getloadavg()[0]
 

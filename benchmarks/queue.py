@@ -37,7 +37,6 @@ import platform
 import shutil
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -397,12 +396,11 @@ def open_loop_latency(path, info, hospital, rate: float, args, folder: Path) -> 
         folder, int(rate * args.seconds), malformed_share=0.0, seconds=args.clip_seconds, seed=2
     )
     sent_at: dict[str, float] = {}
-    t0 = time.time() + 0.2
     local = threading.local()
 
-    def post(i: int, f: Path) -> None:
-        scheduled = t0 + i / rate
-        time.sleep(max(0.0, scheduled - time.time()))
+    # the wall clock: the results' finish times are the server's
+    def post(i: int, scheduled: float) -> None:
+        f = files[i]
         if not hasattr(local, "session"):
             local.session = requests.Session()
         r = local.session.post(
@@ -414,9 +412,7 @@ def open_loop_latency(path, info, hospital, rate: float, args, folder: Path) -> 
         assert r.status_code == 202, r.text
         sent_at[r.json()["job_id"]] = scheduled
 
-    with ThreadPoolExecutor(OPEN_LOOP_SENDERS) as senders:
-        for sent in [senders.submit(post, i, f) for i, f in enumerate(files)]:
-            sent.result()
+    C.on_schedule(len(files), rate, OPEN_LOOP_SENDERS, post, clock=time.time)
     finished = _finished_times(info, list(sent_at), timeout_s=300)
     latencies = [finished[j] - sent_at[j] for j in sent_at]
     return {

@@ -16,6 +16,7 @@ and stops the stack; later runs with the same --work reuse that import. Then, fo
   WORK/spool, clients' tokens checked), the client with the gate's token, and beside the server the
   archive's uploader (`python -m serving.uploader`, the pod's sidecar) pinned to --uploader-core (another
   core, as in the pod), uploading to the stack's SeaweedFS; its CPU is reported apart from the server's.
+  `--spool /dev/shm/spira-spool` puts the spool on a tmpfs: the archive's cost without the disk's.
 
 Each is measured:
 1. Cold start to /readyz and RSS (the server's process tree).
@@ -49,6 +50,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks import common as C
+from serving.archive import ITEM_SUFFIX, LOCAL_SPOOL_ENV
 
 MODEL_NAME = "spira-respiratory"
 SYNTH_N, SYNTH_SEED, TRAIN_EPOCHS = 32, 7, 3  # a real, small training run: speed does not depend on accuracy
@@ -105,37 +107,23 @@ def open_loop(
     """Latency percentiles (ms) at a fixed arrival rate; latency runs from each request's scheduled time."""
     import requests
 
-    n = max(1, int(rate * seconds))
-    schedule = time.monotonic() + 0.2 + np.arange(n) / rate
     latencies: list[float] = []
     errors = [0]
     lock = threading.Lock()
-    next_index = [0]
+    local = threading.local()
 
-    def client() -> None:
-        session = requests.Session()
-        while True:
+    def send(i: int, scheduled: float) -> None:
+        if not hasattr(local, "session"):
+            local.session = requests.Session()
+        try:
+            _post(local.session, url, clips[i % len(clips)])
             with lock:
-                i = next_index[0]
-                next_index[0] += 1
-            if i >= n:
-                return
-            delay = schedule[i] - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-            try:
-                _post(session, url, clips[i % len(clips)])
-                with lock:
-                    latencies.append(time.monotonic() - schedule[i])
-            except Exception:  # any failure is counted and reported; the load step goes on
-                with lock:
-                    errors[0] += 1
+                latencies.append(time.monotonic() - scheduled)
+        except Exception:  # any failure is counted and reported; the load step goes on
+            with lock:
+                errors[0] += 1
 
-    threads = [threading.Thread(target=client) for _ in range(max_clients)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    C.on_schedule(max(1, int(rate * seconds)), rate, max_clients, send)
     lat = np.array(latencies) * 1e3 if latencies else np.array([np.nan])
     return {
         "rate": rate,
@@ -342,7 +330,7 @@ def serve_and_measure(
             cold_start_s=cold, cold_cpu_s=cpu, rss_idle_mb=rss, rss_after_mb=tree_usage(server.pid)[1]
         )
         if uploader is not None:
-            result.update(spool_left=_spool_backlog(work / "spool", 60))
+            result.update(spool_left=_spool_backlog(Path(stack_env[LOCAL_SPOOL_ENV]), 60))
     finally:
         server.stop()
     return result
@@ -391,7 +379,7 @@ def interleaved(work: Path, pin: Path, stack_env: dict[str, str], args, clips: l
                 if up_pid:
                     figures["uploader"].append(1e3 * (tree_usage(up_pid)[0] - up0) / done)
             figures["load1"].append(C.load1())
-        spool_left = _spool_backlog(work / "spool", 60)
+        spool_left = _spool_backlog(Path(stack_env[LOCAL_SPOOL_ENV]), 60)
     finally:
         on.stop()
         off.stop()
@@ -413,17 +401,18 @@ def _spool_backlog(spool: Path, wait_s: float) -> int:
     """Items still waiting in the spool once the uploader had up to `wait_s` to catch up."""
     deadline = time.monotonic() + wait_s
     while True:
-        left = sum(1 for _ in spool.rglob("*.spool") if _.parent.name != "failed")
+        left = sum(1 for _ in spool.rglob(f"*{ITEM_SUFFIX}") if _.parent.name != "failed")
         if not left or time.monotonic() >= deadline:
             return left
         time.sleep(0.5)
 
 
 @contextlib.contextmanager
-def archive_stack(work: Path, core: int | None = None):
+def archive_stack(work: Path, spool: Path, core: int | None = None):
     """The stack the archive needs (Vault for the serving secret and client tokens, SeaweedFS), up for the
     archive-on run, its processes pinned to `core` when given (in a cluster they are other machines, never
-    the pod's core); yields (the server's variables, a gate client's credential)."""
+    the pod's core); yields (the server's variables, the spool at `spool` among them, a gate client's
+    credential)."""
     from spira.stack import LocalStack, StackConfig
     from spira.stack.predict_clients import client_env
     from spira.stack.private import free_stack_ports
@@ -438,7 +427,7 @@ def archive_stack(work: Path, core: int | None = None):
         info = stack.up()
         if core is not None:
             off_the_server_core(home, core)
-        env = {**info.service_env("serving"), "SPIRA_ARCHIVE_SPOOL": str(work / "spool")}
+        env = {**info.service_env("serving"), LOCAL_SPOOL_ENV: str(spool)}
         yield env, PredictCredential.from_env(client_env(info, "gate"))
     finally:
         stack.down()
@@ -680,11 +669,18 @@ def main(argv: list[str] | None = None) -> None:
         default=0.0,
         help="REQ/S: each interleaved step an open loop at this fixed arrival rate instead of closed-loop clients",
     )
+    parser.add_argument(
+        "--spool",
+        type=Path,
+        help="the archive's spool (default WORK/spool); on a tmpfs (/dev/shm/...) the archive's cost without the disk",
+    )
     parser.add_argument("--json", type=Path, help="write the figures there (default WORK/served.json)")
     parser.add_argument("--allow-remote", action="store_true")
     args = parser.parse_args(argv)
     if args.uploader_core is None:
         args.uploader_core = int(args.client_cores.split(",")[0])
+    if args.spool is None:
+        args.spool = args.work / "spool"
     global _credential
     concurrency = [int(c) for c in args.concurrency.split(",")]
     clips = load_clips(args)
@@ -716,13 +712,13 @@ def main(argv: list[str] | None = None) -> None:
         pin = prepare_model(args.work)
         runs = [in_process(args.server_core, bundle_dir(args.work), args.seconds, clips)]
         if args.interleave:
-            with archive_stack(args.work, args.uploader_core) as (stack_env, credential):
+            with archive_stack(args.work, args.spool, args.uploader_core) as (stack_env, credential):
                 _credential = credential  # the off server checks no token; it ignores the header
                 report["interleaved"] = interleaved(args.work, pin, stack_env, args, clips)
         elif args.archive in ("off", "both"):
             report["modes"]["off"] = serve_and_measure(args.work, pin, None, args, clips, concurrency)
         if args.archive in ("on", "both") and not args.interleave:
-            with archive_stack(args.work) as (stack_env, credential):
+            with archive_stack(args.work, args.spool) as (stack_env, credential):
                 _credential = credential
                 report["modes"]["on"] = serve_and_measure(args.work, pin, stack_env, args, clips, concurrency)
                 os.sched_setaffinity(0, {args.server_core})
