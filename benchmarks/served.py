@@ -380,7 +380,6 @@ def interleaved(work: Path, pin: Path, stack_env: dict[str, str], args, clips: l
                     figures["uploader"].append(1e3 * (tree_usage(up_pid)[0] - up0) / done)
             figures["load1"].append(C.load1())
         spool_left = _spool_backlog(Path(stack_env[LOCAL_SPOOL_ENV]), 60)
-        handed_over = _handed_over(on.url)
     finally:
         on.stop()
         off.stop()
@@ -395,21 +394,7 @@ def interleaved(work: Path, pin: Path, stack_env: dict[str, str], args, clips: l
         "median_ratio": float(np.median(ratios)),
         "median_uploader": float(np.median(figures["uploader"])) if figures["uploader"] else None,
         "spool_left": spool_left,
-        "handed_over": handed_over,
     }
-
-
-def _handed_over(url: str) -> int | None:
-    """How many uploads the archive-on server handed to its uploader to write (serving/spool_link.py)."""
-    import requests
-
-    with contextlib.suppress(requests.RequestException, ValueError):
-        return int(
-            requests.get(url + "/info", headers=_auth(), timeout=10).json()["readiness"][
-                "archive_handed_over"
-            ]
-        )
-    return None
 
 
 def _spool_backlog(spool: Path, wait_s: float) -> int:
@@ -542,7 +527,7 @@ def summary(report: dict[str, object]) -> str:
                 + (f"open loop at {ab['rate']:g} req/s" if ab.get("rate") else f"{ab['clients']} clients")
                 + f", {report['seconds']:.0f} s per step, "
                 f"server core {report['server_core']}, uploader core {report['uploader_core']}, {report['host']}; "
-                f"spool left after 60 s: {ab['spool_left']}; written by the uploader: {ab.get('handed_over')}",
+                f"spool left after 60 s: {ab['spool_left']}",
                 [
                     "round",
                     "off: server CPU ms/req",
