@@ -28,7 +28,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from serving.metrics import ArchiveMetrics
-from serving.spool_link import LinkBroken, SpoolLink
 from spira_core.tls import s3_verify
 from spira_core.vault import CachedSecret
 
@@ -373,14 +372,11 @@ class _Queued:
 @dataclass(frozen=True)
 class Draft:
     """An upload whose audio `Spool.begin` is writing while the model runs: `Spool.finish` appends its
-    record (the answer) in the next group commit, `Spool.abandon` removes it (the upload was rejected).
-    A draft handed to the uploader process (`handed`) keeps its audio until the uploader confirms it."""
+    record (the answer) in the next group commit, `Spool.abandon` removes it (the upload was rejected)."""
 
     item: str
     received: datetime
-    opened: Future[tuple[int, int]] | None  # (fd, bytes) of `<item>.tmp`; None: not written here
-    handed: bool = False
-    audio: bytes | None = None
+    opened: Future[tuple[int, int]] | None  # (fd, bytes) of `<item>.tmp`; None: not written (spool full)
 
 
 class Spool:
@@ -396,7 +392,6 @@ class Spool:
         max_spool_bytes: int = 512 * 1024 * 1024,
         owner: str | None = None,
         refresh_s: float = 1.0,
-        handoff: bool = False,
     ) -> None:
         self.folder = spool_dir / owner if owner else spool_dir
         self.owner = owner
@@ -419,8 +414,6 @@ class Spool:
         self._writer: threading.Thread | None = None
         self._fsyncers: ThreadPoolExecutor | None = None
         self.groups = 0
-        # with `handoff`, drafts go to the uploader process's SpoolService while it listens (spool_link.py)
-        self.link = SpoolLink(self.folder) if handoff else None
         _remove_stale_drafts(self.folder)
         self.refresh()
 
@@ -464,27 +457,17 @@ class Spool:
         )
         return done
 
-    def begin(
-        self,
-        audio: bytes,
-        writer: Executor | None = None,
-        item: str | None = None,
-        received: datetime | None = None,
-    ) -> Draft:
+    def begin(self, audio: bytes, writer: Executor | None = None) -> Draft:
         """Start writing an upload's audio as it arrives, while the model runs (`<item>.tmp` written and
         its write-back started): its answer's group commit then has only the record left to write, and
         less to wait for. `writer` runs that write (default: the spool's helper threads); the server
         passes its compute executor, so the write goes just before the upload's decode on the same
-        thread instead of beside it (less CPU: docs/performance.md). With a link to the uploader process
-        the audio is sent there instead (it writes the item; serving/spool_link.py). `item` and
-        `received` name an item another process began (the uploader's SpoolService). Each Draft ends
-        with `finish` or `abandon`."""
-        now = received or datetime.now(UTC)
-        item = item or _item_name(now)
+        thread instead of beside it (less CPU: docs/performance.md). Each Draft ends with `finish` or
+        `abandon`."""
+        now = datetime.now(UTC)
+        item = _item_name(now)
         if self.spool_bytes() + len(audio) > self.max_spool_bytes:
             return Draft(item, now, None)
-        if self.link is not None and self.link.begin(item, now, audio, writer or self._helpers()):
-            return Draft(item, now, None, handed=True, audio=audio)
         return Draft(item, now, (writer or self._helpers()).submit(self._write_audio, item, audio))
 
     def finish(
@@ -492,36 +475,15 @@ class Spool:
     ) -> Future[bool]:
         """The Draft's record appended in the next group commit; the future as `queue`'s."""
         done: Future[bool] = Future()
-        record = _record(draft.item, draft.received, answer, filename, synthetic)
-        if draft.handed and self.link is not None and draft.audio is not None:
-            audio = draft.audio
-
-            def settle(confirmed: Future[tuple[bool, str]]) -> None:
-                try:
-                    written, error = confirmed.result()
-                except LinkBroken:  # not confirmed by the uploader: written here, the same item
-                    self._enqueue(_Queued(draft.item, encode_item(audio, record), done))
-                    return
-                if not written:
-                    done.set_result(self._drop(error))
-                    return
-                with self._lock:
-                    self._pending += 1
-                    self._bytes += len(audio)
-                done.set_result(True)
-
-            self.link.finish(draft.item, answer, filename, synthetic).add_done_callback(settle)
-            return done
         if draft.opened is None:
             done.set_result(self._drop("spool full"))
             return done
+        record = _record(draft.item, draft.received, answer, filename, synthetic)
         self._enqueue(_Queued(draft.item, encode_item(b"", record)[1:], done, draft.opened))
         return done
 
     def abandon(self, draft: Draft) -> None:
         """The upload was rejected: its `<item>.tmp` removed (by a helper thread, once written)."""
-        if draft.handed and self.link is not None:
-            self.link.abandon(draft.item)
         if draft.opened is not None:
             self._helpers().submit(_discard, draft.opened, self.folder / f"{draft.item}{TMP_SUFFIX}")
 
@@ -650,8 +612,6 @@ class Spool:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(5)
-        if self.link is not None:
-            self.link.close()
 
     def _run(self) -> None:
         wait = self.refresh_s

@@ -119,6 +119,4 @@ class ServingRuntime:
                 "last_error": secret.last_error,
             },
             "archive_pending": self.spool.pending() if self.spool else 0,
-            # uploads this process handed to the uploader, which wrote them (serving/spool_link.py)
-            "archive_handed_over": self.spool.link.handed if self.spool and self.spool.link else 0,
         }

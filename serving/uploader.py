@@ -1,8 +1,7 @@
 """`python -m serving.uploader`: the archive's uploader, a process of its own beside the server.
 
-The server hands each answered upload to this process, which writes it into the spool (serving/spool_link.py
-`SpoolService`: the durable write's CPU is not the server's; the server writes itself while this process is
-not listening), and uploads the spool's items (`Uploader`) with the pod's own Vault login (the same VAULT_* variables and role as the
+The server only writes each answered upload into the spool (serving/archive.py `Spool`); this process
+uploads them (`Uploader`) with the pod's own Vault login (the same VAULT_* variables and role as the
 server), so the S3 client's CPU is not spent in the serving interpreter. In a cluster it is the model pod's
 native sidecar (argocd/base/model-rollout.yaml: an initContainer with `restartPolicy: Always`, the same
 image, the spool volume): Kubernetes stops it after the server, so on SIGTERM the server has taken its last
@@ -29,12 +28,10 @@ from serving.archive import (
     STATUS_FILE,
     ArchiveSettings,
     S3Archive,
-    Spool,
     Uploader,
     UploaderStatus,
 )
 from serving.metrics import ArchiveMetrics
-from serving.spool_link import SpoolService
 
 log = logging.getLogger("spira.uploader")
 
@@ -63,35 +60,11 @@ class StatusFileMetrics(ArchiveMetrics):
         self._written = time.monotonic()
 
 
-class _CountedByTheServer(ArchiveMetrics):
-    """The hand-over's spool only writes: the server's spool accountant counts the folder for /metrics."""
-
-    def archive_state(
-        self, pending: int, uploaded: int = 0, failed: int = 0, dropped: int = 0, poisoned: int = 0
-    ) -> None:
-        return None
-
-
-# the server holds the spool's bound (max_spool_bytes) before it hands an upload over
-_UNBOUNDED = 2**62
-
-
-def spool_service(root: Path, owner: str) -> SpoolService | None:
-    """The hand-over of the server's writes (serving/spool_link.py) for the pod's folder; None when another
-    process listens for it already (the server then writes on its own)."""
-    try:
-        return SpoolService(Spool(root, _CountedByTheServer(), max_spool_bytes=_UNBOUNDED, owner=owner))
-    except OSError as exc:
-        log.warning("no hand-over of the server's spool writes: %s", exc)
-        return None
-
-
 @dataclass
 class UploaderProcess:
     uploader: Uploader
     settings: ArchiveSettings
     metrics: StatusFileMetrics
-    handoff: SpoolService | None = None
 
 
 def build_uploader(env: Mapping[str, str]) -> UploaderProcess:
@@ -108,7 +81,7 @@ def build_uploader(env: Mapping[str, str]) -> UploaderProcess:
     root = Path(env.get(LOCAL_SPOOL_ENV) or SPOOL_DIR)
     metrics = StatusFileMetrics(root / owner / STATUS_FILE)
     uploader = Uploader(S3Archive(secret), root, metrics, owner=owner, orphan_after_s=settings.orphan_after_s)
-    return UploaderProcess(uploader, settings, metrics, spool_service(root, owner))
+    return UploaderProcess(uploader, settings, metrics)
 
 
 def main(environ: Mapping[str, str] | None = None) -> int:
@@ -123,11 +96,7 @@ def main(environ: Mapping[str, str] | None = None) -> int:
     process = build_uploader(env)
     uploader, settings = process.uploader, process.settings
     log.info("uploading %s (%d waiting, %d adopted)", uploader.spool, uploader.pending(), uploader.adopted)
-    if process.handoff is not None:
-        process.handoff.start()
     uploader.run(stop)
-    if process.handoff is not None:  # the server has stopped (Kubernetes stops the sidecar after it)
-        process.handoff.stop()
     started = time.monotonic()
     done = uploader.drain(settings.drain_s)
     process.metrics.flush()

@@ -57,9 +57,8 @@ def batching_settings(secret: CachedSecret | None) -> Batching | Callable[[], Ba
 
 def archive_spool(settings: ArchiveSettings, env: Mapping[str, str], metrics: ServingMetrics) -> Spool:
     """The spool on the volume the pods share (SPOOL_DIR), each pod in its own folder (its host name: the
-    pod's name in a cluster). The server hands its writes to the uploader process (serving/uploader.py,
-    the pod's sidecar; serving/spool_link.py) while it listens, else writes itself; the uploader uploads
-    from it and adopts the folders of pods gone for `orphan_after_s`."""
+    pod's name in a cluster). The server only writes it; the uploader process (serving/uploader.py, the
+    pod's sidecar) uploads from it and adopts the folders of pods gone for `orphan_after_s`."""
     import socket
 
     return Spool(
@@ -67,7 +66,6 @@ def archive_spool(settings: ArchiveSettings, env: Mapping[str, str], metrics: Se
         metrics,
         max_spool_bytes=settings.max_spool_bytes,
         owner=env.get("HOSTNAME") or socket.gethostname(),
-        handoff=True,
     )
 
 
