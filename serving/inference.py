@@ -25,6 +25,7 @@ from spira_core.fastpath import fast_mfcc
 from spira_core.monitoring import DriftReference, InputObservation, observe_input
 from spira_core.params import FeatureParams
 from spira_core.uploads import Rejected, UploadLimits, decode_upload
+from spira_core.vector_math import start_vector_math
 
 PATIENT, CONTROL = "patient", "control"
 log = logging.getLogger(__name__)
@@ -188,6 +189,8 @@ class Predictor:
         metrics: ModelChoiceMetrics | None = None,
         batching: Batching | Callable[[], Batching] | None = None,
     ) -> Predictor:
+        # before the model's load-time checks run torch, in whatever threads this process has
+        start_vector_math()
         model = best_window_model(bundle, metrics)
         return cls(
             bundle.params,

@@ -15,7 +15,6 @@ from serving.pin import read_model_meta, verified_bundle_dir
 from serving.runtime import ServingRuntime
 from spira_core.model import load_bundle
 from spira_core.vault import CachedSecret
-from spira_core.vector_math import start_vector_math
 
 
 def torch_threads(count: int) -> None:
@@ -23,11 +22,9 @@ def torch_threads(count: int) -> None:
     limit: a 1-CPU pod on a 32-core node would run 32 OpenMP threads per op. The server's parallelism is
     its compute threads (one per usable core, serving.inference.Predictor), so its ops run in one thread;
     the queue worker has one compute thread, whose ops may use the usable cores. (One intra-op thread also
-    keeps clear of a torch/MKL fault seen on an AVX-512 host: docs/performance.md, 2026-12-07 12:28.)
-    MKL's vector math is set up first, in this thread alone (spira_core.vector_math)."""
+    keeps clear of a torch/MKL fault seen on an AVX-512 host: docs/performance.md, 2026-12-07 12:28.)"""
     import torch
 
-    start_vector_math()
     torch.set_num_threads(max(1, count))
 
 

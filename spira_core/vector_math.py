@@ -5,12 +5,14 @@ itself up on its first call. On the AVX-512 Xeon build host (torch 2.13.0+cpu, M
 that first call came from two intra-op threads at once, one thread's half of the tensor came out 1e-5 to 5e-5
 relative off (float32 resolves 6e-8): `x.exp()` on a [20, 32, 69, 40] tensor in a fresh process with
 two threads was off on one half in 4 runs of 10, and a seeded two-epoch training run wrote 3 different
-weight files in 16 runs. One serial call first, in any thread, and every later call was exact: 0 of 10 and
-20 of 20 byte-identical runs (tests/unit/core/test_vector_math.py runs the check in fresh processes).
+weight files in 16 runs. One serial call first, in any thread, and every later call was exact: 0 bad in 46
+fresh processes, 20 of 20 byte-identical training runs (tests/unit/core/test_vector_math.py runs the
+check in fresh processes).
 
 Every entry point that lets torch use more than one intra-op thread calls `start_vector_math()` before its
-first torch op: the training pipeline's wiring (training.wiring.build_pipeline) and the serving processes'
-(serving.wiring.torch_threads).
+first torch op: the training pipeline's wiring (training.wiring.build_pipeline) and every serving process
+(server, queue worker, `spira predict`) where it builds its model (serving.inference.Predictor.from_bundle,
+before the model's load-time checks).
 """
 
 from __future__ import annotations
