@@ -25,9 +25,10 @@ Each is measured:
    /proc: CPU time, which holds up on a shared machine where wall time does not).
 3. Latency at half the best step's rate: open loop (requests scheduled at a fixed rate, latency counted
    from the scheduled time, so a slow server cannot hide queueing), p50/p95/p99.
-In the same run, before and after the servers: the same bundle through
-`serving.inference.Predictor.predict_bytes` in one process pinned to the server's core (the in-process CPU
-ms per request). The summary gives served / in-process CPU per request (issue 21: ≤ 1.25x archive off, the
+In the same run, before and after the servers (and with --interleave, as a third step of every round, so
+the host's drift moves both sides of the ratio alike): the same bundle through
+`serving.inference.Predictor.predict_bytes` in one process pinned to the server's core, kept warm between
+its steps (the in-process CPU ms per request). The summary gives served / in-process CPU per request (issue 21: ≤ 1.25x archive off, the
 archive ≤ 10% more), the host's CPU model and the load average; WORK/served.json (or --json) the figures.
 The clips: --wav a recording sent as is, else 5.7 s 48 kHz PCM16 voice-like clips (benchmarks.common).
 With --url (no in-process row, no server CPU) and a client's VAULT_ADDR and VAULT_ROLE in the environment,
@@ -218,7 +219,8 @@ def bundle_dir(work: Path) -> Path:
 
 
 # -- in-process, same bundle, same core ---------------------------------------------------------------------
-def _in_process_worker(core: int, bundle: str, seconds: float, clips: list[bytes], out) -> None:
+def _in_process_worker(core: int, bundle: str, clips: list[bytes], steps, out) -> None:
+    """Loads the bundle once, then measures one step per `steps` item (its seconds; None ends)."""
     from serving.inference import FastWindowModelAdapter, Predictor
     from spira_core.model import load_bundle
 
@@ -228,22 +230,38 @@ def _in_process_worker(core: int, bundle: str, seconds: float, clips: list[bytes
         raise RuntimeError("the fast path fell back to the eager model")
     for data in clips:
         predictor.predict_bytes(data)
-    done, start, cpu = 0, time.monotonic(), time.thread_time()
-    while time.monotonic() - start < seconds:
-        predictor.predict_bytes(clips[done % len(clips)])
-        done += 1
-    out.put((done / (time.monotonic() - start), done / (time.thread_time() - cpu)))
+    done = 0
+    while (seconds := steps.get()) is not None:
+        n, start, cpu = 0, time.monotonic(), time.thread_time()
+        while time.monotonic() - start < seconds:
+            predictor.predict_bytes(clips[done % len(clips)])
+            done, n = done + 1, n + 1
+        out.put((n / (time.monotonic() - start), n / (time.thread_time() - cpu)))
 
 
-def in_process(core: int, bundle: Path, seconds: float, clips: list[bytes]) -> tuple[float, float]:
-    """(req/s wall, req per CPU second) of Predictor.predict_bytes in one process pinned to `core`."""
-    ctx = mp.get_context("spawn")
-    q = ctx.Queue()
-    proc = ctx.Process(target=_in_process_worker, args=(core, str(bundle), seconds, clips, q))
-    proc.start()
-    result = q.get(timeout=seconds + 180)
-    proc.join(timeout=30)
-    return result
+class InProcess:
+    """Predictor.predict_bytes over the same bundle and clips in a process of its own pinned to the server's
+    core (one BLAS thread, warm), kept up so that its steps can sit between the servers' steps: the host's
+    drift (±10% within minutes on a shared VM) then moves both sides of the ratio alike."""
+
+    def __init__(self, core: int, bundle: Path, clips: list[bytes]) -> None:
+        ctx = mp.get_context("spawn")
+        self._steps, self._out = ctx.Queue(), ctx.Queue()
+        self._proc = ctx.Process(
+            target=_in_process_worker, args=(core, str(bundle), clips, self._steps, self._out), daemon=True
+        )
+        self._proc.start()
+
+    def measure(self, seconds: float) -> tuple[float, float]:
+        """(req/s wall, req per CPU second) of one step of `seconds`."""
+        self._steps.put(seconds)
+        return self._out.get(timeout=seconds + 180)
+
+    def close(self) -> None:
+        self._steps.put(None)
+        self._proc.join(timeout=30)
+        if self._proc.is_alive():
+            self._proc.kill()
 
 
 # -- the measurement ----------------------------------------------------------------------------------------
@@ -336,11 +354,14 @@ def serve_and_measure(
     return result
 
 
-def interleaved(work: Path, pin: Path, stack_env: dict[str, str], args, clips: list[bytes]) -> dict:
+def interleaved(
+    work: Path, pin: Path, stack_env: dict[str, str], args, clips: list[bytes], inproc: InProcess
+) -> dict:
     """Archive off and on side by side: both servers up on the server core at once, loaded in alternation
     (--interleave rounds of one closed-loop step at --interleave-clients, or with --interleave-rate of one
-    open-loop step at that many requests/s, the order swapped each round), so both see the same load on a
-    shared host; server CPU ms per request of each step, and the uploader's. In a closed loop, whatever
+    open-loop step at that many requests/s), with a step of `inproc` in each round (the order rotated each
+    round), so all three see the same host; server CPU ms per request of each step, the uploader's, and the
+    in-process CPU ms per request beside them. In a closed loop, whatever
     lengthens a request (the archive's wait for its fsync) also spaces the clients' next requests, so fewer
     meet in one model batch; an open loop offers both servers the same arrivals."""
     off, _ = _start(work, pin, None, args, "run-ab-off")
@@ -356,14 +377,19 @@ def interleaved(work: Path, pin: Path, stack_env: dict[str, str], args, clips: l
         "load1": [],
         "p95_off": [],
         "p95_on": [],
+        "in_process": [],
     }
     try:
         os.sched_setaffinity(0, {int(c) for c in args.client_cores.split(",")})
         for server in (off, on):
             for data in clips:
                 closed_loop(server.url, [data], 1, 0.05)
+        contenders = [("off", off), ("on", on), ("in-process", None)]
         for r in range(args.interleave):
-            for mode, server in (("off", off), ("on", on)) if r % 2 == 0 else (("on", on), ("off", off)):
+            for mode, server in contenders[r % 3 :] + contenders[: r % 3]:
+                if server is None:
+                    figures["in_process"].append(1e3 / inproc.measure(args.seconds)[1])
+                    continue
                 cpu0 = tree_usage(server.pid)[0]
                 up_pid = server.uploader.pid() if server.uploader is not None else None
                 up0 = tree_usage(up_pid)[0] if up_pid else 0.0
@@ -384,8 +410,12 @@ def interleaved(work: Path, pin: Path, stack_env: dict[str, str], args, clips: l
         on.stop()
         off.stop()
     ratios = [b / a for a, b in zip(figures["off"], figures["on"], strict=True)]
+    served = [a / c for a, c in zip(figures["off"], figures["in_process"], strict=True)]
     return {
         **figures,
+        "off_over_in_process_each_round": served,
+        "median_in_process": float(np.median(figures["in_process"])),
+        "median_off_over_in_process": float(np.median(served)),
         "clients": args.interleave_clients,
         "rate": args.interleave_rate,
         "ratio_each_round": ratios,
@@ -504,17 +534,35 @@ def summary(report: dict[str, object]) -> str:
         ab = report["interleaved"]
         p95 = bool(ab.get("p95_off"))
         rows = [
-            [str(i + 1), _ms(a), _ms(b), f"{b / a:.2f}x", _ms(u) if ab["uploader"] else "-", f"{load:.1f}"]
+            [
+                str(i + 1),
+                _ms(c),
+                _ms(a),
+                _ms(b),
+                f"{a / c:.2f}x",
+                f"{b / a:.2f}x",
+                _ms(u) if ab["uploader"] else "-",
+                f"{load:.1f}",
+            ]
             + ([_ms(ab["p95_off"][i]), _ms(ab["p95_on"][i])] if p95 else [])
-            for i, (a, b, u, load) in enumerate(
-                zip(ab["off"], ab["on"], ab["uploader"] or [None] * len(ab["off"]), ab["load1"], strict=True)
+            for i, (c, a, b, u, load) in enumerate(
+                zip(
+                    ab["in_process"],
+                    ab["off"],
+                    ab["on"],
+                    ab["uploader"] or [None] * len(ab["off"]),
+                    ab["load1"],
+                    strict=True,
+                )
             )
         ]
         rows.append(
             [
                 "median",
+                _ms(ab["median_in_process"]),
                 _ms(ab["median_off"]),
                 _ms(ab["median_on"]),
+                f"{ab['median_off_over_in_process']:.2f}x",
                 f"{ab['median_ratio']:.2f}x",
                 _ms(ab["median_uploader"]),
                 "",
@@ -523,15 +571,17 @@ def summary(report: dict[str, object]) -> str:
         )
         out.append(
             C.table(
-                "archive off and on, interleaved: "
+                "in-process, archive off and archive on, interleaved: "
                 + (f"open loop at {ab['rate']:g} req/s" if ab.get("rate") else f"{ab['clients']} clients")
                 + f", {report['seconds']:.0f} s per step, "
                 f"server core {report['server_core']}, uploader core {report['uploader_core']}, {report['host']}; "
                 f"spool left after 60 s: {ab['spool_left']}",
                 [
                     "round",
+                    "in-process CPU ms/req",
                     "off: server CPU ms/req",
                     "on: server CPU ms/req",
+                    "off / in-process",
                     "on / off",
                     "uploader CPU ms/req",
                     "load1",
@@ -710,20 +760,26 @@ def main(argv: list[str] | None = None) -> None:
         args.work.mkdir(parents=True, exist_ok=True)
         os.sched_setaffinity(0, {args.server_core})  # training and the import stay off the client's core
         pin = prepare_model(args.work)
-        runs = [in_process(args.server_core, bundle_dir(args.work), args.seconds, clips)]
-        if args.interleave:
-            with archive_stack(args.work, args.spool, args.uploader_core) as (stack_env, credential):
-                _credential = credential  # the off server checks no token; it ignores the header
-                report["interleaved"] = interleaved(args.work, pin, stack_env, args, clips)
-        elif args.archive in ("off", "both"):
-            report["modes"]["off"] = serve_and_measure(args.work, pin, None, args, clips, concurrency)
-        if args.archive in ("on", "both") and not args.interleave:
-            with archive_stack(args.work, args.spool) as (stack_env, credential):
-                _credential = credential
-                report["modes"]["on"] = serve_and_measure(args.work, pin, stack_env, args, clips, concurrency)
-                os.sched_setaffinity(0, {args.server_core})
-                report["archive_costs"] = archive_costs(stack_env, args.work, clips[0])
-        runs.append(in_process(args.server_core, bundle_dir(args.work), args.seconds, clips))
+        inproc = InProcess(args.server_core, bundle_dir(args.work), clips)
+        try:
+            runs = [inproc.measure(args.seconds)]
+            if args.interleave:
+                with archive_stack(args.work, args.spool, args.uploader_core) as (stack_env, credential):
+                    _credential = credential  # the off server checks no token; it ignores the header
+                    report["interleaved"] = interleaved(args.work, pin, stack_env, args, clips, inproc)
+            elif args.archive in ("off", "both"):
+                report["modes"]["off"] = serve_and_measure(args.work, pin, None, args, clips, concurrency)
+            if args.archive in ("on", "both") and not args.interleave:
+                with archive_stack(args.work, args.spool) as (stack_env, credential):
+                    _credential = credential
+                    report["modes"]["on"] = serve_and_measure(
+                        args.work, pin, stack_env, args, clips, concurrency
+                    )
+                    os.sched_setaffinity(0, {args.server_core})
+                    report["archive_costs"] = archive_costs(stack_env, args.work, clips[0])
+            runs.append(inproc.measure(args.seconds))
+        finally:
+            inproc.close()
         report["in_process"] = {
             "req_s": float(np.mean([r[0] for r in runs])),
             "cpu_ms": float(np.mean([1e3 / r[1] for r in runs])),

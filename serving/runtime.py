@@ -56,7 +56,8 @@ class ServingRuntime:
             self.monitor.observe(site, observation)
         if draft is not None:  # durable before the answer: the spool's next group commit, off the loop
             await asyncio.wrap_future(self.spool.finish(draft, answer, filename, synthetic))
-        self.report_secret()
+        # the secret's gauges are the refresher's (start_secret_refresher) and /readyz's: a request reads
+        # only the secret's cache, which changes only when the refresher reads Vault
         return answer
 
     def shutdown(self) -> None:
