@@ -1,7 +1,8 @@
 """`bentoml serve` of the model service on this machine: import a pinned version, start, wait, stop.
 
 One implementation for the demo, the test fixtures and the benchmarks. A server gets its own BentoML
-home (BentoML resets the Prometheus multiprocess folder under it at start-up) and its own pin file; the
+home (`private_home`: the model store linked from the home it was imported into, its Prometheus
+multiprocess folder its own, since BentoML empties that folder at start-up) and its own pin file; the
 process runs in its own process group so stopping it stops its workers too. A server that archives
 (VAULT_ADDR set) gets the archive's uploader beside it (`python -m serving.uploader`, the pod's sidecar):
 started first, stopped last, so it drains what the server spooled.
@@ -146,11 +147,15 @@ def start_local_server(
         uploader = service == MODEL_SERVICE and bool(env.get("VAULT_ADDR"))
     uploading = start_uploader(env, run_dir, f"{name}-{port}-uploader") if uploader else None
     bentoml = str(Path(sys.executable).parent / "bentoml")
+    serve_env = env
+    if env.get("BENTOML_HOME"):  # two servers of one home would share (and wipe) their metrics' files
+        home = private_home(Path(env["BENTOML_HOME"]), run_dir / f"{name}-{port}-bentoml")
+        serve_env = {**env, "BENTOML_HOME": str(home)}
     proc = ManagedProcess(
         f"{name}-{port}",
         [bentoml, "serve", service, "--port", str(port), "--host", "127.0.0.1"],
         run_dir,
-        env=env,
+        env=serve_env,
         grace_s=15,
         cwd=REPO,
     )
@@ -182,6 +187,24 @@ def start_local_server(
         time.sleep(0.5)
     server.stop()
     raise LocalServerError(f"bentoml serve not ready within {ready_timeout_s:.0f} s:\n{proc.log_tail(40)}")
+
+
+# what a server's own BentoML home does not share with the home its model was imported into: BentoML empties
+# the Prometheus multiprocess folder at start-up (a second server sharing it would wipe the first's series,
+# and each would then export the other's), and its scratch folder
+_PER_SERVER = frozenset({"prometheus_multiproc_dir", "tmp"})
+
+
+def private_home(shared: Path, home: Path) -> Path:
+    """A BentoML home of one server's own at `home`: the entries of `shared` (the model store, bentos)
+    linked, its Prometheus multiprocess and scratch folders its own."""
+    home.mkdir(parents=True, exist_ok=True)
+    shared.mkdir(parents=True, exist_ok=True)
+    for entry in shared.iterdir():
+        link = home / entry.name
+        if entry.name not in _PER_SERVER and not link.is_symlink() and not link.exists():
+            link.symlink_to(entry.resolve(), target_is_directory=entry.is_dir())
+    return home
 
 
 def start_uploader(env: dict[str, str], run_dir: Path, name: str) -> ManagedProcess:
