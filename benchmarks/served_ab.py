@@ -28,7 +28,7 @@ from benchmarks.served import ONE_THREAD, closed_loop, host_name, tree_usage
 
 
 def main(argv: list[str] | None = None) -> None:
-    from spira.local_server import server_env
+    from spira.local_server import private_home, server_env
     from spira.stack.net import free_port, http_status
     from spira.stack.process import ManagedProcess
 
@@ -57,6 +57,8 @@ def main(argv: list[str] | None = None) -> None:
             port = free_port()
             run = args.runs / name
             shutil.rmtree(run, ignore_errors=True)
+            # each variant's metrics of its own (BentoML empties its home's multiprocess folder at start)
+            env["BENTOML_HOME"] = str(private_home(args.work / "bentoml", run / "bentoml"))
             if name.startswith("uvicorn"):
                 argv_ = [
                     sys.executable,
