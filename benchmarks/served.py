@@ -28,8 +28,9 @@ Each is measured:
 In the same run, before and after the servers (and with --interleave, as a third step of every round, so
 the host's drift moves both sides of the ratio alike): the same bundle through
 `serving.inference.Predictor.predict_bytes` in one process pinned to the server's core, kept warm between
-its steps (the in-process CPU ms per request). The summary gives served / in-process CPU per request (issue 21: ≤ 1.25x archive off, the
-archive ≤ 10% more), the host's CPU model and the load average; WORK/served.json (or --json) the figures.
+its steps (the in-process CPU ms per request). The summary gives served / in-process CPU per request
+(issue 21: ≤ 1.25x archive off, the archive ≤ 10% more), the host's CPU model and the load average;
+WORK/served.json (or --json) the figures.
 The clips: --wav a recording sent as is, else 5.7 s 48 kHz PCM16 voice-like clips (benchmarks.common).
 With --url (no in-process row, no server CPU) and a client's VAULT_ADDR and VAULT_ROLE in the environment,
 requests carry that client's token. Loopback only unless --allow-remote.
