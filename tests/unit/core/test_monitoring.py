@@ -100,6 +100,24 @@ def test_counts_refuse_frames_with_another_number_of_coefficients() -> None:
         ref.counts(np.zeros((10, 7)))
 
 
+def test_counts_put_each_value_in_the_bin_of_the_edges_at_or_below_it_ties_and_repeated_edges_included() -> (
+    None
+):
+    edges = np.array([[-1.0, 0.0, 0.0, 2.0], [0.5, 1.0, 1.5, 3.0]])
+    ref = DriftReference(edges, np.full((2, 5), 0.2), 100)
+    rng = np.random.default_rng(3)
+    frames = rng.normal(size=(400, 2)) * 2
+    frames[:40] = edges.T[np.arange(40) % 4]  # values exactly at an edge belong to the bin above it
+    frames[40:45] = [[-50.0, 90.0]]
+    expected = np.zeros((2, 5), dtype=np.int64)
+    for f in range(2):
+        for value in frames[:, f]:
+            expected[f, int(np.sum(edges[f] <= value))] += 1
+    assert np.array_equal(ref.counts(frames), expected)
+    assert ref.counts(frames).sum() == 2 * 400
+    assert np.array_equal(ref.counts(frames[:0]), np.zeros((2, 5), dtype=np.int64))
+
+
 def test_the_window_forgets_the_oldest_uploads_so_the_score_recovers_after_a_bad_stretch() -> None:
     ref = DriftReference.from_frames(_frames(5000, 0))
     window = DriftWindow(ref, uploads=4)
