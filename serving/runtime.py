@@ -13,7 +13,7 @@ from serving.inference import Predictor
 from serving.metrics import ServingMetrics
 from serving.monitoring import InputMonitor
 from spira_core.admission import BodyBudget
-from spira_core.vault import CachedSecret, SecretUnavailable
+from spira_core.vault import CachedSecret, SecretStatus, SecretUnavailable
 
 
 @dataclass
@@ -66,11 +66,14 @@ class ServingRuntime:
         if self.spool is not None:
             self.spool.stop()
 
-    def report_secret(self) -> None:
-        """Publish the version in use (rotation waits on this gauge) and whether it is a stale fallback."""
-        if self.secret is not None:
-            status = self.secret.status()
-            self.metrics.secret_state(self.secret_path, status.version, status.stale)
+    def report_secret(self) -> SecretStatus | None:
+        """Publish the version in use (rotation waits on this gauge) and whether it is a stale fallback,
+        from the cache only; returns that status (None without a secret)."""
+        if self.secret is None:
+            return None
+        status = self.secret.status()
+        self.metrics.secret_state(self.secret_path, status.version, status.stale)
+        return status
 
     def start_secret_refresher(self, interval_s: float) -> threading.Thread:
         """Re-read the secret every interval even without traffic, so a rotation is picked up (and shown
@@ -95,11 +98,8 @@ class ServingRuntime:
 
     def secret_readable(self) -> bool:
         """From the cache only: /readyz and /info never wait on Vault, even one that hangs."""
-        if self.secret is None:
-            return True
-        status = self.secret.status()
-        self.metrics.secret_state(self.secret_path, status.version, status.stale)
-        return status.usable
+        status = self.report_secret()
+        return status is None or status.usable
 
     def info(self) -> dict[str, object]:
         """GET /info: what serves, and the readiness detail (from the cache only)."""
