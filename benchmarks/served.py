@@ -4,6 +4,7 @@
     python -m benchmarks.served --archive off                          # only the model path (no stack)
     python -m benchmarks.served --url http://127.0.0.1:3000            # a server you started yourself
     python -m benchmarks.served --interleave 6    # archive off and on servers up together, loaded in turn
+    python -m benchmarks.served --interleave 6 --tls   # the same with both servers listening with TLS only
 
 Without --url it brings its own server: the first run starts a private local stack (OpenBao, SeaweedFS,
 MLflow on free ports under WORK/stack), makes a small synthetic dataset, trains the fast preset for a few
@@ -17,6 +18,9 @@ and stops the stack; later runs with the same --work reuse that import. Then, fo
   archive's uploader (`python -m serving.uploader`, the pod's sidecar) pinned to --uploader-core (another
   core, as in the pod), uploading to the stack's SeaweedFS; its CPU is reported apart from the server's.
   `--spool /dev/shm/spira-spool` puts the spool on a tmpfs: the archive's cost without the disk's.
+- `--tls` (with --interleave): both servers listen with TLS only, as the clusters' model pods do (a
+  certificate from the local stack's CA through the settings the Rollout's container carries), and the
+  client trusts only that CA; without it they serve plain HTTP, which no cluster does.
 
 Each is measured:
 1. Cold start to /readyz and RSS (the server's process tree).
@@ -47,6 +51,7 @@ import shutil
 import threading
 import time
 import urllib.parse
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -62,15 +67,40 @@ ONE_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THRE
 # With --url against a server with Vault: the client's token (VAULT_ADDR + VAULT_ROLE of a client role, e.g.
 # the gate's; spira_core/predict_credential.py). The server this benchmark starts has no Vault: no token.
 _credential = None
+# With --tls: the CA the servers' certificates are signed by (the local stack's), the only one the client trusts
+_ca: Path | None = None
 
 
 def _auth() -> dict[str, str]:
     return _credential.headers() if _credential is not None else {}
 
 
+@dataclass(frozen=True)
+class StackTls:
+    """Server certificates from the local stack's CA (`spira.stack.tls.LocalCa`), as the clusters' model
+    pods get theirs from the platform CA through cert-manager, and the settings that make `bentoml serve`
+    listen with them (spira_core.tls: what the Rollout's container carries)."""
+
+    home: Path
+    ca: Path
+
+    def server_env(self, run: Path) -> dict[str, str]:
+        from spira.stack.tls import LocalCa
+        from spira_core.tls import BENTOML_OVERRIDE_ENV, bentoml_ssl_options
+
+        cert, key = run / "tls" / "tls.crt", run / "tls" / "tls.key"
+        cert.parent.mkdir(parents=True, exist_ok=True)
+        LocalCa(self.home, self.ca).issue("spira-model.spira.svc", cert, key)
+        return {BENTOML_OVERRIDE_ENV: bentoml_ssl_options(cert, key)}
+
+
 def _post(session, url: str, data: bytes) -> None:
     r = session.post(
-        url + "/predict", files={"audio": ("clip.wav", data, "audio/wav")}, headers=_auth(), timeout=60
+        url + "/predict",
+        files={"audio": ("clip.wav", data, "audio/wav")},
+        headers=_auth(),
+        timeout=60,
+        verify=str(_ca) if _ca is not None else True,
     )
     r.raise_for_status()
 
@@ -307,14 +337,19 @@ def _server_env(work: Path, pin: Path, stack_env: dict[str, str] | None) -> dict
     return env
 
 
-def _start(work: Path, pin: Path, stack_env: dict[str, str] | None, args, name: str):
+def _start(
+    work: Path, pin: Path, stack_env: dict[str, str] | None, args, name: str, tls: StackTls | None = None
+):
     """`bentoml serve` pinned to the server core (and with `stack_env`, the archive on, its uploader pinned
-    to --uploader-core, stopped after the server by `server.stop()`); (server, seconds to /readyz)."""
+    to --uploader-core, stopped after the server by `server.stop()`; with `tls`, listening with TLS only, as
+    the clusters' pods do); (server, seconds to /readyz)."""
     from spira.local_server import start_local_server, start_uploader
 
     run = work / name
     shutil.rmtree(run, ignore_errors=True)
     env = _server_env(work, pin, stack_env)
+    if tls is not None:
+        env.update(tls.server_env(run))
     uploader = None
     if stack_env:  # the pod's sidecar, on a core of its own (it inherits this process's core)
         os.sched_setaffinity(0, {args.uploader_core})
@@ -322,7 +357,9 @@ def _start(work: Path, pin: Path, stack_env: dict[str, str] | None, args, name: 
     os.sched_setaffinity(0, {args.server_core})  # the server inherits the core
     started = time.monotonic()
     try:
-        server = start_local_server(env, run, name=name, uploader=False)
+        server = start_local_server(
+            env, run, name=name, uploader=False, https_ca=tls.ca if tls is not None else None
+        )
     except BaseException:
         if uploader is not None:
             uploader.stop()
@@ -356,7 +393,13 @@ def serve_and_measure(
 
 
 def interleaved(
-    work: Path, pin: Path, stack_env: dict[str, str], args, clips: list[bytes], inproc: InProcess
+    work: Path,
+    pin: Path,
+    stack_env: dict[str, str],
+    args,
+    clips: list[bytes],
+    inproc: InProcess,
+    tls: StackTls | None = None,
 ) -> dict:
     """Archive off and on side by side: both servers up on the server core at once, loaded in alternation
     (--interleave rounds of one closed-loop step at --interleave-clients, or with --interleave-rate of one
@@ -364,10 +407,11 @@ def interleaved(
     round), so all three see the same host; server CPU ms per request of each step, the uploader's, and the
     in-process CPU ms per request beside them. In a closed loop, whatever
     lengthens a request (the archive's wait for its fsync) also spaces the clients' next requests, so fewer
-    meet in one model batch; an open loop offers both servers the same arrivals."""
-    off, _ = _start(work, pin, None, args, "run-ab-off")
+    meet in one model batch; an open loop offers both servers the same arrivals. With `tls`, both servers
+    listen with TLS only and the client trusts only the stack's CA (the clusters' configuration)."""
+    off, _ = _start(work, pin, None, args, "run-ab-off", tls)
     try:
-        on, _ = _start(work, pin, stack_env, args, "run-ab-on")
+        on, _ = _start(work, pin, stack_env, args, "run-ab-on", tls)
     except BaseException:
         off.stop()
         raise
@@ -419,6 +463,7 @@ def interleaved(
         "median_off_over_in_process": float(np.median(served)),
         "clients": args.interleave_clients,
         "rate": args.interleave_rate,
+        "tls": tls is not None,
         "ratio_each_round": ratios,
         "median_off": float(np.median(figures["off"])),
         "median_on": float(np.median(figures["on"])),
@@ -443,7 +488,7 @@ def archive_stack(work: Path, spool: Path, core: int | None = None):
     """The stack the archive needs (Vault for the serving secret and client tokens, SeaweedFS), up for the
     archive-on run, its processes pinned to `core` when given (in a cluster they are other machines, never
     the pod's core); yields (the server's variables, the spool at `spool` among them, a gate client's
-    credential)."""
+    credential, the stack's CA for servers that listen with TLS)."""
     from spira.stack import LocalStack, StackConfig
     from spira.stack.predict_clients import client_env
     from spira.stack.private import free_stack_ports
@@ -459,7 +504,7 @@ def archive_stack(work: Path, spool: Path, core: int | None = None):
         if core is not None:
             off_the_server_core(home, core)
         env = {**info.service_env("serving"), LOCAL_SPOOL_ENV: str(spool)}
-        yield env, PredictCredential.from_env(client_env(info, "gate"))
+        yield env, PredictCredential.from_env(client_env(info, "gate")), StackTls(home, info.vault_ca)
     finally:
         stack.down()
 
@@ -574,6 +619,7 @@ def summary(report: dict[str, object]) -> str:
             C.table(
                 "in-process, archive off and archive on, interleaved: "
                 + (f"open loop at {ab['rate']:g} req/s" if ab.get("rate") else f"{ab['clients']} clients")
+                + (", both servers over TLS" if ab.get("tls") else ", plain HTTP")
                 + f", {report['seconds']:.0f} s per step, "
                 f"server core {report['server_core']}, uploader core {report['uploader_core']}, {report['host']}; "
                 f"spool left after 60 s: {ab['spool_left']}",
@@ -725,14 +771,22 @@ def main(argv: list[str] | None = None) -> None:
         type=Path,
         help="the archive's spool (default WORK/spool); on a tmpfs (/dev/shm/...) the archive's cost without the disk",
     )
+    parser.add_argument(
+        "--tls",
+        action="store_true",
+        help="with --interleave: both servers listen with TLS only (the clusters' configuration), certificates "
+        "from the local stack's CA, the only one the client trusts",
+    )
     parser.add_argument("--json", type=Path, help="write the figures there (default WORK/served.json)")
     parser.add_argument("--allow-remote", action="store_true")
     args = parser.parse_args(argv)
+    if args.tls and not args.interleave:
+        parser.error("--tls needs --interleave (the servers' certificates come from the stack it starts)")
     if args.uploader_core is None:
         args.uploader_core = int(args.client_cores.split(",")[0])
     if args.spool is None:
         args.spool = args.work / "spool"
-    global _credential
+    global _credential, _ca
     concurrency = [int(c) for c in args.concurrency.split(",")]
     clips = load_clips(args)
     report: dict[str, object] = {
@@ -765,13 +819,17 @@ def main(argv: list[str] | None = None) -> None:
         try:
             runs = [inproc.measure(args.seconds)]
             if args.interleave:
-                with archive_stack(args.work, args.spool, args.uploader_core) as (stack_env, credential):
+                with archive_stack(args.work, args.spool, args.uploader_core) as (stack_env, credential, tls):
                     _credential = credential  # the off server checks no token; it ignores the header
-                    report["interleaved"] = interleaved(args.work, pin, stack_env, args, clips, inproc)
+                    if args.tls:
+                        _ca = tls.ca
+                    report["interleaved"] = interleaved(
+                        args.work, pin, stack_env, args, clips, inproc, tls if args.tls else None
+                    )
             elif args.archive in ("off", "both"):
                 report["modes"]["off"] = serve_and_measure(args.work, pin, None, args, clips, concurrency)
             if args.archive in ("on", "both") and not args.interleave:
-                with archive_stack(args.work, args.spool) as (stack_env, credential):
+                with archive_stack(args.work, args.spool) as (stack_env, credential, _tls):
                     _credential = credential
                     report["modes"]["on"] = serve_and_measure(
                         args.work, pin, stack_env, args, clips, concurrency
