@@ -5,6 +5,7 @@
     python -m benchmarks.served --url http://127.0.0.1:3000            # a server you started yourself
     python -m benchmarks.served --interleave 6    # archive off and on servers up together, loaded in turn
     python -m benchmarks.served --interleave 6 --tls   # the same with both servers listening with TLS only
+    python -m benchmarks.served --tls-ab 6        # what TLS costs: archive-off servers plain and TLS, in turn
 
 Without --url it brings its own server: the first run starts a private local stack (OpenBao, SeaweedFS,
 MLflow on free ports under WORK/stack), makes a small synthetic dataset, trains the fast preset for a few
@@ -473,6 +474,48 @@ def interleaved(
     }
 
 
+def tls_side_by_side(work: Path, pin: Path, args, clips: list[bytes], tls: StackTls) -> dict:
+    """What TLS costs the served path: two archive-off servers on the server core at once, one plain HTTP,
+    one listening with TLS only (the clusters' configuration), loaded in alternation (--tls-ab rounds of one
+    closed-loop step each at --interleave-clients, the order swapped every round); server CPU ms per request
+    of each step."""
+    global _ca
+    plain, _ = _start(work, pin, None, args, "run-plain")
+    try:
+        secure, _ = _start(work, pin, None, args, "run-tls", tls)
+    except BaseException:
+        plain.stop()
+        raise
+    figures: dict[str, list[float]] = {"plain": [], "tls": [], "load1": []}
+    try:
+        os.sched_setaffinity(0, {int(c) for c in args.client_cores.split(",")})
+        servers = [("plain", plain, None), ("tls", secure, tls.ca)]
+        for r in range(args.tls_ab):
+            for mode, server, ca in servers if r % 2 == 0 else servers[::-1]:
+                _ca = ca
+                for data in clips:  # the connections made (and with TLS, their handshakes) before the step
+                    closed_loop(server.url, [data], 1, 0.05)
+                cpu0, t0 = tree_usage(server.pid)[0], time.monotonic()
+                rps, _ = closed_loop(server.url, clips, args.interleave_clients, args.seconds)
+                figures[mode].append(
+                    1e3 * (tree_usage(server.pid)[0] - cpu0) / (rps * (time.monotonic() - t0))
+                )
+            figures["load1"].append(C.load1())
+    finally:
+        _ca = None
+        secure.stop()
+        plain.stop()
+    ratios = [b / a for a, b in zip(figures["plain"], figures["tls"], strict=True)]
+    return {
+        **figures,
+        "clients": args.interleave_clients,
+        "ratio_each_round": ratios,
+        "median_plain": float(np.median(figures["plain"])),
+        "median_tls": float(np.median(figures["tls"])),
+        "median_ratio": float(np.median(ratios)),
+    }
+
+
 def _spool_backlog(spool: Path, wait_s: float) -> int:
     """Items still waiting in the spool once the uploader had up to `wait_s` to catch up."""
     deadline = time.monotonic() + wait_s
@@ -576,6 +619,25 @@ def _ms(value: float | None) -> str:
 
 def summary(report: dict[str, object]) -> str:
     out = []
+    if "tls_ab" in report:
+        ab = report["tls_ab"]
+        rows = [
+            [str(i + 1), _ms(a), _ms(b), f"{r:.3f}x", f"{load:.1f}"]
+            for i, (a, b, r, load) in enumerate(
+                zip(ab["plain"], ab["tls"], ab["ratio_each_round"], ab["load1"], strict=True)
+            )
+        ]
+        rows.append(
+            ["median", _ms(ab["median_plain"]), _ms(ab["median_tls"]), f"{ab['median_ratio']:.3f}x", ""]
+        )
+        out.append(
+            C.table(
+                f"archive off, plain HTTP and TLS only side by side: {ab['clients']} clients, "
+                f"{report['seconds']:.0f} s per step, server core {report['server_core']}, {report['host']}",
+                ["round", "plain: server CPU ms/req", "TLS: server CPU ms/req", "TLS / plain", "load1"],
+                rows,
+            )
+        )
     if "interleaved" in report:
         ab = report["interleaved"]
         p95 = bool(ab.get("p95_off"))
@@ -777,6 +839,12 @@ def main(argv: list[str] | None = None) -> None:
         help="with --interleave: both servers listen with TLS only (the clusters' configuration), certificates "
         "from the local stack's CA, the only one the client trusts",
     )
+    parser.add_argument(
+        "--tls-ab",
+        type=int,
+        default=0,
+        help="ROUNDS: only what TLS costs: archive-off servers plain and TLS only, up together, loaded in turn",
+    )
     parser.add_argument("--json", type=Path, help="write the figures there (default WORK/served.json)")
     parser.add_argument("--allow-remote", action="store_true")
     args = parser.parse_args(argv)
@@ -818,7 +886,10 @@ def main(argv: list[str] | None = None) -> None:
         inproc = InProcess(args.server_core, bundle_dir(args.work), clips)
         try:
             runs = [inproc.measure(args.seconds)]
-            if args.interleave:
+            if args.tls_ab:
+                with archive_stack(args.work, args.spool, args.uploader_core) as (_env, _cred, tls):
+                    report["tls_ab"] = tls_side_by_side(args.work, pin, args, clips, tls)
+            elif args.interleave:
                 with archive_stack(args.work, args.spool, args.uploader_core) as (stack_env, credential, tls):
                     _credential = credential  # the off server checks no token; it ignores the header
                     if args.tls:
@@ -828,7 +899,7 @@ def main(argv: list[str] | None = None) -> None:
                     )
             elif args.archive in ("off", "both"):
                 report["modes"]["off"] = serve_and_measure(args.work, pin, None, args, clips, concurrency)
-            if args.archive in ("on", "both") and not args.interleave:
+            if args.archive in ("on", "both") and not (args.interleave or args.tls_ab):
                 with archive_stack(args.work, args.spool) as (stack_env, credential, _tls):
                     _credential = credential
                     report["modes"]["on"] = serve_and_measure(
