@@ -119,6 +119,17 @@ def mish2(z):
 
 
 @_jit
+def power_spectrum(pairs, out):
+    """out[t, k] = re² + im² of an rFFT's output seen as float32 pairs [frames, bins, 2]: |X|² in one pass
+    (torch's square-in-place then add of the strided halves took two passes and twice the traffic)."""
+    for t in range(out.shape[0]):
+        for k in range(out.shape[1]):
+            re = pairs[t, k, 0]
+            im = pairs[t, k, 1]
+            out[t, k] = re * re + im * im
+
+
+@_jit
 def exp2_array(x, out):
     """out = 2^x elementwise (1-D float32): the kernels' exp2, for tests."""
     for i in range(x.size):

@@ -6,11 +6,13 @@ What changes (the definition does not):
 - Only the `win_length` samples under the Hann window are multiplied and transformed: the window is zero
   elsewhere in the `n_fft` frame, and moving the non-zero part to the start of the zero-padded frame only
   multiplies each FFT bin by a unit phase, which |.|² removes. That is 3x fewer samples to window and copy.
+  The samples are padded and windowed in float32, the FFT's own precision (half the bytes of float64, and
+  no cast on the way into the FFT's buffer; a product rounded once to float32 either way).
 - One precomputed filterbank and orthonormal DCT-II matrix per parameter set (cached), applied as matrix
-  products to all frames at once; |X|² is squared in place on the FFT's output and summed straight into
-  float32 (the reference keeps float64 to the end), so the mel product is a float32 GEMM (2.5x faster
-  than float64, measured). Its terms are all positive, so float32 accumulation stays within ~1e-6
-  relative, ~4e-6 dB.
+  products to all frames at once; |X|² comes from the FFT's output in one pass (a numba kernel,
+  `kernels.power_spectrum`) straight into float32 (the reference keeps float64 to the end), so the mel
+  product is a float32 GEMM (2.5x faster than float64, measured). Its terms are all positive, so float32
+  accumulation stays within ~1e-6 relative, ~4e-6 dB.
 - Frames go through the FFT in blocks of 128 with per-thread scratch buffers (see `_Scratch`).
 - The FFT runs in float32 (torch's, which follows torch.set_num_threads) where the reference's is float64.
   Its rounding is ~1e-7 of each frame's energy, so a bin far below its frame's peak carries a larger
@@ -48,17 +50,18 @@ def dct_matrix(n_mels: int, n_mfcc: int) -> np.ndarray:
 
 @lru_cache(maxsize=8)
 def _tables(params: FeatureParams) -> tuple[np.ndarray, torch.Tensor, torch.Tensor]:
-    """Hann window of win_length (float64), mel filterbank transposed [n_freqs, n_mels] (float32) and the
+    """Hann window of win_length (float32), mel filterbank transposed [n_freqs, n_mels] (float32) and the
     DCT matrix (float64)."""
     n = np.arange(params.win_length)
-    hann = 0.5 - 0.5 * np.cos(2.0 * np.pi * n / params.win_length)  # periodic, as torch.hann_window
+    # periodic, as torch.hann_window; computed in float64, kept in float32
+    hann = (0.5 - 0.5 * np.cos(2.0 * np.pi * n / params.win_length)).astype(np.float32)
     basis = F.mel_basis(params.sample_rate, params.n_fft, params.n_mels, params.f_min, params.f_max)
     mel_t = torch.from_numpy(np.ascontiguousarray(basis.T, dtype=np.float32))
     hann.setflags(write=False)
     return hann, mel_t, torch.from_numpy(dct_matrix(params.n_mels, params.n_mfcc).copy())
 
 
-BLOCK_FRAMES = 128  # frames per FFT block: 128 × 1200 float64 ≈ 1.2 MB of scratch, reused
+BLOCK_FRAMES = 128  # frames per FFT block: 128 × 1200 float32 ≈ 0.6 MB of scratch, reused
 
 
 class _Scratch(threading.local):
@@ -67,14 +70,14 @@ class _Scratch(threading.local):
     written, so reuse keeps them zero."""
 
     def __init__(self) -> None:
-        self.signal = np.zeros(0)
+        self.signal = np.zeros(0, dtype=np.float32)
         self.frames: torch.Tensor | None = None
         self.spec: torch.Tensor | None = None
         self.power: torch.Tensor | None = None
 
     def signal_buffer(self, n: int) -> np.ndarray:
         if self.signal.size < n:
-            self.signal = np.empty(max(n, 2 * self.signal.size))
+            self.signal = np.empty(max(n, 2 * self.signal.size), dtype=np.float32)
         return self.signal[:n]
 
     def frame_buffers(self, n_fft: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -100,7 +103,9 @@ def _reflect_pad(wav: np.ndarray, pad: int) -> np.ndarray:
 
 def fast_mfcc(wav: np.ndarray, params: FeatureParams) -> np.ndarray:
     """MFCC frames, time first: float32 [frames, n_mfcc] (the definition of `spira_core.features.mfcc`)."""
-    wav = np.asarray(wav, dtype=np.float64).reshape(-1)
+    from spira_core.fastpath.kernels import power_spectrum  # numba's import and compile on first use only
+
+    wav = np.asarray(wav, dtype=np.float32).reshape(-1)
     pad = params.n_fft // 2
     if wav.size <= pad:  # reflect padding needs more than n_fft // 2 samples (as the reference does)
         wav = np.pad(wav, (0, pad + 1 - wav.size))
@@ -118,11 +123,9 @@ def fast_mfcc(wav: np.ndarray, params: FeatureParams) -> np.ndarray:
     mel = np.empty((n_frames, params.n_mels), dtype=np.float32)
     for t0 in range(0, n_frames, BLOCK_FRAMES):
         n = min(BLOCK_FRAMES, n_frames - t0)
-        np.multiply(segs[t0 : t0 + n], hann, out=window[:n, : params.win_length], casting="same_kind")
+        np.multiply(segs[t0 : t0 + n], hann, out=window[:n, : params.win_length])
         torch.fft.rfft(frames[:n], dim=1, out=spec[:n])
-        pairs = torch.view_as_real(spec[:n])  # [n, bins, (re, im)]
-        pairs.square_()
-        torch.add(pairs[..., 0], pairs[..., 1], out=power[:n])
+        power_spectrum(torch.view_as_real(spec[:n]).numpy(), power[:n].numpy())  # [n, bins, (re, im)] → |X|²
         # torch's BLAS call follows torch.set_num_threads; numpy's OpenBLAS would start its own threads,
         # which spin against the caller when the process is pinned to one core (2x slower, measured)
         torch.mm(power[:n], mel_t, out=torch.from_numpy(mel[t0 : t0 + n]))
