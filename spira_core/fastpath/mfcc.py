@@ -7,7 +7,8 @@ What changes (the definition does not):
   elsewhere in the `n_fft` frame, and moving the non-zero part to the start of the zero-padded frame only
   multiplies each FFT bin by a unit phase, which |.|² removes. That is 3x fewer samples to window and copy.
   The samples are padded and windowed in float32, the FFT's own precision (half the bytes of float64, and
-  no cast on the way into the FFT's buffer; a product rounded once to float32 either way).
+  no cast on the way into the FFT's buffer); the window's values are rounded to float32 once, which moves
+  each product by at most an ulp of float32 against the float64 product rounded, far inside the parity bound.
 - One precomputed filterbank and orthonormal DCT-II matrix per parameter set (cached), applied as matrix
   products to all frames at once; |X|² comes from the FFT's output in one pass (a numba kernel,
   `kernels.power_spectrum`) straight into float32 (the reference keeps float64 to the end), so the mel
