@@ -134,6 +134,13 @@ def closed_loop(url: str, clips: list[bytes], concurrency: int, seconds: float) 
     return sum(done) / (time.monotonic() - start), sum(errors)
 
 
+def warm_connections(url: str, clips: list[bytes]) -> None:
+    """One request per clip before a measured step: connections made (with TLS, their handshakes) and the
+    server's first-request work done outside the step."""
+    for data in clips:
+        closed_loop(url, [data], 1, 0.05)
+
+
 def open_loop(
     url: str, clips: list[bytes], rate: float, seconds: float, max_clients: int = 64
 ) -> dict[str, float]:
@@ -379,8 +386,7 @@ def serve_and_measure(
     try:
         cpu, rss = tree_usage(server.pid)
         os.sched_setaffinity(0, {int(c) for c in args.client_cores.split(",")})
-        for data in clips:  # warm the connection path
-            closed_loop(server.url, [data], 1, 0.05)
+        warm_connections(server.url, clips)
         up_pid = uploader.pid() if uploader is not None else None
         result = measure_served(server.url, clips, concurrency, args.seconds, server.pid, up_pid)
         result.update(
@@ -410,6 +416,8 @@ def interleaved(
     lengthens a request (the archive's wait for its fsync) also spaces the clients' next requests, so fewer
     meet in one model batch; an open loop offers both servers the same arrivals. With `tls`, both servers
     listen with TLS only and the client trusts only the stack's CA (the clusters' configuration)."""
+    global _ca
+    _ca = tls.ca if tls is not None else None
     off, _ = _start(work, pin, None, args, "run-ab-off", tls)
     try:
         on, _ = _start(work, pin, stack_env, args, "run-ab-on", tls)
@@ -428,8 +436,7 @@ def interleaved(
     try:
         os.sched_setaffinity(0, {int(c) for c in args.client_cores.split(",")})
         for server in (off, on):
-            for data in clips:
-                closed_loop(server.url, [data], 1, 0.05)
+            warm_connections(server.url, clips)
         contenders = [("off", off), ("on", on), ("in-process", None)]
         for r in range(args.interleave):
             for mode, server in contenders[r % 3 :] + contenders[: r % 3]:
@@ -493,8 +500,7 @@ def tls_side_by_side(work: Path, pin: Path, args, clips: list[bytes], tls: Stack
         for r in range(args.tls_ab):
             for mode, server, ca in servers if r % 2 == 0 else servers[::-1]:
                 _ca = ca
-                for data in clips:  # the connections made (and with TLS, their handshakes) before the step
-                    closed_loop(server.url, [data], 1, 0.05)
+                warm_connections(server.url, clips)
                 cpu0, t0 = tree_usage(server.pid)[0], time.monotonic()
                 rps, _ = closed_loop(server.url, clips, args.interleave_clients, args.seconds)
                 figures[mode].append(
@@ -854,7 +860,7 @@ def main(argv: list[str] | None = None) -> None:
         args.uploader_core = int(args.client_cores.split(",")[0])
     if args.spool is None:
         args.spool = args.work / "spool"
-    global _credential, _ca
+    global _credential
     concurrency = [int(c) for c in args.concurrency.split(",")]
     clips = load_clips(args)
     report: dict[str, object] = {
@@ -892,8 +898,6 @@ def main(argv: list[str] | None = None) -> None:
             elif args.interleave:
                 with archive_stack(args.work, args.spool, args.uploader_core) as (stack_env, credential, tls):
                     _credential = credential  # the off server checks no token; it ignores the header
-                    if args.tls:
-                        _ca = tls.ca
                     report["interleaved"] = interleaved(
                         args.work, pin, stack_env, args, clips, inproc, tls if args.tls else None
                     )
